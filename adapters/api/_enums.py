@@ -1,0 +1,109 @@
+"""Enumerations of the contract: request enums, WorkerError kinds and orchestrator error codes.
+
+Wire values are the original ones (``contracts/openapi/data.yaml``); ``Engine`` is extended with
+``openai`` and ``mock`` as this project decided.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "DeterminismLevel",
+    "Engine",
+    "ErrorCode",
+    "EventKind",
+    "KVHint",
+    "PlacementMode",
+    "Priority",
+    "WorkerErrorKind",
+    "Workload",
+]
+
+
+class _StrEnum(str, Enum):
+    """String enum whose ``str()`` is the wire value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Workload(_StrEnum):
+    COMPLETION = "completion"
+    EMBEDDING = "embedding"
+    RERANK = "rerank"
+
+
+class Engine(_StrEnum):
+    LLAMACPP = "llamacpp"
+    VLLM = "vllm"
+    TGI = "tgi"
+    TRITON = "triton"
+    OPENAI = "openai"
+    MOCK = "mock"
+
+
+class Priority(_StrEnum):
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+
+class DeterminismLevel(_StrEnum):
+    STRICT = "strict"
+    BEST_EFFORT = "best_effort"
+
+
+class KVHint(_StrEnum):
+    REUSE = "reuse"
+    COLD = "cold"
+
+
+class PlacementMode(_StrEnum):
+    PIN = "pin"
+    PREFER = "prefer"
+    AUTO = "auto"
+
+
+class EventKind(_StrEnum):
+    """Kinds of :class:`TokenEvent` (ADAPT-3001)."""
+
+    STARTED = "started"
+    TOKEN = "token"
+    METRICS = "metrics"
+    END = "end"
+    ERROR = "error"
+
+
+class WorkerErrorKind(_StrEnum):
+    """The six WorkerError variants of ADAPT-3002."""
+
+    DEADLINE_UNMET = "DEADLINE_UNMET"
+    POOL_UNAVAILABLE = "POOL_UNAVAILABLE"
+    DECODE_TIMEOUT = "DECODE_TIMEOUT"
+    WORKER_RESET = "WORKER_RESET"
+    INTERNAL = "INTERNAL"
+    ADAPTER = "ADAPTER"
+
+
+class ErrorCode(_StrEnum):
+    """The orchestrator ``ErrorKind`` set; the ``code`` of error events and envelopes."""
+
+    ADMISSION_REJECT = "ADMISSION_REJECT"
+    QUEUE_FULL_DROP_LRU = "QUEUE_FULL_DROP_LRU"
+    INVALID_PARAMS = "INVALID_PARAMS"
+    POOL_UNREADY = "POOL_UNREADY"
+    POOL_UNAVAILABLE = "POOL_UNAVAILABLE"
+    REPLICA_EXHAUSTED = "REPLICA_EXHAUSTED"
+    DECODE_TIMEOUT = "DECODE_TIMEOUT"
+    WORKER_RESET = "WORKER_RESET"
+    INTERNAL = "INTERNAL"
+    DEADLINE_UNMET = "DEADLINE_UNMET"
+    MODEL_DEPRECATED = "MODEL_DEPRECATED"
+    UNTRUSTED_ARTIFACT = "UNTRUSTED_ARTIFACT"
+
+    @classmethod
+    def from_kind(cls, kind: WorkerErrorKind) -> ErrorCode:
+        """Default code for a kind when the mapping table does not say otherwise."""
+        if kind is WorkerErrorKind.ADAPTER:
+            return cls.INTERNAL
+        return cls(kind.value)

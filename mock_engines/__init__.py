@@ -1,0 +1,1 @@
+"""Mock inference engines: one engine core and a thin dialect module per engine."""
