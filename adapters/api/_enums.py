@@ -6,7 +6,7 @@ Wire values are the original ones (``contracts/openapi/data.yaml``); ``Engine`` 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = [
     "DeterminismLevel",
@@ -21,20 +21,13 @@ __all__ = [
 ]
 
 
-class _StrEnum(str, Enum):
-    """String enum whose ``str()`` is the wire value."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-class Workload(_StrEnum):
+class Workload(StrEnum):
     COMPLETION = "completion"
     EMBEDDING = "embedding"
     RERANK = "rerank"
 
 
-class Engine(_StrEnum):
+class Engine(StrEnum):
     LLAMACPP = "llamacpp"
     VLLM = "vllm"
     TGI = "tgi"
@@ -43,28 +36,28 @@ class Engine(_StrEnum):
     MOCK = "mock"
 
 
-class Priority(_StrEnum):
+class Priority(StrEnum):
     INTERACTIVE = "interactive"
     BATCH = "batch"
 
 
-class DeterminismLevel(_StrEnum):
+class DeterminismLevel(StrEnum):
     STRICT = "strict"
     BEST_EFFORT = "best_effort"
 
 
-class KVHint(_StrEnum):
+class KVHint(StrEnum):
     REUSE = "reuse"
     COLD = "cold"
 
 
-class PlacementMode(_StrEnum):
+class PlacementMode(StrEnum):
     PIN = "pin"
     PREFER = "prefer"
     AUTO = "auto"
 
 
-class EventKind(_StrEnum):
+class EventKind(StrEnum):
     """Kinds of :class:`TokenEvent` (ADAPT-3001)."""
 
     STARTED = "started"
@@ -74,7 +67,7 @@ class EventKind(_StrEnum):
     ERROR = "error"
 
 
-class WorkerErrorKind(_StrEnum):
+class WorkerErrorKind(StrEnum):
     """The six WorkerError variants of ADAPT-3002."""
 
     DEADLINE_UNMET = "DEADLINE_UNMET"
@@ -85,7 +78,7 @@ class WorkerErrorKind(_StrEnum):
     ADAPTER = "ADAPTER"
 
 
-class ErrorCode(_StrEnum):
+class ErrorCode(StrEnum):
     """The orchestrator ``ErrorKind`` set; the ``code`` of error events and envelopes."""
 
     ADMISSION_REJECT = "ADMISSION_REJECT"

@@ -8,6 +8,7 @@ as a readable sentence instead of stopping at the first, so a report can show th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ._enums import ErrorCode
 from ._types import TokenEvent
@@ -41,7 +42,8 @@ def check_stream(events: Iterable[TokenEvent]) -> list[str]:
         if kind not in _KINDS:
             problems.append(f"event #{n} has unknown kind {kind!r}")
             continue
-        if not isinstance(ev.data, dict):
+        data: Any = ev.data
+        if not isinstance(data, dict):
             problems.append(f"event #{n} ({kind}) data is not an object")
             continue
         if kind == "started":

@@ -7,7 +7,7 @@ re-types it. Rows are data so the proof bundle can print them (``error_mapping_t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from ._enums import ErrorCode, WorkerErrorKind
 from ._exceptions import WorkerError
@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-class UpstreamCondition(str, Enum):
+class UpstreamCondition(StrEnum):
     """Upstream conditions that are not plain HTTP statuses."""
 
     INVALID_REQUEST = "invalid_request"  # 400 / 422 / validation error event
@@ -50,28 +50,80 @@ class MappingRow:
 
 
 ERROR_MAPPING: tuple[MappingRow, ...] = (
-    MappingRow(UpstreamCondition.INVALID_REQUEST, "400 / 422 / validation error event",
-               WorkerErrorKind.ADAPTER, ErrorCode.INVALID_PARAMS, False),
-    MappingRow(UpstreamCondition.AUTH, "401 / 403",
-               WorkerErrorKind.ADAPTER, ErrorCode.INTERNAL, False),
-    MappingRow(UpstreamCondition.MODEL_NOT_FOUND, "404 model not found",
-               WorkerErrorKind.POOL_UNAVAILABLE, ErrorCode.POOL_UNAVAILABLE, False),
-    MappingRow(UpstreamCondition.OVERLOADED, "429, 503, loading, overloaded event",
-               WorkerErrorKind.POOL_UNAVAILABLE, ErrorCode.POOL_UNAVAILABLE, True, True),
-    MappingRow(UpstreamCondition.SERVER_ERROR, "other 5xx",
-               WorkerErrorKind.WORKER_RESET, ErrorCode.WORKER_RESET, True),
-    MappingRow(UpstreamCondition.RESET, "reset or EOF before the terminal frame",
-               WorkerErrorKind.WORKER_RESET, ErrorCode.WORKER_RESET, True),
-    MappingRow(UpstreamCondition.CONNECT_FAILED, "connect refused / DNS failure",
-               WorkerErrorKind.POOL_UNAVAILABLE, ErrorCode.POOL_UNAVAILABLE, True),
-    MappingRow(UpstreamCondition.TIMEOUT, "no first byte / stall longer than the decode timeout",
-               WorkerErrorKind.DECODE_TIMEOUT, ErrorCode.DECODE_TIMEOUT, True),
-    MappingRow(UpstreamCondition.DEADLINE, "deadline_ms exceeded",
-               WorkerErrorKind.DEADLINE_UNMET, ErrorCode.DEADLINE_UNMET, False),
-    MappingRow(UpstreamCondition.PROTOCOL, "malformed frame, protocol violation",
-               WorkerErrorKind.ADAPTER, ErrorCode.INTERNAL, False),
-    MappingRow(UpstreamCondition.ADAPTER_BUG, "bug inside the adapter",
-               WorkerErrorKind.INTERNAL, ErrorCode.INTERNAL, False),
+    MappingRow(
+        UpstreamCondition.INVALID_REQUEST,
+        "400 / 422 / validation error event",
+        WorkerErrorKind.ADAPTER,
+        ErrorCode.INVALID_PARAMS,
+        False,
+    ),
+    MappingRow(
+        UpstreamCondition.AUTH, "401 / 403", WorkerErrorKind.ADAPTER, ErrorCode.INTERNAL, False
+    ),
+    MappingRow(
+        UpstreamCondition.MODEL_NOT_FOUND,
+        "404 model not found",
+        WorkerErrorKind.POOL_UNAVAILABLE,
+        ErrorCode.POOL_UNAVAILABLE,
+        False,
+    ),
+    MappingRow(
+        UpstreamCondition.OVERLOADED,
+        "429, 503, loading, overloaded event",
+        WorkerErrorKind.POOL_UNAVAILABLE,
+        ErrorCode.POOL_UNAVAILABLE,
+        True,
+        True,
+    ),
+    MappingRow(
+        UpstreamCondition.SERVER_ERROR,
+        "other 5xx",
+        WorkerErrorKind.WORKER_RESET,
+        ErrorCode.WORKER_RESET,
+        True,
+    ),
+    MappingRow(
+        UpstreamCondition.RESET,
+        "reset or EOF before the terminal frame",
+        WorkerErrorKind.WORKER_RESET,
+        ErrorCode.WORKER_RESET,
+        True,
+    ),
+    MappingRow(
+        UpstreamCondition.CONNECT_FAILED,
+        "connect refused / DNS failure",
+        WorkerErrorKind.POOL_UNAVAILABLE,
+        ErrorCode.POOL_UNAVAILABLE,
+        True,
+    ),
+    MappingRow(
+        UpstreamCondition.TIMEOUT,
+        "no first byte / stall longer than the decode timeout",
+        WorkerErrorKind.DECODE_TIMEOUT,
+        ErrorCode.DECODE_TIMEOUT,
+        True,
+    ),
+    MappingRow(
+        UpstreamCondition.DEADLINE,
+        "deadline_ms exceeded",
+        WorkerErrorKind.DEADLINE_UNMET,
+        ErrorCode.DEADLINE_UNMET,
+        False,
+    ),
+    MappingRow(
+        UpstreamCondition.PROTOCOL,
+        "malformed frame, protocol violation",
+        WorkerErrorKind.ADAPTER,
+        ErrorCode.INTERNAL,
+        False,
+    ),
+    MappingRow(
+        UpstreamCondition.ADAPTER_BUG,
+        "bug inside the adapter",
+        WorkerErrorKind.INTERNAL,
+        ErrorCode.INTERNAL,
+        False,
+    ),
 )
 
 _BY_CONDITION = {row.condition: row for row in ERROR_MAPPING}
@@ -134,6 +186,4 @@ def error_for_status(
     cond = _condition_for_status(status)
     if cond is None:
         raise ValueError(f"HTTP status {status} is not an error status")
-    return error_for_condition(
-        cond, message, retry_after_ms=retry_after_ms, upstream_status=status
-    )
+    return error_for_condition(cond, message, retry_after_ms=retry_after_ms, upstream_status=status)

@@ -315,19 +315,25 @@ class TaskRequest:
             _str("sampler_profile_version", self.sampler_profile_version, optional=True),
         )
         s(self, "prompt", _str("prompt", self.prompt, optional=True, nonempty=False))
-        inputs = self.inputs
-        s(self, "inputs", _str_list("inputs", list(inputs) if isinstance(inputs, tuple) else inputs))
+        inputs: Any = self.inputs
+        s(
+            self,
+            "inputs",
+            _str_list("inputs", list(inputs) if isinstance(inputs, tuple) else inputs),
+        )
         s(
             self,
             "expected_tokens",
             _int("expected_tokens", self.expected_tokens, bounds=_I32, minimum=0, optional=True),
         )
         s(self, "kv_hint", _enum(KVHint, "kv_hint", self.kv_hint, optional=True))
-        placement = self.placement
+        placement: Any = self.placement
         if placement is not None and not isinstance(placement, PlacementOverrides):
             s(self, "placement", PlacementOverrides.from_dict(placement))
         if self.workload is Workload.COMPLETION and self.prompt is None and not self.inputs:
-            raise InvalidTaskRequest("prompt", "is required for a completion (or give inputs)", None)
+            raise InvalidTaskRequest(
+                "prompt", "is required for a completion (or give inputs)", None
+            )
 
     @classmethod
     def from_dict(cls, raw: Any) -> TaskRequest:
@@ -338,8 +344,17 @@ class TaskRequest:
         for key in raw:
             if key not in known:
                 raise InvalidTaskRequest(str(key), "is not a TaskRequest field", raw[key])
-        required = ("task_id", "session_id", "workload", "model_ref", "engine", "ctx",
-                    "priority", "max_tokens", "deadline_ms")
+        required = (
+            "task_id",
+            "session_id",
+            "workload",
+            "model_ref",
+            "engine",
+            "ctx",
+            "priority",
+            "max_tokens",
+            "deadline_ms",
+        )
         for name in required:
             if name not in raw:
                 raise InvalidTaskRequest(name, "is required", None)

@@ -54,8 +54,14 @@ def test_error_first_stream_conforms() -> None:
         (lambda s: [s[0], s[2], s[1], *s[3:]], "token index 1, expected 0"),
         (lambda s: [s[0], s[1], s[1], *s[2:]], "token index 0, expected 1"),
         (lambda s: [*s[:-1], TokenEvent("end", {"tokens_out": 2})], "decode_time_ms"),
-        (lambda s: [*s[:-1], TokenEvent("error", {"code": "NOPE", "retriable": True})], "ErrorKind"),
-        (lambda s: [*s[:-1], TokenEvent("error", {"code": "INTERNAL", "retriable": "no"})], "boolean"),
+        (
+            lambda s: [*s[:-1], TokenEvent("error", {"code": "NOPE", "retriable": True})],
+            "ErrorKind",
+        ),
+        (
+            lambda s: [*s[:-1], TokenEvent("error", {"code": "INTERNAL", "retriable": "no"})],
+            "boolean",
+        ),
         (lambda s: [*s[:2], TokenEvent("tok", {}), *s[2:]], "unknown kind"),
         (lambda s: [s[0], *s], "second 'started'"),
         (lambda s: [], "empty"),
