@@ -80,6 +80,31 @@ class WorkerError(LlorchError):
         data["message"] = self.message
         return data
 
+    @classmethod
+    def from_event_data(cls, data: dict[str, Any]) -> WorkerError:
+        """Rebuild an error from a terminal ``error`` event's payload.
+
+        Used by layers above an adapter (the host) that must reason about an error they only saw
+        as an event. Unknown codes become ``INTERNAL`` rather than raising: the caller is judging
+        someone else's output and must not crash on it.
+        """
+        try:
+            code = ErrorCode(data.get("code"))
+        except ValueError:
+            code = ErrorCode.INTERNAL
+        try:
+            kind = WorkerErrorKind(code.value)
+        except ValueError:
+            kind = WorkerErrorKind.ADAPTER
+        ra = data.get("retry_after_ms")
+        return cls(
+            kind,
+            str(data.get("message", "")),
+            code=code,
+            retriable=data.get("retriable") is True,
+            retry_after_ms=ra if isinstance(ra, int) and not isinstance(ra, bool) else None,
+        )
+
     def __repr__(self) -> str:
         return (
             f"WorkerError(kind={self.kind.value}, code={self.code.value}, "

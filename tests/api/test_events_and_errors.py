@@ -158,3 +158,17 @@ def test_exception_tree_keeps_failures_and_errors_apart() -> None:
     failure = ConformanceFailure("ADAPT-3001", "unknown event kind", "saw 'tok'")
     assert str(failure) == "ADAPT-3001: unknown event kind — saw 'tok'"
     assert failure.requirement == "ADAPT-3001"
+
+
+def test_error_round_trips_through_event_data() -> None:
+    err = error_for_status(503, "loading", retry_after_ms=700)
+    back = WorkerError.from_event_data(TokenEvent.error(err).data)
+    assert (back.kind, back.code, back.retriable, back.retry_after_ms, back.message) == (
+        err.kind,
+        err.code,
+        err.retriable,
+        err.retry_after_ms,
+        err.message,
+    )
+    odd = WorkerError.from_event_data({"code": "NOPE", "retriable": "yes", "retry_after_ms": True})
+    assert odd.code is ErrorCode.INTERNAL and odd.retriable is False and odd.retry_after_ms is None
