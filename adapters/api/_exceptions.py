@@ -89,7 +89,7 @@ class WorkerError(LlorchError):
         someone else's output and must not crash on it.
         """
         try:
-            code = ErrorCode(data.get("code"))
+            code = ErrorCode(str(data.get("code")))
         except ValueError:
             code = ErrorCode.INTERNAL
         try:
