@@ -1,0 +1,216 @@
+"""The shared HTTP client: explicit config in, a pooled ``httpx.AsyncClient`` out.
+
+Wire facts and choices, and where they come from:
+
+* Defaults are the original http-util client defaults (reference §2.4, HTU-1001): connect 5 s,
+  request 30 s, pool idle 90 s, 8 idle connections per host, TLS verification on, HTTP/2 preferred
+  (negotiated by ALPN over TLS, HTTP/1.1 otherwise; httpx never does h2c by itself).
+* Nothing comes from the environment (HTU-EXP-1101, HTU-SEC-1401): ``trust_env=False`` so
+  ``HTTP(S)_PROXY``, ``SSL_CERT_FILE`` and ``.netrc`` are ignored; a proxy is used only when
+  ``HttpClientConfig.proxy`` names it. A CA file path in ``verify`` becomes an
+  :class:`ssl.SSLContext` here (httpx 0.28 deprecates ``verify=<str>``).
+* httpx has no "whole request" timeout, only per-operation ones; :func:`fetch` enforces
+  ``total_timeout_s`` for non-streaming calls and :func:`open_stream` bounds the wait for response
+  headers. Streams bound silence with :func:`aiter_sse`/:func:`aiter_chunks`' own timer.
+* The config's ``repr`` redacts default headers and proxy credentials: configs end up in logs.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import anyio
+import httpx
+
+from adapters.api import ConfigError, UpstreamCondition, error_for_condition
+
+from ._errors import error_from_exception, error_from_response
+from ._redact import redact_headers, redact_url
+
+__all__ = ["HttpClientConfig", "build_client", "fetch", "open_stream"]
+
+@dataclass(frozen=True)
+class HttpClientConfig:
+    """Every knob of the shared client, explicit (never read from the environment)."""
+
+    connect_timeout_s: float = 5.0
+    first_byte_timeout_s: float = 30.0  # request sent -> response headers / first body byte
+    inter_chunk_timeout_s: float = 30.0  # max silence between body chunks of a stream
+    total_timeout_s: float = 30.0  # whole non-streaming request
+    max_connections: int = 100
+    max_keepalive_connections: int = 8
+    keepalive_expiry_s: float = 90.0
+    http2: bool = True  # negotiated by ALPN over TLS; HTTP/1.1 fallback
+    verify: bool | str | ssl.SSLContext = True  # False only when a test asks for it explicitly
+    proxy: str | None = None  # explicit proxies only; trust_env is always False
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "connect_timeout_s",
+            "first_byte_timeout_s",
+            "inter_chunk_timeout_s",
+            "total_timeout_s",
+            "keepalive_expiry_s",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(
+                    f"HttpClientConfig.{name} must be a positive number, got {value!r}"
+                )
+        if self.max_connections < 1 or self.max_keepalive_connections < 0:
+            raise ConfigError(
+                "HttpClientConfig: max_connections must be >= 1 and max_keepalive_connections >= 0"
+            )
+        if isinstance(self.verify, str) and not os.path.exists(self.verify):
+            raise ConfigError(f"HttpClientConfig.verify: CA bundle {self.verify!r} does not exist")
+        # Freeze a private copy so a caller mutating its dict cannot change a live config.
+        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
+
+    def __repr__(self) -> str:
+        proxy = redact_url(self.proxy) if self.proxy else None
+        verify = self.verify if not isinstance(self.verify, ssl.SSLContext) else "<SSLContext>"
+        return (
+            f"HttpClientConfig(connect_timeout_s={self.connect_timeout_s}, "
+            f"first_byte_timeout_s={self.first_byte_timeout_s}, "
+            f"inter_chunk_timeout_s={self.inter_chunk_timeout_s}, "
+            f"total_timeout_s={self.total_timeout_s}, max_connections={self.max_connections}, "
+            f"max_keepalive_connections={self.max_keepalive_connections}, "
+            f"keepalive_expiry_s={self.keepalive_expiry_s}, http2={self.http2}, "
+            f"verify={verify!r}, proxy={proxy!r}, headers={redact_headers(self.headers)!r})"
+        )
+
+    __str__ = __repr__
+
+    def timeout(self) -> httpx.Timeout:
+        """The per-operation httpx timeouts this config implies."""
+        return httpx.Timeout(
+            self.total_timeout_s,
+            connect=self.connect_timeout_s,
+            read=self.first_byte_timeout_s,
+            pool=self.first_byte_timeout_s,
+        )
+
+
+def _ssl_context(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return verify
+
+
+def build_client(config: HttpClientConfig = HttpClientConfig()) -> httpx.AsyncClient:
+    """A pooled ``httpx.AsyncClient`` configured from ``config`` only; the caller closes it.
+
+    Share one client per adapter (HTU-PERF-1301): connection reuse, and HTTP/2 multiplexing when
+    the server offers it, only happen inside one client.
+    """
+    return httpx.AsyncClient(
+        http2=config.http2,
+        verify=_ssl_context(config.verify),
+        proxy=config.proxy,
+        trust_env=False,
+        headers=dict(config.headers),
+        limits=httpx.Limits(
+            max_connections=config.max_connections,
+            max_keepalive_connections=config.max_keepalive_connections,
+            keepalive_expiry=config.keepalive_expiry_s,
+        ),
+        timeout=config.timeout(),
+        follow_redirects=False,
+    )
+
+
+def _stage_of(exc: BaseException) -> Literal["connect", "first_byte"]:
+    return "connect" if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) else "first_byte"
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str | httpx.URL,
+    *,
+    total_timeout_s: float,
+    secrets: Iterable[str] = (),
+    **kwargs: Any,
+) -> httpx.Response:
+    """One non-streaming request with the whole exchange bounded by ``total_timeout_s``.
+
+    Returns the (fully read) response for a status below 400. Raises the mapped
+    :class:`WorkerError` for an error status (:func:`error_from_response`), a transport failure
+    (:func:`error_from_exception`) or running out of time (DECODE_TIMEOUT). ``kwargs`` go to
+    ``client.request``.
+    """
+    secrets = tuple(secrets)
+    try:
+        with anyio.fail_after(total_timeout_s):
+            response = await client.request(method, url, **kwargs)
+    except TimeoutError:
+        raise error_for_condition(
+            UpstreamCondition.TIMEOUT, f"no complete response within {total_timeout_s:g} s"
+        ) from None
+    except (httpx.TransportError, OSError) as exc:
+        raise error_from_exception(exc, stage=_stage_of(exc), secrets=secrets) from exc
+    if response.status_code >= 400:
+        raise error_from_response(
+            response.status_code, response.headers, response.content, secrets=secrets
+        )
+    return response
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]
+
+
+@asynccontextmanager
+async def open_stream(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str | httpx.URL,
+    *,
+    first_byte_timeout_s: float | None,
+    secrets: Iterable[str] = (),
+    max_error_body_bytes: int = 64 * 1024,
+    **kwargs: Any,
+) -> AsyncIterator[httpx.Response]:
+    """Send a streaming request; yield the response once its headers arrived with status < 400.
+
+    Waiting for the headers is bounded by ``first_byte_timeout_s`` (DECODE_TIMEOUT when exceeded,
+    ``None``: the client's timeouts only). An error status is read (at most
+    ``max_error_body_bytes``, within the same budget) and raised as the mapped
+    :class:`WorkerError`, so the caller only ever streams a successful body. Leaving the block
+    closes the response, which closes (or returns) the upstream connection — that is how a
+    cancelled task stops the engine.
+    """
+    secrets = tuple(secrets)
+    async with AsyncExitStack() as stack:
+        try:
+            with anyio.fail_after(first_byte_timeout_s):
+                response = await stack.enter_async_context(client.stream(method, url, **kwargs))
+                if response.status_code >= 400:
+                    body = await _read_limited(response, max_error_body_bytes)
+                    raise error_from_response(
+                        response.status_code, response.headers, body, secrets=secrets
+                    )
+        except TimeoutError:
+            raise error_for_condition(
+                UpstreamCondition.TIMEOUT,
+                f"before first byte: no response within {first_byte_timeout_s:g} s",
+            ) from None
+        except (httpx.TransportError, OSError) as exc:
+            raise error_from_exception(exc, stage=_stage_of(exc), secrets=secrets) from exc
+        yield response

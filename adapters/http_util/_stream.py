@@ -1,0 +1,106 @@
+"""Reading a streaming response body incrementally, with a silence timer and mapped errors.
+
+Choices, and where they come from:
+
+* Incremental: each chunk is handed on as soon as httpx reads it (principle 4, HTU-1003); the body
+  is never buffered. ``aiter_bytes`` is used (not ``aiter_raw``) so a compressed body is
+  decompressed, and it passes network chunks through unchanged otherwise.
+* The inter-chunk timer is our own ``anyio.fail_after`` around each read (DESIGN.md: "stall longer
+  than the decode timeout" → DECODE_TIMEOUT), independent of the client's read timeout, so a
+  caller can give a stream a tighter or looser silence budget than the client default.
+* A transport failure mid-body (reset, incomplete chunked body, h2 stream reset) → WORKER_RESET;
+  the body ending in the middle of an SSE event is also a reset: bytes were lost. A clean end
+  after a complete event is a normal end (engines like llama.cpp ``/completion``, TGI
+  ``/generate_stream`` and Triton end streams by closing them; engine-dialects §0).
+* The timer never spans a ``yield``: the consumer's own time is not the engine's silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterable
+from typing import cast
+
+import anyio
+import httpx
+
+from adapters.api import UpstreamCondition, WorkerError, error_for_condition
+
+from ._errors import error_from_exception
+from ._sse import SSEDecoder, SSEEvent
+
+__all__ = ["aiter_chunks", "aiter_sse"]
+
+
+def _stall_error(timeout_s: float) -> WorkerError:
+    return error_for_condition(
+        UpstreamCondition.TIMEOUT,
+        f"mid-stream: no bytes for {timeout_s:g} s (inter-chunk timeout)",
+    )
+
+
+async def aiter_chunks(
+    response: httpx.Response,
+    *,
+    inter_chunk_timeout_s: float | None,
+    secrets: Iterable[str] = (),
+) -> AsyncGenerator[bytes, None]:
+    """Yield the body's byte chunks as they arrive.
+
+    Silence longer than ``inter_chunk_timeout_s`` → :class:`WorkerError` DECODE_TIMEOUT; a
+    transport error → the mapped :class:`WorkerError` (WORKER_RESET for resets and premature
+    close, DECODE_TIMEOUT for the client's own read timeout). ``None`` disables our timer.
+    """
+    # httpx declares AsyncIterator but returns an async generator; close it explicitly so the
+    # stream is released even when our consumer stops early.
+    chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    try:
+        while True:
+            try:
+                if inter_chunk_timeout_s is None:
+                    chunk = await chunks.__anext__()
+                else:
+                    with anyio.fail_after(inter_chunk_timeout_s):
+                        chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise _stall_error(inter_chunk_timeout_s or 0.0) from None
+            except (
+                httpx.TransportError,
+                OSError,
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+            ) as exc:
+                raise error_from_exception(exc, stage="stream", secrets=secrets) from exc
+            if chunk:
+                yield chunk
+    finally:
+        await chunks.aclose()
+
+
+async def aiter_sse(
+    response: httpx.Response,
+    *,
+    inter_chunk_timeout_s: float | None,
+    decoder: SSEDecoder | None = None,
+    secrets: Iterable[str] = (),
+) -> AsyncGenerator[SSEEvent, None]:
+    """Yield each :class:`SSEEvent` of ``response`` as soon as its bytes have arrived.
+
+    Errors as in :func:`aiter_chunks`; :class:`SSEDecodeError` from the decoder passes through; a
+    body that ends inside an event raises WORKER_RESET. Pass your own ``decoder`` to read its
+    ``comments``/``last_event_id`` afterwards or to set limits.
+    """
+    dec = decoder if decoder is not None else SSEDecoder()
+    chunks = aiter_chunks(response, inter_chunk_timeout_s=inter_chunk_timeout_s, secrets=secrets)
+    try:
+        async for chunk in chunks:
+            for event in dec.feed(chunk):
+                yield event
+    finally:
+        await chunks.aclose()
+    dec.close()
+    if dec.truncated:
+        raise error_for_condition(
+            UpstreamCondition.RESET, "mid-stream: body ended inside an SSE event"
+        )
