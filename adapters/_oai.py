@@ -1,0 +1,107 @@
+"""The OpenAI-style stream shared by the vLLM and OpenAI adapters.
+
+Wire facts (reference/engine-dialects.md §2 and §4; vllm ``serving_chat.py`` /
+``serving_completion.py``, the OpenAI OpenAPI spec in openai-python):
+
+* data-only SSE, ``data: {json}`` per chunk, terminated by ``data: [DONE]`` — a stream that ends
+  without ``[DONE]`` lost its terminal frame (WORKER_RESET), even if a ``finish_reason`` was seen,
+  because the usage chunk may still have been due.
+* ``/v1/completions`` chunks carry ``choices[0].text``; chat chunks ``choices[0].delta.content``
+  (the first chat chunk has ``role`` and an empty or null ``content``: no token).
+* ``finish_reason`` (``stop|length|...``) rides on the last token's chunk (vLLM) or on an empty
+  delta (OpenAI); vLLM adds ``stop_reason`` (the matched stop string, a token id or null).
+* ``stream_options: {include_usage: true}`` → a chunk with ``choices: []`` and ``usage``
+  (``prompt_tokens``, ``completion_tokens``) before ``[DONE]``.
+* In-stream errors: ``data: {"error": {message, type, code}}`` (vLLM then sends ``[DONE]``); the
+  old vLLM flat form ``{"object": "error", ...}`` too. ``code`` is an HTTP status int on vLLM and a
+  string (``rate_limit_exceeded``) on OpenAI.
+* Only choice ``index`` 0 is read (``n`` is always 1 here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._base import HttpAdapter, StreamState, json_frame, protocol_error
+from .api import TaskRequest
+from .llamacpp import engine_error
+
+__all__ = ["OpenAIStyleAdapter"]
+
+
+class OpenAIStyleAdapter(HttpAdapter):
+    """Common body building and frame parsing of OpenAI-compatible streams."""
+
+    #: ``"completions"`` or ``"chat"``; per request ``extra["endpoint"]`` overrides it.
+    default_endpoint: str = "completions"
+    #: Path prefix of the API (``/v1``).
+    api_prefix: str = "/v1"
+
+    def _endpoint(self, request: TaskRequest) -> str:
+        endpoint = request.extra.get("endpoint", self.default_endpoint)
+        return "chat" if endpoint == "chat" else "completions"
+
+    def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {"model": self.model or request.model_ref}
+        if self._endpoint(request) == "chat":
+            path = f"{self.api_prefix}/chat/completions"
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            path = f"{self.api_prefix}/completions"
+            body["prompt"] = prompt
+        body["max_tokens"] = request.max_tokens
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if self._strict(request):
+            body["temperature"] = 0.0
+            body["top_p"] = 1.0
+        stop = request.extra.get("stop")
+        if stop:
+            body["stop"] = list(stop) if not isinstance(stop, str) else [stop]
+        return path, body
+
+    def _parse_frame(self, data: str, st: StreamState) -> str | None:
+        if data == "[DONE]":
+            st.done = True
+            return None
+        obj = json_frame(data)
+        if not isinstance(obj, dict):
+            raise protocol_error("stream chunk is not a JSON object")
+        err = obj.get("error")
+        if err:
+            raise engine_error(err)
+        if obj.get("object") == "error":
+            raise engine_error(obj)
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if isinstance(pt, int):
+                st.prompt_tokens = pt
+            if isinstance(ct, int):
+                st.completion_tokens = ct
+        choices = obj.get("choices")
+        if not choices:
+            return None
+        choice = choices[0]
+        if not isinstance(choice, dict):
+            raise protocol_error("stream chunk choice is not an object")
+        if choice.get("index", 0) != 0:
+            return None
+        finish = choice.get("finish_reason")
+        if finish:
+            st.set_stop(str(finish))
+            stop_reason = choice.get("stop_reason")
+            if isinstance(stop_reason, str) and stop_reason:
+                st.stop_string = stop_reason
+            elif st.stop_reason == "stop" and stop_reason is None and "stop_reason" in choice:
+                # vLLM: finish_reason "stop" with stop_reason null means EOS.
+                st.stop_reason = "eos"
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if text is None:
+            return None
+        if not isinstance(text, str):
+            raise protocol_error("stream chunk text is not a string")
+        return text

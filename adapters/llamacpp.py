@@ -1,0 +1,194 @@
+"""llama.cpp ``llama-server`` adapter over its *native* API (OC-ADAPT-5001/5002/5011, ORCH-3054).
+
+Wire facts used (reference/engine-dialects.md §1, from ggml-org/llama.cpp ``tools/server``):
+
+* ``POST /completion`` with ``stream: true`` — never the OpenAI-compatible routes
+  (OC-ADAPT-5002). Body fields: ``prompt``, ``n_predict``, ``seed``, ``temperature``, ``top_p``,
+  ``stop``, ``cache_prompt``. Frames are ``data: {json}`` with ``content``, ``stop``,
+  ``tokens_predicted``, ``tokens_evaluated``; the final frame has ``stop: true``, ``stop_type``
+  (``none|eos|limit|word``), ``stopping_word`` and ``timings``. There is **no** ``[DONE]``: a
+  stream that ends without the ``stop: true`` frame is an EOF before the terminal frame
+  (WORKER_RESET). An in-stream error is ``data: {"error": {code, message, type}}`` and the stream
+  closes; its ``code`` is an HTTP status and maps through the table like one.
+* ``tokens_predicted`` counts generated tokens and rises by one per frame; a repeat or reversal is
+  a protocol violation (``frame.duplicate_index`` / ``frame.out_of_order_index``).
+* Readiness: ``GET /health`` → 200 ready; 503 ``Loading model`` (every route answers so while
+  loading) → live but not ready; refused → not live.
+* Capacity: ``GET /slots`` (per-slot ``is_processing``) → slots total/free; when slots are
+  disabled (501) ``GET /props`` ``total_slots``.
+* Capabilities and version: ``GET /props`` → ``default_generation_settings.n_ctx`` (ctx_max),
+  ``total_slots`` and ``build_info`` (``b<build>-<commit>``), the stable engine version.
+* Determinism (``determinism: strict``): ``temperature 0``, ``top_p 1``, ``cache_prompt false``
+  (the server documents prompt caching as possibly non-deterministic) and the request seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._base import HttpAdapter, StreamState, json_frame, protocol_error
+from .api import (
+    Capabilities,
+    TaskRequest,
+    UpstreamCondition,
+    WorkerError,
+    WorkerHealth,
+    WorkerProps,
+    error_for_condition,
+    error_for_status,
+)
+
+__all__ = ["LlamaCppAdapter", "engine_error"]
+
+_READY = frozenset({200})
+_NOT_READY = frozenset({503})
+
+
+def engine_error(err: Any) -> WorkerError:
+    """An in-stream error object of an engine (``{code?, message, type?}`` or a string) → WorkerError.
+
+    A numeric ``code`` is an HTTP status (llama.cpp, vLLM); otherwise the ``type`` word decides:
+    validation words → INVALID_PARAMS, overload/unavailable words → POOL_UNAVAILABLE (retriable),
+    anything else → the table's server-error row (WORKER_RESET, retriable).
+    """
+    if isinstance(err, dict):
+        message = str(err.get("message") or err.get("type") or "engine error")
+        code = err.get("code")
+        kind = str(err.get("type") or err.get("error_type") or "")
+    else:
+        message, code, kind = str(err), None, ""
+    text = f"engine error in stream: {message}"[:200]
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
+        return error_for_status(code, text)
+    return error_for_condition(condition_for_error_type(kind, message), text)
+
+
+def condition_for_error_type(kind: str, message: str = "") -> UpstreamCondition:
+    """Classify an engine's error-type word (TGI ``error_type``, OpenAI ``type``/``code``)."""
+    word = f"{kind} {message}".lower()
+    if any(w in word for w in ("overload", "unavailable", "rate_limit", "loading", "capacity")):
+        return UpstreamCondition.OVERLOADED
+    if any(w in word for w in ("validation", "invalid", "bad request", "badrequest")):
+        return UpstreamCondition.INVALID_REQUEST
+    if "not_found" in word or "notfound" in word:
+        return UpstreamCondition.MODEL_NOT_FOUND
+    if "auth" in word or "permission" in word:
+        return UpstreamCondition.AUTH
+    return UpstreamCondition.SERVER_ERROR
+
+
+class LlamaCppAdapter(HttpAdapter):
+    """Adapter for ``llama-server``; construct with ``(base_url, **explicit config)``."""
+
+    engine = "llamacpp"
+
+    async def health(self) -> WorkerHealth:
+        return await self.probe("/health", ready=_READY, not_ready=_NOT_READY)
+
+    async def props(self) -> WorkerProps:
+        try:
+            resp = await self.get("/slots", accept=frozenset({200, 501}))
+        except WorkerError:
+            raise
+        if resp.status_code == 200:
+            slots = resp.json()
+            if not isinstance(slots, list):
+                raise protocol_error("GET /slots: expected a JSON array")
+            busy = sum(1 for s in slots if isinstance(s, dict) and s.get("is_processing"))
+            return WorkerProps(slots_total=len(slots), slots_free=len(slots) - busy)
+        props = await self.get_object("/props")
+        total = props.get("total_slots")
+        return WorkerProps(slots_total=total if isinstance(total, int) else None, slots_free=None)
+
+    async def capabilities(self) -> Capabilities:
+        props = await self.get_object("/props")
+        settings = props.get("default_generation_settings")
+        n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+        if not isinstance(n_ctx, int):
+            n_ctx = props.get("n_ctx") if isinstance(props.get("n_ctx"), int) else None
+        self._ctx_max = n_ctx
+        build = props.get("build_info")
+        if isinstance(build, str) and build:
+            self._engine_version = build
+        total = props.get("total_slots")
+        return Capabilities(
+            engine=self.engine,
+            engine_version=await self.engine_version(),
+            sampler_profile_version=self.sampler_profile_version,
+            ctx_max=n_ctx,
+            max_tokens_out=n_ctx,
+            slots=total if isinstance(total, int) else None,
+            supported_workloads=("completion",),
+            features=("seed", "stop", "native_completion", "cancel:close"),
+        )
+
+    async def _fetch_engine_version(self, *, retry: bool) -> str:
+        props = await self.get_object("/props", retry=retry)
+        build = props.get("build_info")
+        if not isinstance(build, str) or not build:
+            raise protocol_error("GET /props: no build_info")
+        return build
+
+    def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "n_predict": request.max_tokens,
+            "stream": True,
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if self._strict(request):
+            body["temperature"] = 0.0
+            body["top_p"] = 1.0
+            body["cache_prompt"] = False
+        stop = request.extra.get("stop")
+        if stop:
+            body["stop"] = list(stop) if not isinstance(stop, str) else [stop]
+        return "/completion", body
+
+    def _parse_frame(self, data: str, st: StreamState) -> str | None:
+        obj = json_frame(data)
+        if not isinstance(obj, dict):
+            raise protocol_error("llama.cpp frame is not a JSON object")
+        if "error" in obj:
+            raise engine_error(obj["error"])
+        predicted = obj.get("tokens_predicted")
+        content = obj.get("content")
+        if obj.get("stop") is True:
+            st.done = True
+            stop_type = obj.get("stop_type")
+            st.set_stop(stop_type if isinstance(stop_type, str) and stop_type != "none" else "eos")
+            word = obj.get("stopping_word")
+            if isinstance(word, str) and word:
+                st.stop_string = word
+            timings = obj.get("timings")
+            prompt_n = timings.get("prompt_n") if isinstance(timings, dict) else None
+            evaluated = obj.get("tokens_evaluated")
+            st.prompt_tokens = (
+                evaluated
+                if isinstance(evaluated, int)
+                else prompt_n
+                if isinstance(prompt_n, int)
+                else None
+            )
+            if isinstance(predicted, int):
+                st.completion_tokens = predicted
+            # Current builds send "" here; older ones repeat the whole text (same
+            # tokens_predicted as the last partial). Only a frame that also advances the count
+            # carries a new token.
+            last = st.last_index
+            if (
+                isinstance(content, str)
+                and content
+                and isinstance(predicted, int)
+                and predicted == (0 if last is None else last) + 1
+            ):
+                st.last_index = predicted
+                return content
+            return None
+        st.check_index(predicted)
+        if content is None:
+            return None
+        if not isinstance(content, str):
+            raise protocol_error("llama.cpp frame 'content' is not a string")
+        return content

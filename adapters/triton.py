@@ -1,0 +1,175 @@
+"""NVIDIA Triton Inference Server adapter, generate extension (OC-ADAPT-5060/5070, ORCH-3057).
+
+Wire facts used (reference/engine-dialects.md §5, triton-inference-server/server
+``http_server.cc`` and the generate-extension doc):
+
+* ``POST /v2/models/{model}/generate_stream`` with ``{"id", "text_input", "parameters": {stream:
+  true, max_tokens, seed, temperature, top_p}}`` (sampling knobs travel as untyped parameters;
+  ``determinism: strict`` sends ``temperature 0`` and ``top_p 1``). Each model response is one
+  ``data: {json}`` event with ``text_output`` (and ``model_name``, ``model_version``, the echoed
+  ``id``). There is **no terminator**: the chunked body ends after the final response, so a clean
+  end of body is the end of the stream (``eof_is_terminal``), while a reset or a body cut inside
+  an event is WORKER_RESET. When a response carries ``finish_reason`` (backends that export it)
+  it is kept, otherwise the stop reason is ``length`` when ``max_tokens`` outputs arrived and
+  ``eos`` before that.
+* Errors: ``{"error": "<message>"}`` — as the HTTP body before the stream (status from the Triton
+  error code: 400 invalid argument, 404 unknown model, 503 unavailable, 500 internal), or as an
+  SSE event inside the stream (status 200 after the first response; when the *first* response
+  fails the status is already the error but the body is still SSE-framed, so the ``data:`` prefix
+  is unwrapped before reading the message).
+* ``GET /v2/health/ready``: 200 ready, 400 not ready (then ``/v2/health/live`` says if the process
+  is live); refused while the repository loads.
+* ``GET /v2`` server metadata ``version`` → engine version ``<version>``; ``GET
+  /v2/models/{model}/config`` → ``instance_group[].count`` (slots) and ``parameters`` (a
+  ``max_model_len``/``max_tokens`` entry gives ctx_max) when the server exposes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ._base import HttpAdapter, StreamState, json_frame, protocol_error
+from .api import (
+    Capabilities,
+    ConfigError,
+    TaskRequest,
+    WorkerError,
+    WorkerHealth,
+    WorkerProps,
+)
+from .http_util import error_from_response
+from .llamacpp import engine_error
+
+__all__ = ["TritonAdapter"]
+
+
+class TritonAdapter(HttpAdapter):
+    """Adapter for Triton's generate extension; needs ``model`` (the Triton model name)."""
+
+    engine = "triton"
+    eof_is_terminal = True
+
+    def __init__(self, base_url: str, *, model: str, **config: Any) -> None:
+        if not model:
+            raise ConfigError("triton: model (the Triton model name) is required")
+        super().__init__(base_url, model=model, **config)
+        self._max_tokens: dict[str, int] = {}
+
+    def _model_path(self) -> str:
+        return f"/v2/models/{self.model}"
+
+    async def health(self) -> WorkerHealth:
+        ready = await self.probe(
+            "/v2/health/ready", ready=frozenset({200}), not_ready=frozenset({400})
+        )
+        if ready.ready or not ready.live:
+            return ready
+        live = await self.probe(
+            "/v2/health/live", ready=frozenset({200}), not_ready=frozenset({400})
+        )
+        return WorkerHealth(live=live.ready, ready=False)
+
+    async def _config(self) -> dict[str, Any] | None:
+        try:
+            resp = await self.get(
+                f"{self._model_path()}/config", accept=frozenset({200, 400, 404, 501})
+            )
+        except WorkerError:
+            raise
+        if resp.status_code != 200:
+            return None
+        doc = resp.json()
+        return doc if isinstance(doc, dict) else None
+
+    async def props(self) -> WorkerProps:
+        await self.get(f"{self._model_path()}/ready", accept=frozenset({200, 400}))
+        config = await self._config()
+        total = _instances(config)
+        return WorkerProps(slots_total=total, slots_free=None)
+
+    async def capabilities(self) -> Capabilities:
+        await self.get_object(self._model_path())  # model metadata: the model must exist
+        config = await self._config()
+        ctx_max = _ctx_from_config(config)
+        self._ctx_max = ctx_max
+        return Capabilities(
+            engine=self.engine,
+            engine_version=await self.engine_version(),
+            sampler_profile_version=self.sampler_profile_version,
+            ctx_max=ctx_max,
+            max_tokens_out=ctx_max,
+            slots=_instances(config),
+            supported_workloads=("completion",),
+            features=("seed", "generate_stream", "cancel:close"),
+        )
+
+    async def _fetch_engine_version(self, *, retry: bool) -> str:
+        doc = await self.get_object("/v2", retry=retry)
+        version = doc.get("version")
+        if not isinstance(version, str) or not version:
+            raise protocol_error("GET /v2: no version")
+        return version
+
+    def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
+        params: dict[str, Any] = {"stream": True, "max_tokens": request.max_tokens}
+        if request.seed is not None:
+            params["seed"] = request.seed
+        if self._strict(request):
+            params["temperature"] = 0.0
+            params["top_p"] = 1.0
+        body = {"id": request.task_id, "text_input": prompt, "parameters": params}
+        return f"{self._model_path()}/generate_stream", body
+
+    def _finalize(self, st: StreamState, request: TaskRequest, emitted: int) -> None:
+        if st.stop_reason is None:
+            st.stop_reason = "length" if emitted >= request.max_tokens else "eos"
+
+    def _status_error(self, status: int, headers: httpx.Headers, body: bytes) -> WorkerError:
+        text = body.strip()
+        if text.startswith(b"data:"):
+            text = text[5:].strip()
+        return error_from_response(status, headers, text, secrets=self._secrets)
+
+    def _parse_frame(self, data: str, st: StreamState) -> str | None:
+        obj = json_frame(data)
+        if not isinstance(obj, dict):
+            raise protocol_error("Triton response is not a JSON object")
+        if "error" in obj:
+            raise engine_error(obj["error"])
+        finish = obj.get("finish_reason")
+        if isinstance(finish, str) and finish:
+            st.set_stop(finish)
+        text = obj.get("text_output")
+        if text is None:
+            return None
+        if not isinstance(text, str):
+            raise protocol_error("Triton text_output is not a string")
+        return text
+
+
+def _instances(config: dict[str, Any] | None) -> int | None:
+    if not config:
+        return None
+    groups = config.get("instance_group")
+    if not isinstance(groups, list):
+        return None
+    total = sum(g.get("count", 1) for g in groups if isinstance(g, dict))
+    return total or None
+
+
+def _ctx_from_config(config: dict[str, Any] | None) -> int | None:
+    if not config:
+        return None
+    params = config.get("parameters")
+    if not isinstance(params, dict):
+        return None
+    for key in ("max_model_len", "max_tokens", "max_seq_len"):
+        entry = params.get(key)
+        value = entry.get("string_value") if isinstance(entry, dict) else entry
+        try:
+            return int(value) if value is not None else None
+        except (TypeError, ValueError):
+            continue
+    return None
