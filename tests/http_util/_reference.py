@@ -61,10 +61,9 @@ def reference_events(raw: bytes) -> tuple[list[SSEEvent], bool]:
         elif name == "id":
             if "\0" not in value:
                 last_id = value
-        elif name == "retry":
-            if value and all(ch in "0123456789" for ch in value):
-                digits = value.lstrip("0")
-                if len(digits) <= _MAX_RETRY_DIGITS:
-                    retry = int(digits or "0")
+        elif name == "retry" and value and all(ch in "0123456789" for ch in value):
+            digits = value.lstrip("0")
+            if len(digits) <= _MAX_RETRY_DIGITS:
+                retry = int(digits or "0")
     truncated = bool(tail) or bool(data) or seen_field
     return events, truncated

@@ -71,7 +71,9 @@ class App:
             await _json(send, 404, b'{"error":"not found"}')
 
     async def _status(self, code: int, send: Send) -> None:
-        body = json.dumps({"error": {"message": f"status {code} for api_key=sk-live-abcdefghijklmnop"}})
+        body = json.dumps(
+            {"error": {"message": f"status {code} for api_key=sk-live-abcdefghijklmnop"}}
+        )
         extra = [(b"retry-after", b"2")] if code in (429, 503) else []
         await _json(send, code, body.encode(), extra)
 

@@ -105,7 +105,11 @@ def test_event_without_data_is_not_dispatched() -> None:
 
 def test_event_type_and_its_reset_after_dispatch() -> None:
     events, _ = decode(b"event: token\ndata: a\n\ndata: b\n\nevent:\ndata: c\n\n")
-    assert [(e.event, e.data) for e in events] == [("token", "a"), ("message", "b"), ("message", "c")]
+    assert [(e.event, e.data) for e in events] == [
+        ("token", "a"),
+        ("message", "b"),
+        ("message", "c"),
+    ]
 
 
 def test_event_type_reset_even_when_nothing_dispatched() -> None:
@@ -361,8 +365,24 @@ _SSEISH = st.lists(
     st.one_of(
         st.binary(max_size=8),
         st.sampled_from(
-            [b"data:", b"data: ", b"event:", b"id:", b"retry:", b"\r", b"\n", b"\r\n", b":",
-             b"\xef\xbb\xbf", b"\x00", b"\xe2\x82", b"\xac", b"\xf0\x9f", b"12", b" "]
+            [
+                b"data:",
+                b"data: ",
+                b"event:",
+                b"id:",
+                b"retry:",
+                b"\r",
+                b"\n",
+                b"\r\n",
+                b":",
+                b"\xef\xbb\xbf",
+                b"\x00",
+                b"\xe2\x82",
+                b"\xac",
+                b"\xf0\x9f",
+                b"12",
+                b" ",
+            ]
         ),
     ),
     max_size=40,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import anyio
+import httpx
 import pytest
 
 from adapters.api import ErrorCode, SSEDecodeError, WorkerError, WorkerErrorKind
@@ -22,19 +26,24 @@ pytestmark = pytest.mark.anyio
 CONFIG = HttpClientConfig(connect_timeout_s=2, first_byte_timeout_s=5, total_timeout_s=5)
 
 
+@asynccontextmanager
+async def stream(url: str) -> AsyncIterator[httpx.Response]:
+    async with build_client(CONFIG) as client, client.stream("GET", url) as resp:
+        yield resp
+
+
 async def test_first_event_arrives_before_the_server_finished_sending(
     app: App, server: ServerThread
 ) -> None:
     with anyio.fail_after(10):
-        async with build_client(CONFIG) as client:
-            async with client.stream("GET", f"{server.url}/sse/gated") as resp:
-                events = aiter_sse(resp, inter_chunk_timeout_s=5)
-                first = await events.__anext__()
-                assert first.data == "one"
-                # The server is parked at its gate: "two" has not been sent yet.
-                assert "sent two" not in app.journal
-                app.release("second")
-                rest = [e.data async for e in events]
+        async with stream(f"{server.url}/sse/gated") as resp:
+            events = aiter_sse(resp, inter_chunk_timeout_s=5)
+            first = await events.__anext__()
+            assert first.data == "one"
+            # The server is parked at its gate: "two" has not been sent yet.
+            assert "sent two" not in app.journal
+            app.release("second")
+            rest = [e.data async for e in events]
     assert rest == ["two"]
     assert app.wait_journal("sent two")
 
@@ -44,11 +53,10 @@ async def test_stall_longer_than_inter_chunk_timeout_is_decode_timeout(
 ) -> None:
     got: list[str] = []
     with anyio.fail_after(10):
-        async with build_client(CONFIG) as client:
-            async with client.stream("GET", f"{server.url}/sse/stall") as resp:
-                with pytest.raises(WorkerError) as info:
-                    async for event in aiter_sse(resp, inter_chunk_timeout_s=0.2):
-                        got.append(event.data)
+        async with stream(f"{server.url}/sse/stall") as resp:
+            with pytest.raises(WorkerError) as info:
+                async for event in aiter_sse(resp, inter_chunk_timeout_s=0.2):
+                    got.append(event.data)
     assert got == ["one"]
     err = info.value
     assert err.kind is WorkerErrorKind.DECODE_TIMEOUT
@@ -62,11 +70,10 @@ async def test_stall_longer_than_inter_chunk_timeout_is_decode_timeout(
 async def test_abrupt_close_mid_stream_is_worker_reset(app: App, server: ServerThread) -> None:
     got: list[str] = []
     with anyio.fail_after(10):
-        async with build_client(CONFIG) as client:
-            async with client.stream("GET", f"{server.url}/sse/abort") as resp:
-                with pytest.raises(WorkerError) as info:
-                    async for event in aiter_sse(resp, inter_chunk_timeout_s=5):
-                        got.append(event.data)
+        async with stream(f"{server.url}/sse/abort") as resp:
+            with pytest.raises(WorkerError) as info:
+                async for event in aiter_sse(resp, inter_chunk_timeout_s=5):
+                    got.append(event.data)
     assert got == ["one"]
     assert info.value.kind is WorkerErrorKind.WORKER_RESET
     assert info.value.retriable
@@ -76,11 +83,10 @@ async def test_abrupt_close_mid_stream_is_worker_reset(app: App, server: ServerT
 async def test_body_ending_inside_an_event_is_worker_reset(server: ServerThread) -> None:
     got: list[str] = []
     with anyio.fail_after(10):
-        async with build_client(CONFIG) as client:
-            async with client.stream("GET", f"{server.url}/sse/truncated") as resp:
-                with pytest.raises(WorkerError) as info:
-                    async for event in aiter_sse(resp, inter_chunk_timeout_s=5):
-                        got.append(event.data)
+        async with stream(f"{server.url}/sse/truncated") as resp:
+            with pytest.raises(WorkerError) as info:
+                async for event in aiter_sse(resp, inter_chunk_timeout_s=5):
+                    got.append(event.data)
     assert got == ["one"]
     assert info.value.kind is WorkerErrorKind.WORKER_RESET
     assert "inside an SSE event" in info.value.message
@@ -88,33 +94,28 @@ async def test_body_ending_inside_an_event_is_worker_reset(server: ServerThread)
 
 async def test_utf8_split_into_single_byte_writes(server: ServerThread) -> None:
     with anyio.fail_after(10):
-        async with build_client(CONFIG) as client:
-            async with client.stream("GET", f"{server.url}/sse/split-utf8") as resp:
-                events = [e async for e in aiter_sse(resp, inter_chunk_timeout_s=5)]
+        async with stream(f"{server.url}/sse/split-utf8") as resp:
+            events = [e async for e in aiter_sse(resp, inter_chunk_timeout_s=5)]
     assert [e.data for e in events] == ["a😀中"]
 
 
 async def test_many_events_in_one_write_and_own_decoder(server: ServerThread) -> None:
     decoder = SSEDecoder()
     with anyio.fail_after(10):
-        async with build_client(CONFIG) as client:
-            async with client.stream("GET", f"{server.url}/sse/count-500") as resp:
-                events = [
-                    e async for e in aiter_sse(resp, inter_chunk_timeout_s=5, decoder=decoder)
-                ]
+        async with stream(f"{server.url}/sse/count-500") as resp:
+            events = [e async for e in aiter_sse(resp, inter_chunk_timeout_s=5, decoder=decoder)]
     assert [e.data for e in events] == [str(i) for i in range(500)]
     assert not decoder.truncated
 
 
 async def test_decode_error_passes_through(server: ServerThread) -> None:
     with anyio.fail_after(10):
-        async with build_client(CONFIG) as client:
-            async with client.stream("GET", f"{server.url}/sse/count-50") as resp:
-                with pytest.raises(SSEDecodeError):
-                    async for _ in aiter_sse(
-                        resp, inter_chunk_timeout_s=5, decoder=SSEDecoder(max_event_bytes=1)
-                    ):
-                        pass
+        async with stream(f"{server.url}/sse/count-50") as resp:
+            with pytest.raises(SSEDecodeError):
+                async for _ in aiter_sse(
+                    resp, inter_chunk_timeout_s=5, decoder=SSEDecoder(max_event_bytes=1)
+                ):
+                    pass
 
 
 async def test_aiter_chunks_yields_raw_bytes_and_maps_stall(app: App, server: ServerThread) -> None:
@@ -132,11 +133,11 @@ async def test_aiter_chunks_yields_raw_bytes_and_maps_stall(app: App, server: Se
 
 async def test_open_stream_yields_successful_response(app: App, server: ServerThread) -> None:
     with anyio.fail_after(10):
-        async with build_client(CONFIG) as client:
-            async with open_stream(
-                client, "GET", f"{server.url}/sse/count-3", first_byte_timeout_s=5
-            ) as resp:
-                events = [e.data async for e in aiter_sse(resp, inter_chunk_timeout_s=5)]
+        async with (
+            build_client(CONFIG) as client,
+            open_stream(client, "GET", f"{server.url}/sse/count-3", first_byte_timeout_s=5) as resp,
+        ):
+            events = [e.data async for e in aiter_sse(resp, inter_chunk_timeout_s=5)]
     assert events == ["0", "1", "2"]
 
 
