@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -102,7 +102,7 @@ class _Replica:
     described: bool = False
     health: WorkerHealth | None = None
     health_at: float = -1e18
-    idle: anyio.Event = field(default_factory=anyio.Event)
+    idle: anyio.Event | None = None  # created by drain(): bind() may run outside a loop
 
 
 @dataclass(slots=True)
@@ -205,9 +205,9 @@ class AdapterHost:
         narrate(ACTOR, "drain", pool_id, f"Drains replica {replica_id}", replica_id=replica_id)
         clean = True
         if rep.in_flight:
-            rep.idle = anyio.Event()
+            idle = rep.idle = anyio.Event()
             with anyio.move_on_after(deadline_s) as scope:
-                await rep.idle.wait()
+                await idle.wait()
             clean = not scope.cancelled_caught
         if self._replicas.get((pool_id, replica_id)) is rep:
             self.unbind(pool_id, replica_id)
@@ -548,7 +548,8 @@ class AdapterHost:
                 rep_done.in_flight -= 1
                 if rep_done.in_flight <= 0:
                     rep_done.in_flight = 0
-                    rep_done.idle.set()
+                    if rep_done.idle is not None:
+                        rep_done.idle.set()
             self._tasks.pop(request.task_id, None)
 
     def _finish(

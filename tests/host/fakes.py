@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,8 @@ class FakeAdapter:
     submits: list[TaskRequest] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)
     gate: anyio.Event | None = None  # when set, streams pause after the first token until set
+    # The same for tests whose adapter runs in a server thread: set it from the test thread.
+    thread_gate: threading.Event | None = None
 
     async def health(self) -> WorkerHealth:
         return WorkerHealth(live=True, ready=self.ready)
@@ -79,3 +82,5 @@ class FakeAdapter:
                 tokens += 1
                 if tokens == 1 and self.gate is not None:
                     await self.gate.wait()
+                if tokens == 1 and self.thread_gate is not None:
+                    await anyio.to_thread.run_sync(self.thread_gate.wait, abandon_on_cancel=True)

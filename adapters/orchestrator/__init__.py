@@ -1,0 +1,16 @@
+"""The orchestrator facade: task admission, SSE streaming, cancel, capabilities, pool health and
+metrics over an :class:`adapters.host.AdapterHost`, with minimal bearer auth (AUTH-1001..1008)."""
+
+from ._app import FacadeConfig, create_app
+from ._auth import MIN_TOKEN_LEN, AuthDecision, AuthPolicy, check_bind, is_loopback, parse_bearer
+
+__all__ = [
+    "MIN_TOKEN_LEN",
+    "AuthDecision",
+    "AuthPolicy",
+    "FacadeConfig",
+    "check_bind",
+    "create_app",
+    "is_loopback",
+    "parse_bearer",
+]

@@ -1,0 +1,491 @@
+"""Orchestrator facade: the task HTTP surface over an :class:`AdapterHost` (V1 routes).
+
+Routes (reference §5, V1 layout): ``POST /v1/tasks``, ``GET /v1/tasks/{id}/stream``,
+``POST /v1/tasks/{id}/cancel``, ``GET /v1/capabilities``, ``GET /v1/pools/{id}/health``,
+``GET /metrics`` (and ``GET /health``). What it decides where the originals were loose:
+
+* **Admission** is a bounded set of unfinished tasks (capacity 8 by default, as the original
+  code) with the ``reject`` policy: a full queue answers 429 with ``Retry-After`` (whole
+  seconds, at least 1), ``X-Backoff-Ms`` and the envelope ``{code: ADMISSION_REJECT, message,
+  engine, retriable: true, retry_after_ms, policy_label: "reject"}``. ``queue_position`` is the
+  0-based place among unfinished tasks of the same priority; ``predicted_start_ms`` is
+  ``queue_position * 100`` (the original formula).
+* **The task runs when its stream is opened** (as in the original): the adapter's events go
+  through a bounded channel (SSE-1004, capacity 32): ``token`` and terminal events wait for room,
+  ``metrics`` are dropped when the channel is full and counted in
+  ``sse_backpressure_drops_total``.
+* **SSE frames** are ``event: <kind>`` + ``data: <compact JSON>`` + blank line; ``started``
+  carries ``queue_position``, ``predicted_start_ms`` and ``correlation_id``; after ``end`` or
+  ``error`` nothing follows (ORCH-3406/3407); the status stays 200 once streaming (ORCH-3408).
+  Optional ``: keep-alive`` comments after ``heartbeat_ms`` of silence.
+* **Cancel** (``POST …/cancel`` → 204, idempotent, unknown ids too) and client disconnect
+  (``cancel_on_disconnect``, default on) both go to :meth:`AdapterHost.cancel`; a task cancelled
+  before its stream opened streams ``started`` then ``end`` with ``stop_reason: "cancelled"``.
+* Every response carries ``X-Correlation-Id`` (echoed or generated).
+* **Auth** per :mod:`._auth`; ``/metrics`` and ``/health`` are exempt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from adapters.api import (
+    InvalidTaskRequest,
+    Priority,
+    TaskRequest,
+    TokenEvent,
+    WorkerError,
+)
+from adapters.host import AdapterHost, narrate
+
+from ._auth import AuthPolicy
+
+__all__ = ["FacadeConfig", "create_app"]
+
+LOGGER = logging.getLogger("llorch.orchestrator")
+ACTOR = "orchestrator"
+_SSE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FacadeConfig:
+    default_pool: str = "default"
+    admission_capacity: int = 8
+    retry_after_ms: int = 1000
+    channel_capacity: int = 32
+    heartbeat_ms: int = 0
+    cancel_on_disconnect: bool = True
+    auth: AuthPolicy = field(default_factory=AuthPolicy)
+
+    def __post_init__(self) -> None:
+        if self.admission_capacity < 1:
+            raise ValueError("admission_capacity must be >= 1")
+        if self.channel_capacity < 1:
+            raise ValueError("channel_capacity must be >= 1")
+
+
+@dataclass(slots=True)
+class _Admitted:
+    request: TaskRequest
+    pool_id: str
+    correlation_id: str
+    queue_position: int
+    predicted_start_ms: int
+    cancelled: bool = False
+    streaming: bool = False
+
+
+def _envelope(
+    status: int,
+    code: str,
+    message: str,
+    cid: str,
+    *,
+    engine: str | None = None,
+    retriable: bool | None = None,
+    retry_after_ms: int | None = None,
+    policy_label: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+    field_name: str | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    for k, v in (
+        ("engine", engine),
+        ("retriable", retriable),
+        ("retry_after_ms", retry_after_ms),
+        ("policy_label", policy_label),
+        ("field", field_name),
+    ):
+        if v is not None:
+            body[k] = v
+    headers = {"X-Correlation-Id": cid, **(extra_headers or {})}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _frame(ev: TokenEvent) -> bytes:
+    data = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {ev.kind}\ndata: {data}\n\n".encode()
+
+
+class _Facade:
+    def __init__(self, host: AdapterHost, config: FacadeConfig) -> None:
+        self.host = host
+        self.config = config
+        self.tasks: dict[str, _Admitted] = {}
+        self.tg: TaskGroup | None = None
+        reg = host.metrics.registry
+        self.enqueued = Counter(
+            "tasks_enqueued_total",
+            "Tasks admitted",
+            ["engine", "engine_version", "pool_id", "replica_id", "priority"],
+            registry=reg,
+        )
+        self.rejected = Counter(
+            "tasks_rejected_total", "Tasks refused at admission", ["engine", "reason"], registry=reg
+        )
+        self.backpressure = Counter(
+            "admission_backpressure_events_total",
+            "Admission backpressure events",
+            ["engine", "policy"],
+            registry=reg,
+        )
+        self.queue_depth = Gauge(
+            "queue_depth",
+            "Unfinished admitted tasks",
+            ["engine", "engine_version", "pool_id", "priority"],
+            registry=reg,
+        )
+        self.sse_drops = Counter(
+            "sse_backpressure_drops_total", "metrics frames dropped on a full channel", registry=reg
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+    def _position(self, priority: Priority) -> int:
+        return sum(1 for t in self.tasks.values() if t.request.priority is priority)
+
+    def _depth(self, pool_id: str, priority: Priority) -> None:
+        n = sum(
+            1
+            for t in self.tasks.values()
+            if t.pool_id == pool_id and t.request.priority is priority
+        )
+        self.queue_depth.labels("any", "any", pool_id, priority.value).set(n)
+
+    # -- routes --------------------------------------------------------------------------
+    async def enqueue(self, request: Request) -> Response:
+        cid = request.state.correlation_id
+        try:
+            raw = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _envelope(400, "INVALID_PARAMS", "body is not valid JSON", cid)
+        deadline = raw.get("deadline_ms") if isinstance(raw, dict) else None
+        if isinstance(deadline, int) and not isinstance(deadline, bool) and deadline <= 0:
+            return _envelope(400, "DEADLINE_UNMET", "deadline_ms must be > 0", cid)
+        try:
+            req = TaskRequest.from_dict(raw)
+        except InvalidTaskRequest as err:
+            self.rejected.labels(
+                str(raw.get("engine", "unknown"))[:16] if isinstance(raw, dict) else "unknown",
+                "INVALID_PARAMS",
+            ).inc()
+            return _envelope(400, "INVALID_PARAMS", err.message, cid, field_name=err.field)
+        engine = req.engine.value
+        if req.task_id in self.tasks:
+            return _envelope(
+                400,
+                "INVALID_PARAMS",
+                f"task {req.task_id!r} is already admitted",
+                cid,
+                engine=engine,
+                field_name="task_id",
+            )
+        pool = self.config.default_pool
+        pl = req.placement
+        if pl is not None and pl.pin_pool_id:
+            pool = pl.pin_pool_id
+        if pool not in self.host.pools():
+            self.rejected.labels(engine, "POOL_UNAVAILABLE").inc()
+            return _envelope(
+                503,
+                "POOL_UNAVAILABLE",
+                f"pool {pool!r} is not available",
+                cid,
+                engine=engine,
+                retriable=True,
+                retry_after_ms=self.config.retry_after_ms,
+                policy_label="retry",
+            )
+        # A cancelled task no longer holds an admission slot, streamed or not.
+        if sum(not t.cancelled for t in self.tasks.values()) >= self.config.admission_capacity:
+            ms = self.config.retry_after_ms
+            self.rejected.labels(engine, "ADMISSION_REJECT").inc()
+            self.backpressure.labels(engine, "reject").inc()
+            return _envelope(
+                429,
+                "ADMISSION_REJECT",
+                "queue full policies applied",
+                cid,
+                engine=engine,
+                retriable=True,
+                retry_after_ms=ms,
+                policy_label="reject",
+                extra_headers={"Retry-After": str(max(1, ms // 1000)), "X-Backoff-Ms": str(ms)},
+            )
+        pos = self._position(req.priority)
+        adm = _Admitted(req, pool, cid, pos, pos * 100)
+        self.tasks[req.task_id] = adm
+        self.enqueued.labels(engine, "any", pool, "any", req.priority.value).inc()
+        self._depth(pool, req.priority)
+        narrate(
+            ACTOR,
+            "admission",
+            req.session_id,
+            f"Accepts task {req.task_id}; queued at position {pos} (ETA {pos * 100} ms)",
+            task_id=req.task_id,
+            session_id=req.session_id,
+            pool_id=pool,
+            queue_position=pos,
+            predicted_start_ms=pos * 100,
+            correlation_id=cid,
+            identity=request.state.identity,
+        )
+        body = {
+            "task_id": req.task_id,
+            "queue_position": pos,
+            "predicted_start_ms": pos * 100,
+            "backoff_ms": 0,
+            "streams": {"sse": f"/v1/tasks/{req.task_id}/stream"},
+        }
+        return JSONResponse(body, status_code=202, headers={"X-Correlation-Id": cid})
+
+    async def stream(self, request: Request) -> Response:
+        cid = request.state.correlation_id
+        task_id = request.path_params["task_id"]
+        adm = self.tasks.get(task_id)
+        if adm is None:
+            return _envelope(404, "INVALID_PARAMS", f"unknown task {task_id!r}", cid)
+        if adm.streaming:
+            return _envelope(409, "INVALID_PARAMS", f"task {task_id!r} is already streaming", cid)
+        adm.streaming = True
+        return StreamingResponse(
+            self._sse(adm),
+            media_type="text/event-stream",
+            headers={**_SSE_HEADERS, "X-Correlation-Id": adm.correlation_id},
+        )
+
+    async def _produce(self, adm: _Admitted, send: MemoryObjectSendStream[TokenEvent]) -> None:
+        """Pull the host stream into the bounded channel (tokens wait; metrics may drop)."""
+        events = self.host.submit(adm.pool_id, adm.request, correlation_id=adm.correlation_id)
+        try:
+            async with send:
+                async for ev in events:
+                    if ev.kind == "started":
+                        ev = TokenEvent(
+                            "started",
+                            {
+                                **ev.data,
+                                "queue_position": adm.queue_position,
+                                "predicted_start_ms": adm.predicted_start_ms,
+                            },
+                        )
+                    if ev.kind == "metrics":
+                        try:
+                            send.send_nowait(ev)
+                        except anyio.WouldBlock:
+                            self.sse_drops.inc()
+                        continue
+                    await send.send(ev)
+                    if ev.is_terminal:
+                        return
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the client went away; the consumer already cancelled the task
+        finally:
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
+
+    async def _sse(self, adm: _Admitted) -> AsyncIterator[bytes]:
+        req = adm.request
+        finished = False
+        try:
+            if adm.cancelled:
+                yield _frame(
+                    TokenEvent.started(
+                        queue_position=adm.queue_position,
+                        predicted_start_ms=adm.predicted_start_ms,
+                        correlation_id=adm.correlation_id,
+                    )
+                )
+                yield _frame(TokenEvent.end(0, 0, stop_reason="cancelled"))
+                finished = True
+                return
+            send, recv = anyio.create_memory_object_stream[TokenEvent](self.config.channel_capacity)
+            assert self.tg is not None, "facade used without its lifespan"
+            self.tg.start_soon(self._produce, adm, send)
+            hb = self.config.heartbeat_ms / 1000 if self.config.heartbeat_ms > 0 else None
+            async with recv:
+                while True:
+                    ev: TokenEvent | None = None
+                    with anyio.move_on_after(hb):
+                        try:
+                            ev = await recv.receive()
+                        except anyio.EndOfStream:
+                            break
+                    if ev is None:
+                        yield b": keep-alive\n\n"
+                        continue
+                    yield _frame(ev)
+                    if ev.is_terminal:
+                        finished = True
+                        break
+        finally:
+            if not finished and self.config.cancel_on_disconnect:
+                with anyio.CancelScope(shield=True):
+                    narrate(
+                        ACTOR,
+                        "cancel",
+                        req.task_id,
+                        "Cancels task because the client went away",
+                        task_id=req.task_id,
+                        correlation_id=adm.correlation_id,
+                    )
+                    await self.host.cancel(adm.pool_id, req.task_id)
+            self.tasks.pop(req.task_id, None)
+            self._depth(adm.pool_id, req.priority)
+
+    async def cancel(self, request: Request) -> Response:
+        cid = request.state.correlation_id
+        task_id = request.path_params["task_id"]
+        adm = self.tasks.get(task_id)
+        if adm is not None and not adm.cancelled:
+            adm.cancelled = True
+            narrate(
+                ACTOR,
+                "cancel",
+                task_id,
+                "Cancels task at the client's request",
+                task_id=task_id,
+                correlation_id=cid,
+            )
+            await self.host.cancel(adm.pool_id, task_id)
+        return Response(status_code=204, headers={"X-Correlation-Id": cid})
+
+    async def capabilities(self, request: Request) -> Response:
+        engines = []
+        for pool in self.host.pools():
+            try:
+                caps = await self.host.capabilities(pool)
+            except WorkerError:
+                continue
+            engines.append({**caps.to_dict(), "concurrency": caps.slots, "pool_id": pool})
+        return JSONResponse(
+            {"api_version": "1.0.0", "engines": engines},
+            headers={"X-Correlation-Id": request.state.correlation_id},
+        )
+
+    async def pool_health(self, request: Request) -> Response:
+        cid = request.state.correlation_id
+        pool = request.path_params["pool_id"]
+        if pool not in self.host.pools():
+            return _envelope(404, "POOL_UNAVAILABLE", f"unknown pool {pool!r}", cid)
+        h = await self.host.health(pool)
+        reps = self.host.replicas(pool)
+        body = {
+            "live": h.live,
+            "ready": h.ready,
+            "draining": bool(reps) and all(r.draining for r in reps),
+            "metrics": {
+                "queue_depth": sum(1 for t in self.tasks.values() if t.pool_id == pool),
+                "in_flight": sum(r.in_flight for r in reps),
+                "breakers": {r.replica_id: r.breaker.value for r in reps},
+            },
+            "last_error": None,
+        }
+        return JSONResponse(body, headers={"X-Correlation-Id": cid})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(
+            generate_latest(self.host.metrics.registry),
+            media_type=CONTENT_TYPE_LATEST,
+            headers={"X-Correlation-Id": request.state.correlation_id},
+        )
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse(
+            {"ok": True}, headers={"X-Correlation-Id": request.state.correlation_id}
+        )
+
+
+class _Gate:
+    """ASGI middleware: correlation id on every response, then auth (exempt: /metrics, /health)."""
+
+    EXEMPT = frozenset({"/metrics", "/health"})
+
+    def __init__(self, app: ASGIApp, policy: AuthPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        cid = headers.get("x-correlation-id") or str(uuid.uuid4())
+        client = scope.get("client")
+        decision = self.policy.decide(headers.get("authorization"), client[0] if client else None)
+        state = scope.setdefault("state", {})
+        state["correlation_id"] = cid
+        state["identity"] = decision.identity
+        if scope["path"] not in self.EXEMPT and not decision.ok:
+            LOGGER.warning(
+                "auth failed",
+                extra={
+                    "identity": decision.identity,
+                    "event": "auth_failed",
+                    "path": scope["path"],
+                },
+            )
+            resp = JSONResponse(
+                {"code": decision.code, "message": decision.message},
+                status_code=401,
+                headers={"X-Correlation-Id": cid, "WWW-Authenticate": "Bearer"},
+            )
+            await resp(scope, receive, send)
+            return
+
+        async def send_with_cid(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                hs = list(message.get("headers", []))
+                if not any(k.lower() == b"x-correlation-id" for k, _ in hs):
+                    hs.append((b"x-correlation-id", cid.encode("latin-1")))
+                message = {**message, "headers": hs}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cid)
+
+
+def create_app(host: AdapterHost, config: FacadeConfig | None = None) -> ASGIApp:
+    """The orchestrator facade as an ASGI app (needs its lifespan: run it under uvicorn)."""
+    cfg = config or FacadeConfig()
+    facade = _Facade(host, cfg)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            facade.tg = tg
+            yield
+            tg.cancel_scope.cancel()
+
+    routes = [
+        Route("/v1/tasks", facade.enqueue, methods=["POST"]),
+        Route("/v1/tasks/{task_id}/stream", facade.stream, methods=["GET"]),
+        Route("/v1/tasks/{task_id}/cancel", facade.cancel, methods=["POST"]),
+        Route("/v1/capabilities", facade.capabilities, methods=["GET"]),
+        Route("/v1/pools/{pool_id}/health", facade.pool_health, methods=["GET"]),
+        Route("/metrics", facade.metrics, methods=["GET"]),
+        Route("/health", facade.health, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.facade = facade
+    return _Gate(app, cfg.auth)
