@@ -3,15 +3,18 @@
 Wire facts used (reference/engine-dialects.md §5, triton-inference-server/server
 ``http_server.cc`` and the generate-extension doc):
 
-* ``POST /v2/models/{model}/generate_stream`` with ``{"id", "text_input", "parameters": {stream:
-  true, max_tokens, seed, temperature, top_p}}`` (sampling knobs travel as untyped parameters;
-  ``determinism: strict`` sends ``temperature 0`` and ``top_p 1``). Each model response is one
-  ``data: {json}`` event with ``text_output`` (and ``model_name``, ``model_version``, the echoed
-  ``id``). There is **no terminator**: the chunked body ends after the final response, so a clean
+* ``POST /v2/models/{model}/generate_stream`` with ``{"id", "text_input", "stream": true,
+  "exclude_input_in_output": true, "return_finish_reason": true, "return_num_input_tokens":
+  true, "return_num_output_tokens": true, "parameters": {max_tokens, seed, temperature, top_p,
+  stop}}`` — top-level keys naming inputs of the vLLM-backend-shaped model become input tensors,
+  sampling knobs travel as untyped request parameters (``determinism: strict`` sends
+  ``temperature 0`` and ``top_p 1``). Each model response is one ``data: {json}`` event (keys
+  sorted) with the ``text_output`` delta, ``finish_reason`` (``"None"`` until the last response,
+  then ``length``/``stop``), the token counts, ``model_name``, ``model_version`` and the echoed
+  ``id``. There is **no terminator**: the chunked body ends after the final response, so a clean
   end of body is the end of the stream (``eof_is_terminal``), while a reset or a body cut inside
-  an event is WORKER_RESET. When a response carries ``finish_reason`` (backends that export it)
-  it is kept, otherwise the stop reason is ``length`` when ``max_tokens`` outputs arrived and
-  ``eos`` before that.
+  an event is WORKER_RESET. Without a ``finish_reason`` the stop reason is inferred: ``length``
+  when ``max_tokens`` outputs arrived, ``eos`` before that.
 * Errors: ``{"error": "<message>"}`` — as the HTTP body before the stream (status from the Triton
   error code: 400 invalid argument, 404 unknown model, 503 unavailable, 500 internal), or as an
   SSE event inside the stream (status 200 after the first response; when the *first* response
@@ -113,13 +116,25 @@ class TritonAdapter(HttpAdapter):
         return version
 
     def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
-        params: dict[str, Any] = {"stream": True, "max_tokens": request.max_tokens}
+        params: dict[str, Any] = {"max_tokens": request.max_tokens}
         if request.seed is not None:
             params["seed"] = request.seed
         if self._strict(request):
             params["temperature"] = 0.0
             params["top_p"] = 1.0
-        body = {"id": request.task_id, "text_input": prompt, "parameters": params}
+        stop = request.extra.get("stop")
+        if stop:
+            params["stop"] = list(stop) if not isinstance(stop, str) else [stop]
+        body = {
+            "id": request.task_id,
+            "text_input": prompt,
+            "stream": True,
+            "exclude_input_in_output": True,
+            "return_finish_reason": True,
+            "return_num_input_tokens": True,
+            "return_num_output_tokens": True,
+            "parameters": params,
+        }
         return f"{self._model_path()}/generate_stream", body
 
     def _finalize(self, st: StreamState, request: TaskRequest, emitted: int) -> None:
@@ -139,8 +154,15 @@ class TritonAdapter(HttpAdapter):
         if "error" in obj:
             raise engine_error(obj["error"])
         finish = obj.get("finish_reason")
-        if isinstance(finish, str) and finish:
+        if isinstance(finish, list):  # a tensor of one element may keep its array
+            finish = finish[0] if finish else None
+        if isinstance(finish, str) and finish and finish != "None":
             st.set_stop(finish)
+        n_in, n_out = obj.get("num_input_tokens"), obj.get("num_output_tokens")
+        if isinstance(n_in, int):
+            st.prompt_tokens = n_in
+        if isinstance(n_out, int):
+            st.completion_tokens = n_out
         text = obj.get("text_output")
         if text is None:
             return None
