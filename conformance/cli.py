@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "conformance._cmd_run",
     "conformance._cmd_list",
     "mock_engines._cli",
+    "adapters.orchestrator._cli",
 )
 
 
