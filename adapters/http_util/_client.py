@@ -35,6 +35,7 @@ from ._redact import redact_headers, redact_url
 
 __all__ = ["HttpClientConfig", "build_client", "fetch", "open_stream"]
 
+
 @dataclass(frozen=True)
 class HttpClientConfig:
     """Every knob of the shared client, explicit (never read from the environment)."""

@@ -174,7 +174,8 @@ def redact_headers(headers: Mapping[str, str] | httpx.Headers) -> dict[str, str]
 
 
 _SENSITIVE_QUERY = re.compile(
-    rf"(?:{_KEY_NAMES})|.*(?:token|secret|password|signature|credential|api[_-]?key).*",
+    rf"(?:{_KEY_NAMES})"
+    r"|(?:.*[_-])?(?:token|secret|password|passwd|signature|credentials?|api[_-]?key|key|sig)",
     re.IGNORECASE,
 )
 
@@ -182,9 +183,9 @@ _SENSITIVE_QUERY = re.compile(
 def redact_url(url: str | httpx.URL) -> str:
     """``url`` as text with userinfo and sensitive query parameter values masked.
 
-    Query names are judged more broadly than in free text (anything containing token, secret,
-    password, signature, credential or api-key, e.g. ``X-Amz-Security-Token``) because a query
-    string has no prose to garble. The rest of the URL is kept byte for byte.
+    Query names are judged more broadly than in free text: any name whose last ``_``/``-`` part
+    is token, secret, password, signature, credential, key or sig (``X-Amz-Security-Token``,
+    ``eos_token``), but not ``max_tokens``. The rest of the URL is kept byte for byte.
     """
     text = str(url)
     text = _URL_USERINFO.sub(_mask_userinfo, text)
