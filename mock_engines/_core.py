@@ -1,0 +1,1110 @@
+"""The engine core: state, slots/queue, loading, fault interpreter and the raw-ASGI sender.
+
+Everything that is the same for every engine lives here once; dialects only parse and render
+(see :mod:`mock_engines._wire` for the interface).
+
+Performance choices (DESIGN.md "Ecosystem facts"): the whole app is raw ASGI — no Starlette on
+any path — and the per-event path does one ``send`` per *due moment*: frames due at the same
+time are joined into one write. Deadlines are absolute (``t0 + offset``) so sleep errors never
+accumulate. Nothing is logged per token.
+
+Disconnects: for generation requests a small watcher task waits on ASGI ``receive()`` for
+``http.disconnect``; when the client goes away mid-response it records the disconnect in the
+journal (``disconnected``, ``t_disconnected``, ``cancels``) and cancels the sender, which frees
+the slot in ``finally`` — the mock stops "generating" like a real engine does.
+
+Deliberate connection faults (``conn.accept_then_close``, ``midstream.*``) close the transport
+that :mod:`mock_engines._server` exposes to the app under
+``scope["extensions"]["llorch.transport"]``; without it (a foreign ASGI server) the sender raises
+an exception, which makes any ASGI server drop the connection as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import random
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.api import ConfigError
+
+from ._faults import FAULT_HEADER, FaultRule, RuleState, parse_faults
+from ._journal import Journal, JournalEntry
+from ._plan import GenerationPlan, make_plan
+from ._profile import Profile, load_profile
+from ._wire import (
+    Dialect,
+    EngineError,
+    Frame,
+    FrameKind,
+    MockRequest,
+    Reply,
+    Route,
+    StreamReply,
+    dumps,
+)
+
+__all__ = ["CONTROL_PREFIX", "EngineContext", "MockEngineApp", "Overloaded", "SlotPool"]
+
+CONTROL_PREFIX = "/__mock__/"
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# Faults that are engine states, not per-request selections.
+_STATE_FAULTS = frozenset({"conn.port_closed"})
+
+
+class Overloaded(Exception):
+    """No free slot and no room in the queue."""
+
+
+class SlotPool:
+    """``slots`` concurrent generations and a FIFO queue of at most ``queue_size`` waiters.
+
+    Slots have ids (llama.cpp reports ``id_slot``); the lowest free id is handed out first. A
+    released slot goes straight to the oldest waiter, so queue order is honoured.
+    """
+
+    def __init__(self, slots: int, queue_size: int) -> None:
+        self.slots = slots
+        self.queue_size = queue_size
+        self._free = list(range(slots))
+        self._waiting: deque[asyncio.Future[int]] = deque()
+        self.owner: dict[int, int] = {}  # slot id -> journal id
+
+    @property
+    def busy(self) -> int:
+        return self.slots - len(self._free)
+
+    @property
+    def queued(self) -> int:
+        return sum(1 for f in self._waiting if not f.done())
+
+    async def acquire(self, owner: int) -> int:
+        if self._free and not self._waiting:
+            sid = heapq.heappop(self._free)
+            self.owner[sid] = owner
+            return sid
+        if self.queued >= self.queue_size:
+            raise Overloaded
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append(fut)
+        try:
+            sid = await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release(fut.result())
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(fut)
+            raise
+        self.owner[sid] = owner
+        return sid
+
+    def release(self, sid: int) -> None:
+        self.owner.pop(sid, None)
+        while self._waiting:
+            fut = self._waiting.popleft()
+            if not fut.done():
+                fut.set_result(sid)
+                return
+        if sid < self.slots:
+            heapq.heappush(self._free, sid)
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters behind each dialect's ``/metrics``."""
+
+    requests_total: int = 0
+    requests_success: int = 0
+    prompt_tokens_total: int = 0
+    tokens_predicted_total: int = 0
+    prompt_seconds_total: float = 0.0
+    predicted_seconds_total: float = 0.0
+    n_decode_total: int = 0
+    finished_length: int = 0
+    finished_stop: int = 0
+    finished_eos: int = 0
+    ttft_sum: float = 0.0
+    ttft_count: int = 0
+
+
+class EngineContext:
+    """One mock engine's state; handlers get it as ``ctx``.
+
+    Public for dialects: ``dialect``, ``model``, ``seed``, ``profile``, ``api_key``, ``stats``,
+    ``slots``, ``started_at`` and the helpers :meth:`plan`, :meth:`chunks`, :meth:`created`,
+    :meth:`new_id`.
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        *,
+        seed: int = 0,
+        profile: str | Profile | None = "fast",
+        faults: Iterable[str | FaultRule] = (),
+        control: bool = True,
+        model: str | None = None,
+        api_key: str | None = None,
+        created: int | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        journal: Journal | None = None,
+    ) -> None:
+        self.dialect = dialect
+        self.seed = int(seed)
+        self.profile = load_profile(profile)
+        self.control = control
+        self.model = model or dialect.default_model
+        self.api_key = api_key or None
+        self.fixed_created = created
+        self.max_body_bytes = max_body_bytes
+        self.journal = journal or Journal()
+        self.stats = Stats()
+        self.slots = SlotPool(self.profile.slots, self.profile.queue_size)
+        self.started_at = time.time()
+        self.started_mono = time.monotonic()
+        self._counter = 0
+        self._jitter_rng = random.Random(self.seed)
+        self._rules: list[RuleState] = []
+        self._loading_until: float | None = None
+        self._port_closed_until: float | None = None
+        self.port_listener: Callable[[], None] | None = None
+        self.accept_closes = 0
+        self._exact: dict[tuple[str, str], Route] = {}
+        self._patterns: list[tuple[Route, list[str]]] = []
+        for route in dialect.routes():
+            if "{" in route.path:
+                self._patterns.append((route, route.path.strip("/").split("/")))
+            else:
+                self._exact[(route.method, route.path)] = route
+        if self.profile.load_ms > 0:
+            self._loading_until = self.started_mono + self.profile.load_ms / 1000.0
+        self.set_faults(faults)
+
+    # -- helpers for dialects ---------------------------------------------------------------
+    def plan(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int | None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        ignore_eos: bool = False,
+        min_tokens: int = 0,
+    ) -> GenerationPlan:
+        """The plan for a request; a request without a seed uses the engine seed."""
+        return make_plan(
+            prompt,
+            seed=self.seed if seed is None else seed,
+            max_tokens=max_tokens,
+            stop=stop,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            ignore_eos=ignore_eos,
+            min_tokens=min_tokens,
+        )
+
+    def chunks(self, plan: GenerationPlan) -> list[tuple[str, tuple[int, ...]]]:
+        """The plan's tokens grouped ``tokens_per_chunk`` at a time: one entry per engine step."""
+        n = self.profile.tokens_per_chunk
+        toks, ids = plan.tokens, plan.token_ids
+        if n == 1:
+            return [(t, (i,)) for t, i in zip(toks, ids, strict=True)]
+        return [("".join(toks[k : k + n]), tuple(ids[k : k + n])) for k in range(0, len(toks), n)]
+
+    def created(self) -> int:
+        """Unix seconds for ``created`` fields (fixed when the engine was built with ``created=``)."""
+        return self.fixed_created if self.fixed_created is not None else int(time.time())
+
+    def new_id(self, n_hex: int = 24) -> str:
+        """A deterministic hex id: the same engine seed gives the same id sequence."""
+        self._counter += 1
+        return hashlib.sha256(f"{self.seed}|{self._counter}".encode()).hexdigest()[:n_hex]
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def faults(self) -> list[FaultRule]:
+        return [s.rule for s in self._rules]
+
+    def set_faults(self, faults: Iterable[str | FaultRule]) -> None:
+        """Replace the engine-wide fault rules (ConfigError for unknown or inapplicable ones)."""
+        rules = parse_faults(faults)
+        for r in rules:
+            self.check_applies(r)
+            if (
+                r.id == "engine.loading"
+                and self.dialect.loading_mode == "port_closed"
+                and (r.first is not None or r.rate is not None)
+            ):
+                raise ConfigError(
+                    f"engine.loading on {self.dialect.name} closes the port; "
+                    "first=/rate= cannot select requests there (use duration_ms)"
+                )
+        self._rules = [RuleState(r, self.seed, i) for i, r in enumerate(rules)]
+        now = time.monotonic()
+        self._port_closed_until = None
+        loading_from_fault: float | None = None
+        for r in rules:
+            if r.id == "conn.port_closed" or (
+                r.id == "engine.loading"
+                and (
+                    self.dialect.loading_mode == "port_closed"
+                    or (r.first is None and r.rate is None)
+                )
+            ):
+                dur = r.int_param("duration_ms")
+                until = now + dur / 1000.0 if dur > 0 else float("inf")
+                if r.id == "conn.port_closed" or self.dialect.loading_mode == "port_closed":
+                    self._port_closed_until = max(self._port_closed_until or 0.0, until)
+                else:
+                    loading_from_fault = until
+        if loading_from_fault is not None:
+            self._loading_until = loading_from_fault
+        elif self._loading_until is not None and self._loading_until > now:
+            # keep a start-up loading phase that is still running
+            pass
+        else:
+            self._loading_until = None
+        if self.port_listener is not None:
+            self.port_listener()
+
+    def check_applies(self, rule: FaultRule) -> None:
+        if rule.id in self.dialect.unsupported_faults:
+            raise ConfigError(f"fault {rule.id} does not apply to dialect {self.dialect.name}")
+
+    def set_profile(self, profile: str | Profile) -> None:
+        self.profile = load_profile(profile)
+        if self.slots.busy == 0 and self.slots.queued == 0:
+            self.slots = SlotPool(self.profile.slots, self.profile.queue_size)
+        else:
+            self.slots.queue_size = self.profile.queue_size
+
+    def reset(self) -> None:
+        """Clear the journal and restart the fault counters (``first=`` / ``rate=``)."""
+        self.journal.clear()
+        self._rules = [RuleState(s.rule, self.seed, i) for i, s in enumerate(self._rules)]
+        self._counter = 0
+        self.accept_closes = 0
+
+    def config_dict(self) -> dict[str, Any]:
+        return {
+            "dialect": self.dialect.name,
+            "engine_version": self.dialect.engine_version,
+            "model": self.model,
+            "seed": self.seed,
+            "profile": self.profile.to_dict(),
+            "faults": [str(r) for r in self.faults],
+            "loading": self.is_loading(),
+            "port_closed": self.port_closed(),
+            "api_key_set": self.api_key is not None,
+        }
+
+    # -- states ---------------------------------------------------------------------------------
+    def is_loading(self) -> bool:
+        """True while the engine is loading (startup ``load_ms`` or an ``engine.loading`` fault)."""
+        until = self._loading_until
+        if until is None:
+            return False
+        if time.monotonic() >= until:
+            self._loading_until = None
+            return False
+        return True
+
+    def port_closed_until(self) -> float | None:
+        """Monotonic deadline until which the port must stay closed (``inf`` = until cleared)."""
+        deadline: float | None = None
+        now = time.monotonic()
+        if self.dialect.loading_mode == "port_closed" and self.is_loading():
+            deadline = self._loading_until
+        pc = self._port_closed_until
+        if pc is not None and pc > now:
+            deadline = pc if deadline is None else max(deadline, pc)
+        return deadline
+
+    def port_closed(self) -> bool:
+        return self.port_closed_until() is not None
+
+    def select_connection_fault(self) -> FaultRule | None:
+        """Engine-wide ``conn.accept_then_close`` for a new TCP connection."""
+        for state in self._rules:
+            if state.rule.id == "conn.accept_then_close" and state.select():
+                self.accept_closes += 1
+                return state.rule
+        return None
+
+    def select_request_fault(self, route: Route | None) -> FaultRule | None:
+        for state in self._rules:
+            rid = state.rule.id
+            if rid in _STATE_FAULTS or rid == "conn.accept_then_close":
+                continue
+            if rid == "engine.loading":
+                if (
+                    self.dialect.loading_mode == "http_503"
+                    and (state.rule.first is not None or state.rule.rate is not None)
+                    and state.select()
+                ):
+                    return state.rule
+                continue
+            if route is not None and route.generation and state.select():
+                return state.rule
+        return None
+
+    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+        """(route, path params, path exists with another method)."""
+        route = self._exact.get((method, path))
+        if route is not None:
+            return route, {}, False
+        other = any(p == path for (_, p) in self._exact)
+        segs = path.strip("/").split("/")
+        for r, pat in self._patterns:
+            if len(pat) != len(segs):
+                continue
+            params: dict[str, str] = {}
+            for a, b in zip(pat, segs, strict=True):
+                if a.startswith("{") and a.endswith("}"):
+                    params[a[1:-1]] = b
+                elif a != b:
+                    break
+            else:
+                if r.method == method:
+                    return r, params, False
+                other = True
+        return None, {}, other
+
+
+# ---------------------------------------------------------------------------------------------
+# Fault transformations on frames and writes
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Seg:
+    due: float
+    data: bytes
+    done: list[bytes]
+
+
+def _corrupt(data: bytes) -> bytes | None:
+    i = data.rfind(b"}")
+    if i == -1:
+        return None
+    return data[:i] + data[i + 1 :]
+
+
+def _apply_frame_faults(
+    frames: list[Frame], rule: FaultRule, reply: StreamReply | None, dialect: Dialect
+) -> tuple[list[Frame], str | None]:
+    """Frame-level faults. Returns new frames and a note when the fault could not fully apply."""
+    fid = rule.id
+    note: str | None = None
+    if fid == "frame.missing_terminal":
+        return [f for f in frames if f.kind != FrameKind.TERMINAL], None
+    if fid == "frame.malformed_json":
+        target = rule.int_param("after_events")
+        events = [i for i, f in enumerate(frames) if f.kind != FrameKind.COMMENT]
+        for i in events[target:] + events[:target]:
+            bad = _corrupt(frames[i].data)
+            if bad is not None:
+                out = list(frames)
+                out[i] = Frame(bad, frames[i].step, frames[i].kind)
+                return out, None
+        return frames, "no JSON frame to corrupt"
+    if fid in ("frame.duplicate_index", "frame.out_of_order_index"):
+        k = rule.int_param("after_events")
+        toks = [i for i, f in enumerate(frames) if f.kind == FrameKind.TOKEN]
+        if fid == "frame.duplicate_index":
+            if not toks:
+                return frames, "no token frame to duplicate"
+            i = toks[min(k, len(toks) - 1)]
+            out = list(frames)
+            out.insert(i + 1, Frame(frames[i].data, frames[i].step, FrameKind.TOKEN))
+            return out, None
+        if len(toks) < 2:
+            return frames, "fewer than two token frames; nothing to reorder"
+        j = min(k, len(toks) - 2)
+        a, b = toks[j], toks[j + 1]
+        out = list(frames)
+        out[a] = Frame(frames[b].data, frames[a].step, FrameKind.TOKEN)
+        out[b] = Frame(frames[a].data, frames[b].step, FrameKind.TOKEN)
+        return out, None
+    if fid == "stream.error_event":
+        if reply is None or reply.error_frames is None:
+            return frames, "this response has no in-stream error shape"
+        k = rule.int_param("after_events")
+        out = []
+        seen = 0
+        step = 0
+        for f in frames:
+            if f.kind != FrameKind.COMMENT:
+                if seen >= k:
+                    break
+                seen += 1
+            out.append(f)
+            step = f.step
+        msg = str(rule.param("message") or "mock in-stream failure")
+        out.extend(Frame(d, step, FrameKind.META) for d in reply.error_frames(msg))
+        return out, None
+    if fid == "stream.keepalive_flood":
+        ka = dialect.keepalive
+        if ka is None:
+            return frames, "this dialect sends no keep-alive comments"
+        count = max(0, rule.int_param("count"))
+        before = count // 2
+        rest = count - before
+        out = [Frame(ka, -1, FrameKind.COMMENT) for _ in range(before)]
+        n = max(1, len(frames))
+        per, extra = divmod(rest, n)
+        for idx, f in enumerate(frames):
+            if idx > 0 or not before or idx == 0:
+                c = per + (1 if idx < extra else 0)
+                out.extend(Frame(ka, f.step, FrameKind.COMMENT) for _ in range(c))
+            out.append(f)
+        if not frames:
+            out.extend(Frame(ka, 0, FrameKind.COMMENT) for _ in range(rest))
+        return out, None
+    if fid == "frame.oversized":
+        if reply is None or reply.token_frame is None:
+            return frames, "this response has no token frame shape"
+        size = max(1, rule.int_param("size"))
+        base = len(reply.token_frame(""))
+        big = reply.token_frame("x" * max(0, size - base))
+        k = rule.int_param("after_events")
+        toks = [i for i, f in enumerate(frames) if f.kind == FrameKind.TOKEN]
+        out = list(frames)
+        if toks:
+            i = toks[min(k, len(toks) - 1)]
+            out[i] = Frame(big, frames[i].step, FrameKind.TOKEN)
+        else:
+            out.insert(0, Frame(big, 0, FrameKind.TOKEN))
+        return out, None
+    return frames, note
+
+
+def _segments(frames: list[Frame], offsets: list[float]) -> list[_Seg]:
+    """Group frames into writes: consecutive frames due at the same moment form one write."""
+    segs: list[_Seg] = []
+    last = len(offsets) - 1
+    cur_due = -1.0
+    buf: list[bytes] = []
+    for f in frames:
+        s = f.step
+        due = 0.0 if s < 0 else offsets[s if s <= last else last]
+        if buf and due != cur_due:
+            segs.append(_Seg(cur_due, b"".join(buf), buf))
+            buf = []
+        cur_due = due
+        buf.append(f.data)
+    if buf:
+        segs.append(_Seg(cur_due, b"".join(buf), buf))
+    return segs
+
+
+def _split_segments(segs: list[_Seg], cuts: Callable[[bytes], list[int]]) -> list[_Seg]:
+    """Re-split the concatenated body at ``cuts(body)``; each piece is due with its last byte."""
+    body = b"".join(s.data for s in segs)
+    if not body:
+        return segs
+    # byte offset -> due, and frame completion points
+    ends: list[tuple[int, float, list[bytes]]] = []
+    pos = 0
+    for s in segs:
+        pos += len(s.data)
+        ends.append((pos, s.due, s.done))
+    points = sorted({c for c in cuts(body) if 0 < c < len(body)} | {len(body)})
+    out: list[_Seg] = []
+    start = 0
+    ei = 0
+    for p in points:
+        done: list[bytes] = []
+        while ei < len(ends) and ends[ei][0] <= p:
+            done.extend(ends[ei][2])
+            ei += 1
+        # due time of the byte at p-1
+        due = 0.0
+        acc = 0
+        for s in segs:
+            acc += len(s.data)
+            if acc >= p:
+                due = s.due
+                break
+        out.append(_Seg(due, body[start:p], done))
+        start = p
+    return out
+
+
+def _mid_char_cuts(body: bytes) -> list[int]:
+    """Positions inside multi-byte UTF-8 characters: one after every lead byte."""
+    return [i + 1 for i, b in enumerate(body) if b >= 0xC0]
+
+
+def _truncate(segs: list[_Seg], nbytes: int) -> list[_Seg]:
+    out: list[_Seg] = []
+    left = nbytes
+    for s in segs:
+        if left <= 0:
+            break
+        if len(s.data) <= left:
+            out.append(s)
+            left -= len(s.data)
+        else:
+            out.append(_Seg(s.due, s.data[:left], []))
+            left = 0
+    return out
+
+
+def _apply_write_faults(
+    segs: list[_Seg], frames: list[Frame], rule: FaultRule | None
+) -> tuple[list[_Seg], bool, str | None]:
+    """Write-level faults: returns (segments, abort at the end, note)."""
+    if rule is None:
+        return segs, False, None
+    fid = rule.id
+    if fid == "frame.split_every_byte":
+        return _split_segments(segs, lambda b: list(range(1, len(b)))), False, None
+    if fid == "frame.split_utf8":
+        note = None
+        body = b"".join(s.data for s in segs)
+        if not any(b >= 0xC0 for b in body):
+            note = "body has no multi-byte character; writes left unsplit"
+        return _split_segments(segs, _mid_char_cuts), False, note
+    if fid == "stall.before_first_byte":
+        d = rule.int_param("delay_ms") / 1000.0
+        return [_Seg(s.due + d, s.data, s.done) for s in segs], False, None
+    if fid in ("stall.midstream", "midstream.disconnect"):
+        k = rule.int_param("after_events")
+        # byte position after the k-th event (comments do not count)
+        pos = 0
+        seen = 0
+        cut_at: int | None = None
+        for f in frames:
+            pos += len(f.data)
+            if f.kind != FrameKind.COMMENT:
+                seen += 1
+                if seen == k:
+                    cut_at = pos
+                    break
+        if k <= 0:
+            cut_at = 0
+        if cut_at is None:
+            note = f"stream has fewer than {k} events; fault at its end"
+            cut_at = pos
+        else:
+            note = None
+        if fid == "midstream.disconnect":
+            return _truncate(segs, cut_at), True, note
+        d = rule.int_param("delay_ms") / 1000.0
+        split = _split_segments(segs, lambda b: [cut_at])
+        out: list[_Seg] = []
+        acc = 0
+        for s in split:
+            out.append(_Seg(s.due + (d if acc >= cut_at else 0.0), s.data, s.done))
+            acc += len(s.data)
+        return out, False, note
+    if fid == "midstream.disconnect_bytes":
+        return _truncate(segs, max(0, rule.int_param("after_bytes"))), True, None
+    if fid == "midstream.cut_utf8":
+        body = b"".join(s.data for s in segs)
+        for i, b in enumerate(body):
+            if b >= 0xC0:
+                return _truncate(segs, i + 1), True, None
+        return (
+            _truncate(segs, len(body) // 2),
+            True,
+            "body has no multi-byte character; cut in the middle instead",
+        )
+    return segs, False, None
+
+
+# ---------------------------------------------------------------------------------------------
+# The ASGI application
+# ---------------------------------------------------------------------------------------------
+
+
+class _Gone(Exception):
+    """The client disconnected while we were working on its request."""
+
+
+class MockEngineApp:
+    """Raw ASGI app of one mock engine. Build it with :func:`mock_engines.create_app`."""
+
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.dialect = ctx.dialect
+        self.journal = ctx.journal
+        self._base_headers = self.dialect.base_headers()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    def abort_all(self) -> None:
+        """Cancel every request in progress (fast shutdown of the in-process runner)."""
+        for t in list(self._tasks):
+            t.cancel()
+
+    # -- request handling -------------------------------------------------------------------------
+    async def _read_body(self, receive: Receive) -> tuple[bytes, bool, bool]:
+        """(body, too_large, disconnected)."""
+        chunks: list[bytes] = []
+        size = 0
+        limit = self.ctx.max_body_bytes
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return b"".join(chunks), False, True
+            body = msg.get("body", b"")
+            if body:
+                size += len(body)
+                if size > limit:
+                    chunks.append(body)
+                    return b"".join(chunks), True, False
+                chunks.append(body)
+            if not msg.get("more_body", False):
+                return b"".join(chunks), False, False
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = self.ctx
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if ctx.control and path.startswith(CONTROL_PREFIX):
+            body, _, _ = await self._read_body(receive)
+            await self._control(method, path, scope, body, send)
+            return
+        body, too_large, gone = await self._read_body(receive)
+        raw_headers = scope.get("headers") or []
+        str_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        entry = self.journal.new_entry(method, path, query_string, str_headers, body)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        transport = (scope.get("extensions") or {}).get("llorch.transport")
+        try:
+            if gone:
+                self.journal.mark_disconnect(entry, cancel=True)
+                return
+            req = MockRequest(
+                method=method,
+                path=path,
+                query=dict(urllib.parse.parse_qsl(query_string, keep_blank_values=True)),
+                headers={k.lower(): v for k, v in str_headers},
+                body=body,
+                journal_id=entry.id,
+            )
+            if too_large:
+                reply = self.dialect.body_too_large_reply(req, ctx.max_body_bytes)
+                reply.headers.append((b"connection", b"close"))
+                await self._send_reply(send, entry, reply, None)
+                return
+            await self._dispatch(req, entry, receive, send, transport)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            self.journal.finish(entry)
+
+    async def _dispatch(
+        self,
+        req: MockRequest,
+        entry: JournalEntry,
+        receive: Receive,
+        send: Send,
+        transport: Any,
+    ) -> None:
+        ctx = self.ctx
+        dialect = self.dialect
+        # Fault from the request header (wins over engine rules).
+        header_rule: FaultRule | None = None
+        raw_fault = req.headers.get(FAULT_HEADER)
+        if raw_fault:
+            try:
+                header_rule = FaultRule.parse(raw_fault)
+                ctx.check_applies(header_rule)
+                if header_rule.id in _STATE_FAULTS or (
+                    header_rule.id == "engine.loading" and dialect.loading_mode == "port_closed"
+                ):
+                    raise ConfigError(
+                        f"fault {header_rule.id} on {dialect.name} is an engine state "
+                        "(port closed); select it engine-wide, not per request"
+                    )
+            except ConfigError as exc:
+                entry.fault = raw_fault
+                entry.fault_note = f"rejected: {exc}"
+                await self._send_reply(send, entry, dialect.error_reply(400, f"mock: {exc}"), None)
+                return
+        route, params, other_method = ctx.match(req.method, req.path)
+        req.path_params = params
+        if route is not None:
+            entry.route = route.path
+            entry.generation = route.generation
+
+        # Loading: llama.cpp answers 503 on every route.
+        rule = header_rule
+        if rule is None:
+            rule = ctx.select_request_fault(route)
+        if rule is not None:
+            entry.fault = str(rule)
+        loading = dialect.loading_mode == "http_503" and (
+            ctx.is_loading() or (rule is not None and rule.id == "engine.loading")
+        )
+        if loading:
+            await self._send_reply(send, entry, dialect.loading_reply(req), None)
+            return
+        if route is None:
+            reply = (
+                dialect.method_not_allowed_reply(req)
+                if other_method
+                else dialect.not_found_reply(req)
+            )
+            await self._send_reply(send, entry, reply, rule)
+            return
+        denied = dialect.check_auth(req, ctx.api_key, route)
+        if denied is not None:
+            await self._send_reply(send, entry, denied, None)
+            return
+
+        if rule is not None:
+            fid = rule.id
+            if fid == "conn.accept_then_close":
+                entry.aborted = True
+                await self._abort(transport, receive)
+                return
+            if fid.startswith("http.") and fid[5:].isdigit():
+                await self._send_reply(
+                    send, entry, dialect.status_fault_reply(int(fid[5:]), req), rule
+                )
+                return
+            if fid == "http.429_retry_after":
+                reply = dialect.rate_limit_reply(req, rule.int_param("seconds"))
+                await self._send_reply(send, entry, reply, rule)
+                return
+            if fid == "engine.overload":
+                await self._send_any(
+                    send, receive, entry, dialect.overload_reply(req, ctx), None, transport
+                )
+                return
+
+        try:
+            result = route.handler(req, ctx)
+        except EngineError as exc:
+            reply = dialect.error_reply(
+                exc.status, exc.message, etype=exc.etype, param=exc.param, code=exc.code
+            )
+            await self._send_reply(send, entry, reply, rule)
+            return
+        plan = result.plan
+        if plan is None:
+            await self._send_any(send, receive, entry, result, rule, transport)
+            return
+        entry.plan = plan
+        await self._generate(req, entry, result, rule, receive, send, transport)
+
+    async def _generate(
+        self,
+        req: MockRequest,
+        entry: JournalEntry,
+        result: Reply | StreamReply,
+        rule: FaultRule | None,
+        receive: Receive,
+        send: Send,
+        transport: Any,
+    ) -> None:
+        ctx = self.ctx
+        plan = result.plan
+        assert plan is not None
+        state = _WatchState()
+        task = asyncio.current_task()
+        watcher = asyncio.create_task(self._watch(receive, entry, state, task))
+        sid: int | None = None
+        pool = ctx.slots
+        try:
+            try:
+                sid = await pool.acquire(entry.id)
+            except Overloaded:
+                state.done = True
+                await self._send_any(
+                    send, receive, entry, self.dialect.overload_reply(req, ctx), None, transport
+                )
+                return
+            t0 = time.monotonic()
+            chunks = ctx.chunks(plan)
+            sizes = [len(ids) for _, ids in chunks] or [1]
+            busy = (pool.busy - 1) / pool.slots if pool.slots > 1 else 0.0
+            offsets = ctx.profile.step_offsets(
+                len(sizes), plan.prompt_tokens, sizes, busy, ctx._jitter_rng
+            )
+            ctx.stats.requests_total += 1
+            ok = await self._send_any(
+                send, receive, entry, result, rule, transport, t0=t0, offsets=offsets, state=state
+            )
+            if ok:
+                st = ctx.stats
+                st.requests_success += 1
+                st.prompt_tokens_total += plan.prompt_tokens
+                st.tokens_predicted_total += plan.completion_tokens
+                st.n_decode_total += plan.completion_tokens
+                ttft = offsets[0]
+                st.prompt_seconds_total += ttft
+                st.predicted_seconds_total += max(0.0, offsets[-1] - ttft)
+                st.ttft_sum += ttft
+                st.ttft_count += 1
+                if plan.stop_reason == "length":
+                    st.finished_length += 1
+                elif plan.stop_reason == "stop":
+                    st.finished_stop += 1
+                else:
+                    st.finished_eos += 1
+        except asyncio.CancelledError:
+            if state.client_gone:
+                cur = asyncio.current_task()
+                if cur is not None:
+                    cur.uncancel()
+                return
+            raise
+        finally:
+            state.done = True
+            if sid is not None:
+                pool.release(sid)
+            if not watcher.done():
+                watcher.cancel()
+
+    async def _watch(
+        self,
+        receive: Receive,
+        entry: JournalEntry,
+        state: _WatchState,
+        task: asyncio.Task[Any] | None,
+    ) -> None:
+        """Wait for ``http.disconnect``; if the response is unfinished, record it and cancel."""
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                break
+        if state.done or state.aborting:
+            return
+        state.client_gone = True
+        self.journal.mark_disconnect(entry, cancel=True)
+        if task is not None:
+            task.cancel()
+
+    async def _abort(self, transport: Any, receive: Receive) -> None:
+        """Close the connection without (the rest of) a response, then wait until uvicorn saw it."""
+        if transport is None:
+            raise _Gone("mock fault: connection closed deliberately")
+        transport.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                while True:
+                    msg = await receive()
+                    if msg["type"] == "http.disconnect":
+                        break
+
+    def _headers(
+        self, reply_headers: list[tuple[bytes, bytes]], rule: FaultRule | None
+    ) -> list[tuple[bytes, bytes]]:
+        hs = self._base_headers + reply_headers
+        if rule is not None and rule.id == "http.wrong_content_type":
+            ct = str(rule.param("content_type") or "text/plain").encode("latin-1")
+            hs = [(k, v) for k, v in hs if k.lower() != b"content-type"]
+            hs.append((b"content-type", ct))
+        return hs
+
+    async def _send_reply(
+        self, send: Send, entry: JournalEntry, reply: Reply, rule: FaultRule | None
+    ) -> None:
+        """A plain reply with Content-Length (no timing, no stream faults)."""
+        hs = self._headers(reply.headers, rule)
+        hs.append((b"content-length", str(len(reply.body)).encode()))
+        entry.status = reply.status
+        await send({"type": "http.response.start", "status": reply.status, "headers": hs})
+        now = time.monotonic()
+        entry.t_first_byte = now
+        await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+        entry.t_last_byte = time.monotonic()
+        entry.frames.append(reply.body)
+        entry.completed = True
+
+    async def _send_any(
+        self,
+        send: Send,
+        receive: Receive,
+        entry: JournalEntry,
+        reply: Reply | StreamReply,
+        rule: FaultRule | None,
+        transport: Any,
+        *,
+        t0: float | None = None,
+        offsets: list[float] | None = None,
+        state: _WatchState | None = None,
+    ) -> bool:
+        """Send a reply or a stream with timing and faults. True when it completed normally."""
+        if t0 is None:
+            t0 = time.monotonic()
+        if offsets is None:
+            offsets = [0.0]
+        note: str | None = None
+        streamed = isinstance(reply, StreamReply)
+        if isinstance(reply, StreamReply):
+            frames = reply.frames
+            if rule is not None:
+                frames, note = _apply_frame_faults(frames, rule, reply, self.dialect)
+        else:
+            # A complete body is one frame, due when the whole generation is done.
+            last = len(offsets) - 1
+            frames = [Frame(reply.body, last, FrameKind.TERMINAL)]
+            if rule is not None and rule.id in (
+                "frame.malformed_json",
+                "frame.missing_terminal",
+            ):
+                if rule.id == "frame.malformed_json":
+                    bad = _corrupt(reply.body)
+                    if bad is not None:
+                        frames = [Frame(bad, last, FrameKind.TERMINAL)]
+                else:
+                    note = "non-streamed response: no terminal frame to drop"
+            elif rule is not None and rule.id in (
+                "frame.duplicate_index",
+                "frame.out_of_order_index",
+                "stream.error_event",
+                "stream.keepalive_flood",
+                "frame.oversized",
+            ):
+                note = "applies to streamed responses only; sent normally"
+        segs = _segments(frames, offsets)
+        segs, abort, note2 = _apply_write_faults(segs, frames, rule)
+        if note2:
+            note = note2 if note is None else f"{note}; {note2}"
+        if note:
+            entry.fault_note = note
+
+        hs = self._headers(reply.headers, rule)
+        if not streamed:
+            hs.append((b"content-length", str(len(reply.body)).encode()))  # type: ignore[union-attr]
+        if rule is not None and rule.id == "conn.slow_headers":
+            await asyncio.sleep(rule.int_param("delay_ms") / 1000.0)
+        entry.status = reply.status
+        await send({"type": "http.response.start", "status": reply.status, "headers": hs})
+        journal = self.journal
+        sink = entry.frames
+        first = True
+        sleep = asyncio.sleep
+        mono = time.monotonic
+        for seg in segs:
+            due = seg.due
+            if due > 0.0:
+                delay = t0 + due - mono()
+                if delay > 0.0:
+                    await sleep(delay)
+            await send({"type": "http.response.body", "body": seg.data, "more_body": True})
+            if first:
+                entry.t_first_byte = mono()
+                first = False
+            sink.extend(seg.done)
+            journal.notify()
+        if abort:
+            if state is not None:
+                state.aborting = True
+            entry.aborted = True
+            entry.t_last_byte = mono()
+            await self._abort(transport, receive)
+            return False
+        if state is not None:
+            state.done = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        entry.t_last_byte = mono()
+        if first:
+            entry.t_first_byte = entry.t_last_byte
+        entry.completed = True
+        journal.notify()
+        return True
+
+    # -- control plane ------------------------------------------------------------------------------
+    async def _control(self, method: str, path: str, scope: Scope, body: bytes, send: Send) -> None:
+        ctx = self.ctx
+        status = 200
+        out: Any
+        name = path[len(CONTROL_PREFIX) :].strip("/")
+        qs = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        try:
+            if name == "journal" and method == "GET":
+                out = self.journal.to_dict(frames=qs.get("frames", "1") not in ("0", "false"))
+            elif name == "config" and method == "GET":
+                out = ctx.config_dict()
+            elif name == "config" and method in ("POST", "PUT"):
+                import json
+
+                try:
+                    data = json.loads(body or b"{}")
+                except ValueError as exc:
+                    raise ConfigError(f"config body is not JSON: {exc}") from None
+                if not isinstance(data, dict):
+                    raise ConfigError("config body must be a JSON object")
+                unknown = set(data) - {"faults", "seed", "profile"}
+                if unknown:
+                    raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+                if "profile" in data:
+                    p = data["profile"]
+                    if isinstance(p, dict):
+                        ctx.set_profile(load_profile(p.pop("base", "fast"), **p))
+                    else:
+                        ctx.set_profile(str(p))
+                if "seed" in data:
+                    ctx.seed = int(data["seed"])
+                if "faults" in data:
+                    faults = data["faults"]
+                    if not isinstance(faults, list):
+                        raise ConfigError("faults must be a list of strings")
+                    ctx.set_faults([str(f) for f in faults])
+                out = ctx.config_dict()
+            elif name == "reset" and method == "POST":
+                ctx.reset()
+                out = {"ok": True}
+            else:
+                status, out = 404, {"error": f"unknown control endpoint {method} {path}"}
+        except (ConfigError, ValueError, TypeError) as exc:
+            status, out = 400, {"error": str(exc)}
+        body_out = dumps(out)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body_out)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body_out, "more_body": False})
+
+
+@dataclass(slots=True)
+class _WatchState:
+    done: bool = False
+    aborting: bool = False
+    client_gone: bool = False

@@ -1,0 +1,704 @@
+"""llama.cpp ``llama-server`` dialect (ggml-org/llama.cpp ``tools/server``, 2025-26 layout).
+
+Wire facts chosen, and where from (reference/engine-dialects.md §1 and the vendored upstream
+sources ``server.cpp``, ``server-http.cpp``, ``server-task.cpp``, ``server-common.cpp``):
+
+* Every response carries ``Server: llama.cpp`` (``set_default_headers`` in ``server-http.cpp``).
+  The CORS echo header of the pre-routing handler is not reproduced.
+* JSON is ``nlohmann::ordered_json``: keys in insertion order, compact, raw UTF-8.
+  JSON bodies: ``application/json; charset=utf-8``; streams: ``text/event-stream``.
+* Errors from ``format_error_response``: ``{"error":{"code","message","type"}}``; the loading
+  (503 ``Loading model``), 401 (``Invalid API Key``) and 404 (``File Not Found``) bodies are
+  written literally in ``server-http.cpp`` with the order ``message, type, code``.
+* Loading: the port is open and *every* route answers 503 ``Loading model``.
+* ``/completion`` stream: one ``data: {partial}\\n\\n`` per token with keys ``index, content,
+  tokens, stop:false, id_slot, tokens_predicted, tokens_evaluated``; then the final object
+  (``stop:true`` … ``timings``) with empty ``content`` and ``tokens``; **no** ``[DONE]``.
+  ``stop_type``: ``eos | limit | word``; ``stopping_word`` the matched stop string.
+* OAI chat stream: first partial yields two frames (role delta ``{"role":"assistant",
+  "content":null}`` then the first content delta) in one write; chunk keys ``choices
+  [{finish_reason,index,delta}], created, id, model, system_fingerprint, object``; the final
+  result sends a ``delta:{}`` frame with ``finish_reason``, an optional usage frame
+  (``choices:[]``) and puts ``timings`` on the last of them; then ``data: [DONE]``.
+* OAI ``/v1/completions`` stream: partial chunks ``choices[{text,index,logprobs:null,
+  finish_reason:null}], created, model, system_fingerprint, object:"text_completion", id``;
+  the final chunk has ``text:""``, ``finish_reason``, ``usage`` and ``timings``; then ``[DONE]``.
+* ``finish_reason``: ``word|eos → "stop"``, else ``"length"``.
+* An error after the headers: ``data: {"error":{code,message,type}}\\n\\n`` and the stream closes
+  without ``[DONE]``.
+* Wrong JSON types fall back to defaults (``json_value`` only warns); a missing ``prompt`` is
+  ``invalid_argument`` → 400; an unparsable body throws ``json::parse_error``, which
+  ``ex_wrapper`` turns into **500** ``server_error`` — that is what llama.cpp really answers, so
+  the mock does too (documented divergence from "4xx for bad input").
+* Overload: llama.cpp has no 429; when the mock's queue is full it answers 503
+  ``unavailable_error`` "no slot available" (the ``/slots?fail_on_no_slot=1`` wording).
+* Keep-alive comment ``:\\n\\n`` (``sse_ping_interval``), used by ``stream.keepalive_flood``.
+* Engine version: ``build_info`` ``b6710-3df2244`` (``b<build>-<commit>``), reported in
+  ``/props`` and as ``system_fingerprint``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._plan import GenerationPlan, chat_prompt
+from .._wire import (
+    Dialect,
+    EngineError,
+    Frame,
+    FrameKind,
+    Headers,
+    MockRequest,
+    Reply,
+    Route,
+    StreamReply,
+    dumps,
+    json_reply,
+    sse,
+)
+
+if TYPE_CHECKING:
+    from .._core import EngineContext
+
+__all__ = ["DIALECT", "LlamaCppDialect"]
+
+_JSON = b"application/json; charset=utf-8"
+_SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream")]
+_DONE = b"data: [DONE]\n\n"
+_STOP_TYPE = {"eos": "eos", "length": "limit", "stop": "word"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "unavailable_error",
+    500: "server_error",
+    501: "not_supported_error",
+    503: "unavailable_error",
+}
+
+
+def _finish(plan: GenerationPlan) -> str:
+    return "length" if plan.stop_reason == "length" else "stop"
+
+
+def _num(body: dict[str, Any], key: str, default: Any) -> Any:
+    """``json_value``: a wrong type falls back to the default (llama.cpp only logs a warning)."""
+    v = body.get(key, default)
+    if v is None:
+        return default
+    if isinstance(default, bool):
+        return v if isinstance(v, bool) else default
+    if isinstance(default, int) and not isinstance(default, bool):
+        return v if isinstance(v, int) and not isinstance(v, bool) else default
+    if isinstance(default, float):
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
+    return v
+
+
+def _stops(body: dict[str, Any]) -> list[str]:
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        return [stop]  # OAI routes accept a bare string
+    if isinstance(stop, list):
+        return [s for s in stop if isinstance(s, str) and s]
+    return []
+
+
+class LlamaCppDialect(Dialect):
+    name = "llamacpp"
+    engine_version = "b6710-3df2244"
+    default_model = "tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf"
+    loading_mode = "http_503"
+    unsupported_faults = frozenset()
+    keepalive = b":\n\n"
+    json_content_type = _JSON
+
+    def routes(self) -> Sequence[Route]:
+        return [
+            Route("GET", "/health", self.health, public=True),
+            Route("GET", "/v1/health", self.health, public=True),
+            Route("GET", "/props", self.props),
+            Route("GET", "/slots", self.slots),
+            Route("GET", "/metrics", self.metrics),
+            Route("GET", "/models", self.models, public=True),
+            Route("GET", "/v1/models", self.models, public=True),
+            Route("POST", "/completion", self.completion, generation=True),
+            Route("POST", "/completions", self.completion, generation=True),
+            Route("POST", "/v1/completions", self.oai_completion, generation=True),
+            Route("POST", "/chat/completions", self.oai_chat, generation=True),
+            Route("POST", "/v1/chat/completions", self.oai_chat, generation=True),
+        ]
+
+    # -- envelopes --------------------------------------------------------------------------------
+    def base_headers(self) -> Headers:
+        return [(b"server", b"llama.cpp")]
+
+    def _literal_error(self, status: int, message: str, etype: str) -> Reply:
+        body = dumps({"error": {"message": message, "type": etype, "code": status}})
+        return Reply(status, body, [(b"content-type", _JSON)])
+
+    def error_reply(
+        self,
+        status: int,
+        message: str,
+        *,
+        etype: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> Reply:
+        t = etype or _ERROR_TYPES.get(status, "server_error")
+        body = dumps({"error": {"code": status, "message": message, "type": t}})
+        return Reply(status, body, [(b"content-type", _JSON)])
+
+    def not_found_reply(self, req: MockRequest) -> Reply:
+        return self._literal_error(404, "File Not Found", "not_found_error")
+
+    def method_not_allowed_reply(self, req: MockRequest) -> Reply:
+        # httplib routes by method: an unregistered method is simply not found.
+        return self.not_found_reply(req)
+
+    def loading_reply(self, req: MockRequest) -> Reply:
+        return self._literal_error(503, "Loading model", "unavailable_error")
+
+    def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        return self.error_reply(503, "no slot available", etype="unavailable_error")
+
+    def rate_limit_reply(self, req: MockRequest, seconds: int) -> Reply:
+        reply = self.error_reply(429, "Too Many Requests", etype="unavailable_error")
+        reply.headers.append((b"retry-after", str(seconds).encode()))
+        return reply
+
+    def check_auth(
+        self, req: MockRequest, api_key: str | None, route: Route | None
+    ) -> Reply | None:
+        if api_key is None or (route is not None and route.public):
+            return None
+        got = req.headers.get("authorization") or req.headers.get("x-api-key") or ""
+        if got.startswith("Bearer "):
+            got = got[len("Bearer ") :]
+        if got == api_key:
+            return None
+        return self._literal_error(401, "Invalid API Key", "authentication_error")
+
+    def body_too_large_reply(self, req: MockRequest, limit: int) -> Reply:
+        # cpp-httplib answers an oversized payload with a bare 413 and no body.
+        return Reply(413, b"", [(b"content-type", b"text/plain")])
+
+    # -- simple routes ------------------------------------------------------------------------------
+    def health(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        return json_reply(self, 200, {"status": "ok"})
+
+    def _settings(
+        self,
+        ctx: EngineContext,
+        *,
+        n_predict: int = -1,
+        seed: int | None = None,
+        temperature: float = 0.8,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        stop: Sequence[str] = (),
+        stream: bool = False,
+    ) -> dict[str, Any]:
+        return {
+            "n_predict": n_predict,
+            "seed": 4294967295 if seed is None else seed,
+            "temperature": temperature,
+            "dynatemp_range": 0.0,
+            "dynatemp_exponent": 1.0,
+            "top_k": top_k,
+            "top_p": top_p,
+            "min_p": 0.05,
+            "typical_p": 1.0,
+            "repeat_last_n": 64,
+            "repeat_penalty": 1.0,
+            "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
+            "mirostat": 0,
+            "stop": list(stop),
+            "max_tokens": n_predict,
+            "n_keep": 0,
+            "n_discard": 0,
+            "ignore_eos": False,
+            "stream": stream,
+            "n_probs": 0,
+            "min_keep": 0,
+            "samplers": [
+                "penalties",
+                "dry",
+                "top_k",
+                "typ_p",
+                "top_p",
+                "min_p",
+                "xtc",
+                "temperature",
+            ],
+            "speculative.n_max": 16,
+            "speculative.n_min": 0,
+            "speculative.p_min": 0.75,
+            "timings_per_token": False,
+            "post_sampling_probs": False,
+            "lora": [],
+        }
+
+    def props(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        return json_reply(
+            self,
+            200,
+            {
+                "default_generation_settings": {
+                    "id": 0,
+                    "id_task": -1,
+                    "n_ctx": 4096,
+                    "speculative": False,
+                    "is_processing": False,
+                    "params": self._settings(ctx),
+                    "prompt": "",
+                    "next_token": {
+                        "has_next_token": True,
+                        "has_new_line": False,
+                        "n_remain": -1,
+                        "n_decoded": 0,
+                        "stopping_word": "",
+                    },
+                },
+                "total_slots": ctx.slots.slots,
+                "model_alias": ctx.model,
+                "model_path": f"/models/{ctx.model}",
+                "modalities": {"vision": False, "audio": False},
+                "endpoint_slots": True,
+                "endpoint_props": False,
+                "endpoint_metrics": True,
+                "chat_template": "{% for message in messages %}<|{{ message.role }}|>\n{{ message.content }}\n{% endfor %}<|assistant|>\n",
+                "chat_template_caps": {"supports_system_role": True, "supports_tools": False},
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "build_info": self.engine_version,
+                "is_sleeping": False,
+            },
+        )
+
+    def slots(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        pool = ctx.slots
+        if req.query.get("fail_on_no_slot") in ("1", "true") and pool.busy >= pool.slots:
+            return self.error_reply(503, "no slot available", etype="unavailable_error")
+        out = []
+        for sid in range(pool.slots):
+            owner = pool.owner.get(sid)
+            out.append(
+                {
+                    "id": sid,
+                    "id_task": owner if owner is not None else -1,
+                    "n_ctx": 4096,
+                    "speculative": False,
+                    "is_processing": owner is not None,
+                    "params": self._settings(ctx),
+                    "next_token": {
+                        "has_next_token": owner is not None,
+                        "has_new_line": False,
+                        "n_remain": -1,
+                        "n_decoded": 0,
+                        "stopping_word": "",
+                    },
+                }
+            )
+        return json_reply(self, 200, out)
+
+    def metrics(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        st = ctx.stats
+        pool = ctx.slots
+        pred_tps = (
+            st.tokens_predicted_total / st.predicted_seconds_total
+            if st.predicted_seconds_total
+            else 0.0
+        )
+        prompt_tps = (
+            st.prompt_tokens_total / st.prompt_seconds_total if st.prompt_seconds_total else 0.0
+        )
+        series = [
+            (
+                "prompt_tokens_total",
+                "counter",
+                "Number of prompt tokens processed.",
+                st.prompt_tokens_total,
+            ),
+            ("prompt_seconds_total", "counter", "Prompt process time", st.prompt_seconds_total),
+            (
+                "tokens_predicted_total",
+                "counter",
+                "Number of generation tokens processed.",
+                st.tokens_predicted_total,
+            ),
+            (
+                "tokens_predicted_seconds_total",
+                "counter",
+                "Predict process time",
+                st.predicted_seconds_total,
+            ),
+            (
+                "n_decode_total",
+                "counter",
+                "Total number of llama_decode() calls",
+                st.n_decode_total,
+            ),
+            ("n_tokens_max", "counter", "Largest observed n_tokens.", 0),
+            (
+                "n_busy_slots_per_decode",
+                "counter",
+                "Average number of busy slots per llama_decode() call",
+                0.0,
+            ),
+            (
+                "prompt_tokens_seconds",
+                "gauge",
+                "Average prompt throughput in tokens/s.",
+                prompt_tps,
+            ),
+            (
+                "predicted_tokens_seconds",
+                "gauge",
+                "Average generation throughput in tokens/s.",
+                pred_tps,
+            ),
+            ("requests_processing", "gauge", "Number of requests processing.", pool.busy),
+            ("requests_deferred", "gauge", "Number of requests deferred.", pool.queued),
+        ]
+        lines = []
+        for name, kind, help_text, value in series:
+            lines.append(f"# HELP llamacpp:{name} {help_text}")
+            lines.append(f"# TYPE llamacpp:{name} {kind}")
+            lines.append(f"llamacpp:{name} {value}")
+        body = ("\n".join(lines) + "\n").encode()
+        return Reply(
+            200,
+            body,
+            [
+                (b"content-type", b"text/plain; version=0.0.4"),
+                (b"process-start-time-unix", str(int(ctx.started_at)).encode()),
+            ],
+        )
+
+    def models(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        meta = {
+            "vocab_type": 1,
+            "n_vocab": 32000,
+            "n_ctx_train": 2048,
+            "n_embd": 2048,
+            "n_params": 1100048384,
+            "size": 667815936,
+        }
+        return json_reply(
+            self,
+            200,
+            {
+                "models": [
+                    {
+                        "name": ctx.model,
+                        "model": ctx.model,
+                        "modified_at": "",
+                        "size": "",
+                        "digest": "",
+                        "type": "model",
+                        "description": "",
+                        "tags": [""],
+                        "capabilities": ["completion"],
+                        "parameters": "",
+                        "details": {
+                            "parent_model": "",
+                            "format": "gguf",
+                            "family": "",
+                            "families": [""],
+                            "parameter_size": "",
+                            "quantization_level": "",
+                        },
+                    }
+                ],
+                "object": "list",
+                "data": [
+                    {
+                        "id": ctx.model,
+                        "object": "model",
+                        "created": ctx.created(),
+                        "owned_by": "llamacpp",
+                        "meta": meta,
+                    }
+                ],
+            },
+        )
+
+    # -- generation -------------------------------------------------------------------------------
+    def _params(self, body: dict[str, Any], ctx: EngineContext, prompt: str) -> GenerationPlan:
+        n_predict = _num(body, "n_predict", _num(body, "max_tokens", -1))
+        seed = _num(body, "seed", -1)
+        temperature = _num(body, "temperature", 0.8)
+        top_p = _num(body, "top_p", 0.95)
+        top_k = _num(body, "top_k", 40)
+        return ctx.plan(
+            prompt,
+            max_tokens=n_predict,
+            seed=None if seed in (-1, None) else seed,
+            stop=_stops(body),
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            ignore_eos=bool(_num(body, "ignore_eos", False)),
+        )
+
+    def _timings(self, plan: GenerationPlan, ctx: EngineContext) -> dict[str, Any]:
+        prof = ctx.profile
+        prompt_ms = round(prof.ttft_ms + prof.ttft_per_prompt_token_ms * plan.prompt_tokens, 3)
+        n = plan.completion_tokens
+        predicted_ms = round(prof.itl_ms * max(0, n - 1), 3)
+        return {
+            "cache_n": 0,
+            "prompt_n": plan.prompt_tokens,
+            "prompt_ms": float(prompt_ms),
+            "prompt_per_token_ms": float(round(prompt_ms / plan.prompt_tokens, 3))
+            if plan.prompt_tokens
+            else 0.0,
+            "prompt_per_second": float(round(plan.prompt_tokens * 1000.0 / prompt_ms, 3))
+            if prompt_ms
+            else 0.0,
+            "predicted_n": n,
+            "predicted_ms": float(predicted_ms),
+            "predicted_per_token_ms": float(round(predicted_ms / n, 3)) if n else 0.0,
+            "predicted_per_second": float(round(n * 1000.0 / predicted_ms, 3))
+            if predicted_ms
+            else 0.0,
+        }
+
+    def completion(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+        body = req.json_object(parse_status=500)
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        if prompt is None:
+            raise EngineError(400, '"prompt" must be provided')
+        if not isinstance(prompt, str):
+            raise EngineError(400, '"prompt" must be a string, or a list of tokens or strings')
+        plan = self._params(body, ctx, prompt)
+        stream = bool(_num(body, "stream", False))
+        settings = self._settings(
+            ctx,
+            n_predict=_num(body, "n_predict", _num(body, "max_tokens", -1)),
+            seed=plan.seed,
+            temperature=_num(body, "temperature", 0.8),
+            top_k=_num(body, "top_k", 40),
+            top_p=_num(body, "top_p", 0.95),
+            stop=_stops(body),
+            stream=stream,
+        )
+        sid = 0
+        n_eval = plan.prompt_tokens
+
+        def final(content: str) -> dict[str, Any]:
+            return {
+                "index": 0,
+                "content": content,
+                "tokens": [],
+                "id_slot": sid,
+                "stop": True,
+                "model": ctx.model,
+                "tokens_predicted": plan.completion_tokens,
+                "tokens_evaluated": n_eval,
+                "generation_settings": settings,
+                "prompt": plan.prompt,
+                "has_new_line": "\n" in plan.text,
+                "truncated": False,
+                "stop_type": _STOP_TYPE[plan.stop_reason],
+                "stopping_word": plan.stop_string or "",
+                "tokens_cached": plan.prompt_tokens + plan.completion_tokens,
+                "timings": self._timings(plan, ctx),
+            }
+
+        if not stream:
+            return json_reply(self, 200, final(plan.text), plan=plan)
+
+        def partial(text: str, ids: Sequence[int], k: int) -> bytes:
+            return sse(
+                dumps(
+                    {
+                        "index": 0,
+                        "content": text,
+                        "tokens": list(ids),
+                        "stop": False,
+                        "id_slot": sid,
+                        "tokens_predicted": k,
+                        "tokens_evaluated": n_eval,
+                    }
+                )
+            )
+
+        frames: list[Frame] = []
+        done = 0
+        chunks = ctx.chunks(plan)
+        for step, (text, ids) in enumerate(chunks):
+            done += len(ids)
+            frames.append(Frame(partial(text, ids, done), step, FrameKind.TOKEN))
+        last = max(0, len(chunks) - 1)
+        frames.append(Frame(sse(dumps(final(""))), last, FrameKind.TERMINAL))
+        return StreamReply(
+            200,
+            list(_SSE_HEADERS),
+            frames,
+            plan,
+            error_frames=self._error_frames,
+            token_frame=lambda t: partial(t, [0], 1),
+        )
+
+    def _error_frames(self, message: str) -> list[bytes]:
+        return [sse(dumps({"error": {"code": 500, "message": message, "type": "server_error"}}))]
+
+    def _oai_head(self, body: dict[str, Any]) -> tuple[bool, bool]:
+        stream = bool(_num(body, "stream", False))
+        so = body.get("stream_options")
+        include_usage = bool(isinstance(so, dict) and so.get("include_usage") is True)
+        return stream, include_usage
+
+    def oai_chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+        body = req.json_object(parse_status=500)
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise EngineError(400, "'messages' is required and must be an array")
+        if not all(isinstance(m, dict) for m in messages):
+            raise EngineError(400, "each message must be an object")
+        plan = self._params(body, ctx, chat_prompt(messages))
+        stream, include_usage = self._oai_head(body)
+        cid = "chatcmpl-" + ctx.new_id(32)
+        created = ctx.created()
+        fp = self.engine_version
+        usage = {
+            "completion_tokens": plan.completion_tokens,
+            "prompt_tokens": plan.prompt_tokens,
+            "total_tokens": plan.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        }
+        timings = self._timings(plan, ctx)
+        if not stream:
+            return json_reply(
+                self,
+                200,
+                {
+                    "choices": [
+                        {
+                            "finish_reason": _finish(plan),
+                            "index": 0,
+                            "message": {"role": "assistant", "content": plan.text},
+                        }
+                    ],
+                    "created": created,
+                    "model": ctx.model,
+                    "system_fingerprint": fp,
+                    "object": "chat.completion",
+                    "usage": usage,
+                    "id": cid,
+                    "timings": timings,
+                },
+                plan=plan,
+            )
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+            d: dict[str, Any] = {
+                "choices": [{"finish_reason": finish, "index": 0, "delta": delta}],
+                "created": created,
+                "id": cid,
+                "model": ctx.model,
+                "system_fingerprint": fp,
+                "object": "chat.completion.chunk",
+            }
+            d.update(extra)
+            return d
+
+        frames: list[Frame] = []
+        chunks = ctx.chunks(plan)
+        role = sse(dumps(chunk({"role": "assistant", "content": None})))
+        frames.append(Frame(role, 0, FrameKind.META))
+        for step, (text, _ids) in enumerate(chunks):
+            frames.append(Frame(sse(dumps(chunk({"content": text}))), step, FrameKind.TOKEN))
+        last = max(0, len(chunks) - 1)
+        tail: list[dict[str, Any]] = [chunk({}, _finish(plan))]
+        if include_usage:
+            tail.append(
+                {
+                    "choices": [],
+                    "created": created,
+                    "id": cid,
+                    "model": ctx.model,
+                    "system_fingerprint": fp,
+                    "object": "chat.completion.chunk",
+                    "usage": usage,
+                }
+            )
+        tail[-1]["timings"] = timings
+        for obj in tail:
+            frames.append(Frame(sse(dumps(obj)), last, FrameKind.META))
+        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
+        return StreamReply(
+            200,
+            list(_SSE_HEADERS),
+            frames,
+            plan,
+            error_frames=self._error_frames,
+            token_frame=lambda t: sse(dumps(chunk({"content": t}))),
+        )
+
+    def oai_completion(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+        body = req.json_object(parse_status=500)
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        if prompt is None:
+            raise EngineError(400, '"prompt" must be provided')
+        if not isinstance(prompt, str):
+            raise EngineError(400, '"prompt" must be a string')
+        plan = self._params(body, ctx, prompt)
+        stream, _include_usage = self._oai_head(body)
+        cid = "cmpl-" + ctx.new_id(32)
+        created = ctx.created()
+        fp = self.engine_version
+        usage = {
+            "completion_tokens": plan.completion_tokens,
+            "prompt_tokens": plan.prompt_tokens,
+            "total_tokens": plan.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        }
+
+        def obj(text: str, finish: str | None, final: bool) -> dict[str, Any]:
+            d: dict[str, Any] = {
+                "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
+                "created": created,
+                "model": ctx.model,
+                "system_fingerprint": fp,
+                "object": "text_completion",
+            }
+            if final:
+                d["usage"] = usage
+            d["id"] = cid
+            if final:
+                d["timings"] = self._timings(plan, ctx)
+            return d
+
+        if not stream:
+            return json_reply(self, 200, obj(plan.text, _finish(plan), True), plan=plan)
+        frames: list[Frame] = []
+        chunks = ctx.chunks(plan)
+        for step, (text, _ids) in enumerate(chunks):
+            frames.append(Frame(sse(dumps(obj(text, None, False))), step, FrameKind.TOKEN))
+        last = max(0, len(chunks) - 1)
+        frames.append(Frame(sse(dumps(obj("", _finish(plan), True))), last, FrameKind.META))
+        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
+        return StreamReply(
+            200,
+            list(_SSE_HEADERS),
+            frames,
+            plan,
+            error_frames=self._error_frames,
+            token_frame=lambda t: sse(dumps(obj(t, None, False))),
+        )
+
+
+DIALECT = LlamaCppDialect()

@@ -1,0 +1,171 @@
+"""Building and running mock engines: ``create_app`` and the in-process ``run_mock_engine``.
+
+``run_mock_engine`` starts a real uvicorn server (httptools) on ``127.0.0.1`` port 0 in a daemon
+thread with its own event loop and hands back a :class:`MockEngine` handle: the base URL, the
+journal, fault switching and a clean stop. It works as a sync ``with`` (pytest-bdd steps, plain
+tests) and as an ``async with`` (anyio tests; start and stop then run in a worker thread so the
+caller's loop is never blocked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+
+from adapters.api import ConfigError
+
+from ._core import DEFAULT_MAX_BODY, EngineContext, MockEngineApp
+from ._dialects import get_dialect
+from ._faults import FaultRule
+from ._journal import Journal
+from ._profile import Profile
+from ._server import EngineServer, ThreadedServer
+
+__all__ = ["MockEngine", "create_app", "run_mock_engine"]
+
+
+def create_app(
+    dialect: str,
+    *,
+    seed: int = 0,
+    profile: str | Profile | None = "fast",
+    faults: Iterable[str | FaultRule] = (),
+    control: bool = True,
+    model: str | None = None,
+    api_key: str | None = None,
+    created: int | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+) -> MockEngineApp:
+    """The ASGI app of one mock engine (``app.ctx`` is its :class:`EngineContext`).
+
+    ``control=False`` switches the ``/__mock__/`` control prefix off (the paths then get the
+    engine's own 404). ``created`` fixes the ``created`` timestamps (golden-byte tests).
+    """
+    ctx = EngineContext(
+        get_dialect(dialect),
+        seed=seed,
+        profile=profile,
+        faults=faults,
+        control=control,
+        model=model,
+        api_key=api_key,
+        created=created,
+        max_body_bytes=max_body_bytes,
+    )
+    return MockEngineApp(ctx)
+
+
+class MockEngine:
+    """Handle on a running mock engine."""
+
+    def __init__(self, app: MockEngineApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.ctx: EngineContext = app.ctx
+        self._server = EngineServer(app, host, port)
+        self._thread = ThreadedServer(self._server)
+        self._running = False
+
+    # -- facts -------------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (valid even while the port is closed)."""
+        return self._server.base_url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def journal(self) -> Journal:
+        return self.ctx.journal
+
+    @property
+    def dialect(self) -> str:
+        return self.ctx.dialect.name
+
+    @property
+    def engine_version(self) -> str:
+        return self.ctx.dialect.engine_version
+
+    @property
+    def model(self) -> str:
+        return self.ctx.model
+
+    # -- control -----------------------------------------------------------------------------------
+    def set_faults(self, faults: Iterable[str | FaultRule]) -> None:
+        """Replace the engine-wide faults (``[]`` clears them); ConfigError if one does not apply."""
+        self.ctx.set_faults(faults)
+
+    def reset(self) -> None:
+        """Clear the journal and restart fault counters."""
+        self.ctx.reset()
+
+    def start(self) -> MockEngine:
+        if not self._running:
+            self._thread.start()
+            self._running = True
+        return self
+
+    def stop(self) -> None:
+        """Stop the server: in-flight requests are cancelled, the port is released."""
+        if self._running:
+            self._running = False
+            self._thread.stop()
+
+    def __enter__(self) -> MockEngine:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> MockEngine:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(self.start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(self.stop)
+
+
+def run_mock_engine(
+    dialect: str,
+    *,
+    seed: int = 0,
+    profile: str | Profile | None = "fast",
+    faults: Iterable[str | FaultRule] = (),
+    control: bool = True,
+    model: str | None = None,
+    api_key: str | None = None,
+    created: int | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> MockEngine:
+    """A mock engine to use as ``with run_mock_engine("llamacpp") as eng:`` (or ``async with``)."""
+    if not isinstance(dialect, str):
+        raise ConfigError("dialect must be a name such as 'llamacpp'")
+    app = create_app(
+        dialect,
+        seed=seed,
+        profile=profile,
+        faults=faults,
+        control=control,
+        model=model,
+        api_key=api_key,
+        created=created,
+        max_body_bytes=max_body_bytes,
+    )
+    return MockEngine(app, host, port)

@@ -1,0 +1,254 @@
+"""Serving a mock engine on a real socket: uvicorn + httptools with two small additions.
+
+1. :class:`_Protocol` subclasses uvicorn's httptools protocol to (a) count open connections in the
+   journal, (b) apply the engine-wide ``conn.accept_then_close`` fault right at accept time and
+   (c) expose the transport to the app as ``scope["extensions"]["llorch.transport"]`` so faults
+   can close a connection mid-response without uvicorn logging an application error.
+2. :class:`EngineServer` owns the listening socket so the port can be *closed and reopened on the
+   same number*: vLLM/TGI/Triton keep the port closed while loading (connection refused), and
+   ``conn.port_closed`` does the same on demand. While closed, the socket stays bound but does
+   not listen — the kernel refuses connections and nobody else can take the port.
+
+``EngineServer.serve()`` runs in the caller's event loop (the CLI) or, via
+:class:`ThreadedServer`, in a thread of its own (the in-process runner for tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ._core import EngineContext, MockEngineApp
+
+__all__ = ["EngineServer", "ThreadedServer"]
+
+_log = logging.getLogger("llorch.mock_engines")
+
+
+def _protocol_class(ctx: EngineContext) -> type[HttpToolsProtocol]:
+    journal = ctx.journal
+
+    class _Protocol(HttpToolsProtocol):
+        _counted = False
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            journal.connection_opened()
+            self._counted = True
+            if ctx.select_connection_fault() is not None:
+                transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            if self._counted:
+                self._counted = False
+                journal.connection_closed()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.scope["extensions"] = {"llorch.transport": self.transport}  # type: ignore[dict-item]
+
+    return _Protocol
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class EngineServer:
+    """One mock engine on ``host:port`` (port 0 = pick a free one; read :attr:`port`)."""
+
+    def __init__(self, app: MockEngineApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.ctx = app.ctx
+        self.host = host
+        self._sock: socket.socket | None = _bind(host, port)
+        self.port: int = self._sock.getsockname()[1]
+        self.config = uvicorn.Config(
+            app,
+            host=host,
+            port=self.port,
+            http=_protocol_class(self.ctx),
+            loop="auto",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            timeout_graceful_shutdown=1,
+            timeout_keep_alive=5,
+            backlog=2048,
+        )
+        self.server = uvicorn.Server(self.config)
+        self._asyncio_server: asyncio.base_events.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.ready = threading.Event()
+        self.failed: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- port control (runs on the server loop) ---------------------------------------------------
+    def _protocol_factory(self) -> Any:
+        config = self.config
+        server = self.server
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=server.server_state,
+                app_state={},
+                _loop=_loop,
+            )
+
+        return create_protocol
+
+    async def _open(self) -> None:
+        if self._asyncio_server is not None:
+            return
+        if self._sock is None:
+            self._sock = _bind(self.host, self.port)
+        sock = self._sock
+        sock.listen(self.config.backlog)
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(
+            self._protocol_factory(), sock=sock, backlog=self.config.backlog
+        )
+        self._asyncio_server = srv
+        self.server.servers.append(srv)
+
+    def _close(self) -> None:
+        srv = self._asyncio_server
+        if srv is None:
+            return
+        self._asyncio_server = None
+        srv.close()  # closes the listening socket: connection refused from now on
+        # keep the port: bind a fresh (non-listening) socket on the same number
+        self._sock = None
+        for _ in range(50):
+            try:
+                self._sock = _bind(self.host, self.port)
+                break
+            except OSError:
+                time.sleep(0.01)
+
+    def _sync_port(self) -> None:
+        """Open or close the listener to match the engine state; re-check at the next deadline."""
+        loop = self._loop
+        if loop is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        until = self.ctx.port_closed_until()
+        if until is None:
+            if self._asyncio_server is None:
+                loop.create_task(self._open())
+            return
+        self._close()
+        if until != float("inf"):
+            delay = max(0.0, until - time.monotonic()) + 0.001
+            self._timer = loop.call_later(delay, self._sync_port)
+
+    def _listener_hook(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._sync_port()
+        else:
+            loop.call_soon_threadsafe(self._sync_port)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def serve(self) -> None:
+        """Serve until :meth:`request_stop`; the listener follows the engine's port state."""
+        self._loop = asyncio.get_running_loop()
+        config = self.config
+        if not config.loaded:
+            config.load()
+        server = self.server
+        server.servers = []
+        server.lifespan = config.lifespan_class(config)
+        server.started = True
+        self.ctx.port_listener = self._listener_hook
+        try:
+            if self.ctx.port_closed_until() is None:
+                await self._open()
+            else:
+                self._sync_port()
+            self.ready.set()
+            await server.main_loop()
+        finally:
+            self.ctx.port_listener = None
+            if self._timer is not None:
+                self._timer.cancel()
+            self.app.abort_all()
+            await server.shutdown()
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+    def request_stop(self) -> None:
+        self.server.should_exit = True
+
+
+class ThreadedServer:
+    """Run an :class:`EngineServer` on its own event loop in a daemon thread."""
+
+    def __init__(self, server: EngineServer) -> None:
+        self.server = server
+        self._thread = threading.Thread(
+            target=self._run, name=f"mock-{server.ctx.dialect.name}-{server.port}", daemon=True
+        )
+
+    def _run(self) -> None:
+        factory = self.server.config.get_loop_factory()
+        try:
+            if factory is None:
+                asyncio.run(self.server.serve())
+            else:
+                with asyncio.Runner(loop_factory=factory) as runner:
+                    runner.run(self.server.serve())
+        except BaseException as exc:  # reported to the starter, never swallowed silently
+            self.server.failed = exc
+            self.server.ready.set()
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        if not self.server.ready.wait(timeout):
+            raise RuntimeError("mock engine did not start in time")
+        if self.server.failed is not None:
+            raise RuntimeError(f"mock engine failed to start: {self.server.failed!r}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.request_stop()
+        self._thread.join(timeout)
+
+    def call(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on the server loop (thread-safe)."""
+        loop = self.server._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(fn, *args)
