@@ -17,6 +17,10 @@ dialect description:
   table (``adapters.api.error_for_condition``), never raised;
 * ``started`` / ``metrics`` / ``end`` payloads, lifecycle logs and contract metrics.
 
+``TaskRequest.extra`` keys the HTTP adapters read: ``stop`` (a string or list of stop strings),
+``endpoint`` (``"chat"`` or ``"completions"`` on the vLLM and OpenAI adapters) and
+``engine_params`` (engine fields merged into the request body, e.g. ``{"ignore_eos": true}``).
+
 Decisions recorded here (the contract left room):
 
 * **Cancel** ends the stream with ``end`` carrying ``stop_reason: "cancelled"`` and the tokens
@@ -401,6 +405,7 @@ class HttpAdapter:
                     "task_id", "is already in flight on this adapter", request.task_id
                 )
             path, body = self._stream_request(request, prompt)
+            _merge_engine_params(body, request.extra.get("engine_params"))
         except WorkerError as err:
             self.metrics.rejected(self.engine, err.code.value)
             raise
@@ -786,6 +791,27 @@ class HttpAdapter:
             retriable=err.retriable,
             retry_after_ms=err.retry_after_ms,
         )
+
+
+def _merge_engine_params(body: dict[str, Any], params: object) -> None:
+    """Merge ``TaskRequest.extra["engine_params"]`` into the request body.
+
+    The escape hatch for engine knobs the contract has no field for (``ignore_eos``, ``top_k``,
+    ...): keys go to the top level; a dict value meets a dict already there (TGI's
+    ``parameters``) key by key. Anything but a mapping of names is an invalid request.
+    """
+    if params is None:
+        return
+    if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+        raise InvalidTaskRequest(
+            "extra.engine_params", "must be an object of engine fields", params
+        )
+    for key, value in params.items():
+        current = body.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            current.update(value)
+        else:
+            body[key] = value
 
 
 def _is_connect_error(exc: BaseException) -> bool:
