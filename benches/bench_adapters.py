@@ -35,7 +35,7 @@ from typing import Any
 import anyio
 import httpx
 
-from adapters.api import TaskRequest
+from adapters.api import Engine, Priority, TaskRequest, Workload
 from adapters.http_util import HttpClientConfig
 from adapters.vllm import VllmAdapter
 
@@ -51,7 +51,7 @@ with run_mock_engine("vllm", seed=1) as eng:
 """
 
 
-class Engine:
+class MockProcess:
     """The vLLM mock in a child process (so its CPU time is not ours)."""
 
     def __init__(self) -> None:
@@ -85,11 +85,11 @@ def _request(n: int, max_tokens: int) -> TaskRequest:
     return TaskRequest(
         task_id=f"bench-{n}",
         session_id="bench",
-        workload="completion",
+        workload=Workload.COMPLETION,
         model_ref="hf:bench",
-        engine="vllm",
+        engine=Engine.VLLM,
         ctx=4096,
-        priority="batch",
+        priority=Priority.BATCH,
         max_tokens=max_tokens,
         deadline_ms=600_000,
         seed=1,
@@ -110,7 +110,7 @@ def _body(model: str, max_tokens: int) -> dict[str, Any]:
     }
 
 
-async def run_adapter(eng: Engine, streams: int) -> int:
+async def run_adapter(eng: MockProcess, streams: int) -> int:
     tokens = 0
     async with VllmAdapter(eng.base_url, model=eng.model, http=HttpClientConfig()) as adapter:
         await adapter.engine_version()
@@ -123,7 +123,7 @@ async def run_adapter(eng: Engine, streams: int) -> int:
     return tokens
 
 
-async def run_bare(eng: Engine, streams: int) -> int:
+async def run_bare(eng: MockProcess, streams: int) -> int:
     url = f"{eng.base_url}/v1/completions"
     received = 0
     async with httpx.AsyncClient(timeout=60) as client:
@@ -134,7 +134,7 @@ async def run_bare(eng: Engine, streams: int) -> int:
     return streams * STREAM_TOKENS if received else 0
 
 
-async def run_sdk(eng: Engine, streams: int) -> int:
+async def run_sdk(eng: MockProcess, streams: int) -> int:
     from openai import AsyncOpenAI
 
     tokens = 0
@@ -170,7 +170,7 @@ def cpu_per_token(label: str, fn: Callable[[], Awaitable[int]]) -> float:
     return per
 
 
-async def ttft_adapter(eng: Engine, samples: int) -> list[float]:
+async def ttft_adapter(eng: MockProcess, samples: int) -> list[float]:
     firsts: list[float] = []
     async with VllmAdapter(eng.base_url, model=eng.model) as adapter:
         await adapter.engine_version()
@@ -184,7 +184,7 @@ async def ttft_adapter(eng: Engine, samples: int) -> list[float]:
     return firsts
 
 
-async def ttft_bare(eng: Engine, samples: int) -> list[float]:
+async def ttft_bare(eng: MockProcess, samples: int) -> list[float]:
     firsts: list[float] = []
     url = f"{eng.base_url}/v1/completions"
     async with httpx.AsyncClient(timeout=60) as client:
@@ -199,14 +199,14 @@ async def ttft_bare(eng: Engine, samples: int) -> list[float]:
     return firsts
 
 
-def added_ms(eng: Engine, client_times: list[float]) -> list[float]:
+def added_ms(eng: MockProcess, client_times: list[float]) -> list[float]:
     entries = eng.journal()[-len(client_times) :]
     return [(c - e["t_first_byte"]) * 1000.0 for c, e in zip(client_times, entries, strict=True)]
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -215,7 +215,7 @@ def main() -> None:
     ap.add_argument("--ttft-samples", type=int, default=200)
     args = ap.parse_args()
     streams = max(1, -(-args.tokens // STREAM_TOKENS))
-    eng = Engine()
+    eng = MockProcess()
     try:
         print(f"vLLM mock at {eng.base_url}; {streams} streams x {STREAM_TOKENS} tokens, no delays")
         print("CPU time per token (this process only):")
