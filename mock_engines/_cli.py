@@ -1,15 +1,87 @@
-"""``llorch-conformance serve <dialect>``: run a mock engine as a server."""
+"""``llorch-conformance serve <dialect>``: run a mock engine as a server.
+
+Prints one line ``serving <dialect> <version> on http://HOST:PORT`` (flushed) once the port is
+bound — with ``--port 0`` that line is how a caller learns the port — and serves until SIGINT or
+SIGTERM. The API key may come from ``--api-key`` or, to keep it out of process listings, from the
+environment variable ``LLORCH_MOCK_API_KEY``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
+
+_DIALECT_CHOICES = ("llamacpp", "vllm", "tgi", "openai", "triton")
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("serve", help="serve a mock engine")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="serve a mock engine",
+        description="Serve a mock inference engine speaking one engine's wire dialect.",
+    )
+    p.add_argument("dialect", choices=_DIALECT_CHOICES)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="fast", help="fast | realistic | a YAML/JSON file")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ID[;k=v...]",
+        help="engine-wide fault (repeatable); see 'llorch-conformance list faults'",
+    )
+    p.add_argument("--model", default=None, help="served model name")
+    p.add_argument("--api-key", default=None, help="require this key (or LLORCH_MOCK_API_KEY)")
+    p.add_argument("--no-control", action="store_true", help="switch off /__mock__/ endpoints")
     p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    import asyncio
+    import signal
+    import sys
+
+    from adapters.api import UsageError
+
+    from ._runner import create_app
+    from ._server import EngineServer
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port")
+    api_key = args.api_key or os.environ.get("LLORCH_MOCK_API_KEY") or None
+    app = create_app(
+        args.dialect,
+        seed=args.seed,
+        profile=args.profile,
+        faults=args.fault,
+        control=not args.no_control,
+        model=args.model,
+        api_key=api_key,
+    )
+    try:
+        server = EngineServer(app, args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot bind {args.host}:{args.port}: {exc.strerror}") from None
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.request_stop)
+        task = loop.create_task(server.serve())
+        await asyncio.get_running_loop().run_in_executor(None, server.ready.wait)
+        ctx = app.ctx
+        state = " (port closed: loading)" if ctx.port_closed() else ""
+        print(
+            f"serving {ctx.dialect.name} {ctx.dialect.engine_version} on {server.base_url}{state}",
+            flush=True,
+        )
+        await task
+
+    factory = server.config.get_loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+    print("stopped", file=sys.stderr, flush=True)
+    return 0

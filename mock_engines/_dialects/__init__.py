@@ -39,3 +39,9 @@ def dialect_names() -> tuple[str, ...]:
 from . import llamacpp as _llamacpp  # noqa: E402
 
 register(_llamacpp.DIALECT)
+
+from . import openai as _openai  # noqa: E402
+from . import vllm as _vllm  # noqa: E402
+
+register(_vllm.DIALECT)
+register(_openai.DIALECT)

@@ -99,6 +99,14 @@ def _num(body: dict[str, Any], key: str, default: Any) -> Any:
     return v
 
 
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _stops(body: dict[str, Any]) -> list[str]:
     stop = body.get("stop")
     if isinstance(stop, str):
@@ -434,9 +442,11 @@ class LlamaCppDialect(Dialect):
     def _params(self, body: dict[str, Any], ctx: EngineContext, prompt: str) -> GenerationPlan:
         n_predict = _num(body, "n_predict", _num(body, "max_tokens", -1))
         seed = _num(body, "seed", -1)
-        temperature = _num(body, "temperature", 0.8)
-        top_p = _num(body, "top_p", 0.95)
-        top_k = _num(body, "top_k", 40)
+        # Only knobs the request set feed the plan: engine defaults differ between dialects and
+        # must not change the cross-dialect oracle.
+        temperature = float(body["temperature"]) if _is_num(body.get("temperature")) else None
+        top_p = float(body["top_p"]) if _is_num(body.get("top_p")) else None
+        top_k = body["top_k"] if _is_int(body.get("top_k")) and body["top_k"] > 0 else None
         return ctx.plan(
             prompt,
             max_tokens=n_predict,

@@ -1,0 +1,482 @@
+"""OpenAI API dialect (the reference dialect of the OpenAI-compatible engines).
+
+Wire facts chosen, and where from (reference/engine-dialects.md §4: the OpenAPI spec shipped in
+openai-python, the SDK's SSE and retry code, the rate-limit guide):
+
+* Every response carries ``x-request-id: req_<32 hex>``, ``openai-version: 2020-10-01``,
+  ``openai-processing-ms``, ``openai-organization`` and the six ``x-ratelimit-*`` headers.
+* An API key is always required: no ``Authorization`` → 401 ``invalid_request_error`` ("You didn't
+  provide an API key…", ``code:null``); a key other than the configured one → 401
+  ``invalid_api_key``. The wrong key is echoed **redacted** (project style ``****`` + SHA-256
+  prefix), where the real API echoes a masked fragment — secrets must not reach transcripts.
+* Errors: ``{"error":{"message","type","param","code"}}`` — all four keys, ``code`` a string or
+  null. 429: ``Retry-After`` seconds, ``type:"requests"``, ``code:"rate_limit_exceeded"``,
+  ``x-ratelimit-remaining-requests: 0``. Overload: 503 ``server_error`` "The server is
+  overloaded or not ready yet.". Unknown route: 404 ``Invalid URL (METHOD /path)``.
+  Unknown model: 404 ``model_not_found``.
+* Chat chunk keys: ``id, object, created, model, service_tier, system_fingerprint, choices
+  [{index, delta, logprobs, finish_reason}]`` + ``usage:null`` on every chunk when
+  ``include_usage`` is on + ``obfuscation`` (padding, on unless
+  ``stream_options.include_obfuscation:false``; the mock's padding is seeded). First delta
+  ``{"role":"assistant","content":"","refusal":null}``, a separate finish chunk with
+  ``delta:{}``, the usage chunk (``choices:[]``) with ``prompt_tokens_details`` and
+  ``completion_tokens_details``; ``data: [DONE]``.
+* Legacy completions chunk: ``id, object:"text_completion", created, choices[{text,index,
+  logprobs,finish_reason}], model`` (+ ``usage`` when requested).
+* Non-streamed bodies are pretty-printed with two-space indentation, as the API does.
+* The model name resolves to a dated snapshot (``gpt-4o-mini`` → ``gpt-4o-mini-2024-07-18``).
+* No loading phase exists for a hosted API; ``engine.loading`` is rendered as the port being
+  closed (connection refused), like an unreachable endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._journal import redact_secret
+from .._plan import GenerationPlan
+from .._wire import (
+    Dialect,
+    EngineError,
+    Frame,
+    FrameKind,
+    Headers,
+    MockRequest,
+    Reply,
+    Route,
+    StreamReply,
+    dumps,
+    json_reply,
+    sse,
+)
+from ._oai import Problem, parse_oai
+
+if TYPE_CHECKING:
+    from .._core import EngineContext
+
+__all__ = ["DIALECT", "OpenAIDialect"]
+
+_SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+_DONE = b"data: [DONE]\n\n"
+_SNAPSHOTS = {
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-4o": "gpt-4o-2024-08-06",
+    "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
+    "gpt-3.5-turbo-instruct": "gpt-3.5-turbo-instruct",
+}
+_FINGERPRINT = "fp_0ba0d124f1"
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_MESSAGES = {
+    400: ("Bad request.", "invalid_request_error"),
+    401: ("Invalid authentication.", "invalid_request_error"),
+    404: ("The requested resource was not found.", "invalid_request_error"),
+    422: ("Unprocessable entity.", "invalid_request_error"),
+    500: (
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+    ),
+    503: ("The server is overloaded or not ready yet.", "server_error"),
+}
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank "
+    "username) if you're accessing the API from your browser and are prompted for a username and "
+    "password. You can obtain an API key from https://platform.openai.com/account/api-keys."
+)
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+    "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
+    "valid JSON. If you have trouble figuring out how to fix this, please contact us through our "
+    "help center at help.openai.com.)"
+)
+
+
+def _finish(plan: GenerationPlan) -> str:
+    return "length" if plan.stop_reason == "length" else "stop"
+
+
+def _obfuscation(seed: str, k: int) -> str:
+    d = hashlib.sha256(f"{seed}|{k}".encode()).digest()
+    n = 1 + d[0] % 12
+    return "".join(_B62[b % 62] for b in d[1 : 1 + n])
+
+
+class OpenAIDialect(Dialect):
+    name = "openai"
+    engine_version = "2020-10-01"
+    default_model = "gpt-4o-mini"
+    loading_mode = "port_closed"
+    unsupported_faults = frozenset(
+        {"frame.duplicate_index", "frame.out_of_order_index", "stream.keepalive_flood"}
+    )
+    keepalive = None
+
+    def routes(self) -> Sequence[Route]:
+        return [
+            Route("GET", "/v1/models", self.models),
+            Route("GET", "/v1/models/{model}", self.model_info),
+            Route("POST", "/v1/chat/completions", self.chat, generation=True),
+            Route("POST", "/v1/completions", self.completions, generation=True),
+        ]
+
+    # -- envelopes ------------------------------------------------------------------------------------
+    def base_headers(self) -> Headers:
+        return [
+            (b"openai-version", b"2020-10-01"),
+            (b"openai-organization", b"user-mock"),
+            (b"openai-processing-ms", b"143"),
+            (b"x-ratelimit-limit-requests", b"5000"),
+            (b"x-ratelimit-limit-tokens", b"4000000"),
+            (b"x-ratelimit-remaining-requests", b"4999"),
+            (b"x-ratelimit-remaining-tokens", b"3999990"),
+            (b"x-ratelimit-reset-requests", b"12ms"),
+            (b"x-ratelimit-reset-tokens", b"0s"),
+        ]
+
+    def _rid(self) -> Headers:
+        import os
+
+        return [(b"x-request-id", b"req_" + os.urandom(16).hex().encode())]
+
+    def _err(
+        self,
+        status: int,
+        message: str,
+        etype: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Headers | None = None,
+    ) -> Reply:
+        obj = {"error": {"message": message, "type": etype, "param": param, "code": code}}
+        return json_reply(self, status, obj, headers=[*self._rid(), *(headers or [])], indent=4)
+
+    def error_reply(
+        self,
+        status: int,
+        message: str,
+        *,
+        etype: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> Reply:
+        default = _MESSAGES.get(status, ("Error", "invalid_request_error"))
+        return self._err(status, message, etype or default[1], param, code)
+
+    def status_fault_reply(self, status: int, req: MockRequest) -> Reply:
+        msg, etype = _MESSAGES.get(status, ("Error", "invalid_request_error"))
+        return self._err(status, msg, etype)
+
+    def not_found_reply(self, req: MockRequest) -> Reply:
+        return self._err(404, f"Invalid URL ({req.method} {req.path})", "invalid_request_error")
+
+    def method_not_allowed_reply(self, req: MockRequest) -> Reply:
+        return self.not_found_reply(req)
+
+    def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        return self._err(503, "The server is overloaded or not ready yet.", "server_error")
+
+    def rate_limit_reply(self, req: MockRequest, seconds: int) -> Reply:
+        return self._err(
+            429,
+            "Rate limit reached for requests in organization org-mock on requests per min "
+            f"(RPM): Limit 5000, Used 5000, Requested 1. Please try again in {seconds}s.",
+            "requests",
+            code="rate_limit_exceeded",
+            headers=[
+                (b"retry-after", str(seconds).encode()),
+                (b"x-ratelimit-remaining-requests", b"0"),
+            ],
+        )
+
+    def check_auth(
+        self, req: MockRequest, api_key: str | None, route: Route | None
+    ) -> Reply | None:
+        auth = req.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not auth[len("Bearer ") :].strip():
+            return self._err(401, _NO_KEY, "invalid_request_error")
+        given = auth[len("Bearer ") :].strip()
+        if api_key is not None and given != api_key:
+            return self._err(
+                401,
+                f"Incorrect API key provided: {redact_secret(given)}. You can find your API key "
+                "at https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                code="invalid_api_key",
+            )
+        return None
+
+    def body_too_large_reply(self, req: MockRequest, limit: int) -> Reply:
+        return self._err(
+            413, f"Request body too large (max {limit} bytes).", "invalid_request_error"
+        )
+
+    # -- routes -----------------------------------------------------------------------------------------
+    def _model_obj(self, name: str, ctx: EngineContext) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": 1721172741, "owned_by": "system"}
+
+    def _known(self, ctx: EngineContext) -> list[str]:
+        names = [ctx.model, *(n for n in _SNAPSHOTS if n != ctx.model)]
+        return names
+
+    def models(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        data = [self._model_obj(n, ctx) for n in self._known(ctx)]
+        return json_reply(
+            self, 200, {"object": "list", "data": data}, headers=self._rid(), indent=2
+        )
+
+    def model_info(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        name = req.path_params.get("model", "")
+        if name not in self._known(ctx):
+            return self._err(
+                404,
+                f"The model '{name}' does not exist",
+                "invalid_request_error",
+                param="model",
+                code="model_not_found",
+            )
+        return json_reply(self, 200, self._model_obj(name, ctx), headers=self._rid(), indent=2)
+
+    def _parse(self, req: MockRequest, ctx: EngineContext, *, chat: bool) -> Any:
+        try:
+            body = req.json_object()
+        except EngineError:
+            raise EngineError(400, _BAD_JSON, etype="invalid_request_error") from None
+        p = parse_oai(body, chat=chat)
+        if isinstance(p, Problem):
+            if p.kind == "missing":
+                raise EngineError(
+                    400,
+                    f"Missing required parameter: '{p.field}'.",
+                    etype="invalid_request_error",
+                    param=p.field,
+                    code="missing_required_parameter",
+                )
+            if p.kind == "value":
+                raise EngineError(
+                    400,
+                    f"Invalid '{p.field}': integer below minimum value. Expected a value >= 0, "
+                    f"but got {p.got} instead.",
+                    etype="invalid_request_error",
+                    param=p.field,
+                    code="integer_below_min_value",
+                )
+            raise EngineError(
+                400,
+                f"Invalid type for '{p.field}': expected {p.expected}, but got {p.got} instead.",
+                etype="invalid_request_error",
+                param=p.field,
+                code="invalid_type",
+            )
+        if p.model is None:
+            raise EngineError(
+                400,
+                "you must provide a model parameter",
+                etype="invalid_request_error",
+                param=None,
+                code=None,
+            )
+        if p.model not in self._known(ctx):
+            raise EngineError(
+                404,
+                f"The model `{p.model}` does not exist or you do not have access to it.",
+                etype="invalid_request_error",
+                param=None,
+                code="model_not_found",
+            )
+        if p.stream_options_present and not p.stream:
+            raise EngineError(
+                400,
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                etype="invalid_request_error",
+                param="stream_options",
+                code=None,
+            )
+        return p
+
+    def _plan(self, p: Any, ctx: EngineContext) -> GenerationPlan:
+        return ctx.plan(
+            p.prompt,
+            max_tokens=p.max_tokens,
+            seed=p.seed,
+            stop=p.stop,
+            temperature=p.temperature,
+            top_p=p.top_p,
+        )
+
+    @staticmethod
+    def _usage(plan: GenerationPlan) -> dict[str, Any]:
+        return {
+            "prompt_tokens": plan.prompt_tokens,
+            "completion_tokens": plan.completion_tokens,
+            "total_tokens": plan.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def _error_frames(self, message: str) -> list[bytes]:
+        err = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+        return [sse(dumps(err))]
+
+    def chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+        p = self._parse(req, ctx, chat=True)
+        plan = self._plan(p, ctx)
+        cid = "chatcmpl-" + ctx.new_id(29)
+        created = ctx.created()
+        model = _SNAPSHOTS.get(p.model, p.model)
+        finish = _finish(plan)
+        if not p.stream:
+            return json_reply(
+                self,
+                200,
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {
+                                "role": "assistant",
+                                "content": plan.text,
+                                "refusal": None,
+                                "annotations": [],
+                            },
+                            "logprobs": None,
+                            "finish_reason": finish,
+                        }
+                    ],
+                    "usage": self._usage(plan),
+                    "service_tier": "default",
+                    "system_fingerprint": _FINGERPRINT,
+                },
+                headers=self._rid(),
+                plan=plan,
+                indent=2,
+            )
+        k = 0
+
+        def chunk(choices: list[dict[str, Any]], usage: Any = None) -> bytes:
+            nonlocal k
+            d: dict[str, Any] = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "service_tier": "default",
+                "system_fingerprint": _FINGERPRINT,
+                "choices": choices,
+            }
+            if p.include_usage:
+                d["usage"] = usage
+            if p.include_obfuscation:
+                d["obfuscation"] = _obfuscation(cid, k)
+            k += 1
+            return sse(dumps(d))
+
+        def choice(delta: dict[str, Any], fin: str | None = None) -> list[dict[str, Any]]:
+            return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}]
+
+        frames: list[Frame] = [
+            Frame(
+                chunk(choice({"role": "assistant", "content": "", "refusal": None})),
+                0,
+                FrameKind.META,
+            )
+        ]
+        chunks = ctx.chunks(plan)
+        for step, (text, _ids) in enumerate(chunks):
+            frames.append(Frame(chunk(choice({"content": text})), step, FrameKind.TOKEN))
+        last = max(0, len(chunks) - 1)
+        frames.append(Frame(chunk(choice({}, finish)), last, FrameKind.META))
+        if p.include_usage:
+            frames.append(Frame(chunk([], self._usage(plan)), last, FrameKind.META))
+        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
+        return StreamReply(
+            200,
+            [*_SSE_HEADERS, *self._rid()],
+            frames,
+            plan,
+            error_frames=self._error_frames,
+            token_frame=lambda t: chunk(choice({"content": t})),
+        )
+
+    def completions(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+        p = self._parse(req, ctx, chat=False)
+        plan = self._plan(p, ctx)
+        cid = "cmpl-" + ctx.new_id(29)
+        created = ctx.created()
+        model = _SNAPSHOTS.get(p.model, p.model)
+        finish = _finish(plan)
+        if not p.stream:
+            return json_reply(
+                self,
+                200,
+                {
+                    "id": cid,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {"text": plan.text, "index": 0, "logprobs": None, "finish_reason": finish}
+                    ],
+                    "usage": {
+                        "prompt_tokens": plan.prompt_tokens,
+                        "completion_tokens": plan.completion_tokens,
+                        "total_tokens": plan.total_tokens,
+                    },
+                },
+                headers=self._rid(),
+                plan=plan,
+                indent=2,
+            )
+
+        def chunk(text: str, fin: str | None) -> bytes:
+            d: dict[str, Any] = {
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": fin}],
+                "model": model,
+            }
+            return sse(dumps(d))
+
+        frames: list[Frame] = []
+        chunks = ctx.chunks(plan)
+        for step, (text, _ids) in enumerate(chunks):
+            frames.append(Frame(chunk(text, None), step, FrameKind.TOKEN))
+        last = max(0, len(chunks) - 1)
+        frames.append(Frame(chunk("", finish), last, FrameKind.META))
+        if p.include_usage:
+            usage = {
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "choices": [],
+                "model": model,
+                "usage": {
+                    "prompt_tokens": plan.prompt_tokens,
+                    "completion_tokens": plan.completion_tokens,
+                    "total_tokens": plan.total_tokens,
+                },
+            }
+            frames.append(Frame(sse(dumps(usage)), last, FrameKind.META))
+        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
+        return StreamReply(
+            200,
+            [*_SSE_HEADERS, *self._rid()],
+            frames,
+            plan,
+            error_frames=self._error_frames,
+            token_frame=lambda t: chunk(t, None),
+        )
+
+
+DIALECT = OpenAIDialect()
