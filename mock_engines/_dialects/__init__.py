@@ -45,3 +45,9 @@ from . import vllm as _vllm  # noqa: E402
 
 register(_vllm.DIALECT)
 register(_openai.DIALECT)
+
+from . import tgi as _tgi  # noqa: E402
+from . import triton as _triton  # noqa: E402
+
+register(_tgi.DIALECT)
+register(_triton.DIALECT)
