@@ -76,7 +76,7 @@ _WEIGHTS: tuple[float, ...] = (
 _CUM_WEIGHTS: tuple[float, ...] = tuple(sum(_WEIGHTS[: i + 1]) for i in range(len(_WEIGHTS)))
 _VOCAB_INDEX: dict[str, int] = {t: i for i, t in enumerate(VOCAB)}
 
-_TOKEN_RE = re.compile(r" ?[^\W\d_]+| ?\d| ?[^\w\s]|\s+(?!\S)|\s+", re.UNICODE)
+_TOKEN_RE = re.compile(r" ?[^\W\d_]+| ?\d| ?(?:[^\w\s]|_)|\s+(?!\S)|\s+|[\s\S]", re.UNICODE)
 
 
 def tokenize(text: str) -> list[str]:
