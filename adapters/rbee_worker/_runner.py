@@ -1,0 +1,85 @@
+"""In-process runner of the worker bridge: a real uvicorn server in a thread, port known up front.
+
+``with run_worker_bridge(adapter, BridgeConfig(queen_url=q.url)) as w:`` gives a
+:class:`WorkerServer` with ``base_url``, the :class:`~adapters.rbee_worker.WorkerBridge` (status,
+transitions, heartbeat attempts) and a graceful :meth:`WorkerServer.stop` that goes through the
+same path as SIGTERM in the CLI: ``stopping`` → drain → ``stopped`` → final heartbeat.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from adapters.api import WorkerAdapter
+
+from ._bridge import BridgeConfig, WorkerBridge
+from ._serve import ServedApp, bind_socket
+
+__all__ = ["WorkerServer", "run_worker_bridge"]
+
+
+class WorkerServer:
+    """Handle on a running bridge."""
+
+    def __init__(self, bridge: WorkerBridge, served: ServedApp) -> None:
+        self.bridge = bridge
+        self._served = served
+
+    @property
+    def base_url(self) -> str:
+        return self._served.base_url
+
+    @property
+    def port(self) -> int:
+        return self._served.port
+
+    @property
+    def running(self) -> bool:
+        return self._served.running
+
+    def start(self) -> WorkerServer:
+        self._served.start()
+        return self
+
+    def stop(self) -> None:
+        self._served.stop()
+
+    def __enter__(self) -> WorkerServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> WorkerServer:
+        await self._served.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._served.__aexit__(*exc)
+
+
+def run_worker_bridge(
+    adapter: WorkerAdapter,
+    config: BridgeConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    own_adapter: bool = False,
+) -> WorkerServer:
+    """Build (not start) a bridge server; use it as ``with``/``async with`` or call ``start()``."""
+    sock = bind_socket(host, port)
+    bridge = WorkerBridge(adapter, config, port=sock.getsockname()[1], own_adapter=own_adapter)
+    served = ServedApp(
+        bridge.app,
+        host=host,
+        sock=sock,
+        on_exit=bridge.request_stop,
+        graceful_s=bridge.config.drain_s,
+    )
+    return WorkerServer(bridge, served)
