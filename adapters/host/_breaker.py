@@ -102,9 +102,17 @@ class CircuitBreaker:
         )
 
     def record_success(self) -> None:
+        """A call succeeded. Only a half-open trial closes an open breaker.
+
+        A success that arrives while the breaker is open belongs to a call let through before
+        it opened; it says nothing about the replica *now*, so it changes nothing.
+        """
+        state = self.state
+        if state is BreakerState.OPEN:
+            return
         self._failures = 0
         self._trials = 0
-        if self._state is not BreakerState.CLOSED:
+        if state is BreakerState.HALF_OPEN:
             self._set(BreakerState.CLOSED)
 
     def record_failure(self) -> None:

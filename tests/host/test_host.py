@@ -368,3 +368,16 @@ async def test_narration_is_short_and_covers_the_lifecycle() -> None:
         assert key in end
     text = h.metrics.render().decode()
     assert "tasks_started_total" in text and "latency_first_token_ms_bucket" in text
+
+
+def test_success_of_a_call_admitted_before_opening_does_not_close() -> None:
+    clock = Clock()
+    b = CircuitBreaker(BreakerConfig(failure_threshold=1, open_s=5), clock=clock)
+    b.record_failure()
+    assert b.state is BreakerState.OPEN
+    b.record_success()  # a straggler that was let through before the breaker opened
+    assert b.state is BreakerState.OPEN
+    clock.t += 5
+    assert b.allow()
+    b.record_success()
+    assert b.state is BreakerState.CLOSED
