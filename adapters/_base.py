@@ -201,8 +201,8 @@ class HttpAdapter:
     """
 
     engine: ClassVar[str] = "unknown"
-    #: Engines whose stream has no terminal frame end cleanly at EOF (Triton).
-    eof_is_terminal: ClassVar[bool] = False
+    #: Engines whose stream has no terminal frame end cleanly at EOF (instances may override).
+    eof_is_terminal: bool = False
     #: Accepted success ``Content-Type`` prefixes for the stream.
     stream_content_types: ClassVar[tuple[str, ...]] = ("text/event-stream",)
 

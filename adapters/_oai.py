@@ -62,6 +62,12 @@ class OpenAIStyleAdapter(HttpAdapter):
             body["stop"] = list(stop) if not isinstance(stop, str) else [stop]
         return path, body
 
+    def _finalize(self, st: StreamState, request: TaskRequest, emitted: int) -> None:
+        # OpenAI says "stop" for both EOS and a matched stop sequence; without stop sequences in
+        # the request only EOS is possible.
+        if st.stop_reason == "stop" and not st.stop_string and not request.extra.get("stop"):
+            st.stop_reason = "eos"
+
     def _parse_frame(self, data: str, st: StreamState) -> str | None:
         if data == "[DONE]":
             st.done = True

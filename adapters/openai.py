@@ -14,7 +14,8 @@ Wire facts used (reference/engine-dialects.md §4, the OpenAPI spec shipped in o
   ``/v1`` (the SDK convention); paths are built so both work.
 * ``health``: ``GET {base}/models`` → 200 ready; 401/403/429/5xx → live (the service answers) but
   not ready for this key; refused/unreachable → not live.
-* ``engine_version``: the upstream model id from ``GET {base}/models/{model}`` (OC-ADAPT-OAI-6010).
+* ``engine_version``: the upstream model id from ``GET {base}/models/{model}`` and the API version
+  from its ``openai-version`` header, as ``<model>@<api version>`` (OC-ADAPT-OAI-6010).
 * 429 carries ``Retry-After`` (seconds) → ``retry_after_ms``; ``x-ratelimit-reset-*`` is *not* a
   Retry-After. Stream retries only before the first byte (connect, 429, 503).
 * No slots, no published context size per model: ``props`` and ``ctx_max`` are ``None``.
@@ -79,8 +80,13 @@ class OpenAIAdapter(OpenAIStyleAdapter):
         )
 
     async def _fetch_engine_version(self, *, retry: bool) -> str:
-        doc = await self.get_object(f"{self.api_prefix}/models/{self.model}", retry=retry)
-        model_id = doc.get("id")
+        resp = await self.get(f"{self.api_prefix}/models/{self.model}", retry=retry)
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise protocol_error("GET /models/{model}: body is not JSON") from None
+        model_id = doc.get("id") if isinstance(doc, dict) else None
         if not isinstance(model_id, str) or not model_id:
             raise protocol_error("GET /models/{model}: no id")
-        return model_id
+        api_version = resp.headers.get("openai-version")
+        return f"{model_id}@{api_version}" if api_version else model_id

@@ -11,10 +11,13 @@ Wire facts used (reference/engine-dialects.md §5, triton-inference-server/serve
   ``temperature 0`` and ``top_p 1``). Each model response is one ``data: {json}`` event (keys
   sorted) with the ``text_output`` delta, ``finish_reason`` (``"None"`` until the last response,
   then ``length``/``stop``), the token counts, ``model_name``, ``model_version`` and the echoed
-  ``id``. There is **no terminator**: the chunked body ends after the final response, so a clean
-  end of body is the end of the stream (``eof_is_terminal``), while a reset or a body cut inside
-  an event is WORKER_RESET. Without a ``finish_reason`` the stop reason is inferred: ``length``
-  when ``max_tokens`` outputs arrived, ``eos`` before that.
+  ``id``. There is **no terminator**: the chunked body ends after the final response. Because
+  the adapter asks for ``finish_reason``, the response carrying a real one is the terminal frame
+  and an end of body before it is WORKER_RESET (``require_finish_reason=False`` for backends
+  without that output: then a clean end of body ends the stream and the stop reason is inferred,
+  ``length`` when ``max_tokens`` outputs arrived, ``eos`` before that). ``finish_reason`` ``stop``
+  means EOS unless stop strings were requested. ``num_output_tokens`` is per response and summed
+  (it counts the EOS step, as vLLM does).
 * Errors: ``{"error": "<message>"}`` — as the HTTP body before the stream (status from the Triton
   error code: 400 invalid argument, 404 unknown model, 503 unavailable, 500 internal), or as an
   SSE event inside the stream (status 200 after the first response; when the *first* response
@@ -52,13 +55,18 @@ class TritonAdapter(HttpAdapter):
     """Adapter for Triton's generate extension; needs ``model`` (the Triton model name)."""
 
     engine = "triton"
-    eof_is_terminal = True
 
-    def __init__(self, base_url: str, *, model: str, **config: Any) -> None:
+    def __init__(
+        self, base_url: str, *, model: str, require_finish_reason: bool = True, **config: Any
+    ) -> None:
         if not model:
             raise ConfigError("triton: model (the Triton model name) is required")
         super().__init__(base_url, model=model, **config)
-        self._max_tokens: dict[str, int] = {}
+        #: With a backend that reports ``finish_reason`` (the vLLM backend does), the response
+        #: carrying it is the terminal frame and an EOF before it is a reset; without one the
+        #: end of the body is the only end signal.
+        self.require_finish_reason = require_finish_reason
+        self.eof_is_terminal = not require_finish_reason
 
     def _model_path(self) -> str:
         return f"/v2/models/{self.model}"
@@ -140,6 +148,9 @@ class TritonAdapter(HttpAdapter):
     def _finalize(self, st: StreamState, request: TaskRequest, emitted: int) -> None:
         if st.stop_reason is None:
             st.stop_reason = "length" if emitted >= request.max_tokens else "eos"
+        elif st.stop_reason == "stop" and not request.extra.get("stop"):
+            # The vLLM backend says "stop" for EOS and for a stop string alike.
+            st.stop_reason = "eos"
 
     def _status_error(self, status: int, headers: httpx.Headers, body: bytes) -> WorkerError:
         text = body.strip()
@@ -158,11 +169,12 @@ class TritonAdapter(HttpAdapter):
             finish = finish[0] if finish else None
         if isinstance(finish, str) and finish and finish != "None":
             st.set_stop(finish)
+            st.done = True
         n_in, n_out = obj.get("num_input_tokens"), obj.get("num_output_tokens")
         if isinstance(n_in, int):
             st.prompt_tokens = n_in
-        if isinstance(n_out, int):
-            st.completion_tokens = n_out
+        if isinstance(n_out, int):  # per response (a delta), summed
+            st.completion_tokens = (st.completion_tokens or 0) + n_out
         text = obj.get("text_output")
         if text is None:
             return None

@@ -52,6 +52,18 @@ def _applies(fault_id: str, dialect: str) -> bool:
     return not spec.applies_to or dialect in spec.applies_to
 
 
+def _same_version(reported: str, engine: Any) -> bool:
+    """Whether ``reported`` is the version string the adapter should derive for this engine."""
+    if engine.dialect == "openai":  # model id @ API version (openai-version header)
+        return reported == f"{engine.model}@{engine.engine_version}"
+    if engine.dialect == "tgi":  # /info version + short sha
+        return (
+            reported.startswith(f"{engine.engine_version}+")
+            and len(reported) > len(engine.engine_version) + 1
+        )
+    return reported == engine.engine_version
+
+
 def _tokens(events: list[TokenEvent]) -> int:
     return sum(1 for e in events if e.kind == "token")
 
@@ -73,12 +85,14 @@ async def test_happy_stream_matches_the_plan(engine: Any, dialect: str, logs: Lo
     plan = expected_plan(dialect, request)
     assert joined_text(events) == plan.text
     started, end = events[0], terminal(events)
-    assert started.data["engine_version"] == engine.engine_version
+    assert _same_version(started.data["engine_version"], engine)
     assert started.data["seed"] == 7
     assert end.kind == "end", end
     assert end.data["tokens_out"] == len(plan.tokens) == _tokens(events)
     assert end.data["stop_reason"] == plan.stop_reason
-    assert end.data["usage"]["completion_tokens"] == plan.completion_tokens
+    # Triton's vLLM backend counts the EOS step in num_output_tokens, as vLLM itself does.
+    eos_step = 1 if dialect == "triton" and plan.stop_reason == "eos" else 0
+    assert end.data["usage"]["completion_tokens"] == plan.completion_tokens + eos_step
     assert any(e.kind == "metrics" for e in events)
     # Logs: lifecycle lines only (never one per token), with the README_LLM fields.
     actions = logs.actions()
@@ -86,7 +100,7 @@ async def test_happy_stream_matches_the_plan(engine: Any, dialect: str, logs: Lo
     assert len(logs.records) < 8
     end_record = next(r for r in logs.records if r.llorch["action"] == "end")  # type: ignore[attr-defined]
     assert end_record.llorch["tokens_out"] == len(plan.tokens)  # type: ignore[attr-defined]
-    assert end_record.llorch["engine_version"] == engine.engine_version  # type: ignore[attr-defined]
+    assert end_record.llorch["engine_version"] == started.data["engine_version"]  # type: ignore[attr-defined]
 
 
 async def test_control_calls(engine: Any, dialect: str) -> None:
@@ -97,7 +111,7 @@ async def test_control_calls(engine: Any, dialect: str) -> None:
             caps = await adapter.capabilities()
             version = await adapter.engine_version()
     assert health.live and health.ready
-    assert version == engine.engine_version == caps.engine_version
+    assert _same_version(version, engine) and version == caps.engine_version
     assert caps.engine == dialect
     if dialect in ("llamacpp", "tgi"):
         assert props.slots_total is not None and props.slots_total > 0
@@ -159,7 +173,7 @@ FAULTS: dict[str, tuple[str, str | None, bool | None]] = {
     "frame.out_of_order_index": ("error", "INTERNAL", False),
     "stream.error_event": ("error", None, None),
     "stream.keepalive_flood": ("end", None, None),
-    "frame.oversized": ("error", "INTERNAL", False),
+    "frame.oversized;size=2000000": ("error", "INTERNAL", False),
     "http.wrong_content_type": ("error", "INTERNAL", False),
 }
 
@@ -335,7 +349,7 @@ async def test_deadline_is_honoured_and_upstream_closed(slow_engine: Any, dialec
     async with build_adapter(dialect, slow_engine.base_url, slow_engine.model) as adapter:
         await adapter.engine_version()
         t0 = time.monotonic()
-        events = await collect(adapter.submit(make_request(max_tokens=400, deadline_ms=150)))
+        events = await collect(adapter.submit(make_request(max_tokens=400, deadline_ms=60)))
         took = time.monotonic() - t0
         await slow_engine.journal.wait_for(
             lambda j: any(e.disconnected for e in _generation_entries(j)), timeout=5
