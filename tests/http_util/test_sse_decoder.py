@@ -408,3 +408,56 @@ def test_arbitrary_bytes_raise_nothing_but_sse_decode_error(raw: bytes, cuts: li
         dec.close()
     except SSEDecodeError:
         pass
+
+
+# --- fast paths (bulk run of lone data lines, one event per chunk) -------------------------------
+def test_fast_path_events_are_genuine_frozen_sse_events() -> None:
+    import dataclasses
+
+    events, _ = decode(b"data: a\n\ndata: b\n\n", b"data: c\n\n")
+    assert [e.data for e in events] == ["a", "b", "c"]
+    for ev in events:
+        assert type(ev) is SSEEvent
+        assert ev == SSEEvent("message", ev.data) and hash(ev) == hash(SSEEvent("message", ev.data))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            ev.data = "x"  # type: ignore[misc]
+        assert repr(ev) == f"SSEEvent(event='message', data={ev.data!r}, id=None, retry=None)"
+
+
+def test_fast_paths_carry_the_last_event_id() -> None:
+    events, _ = decode(b"id: 5\n\n", b"data: a\n\ndata: b\n\n", b"data: c\n\n")
+    assert [(e.data, e.id) for e in events] == [("a", "5"), ("b", "5"), ("c", "5")]
+
+
+def test_fast_path_not_taken_with_pending_fields() -> None:
+    # "event:" arrives in one chunk, its data in the next: the data must get the event name.
+    events, _ = decode(b"event: tok\n", b"data: a\n\ndata: b\n\n")
+    assert [(e.event, e.data) for e in events] == [("tok", "a"), ("message", "b")]
+
+
+def test_mixed_prefixes_fall_back_to_the_general_path() -> None:
+    assert datas(b"data:a\n\ndata: b\n\ndata:  c\n\n") == ["a", "b", " c"]
+    assert datas(b"data: a\n\ndata:b\n\n") == ["a", "b"]
+    assert datas(b"data: a\n\n\n\ndata: b\n\n") == ["a", "b"]
+
+
+def test_fast_path_respects_the_event_limit() -> None:
+    with pytest.raises(SSEDecodeError, match="event larger"):
+        decode(b"data: " + b"x" * 40 + b"\n\n", max_event_bytes=16)
+    with pytest.raises(SSEDecodeError, match="event larger"):
+        decode(b"data: a\n\n" * 3 + b"data: " + b"x" * 40 + b"\n\n", max_event_bytes=16)
+
+
+_DATA_ONLY = st.lists(
+    st.tuples(st.sampled_from(["data:", "data: ", "data:  "]), _TEXT), min_size=1, max_size=20
+).map(lambda evs: "".join(f"{p}{v}\n\n" for p, v in evs).encode())
+
+
+@settings(max_examples=300)
+@given(raw=_DATA_ONLY, cuts=st.lists(st.integers(0), max_size=8))
+def test_data_only_streams_match_the_reference(raw: bytes, cuts: list[int]) -> None:
+    expected, _ = reference_events(raw)
+    assert decode(*_cut(raw, cuts))[0] == expected
+    # and one event per chunk, the live shape
+    per_event = [p + b"\n\n" for p in raw.split(b"\n\n") if p]
+    assert decode(*per_event)[0] == expected
