@@ -1,10 +1,60 @@
-"""The conformance runner: requirement catalogue, targets, pytest plugin and the CLI."""
+"""The conformance runner: requirement catalogue, targets, results, pytest plugin and the CLI.
+
+Public API (kept light: importing it pulls in no adapters, servers or mock engines)::
+
+    from conformance import CATALOGUE, Requirement, Level, Layer, get_requirement
+    from conformance import RunResults, ScenarioResult, SEED_CORPUS, run_suite
+
+``run_suite`` runs the packaged features in a pytest session and returns :class:`RunResults`;
+``llorch-conformance run`` is its command-line face.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from ._catalogue import (
+    CATALOGUE,
+    PENDING_COMPONENTS,
+    Layer,
+    Level,
+    Requirement,
+    get_requirement,
+    is_known,
+    pending_requirements,
+)
+from ._results import RunResults, ScenarioResult, Verdict
+from ._seeds import SEED_CORPUS
 
 try:
     __version__ = version("llorch-conformance")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0+source"
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from ._runner import run_suite
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run_suite":
+        from ._runner import run_suite
+
+        return run_suite
+    raise AttributeError(f"module 'conformance' has no attribute {name!r}")
+
+
+__all__ = [
+    "CATALOGUE",
+    "PENDING_COMPONENTS",
+    "SEED_CORPUS",
+    "Layer",
+    "Level",
+    "Requirement",
+    "RunResults",
+    "ScenarioResult",
+    "Verdict",
+    "__version__",
+    "get_requirement",
+    "is_known",
+    "pending_requirements",
+    "run_suite",
+]

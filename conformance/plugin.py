@@ -1,0 +1,470 @@
+"""The light pytest plugin of llorch-conformance (entry point ``pytest11`` ``conformance.plugin``).
+
+Installing the package loads this module into every pytest run, so it keeps two promises
+(the habit of Hypothesis's ``_hypothesis_pytestplugin``):
+
+* importing it is cheap — only pytest and the pure-data catalogue; the step library, adapters,
+  starlette/uvicorn and the mock engines are imported when the suite is used;
+* it does nothing unless asked — it *activates* when a ``--llorch-*`` option is given or when a
+  feature file of the suite is collected (a scenario carrying a catalogue requirement tag).
+  Until then it only registers its marker names (so ``--strict-markers`` runs stay valid) and
+  declines every hook.
+
+What it does when active:
+
+* feature tags: ``@<REQ-ID>`` → ``llorch_requirement`` mark; ``@per-run``, ``@dialect:<d>`` and
+  ``@needs:<capability>`` → ``llorch_tag`` marks (never raw ``pytest.mark.<tag>``, which
+  ``--strict-markers`` would refuse);
+* targets: every scenario is parametrised over the selected adapters (``llorch_target``), or run
+  once for ``@per-run`` scenarios; ``@dialect:`` scenarios run only on targets of that dialect;
+* status per scenario — pass, fail (``ConformanceFailure`` or ``AssertionError`` in a step),
+  unsupported (:class:`Unsupported`), skipped, error (anything else) — with the failing
+  requirement IDs and evidence, carried in ``report.user_properties`` so it survives
+  pytest-xdist; the controller folds them into :class:`conformance.RunResults` and writes
+  ``--llorch-results``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest.outcomes import Skipped
+
+from ._catalogue import ID_PATTERN, Level, get_requirement, is_known
+
+__all__ = ["NOT_APPLICABLE", "PER_RUN", "Unsupported", "suite_module_path"]
+
+_PROP = "llorch"
+_STEPS_PLUGIN = "steps._plugin"
+
+
+class Unsupported(Skipped):
+    """Raised (from the step library) when a scenario cannot apply to the target.
+
+    It is a pytest skip, so a vendor's own pytest shows it as skipped with the reason, but the
+    plugin reports it as ``unsupported``: the declaration (or the live-engine limitation) is the
+    evidence, and it never counts as support.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(msg=f"unsupported: {reason}", pytrace=False)
+
+
+class _RunOnce:
+    """The parameter of ``@per-run`` scenarios (they are not per adapter)."""
+
+    name = "*"
+    dialect = None
+
+    def __repr__(self) -> str:
+        return "PER_RUN"
+
+
+class _NotApplicable:
+    """The parameter of ``@dialect:`` scenarios when no selected target speaks that dialect."""
+
+    name = "-"
+    dialect = None
+
+    def __init__(self, dialects: tuple[str, ...]) -> None:
+        self.dialects = dialects
+
+    def __repr__(self) -> str:
+        return f"NOT_APPLICABLE({', '.join(self.dialects)})"
+
+
+PER_RUN = _RunOnce()
+NOT_APPLICABLE = _NotApplicable
+
+
+@dataclass
+class _State:
+    """Per-config state of an active plugin."""
+
+    config: pytest.Config
+    seed: int
+    level: str
+    requirements: tuple[str, ...]
+    run_id: str
+    targets: list[Any] = field(default_factory=list)  # conformance._targets.Target
+    target_error: str | None = None
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    started_at: str = field(
+        default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
+
+
+_STATE = pytest.StashKey[_State]()
+_CONFIGS: list[pytest.Config] = []
+
+
+def suite_module_path() -> Path:
+    """Path of the module that binds the packaged features (``steps/_suite.py``)."""
+    from importlib.resources import files
+
+    return Path(str(files("steps") / "_suite.py"))
+
+
+# -- options -------------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("llorch", "llorch-conformance (worker-adapter conformance suite)")
+    g.addoption(
+        "--llorch-suite", action="store_true", help="collect the packaged conformance suite"
+    )
+    g.addoption(
+        "--llorch-adapter",
+        metavar="MODULE:FACTORY|NAME",
+        help="adapter under test (default: the built-in adapters)",
+    )
+    g.addoption("--llorch-dialect", metavar="ENGINE", help="engine dialect the adapter speaks")
+    g.addoption(
+        "--llorch-only", metavar="D1,D2", help="restrict the built-in adapters to these dialects"
+    )
+    g.addoption("--llorch-engine-url", metavar="URL", help="drive a live engine (black-box subset)")
+    g.addoption(
+        "--llorch-level",
+        choices=("must", "should"),
+        default="should",
+        help="requirement levels to run",
+    )
+    g.addoption(
+        "--llorch-requirement",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only scenarios proving this ID (repeatable)",
+    )
+    g.addoption("--llorch-seed", type=int, default=None, metavar="N", help="run seed (default 0)")
+    g.addoption("--llorch-results", metavar="PATH", help="write results.json here")
+    g.addoption("--llorch-run-id", metavar="ID", help=argparse_suppress())
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def _options_used(config: pytest.Config) -> bool:
+    opt = config.option
+    return bool(
+        opt.llorch_suite
+        or opt.llorch_adapter
+        or opt.llorch_dialect
+        or opt.llorch_only
+        or opt.llorch_engine_url
+        or opt.llorch_requirement
+        or opt.llorch_seed is not None
+        or opt.llorch_results
+        or opt.llorch_level != "should"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "llorch_requirement(rid): scenario proves this catalogue requirement"
+    )
+    config.addinivalue_line(
+        "markers", "llorch_tag(name): llorch-conformance scenario tag (per-run, dialect:, needs:)"
+    )
+    _CONFIGS.append(config)
+    if _options_used(config):
+        _activate(config)
+        if config.option.llorch_suite:
+            suite = str(suite_module_path())
+            explicit = config.args_source == pytest.Config.ArgsSource.ARGS
+            config.args = [*config.args, suite] if explicit else [suite]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config in _CONFIGS:
+        _CONFIGS.remove(config)
+
+
+def _activate(config: pytest.Config) -> _State:
+    state = config.stash.get(_STATE, None)
+    if state is not None:
+        return state
+    opt = config.option
+    seed = (
+        opt.llorch_seed if opt.llorch_seed is not None else int(os.environ.get("LLORCH_SEED", "0"))
+    )
+    run_id = (
+        opt.llorch_run_id
+        or os.environ.get("LLORCH_RUN_ID")
+        or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    )
+    state = _State(config, seed, opt.llorch_level, tuple(opt.llorch_requirement), run_id)
+    for rid in state.requirements:
+        if not is_known(rid):
+            raise pytest.UsageError(f"--llorch-requirement {rid!r}: not a catalogue ID")
+    config.stash[_STATE] = state
+    from adapters.api import UsageError
+
+    from ._targets import resolve_targets
+
+    only = tuple(x for x in (opt.llorch_only or "").split(",") if x)
+    try:
+        state.targets = resolve_targets(
+            adapter=opt.llorch_adapter,
+            dialect=opt.llorch_dialect,
+            engine_url=opt.llorch_engine_url,
+            only=only,
+        )
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.import_plugin(_STEPS_PLUGIN)
+    return state
+
+
+def active_state(config: pytest.Config) -> _State | None:
+    """The plugin state of ``config`` when active (used by the step library)."""
+    return config.stash.get(_STATE, None)
+
+
+# -- feature tags --------------------------------------------------------------------------
+_PLAIN_TAGS = frozenset({"per-run", "black-box"})
+
+
+def _is_our_tag(tag: str) -> bool:
+    return (
+        bool(ID_PATTERN.match(tag)) or tag in _PLAIN_TAGS or tag.startswith(("dialect:", "needs:"))
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_bdd_apply_tag(tag: str, function: Any) -> Any:
+    """Our tags become our marks; others fall through to pytest-bdd (``tryfirst``: the hook is
+    firstresult and pytest-bdd's own implementation would otherwise win when ``-p`` loads us
+    first)."""
+    if not _is_our_tag(tag):
+        return None
+    if _CONFIGS:
+        _activate(_CONFIGS[-1])
+    if ID_PATTERN.match(tag):
+        mark = pytest.mark.llorch_requirement(tag)
+    else:
+        mark = pytest.mark.llorch_tag(tag)
+    marked = mark(function)
+    existing = getattr(marked, "pytestmark", [])
+    if not any(m.name == "usefixtures" and "llorch_ctx" in m.args for m in existing):
+        marked = pytest.mark.usefixtures("llorch_target", "llorch_ctx")(marked)
+    return marked
+
+
+def item_requirements(item: pytest.Item) -> list[str]:
+    seen: list[str] = []
+    for m in item.iter_markers("llorch_requirement"):
+        if m.args and m.args[0] not in seen:
+            seen.append(str(m.args[0]))
+    return sorted(seen)
+
+
+def item_tags(item: pytest.Item | pytest.Function | Any) -> set[str]:
+    return {str(m.args[0]) for m in item.iter_markers("llorch_tag") if m.args}
+
+
+# -- collection ----------------------------------------------------------------------------
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "llorch_target" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash.get(_STATE, None)
+    if state is None:
+        return
+    tags = {str(m.args[0]) for m in metafunc.definition.iter_markers("llorch_tag") if m.args}
+    if "per-run" in tags:
+        metafunc.parametrize("llorch_target", [PER_RUN], ids=["run"])
+        return
+    dialects = tuple(sorted(t.split(":", 1)[1] for t in tags if t.startswith("dialect:")))
+    targets = [t for t in state.targets if not dialects or t.dialect in dialects]
+    if not targets:
+        metafunc.parametrize("llorch_target", [_NotApplicable(dialects)], ids=["n/a"])
+        return
+    metafunc.parametrize("llorch_target", targets, ids=[t.name for t in targets])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    levels = {Level.MUST} if state.level == "must" else {Level.MUST, Level.SHOULD, Level.MAY}
+    for item in items:
+        reqs = item_requirements(item)
+        if not reqs:
+            keep.append(item)
+            continue
+        known = [get_requirement(r) for r in reqs if is_known(r)]
+        if (state.requirements and not set(reqs) & set(state.requirements)) or (
+            known and not any(r.level in levels for r in known)
+        ):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# -- statuses ------------------------------------------------------------------------------
+def _classify(call: pytest.CallInfo[None], when: str) -> tuple[str, str, list[str]]:
+    exc = call.excinfo
+    if exc is None:
+        return "pass", "", []
+    value = exc.value
+    if isinstance(value, Unsupported):
+        return "unsupported", str(value.msg or "")[len("unsupported: ") :], []
+    if isinstance(value, Skipped):
+        return "skipped", str(value.msg or ""), []
+    from adapters.api import ConformanceFailure
+
+    if isinstance(value, ConformanceFailure) and when == "call":
+        reqs = list(getattr(value, "requirements", None) or [value.requirement])
+        return "fail", str(value), reqs
+    if isinstance(value, AssertionError) and when == "call":
+        return "fail", str(value) or "assertion failed", []
+    return "error", f"{type(value).__name__}: {value}"[:2000], []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, Any]:
+    report = yield
+    state = item.config.stash.get(_STATE, None)
+    if state is None or "llorch_target" not in getattr(item, "fixturenames", ()):
+        return report
+    status, message, failed = _classify(call, call.when)
+    data: dict[str, Any] = {
+        "when": call.when,
+        "status": status,
+        "message": message,
+        "failed": failed,
+    }
+    if call.when == "setup":
+        target = getattr(item, "callspec", None)
+        t = target.params.get("llorch_target") if target is not None else None
+        scen = getattr(item.obj, "__scenario__", None) if hasattr(item, "obj") else None
+        doc = (getattr(item, "obj", None).__doc__ or "") if hasattr(item, "obj") else ""
+        feature, _, scenario = doc.partition(": ")
+        example = getattr(target, "id", "") if target is not None else ""
+        if "-" in example:  # outline: "<target>-<example values>"
+            scenario = f"{scenario} [{example.split('-', 1)[1]}]"
+        data["meta"] = {
+            "requirements": item_requirements(item),
+            "adapter": getattr(t, "name", "?"),
+            "dialect": getattr(t, "dialect", None),
+            "feature": getattr(scen, "feature", None) or feature,
+            "scenario": scenario or item.name,
+        }
+    if call.when == "teardown":
+        ev = getattr(item, "_llorch_evidence", None)
+        if ev is not None:
+            data["evidence"] = ev
+    report.user_properties = [*report.user_properties, (_PROP, data)]
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if not _CONFIGS:
+        return
+    state = _CONFIGS[-1].stash.get(_STATE, None)
+    if state is None:
+        return
+    props = [v for k, v in report.user_properties if k == _PROP and isinstance(v, dict)]
+    if not props:
+        return
+    data = props[-1]
+    rec = state.records.setdefault(
+        report.nodeid, {"status": "pass", "message": "", "failed": [], "duration": 0.0}
+    )
+    rec["duration"] += float(report.duration)
+    if "meta" in data:
+        rec["meta"] = data["meta"]
+    if "evidence" in data:
+        rec["evidence"] = data["evidence"]
+    rank = {"fail": 5, "error": 4, "unsupported": 3, "skipped": 2, "pass": 1}
+    if rank[data["status"]] > rank[rec["status"]]:
+        rec["status"], rec["message"], rec["failed"] = (
+            data["status"],
+            data["message"],
+            data["failed"],
+        )
+
+
+def build_results(config: pytest.Config) -> Any:
+    """Fold the collected records into a :class:`conformance.RunResults`."""
+    from ._results import RunResults, ScenarioResult
+
+    state = config.stash[_STATE]
+    res = RunResults(
+        run_id=state.run_id,
+        seed=state.seed,
+        target={
+            "targets": [t.describe() for t in state.targets],
+            "requirements": list(state.requirements),
+        },
+        level=state.level,
+        started_at=state.started_at,
+        wall_time_s=time.monotonic() - state.started,
+    )
+    for nodeid, rec in state.records.items():
+        meta = rec.get("meta", {})
+        res.scenarios.append(
+            ScenarioResult(
+                nodeid=nodeid,
+                feature=str(meta.get("feature", "")),
+                scenario=str(meta.get("scenario", nodeid)),
+                adapter=str(meta.get("adapter", "?")),
+                dialect=meta.get("dialect"),
+                requirements=list(meta.get("requirements", [])),
+                status=rec["status"],
+                duration_s=round(rec["duration"], 4),
+                message=rec["message"],
+                failed_requirements=list(rec["failed"]),
+                evidence=rec.get("evidence", {}),
+            )
+        )
+    return res
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash.get(_STATE, None)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    path = config.option.llorch_results
+    if path:
+        build_results(config).write(Path(path))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or not state.records:
+        return
+    res = build_results(config)
+    c = res.counts()
+    line = ", ".join(f"{c[s]} {s}" for s in ("pass", "fail", "unsupported", "skipped", "error"))
+    terminalreporter.write_sep("-", "llorch-conformance")
+    terminalreporter.write_line(f"scenarios: {line}; seed {state.seed}")
+    failing = res.failing()
+    for v in failing[:20]:
+        terminalreporter.write_line(f"FAIL {v.adapter} {v.requirement}: {v.message[:160]}")
+    if len(failing) > 20:
+        terminalreporter.write_line(
+            f"... and {len(failing) - 20} more failing (adapter, requirement) pairs"
+        )
+
+
+def evidence_json(obj: Any) -> Any:
+    """Round-trip through JSON so evidence is safe to ship across xdist."""
+    return json.loads(json.dumps(obj, default=str))

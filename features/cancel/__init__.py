@@ -1,0 +1,1 @@
+"""Features of the cancel area (package data)."""

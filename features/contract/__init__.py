@@ -1,0 +1,1 @@
+"""Features of the contract area (package data)."""

@@ -1,0 +1,1 @@
+"""Features of the determinism area (package data)."""

@@ -1,0 +1,1 @@
+"""Features of the engines area (package data)."""

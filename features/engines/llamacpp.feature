@@ -1,0 +1,44 @@
+@dialect:llamacpp
+Feature: llama.cpp adapter
+  The llama.cpp adapter speaks the native llama-server API (/health, /props or /slots,
+  POST /completion with stream true) and keeps the OpenAI-compatible routes internal.
+
+  @OC-ADAPT-5001 @ORCH-3054 @needs:cancel
+  Scenario: llama.cpp health, properties, completion and cancel use the native API
+    Given a completion of 32 tokens for prompt "Native tongue"
+    And the engine injects "stall.midstream;after_events=4;delay_ms=3000"
+    When the adapter's surface is inspected
+    And the task is cancelled after 2 tokens
+    Then health is live and ready
+    And props report at least one slot
+    And the engine saw requests on "/health" and one of "/props,/slots"
+    And the generation request went to "/completion" with stream true
+    And no token arrived after cancel returned
+    And the engine saw the client disconnect
+
+  @OC-ADAPT-5001a @needs:metrics_scrape
+  Scenario: llama.cpp metrics are scraped from /metrics
+    When the adapter's engine metrics are scraped
+    Then the engine saw requests on "/metrics"
+
+  @OC-ADAPT-5002
+  Scenario: llama.cpp OpenAI-compatible endpoints stay internal
+    Given a completion of 8 tokens for prompt "Stay native"
+    When the adapter streams the task
+    And the adapter's surface is inspected
+    Then the engine saw no request on a "/v1/" path
+    And the adapter exposes nothing beyond the WorkerAdapter contract
+
+  @OC-ADAPT-5010
+  Scenario: llama.cpp replicas agree on detokenization and sampler profile
+    Given a completion of 24 tokens for prompt "Normalise me"
+    And the task seed is 5010
+    And the task names sampler profile "v1"
+    When the task is streamed on two replicas of the engine
+    Then both replicas produced identical token streams
+    And both replicas received identical sampling parameters
+
+  @OC-ADAPT-5011
+  Scenario: llama.cpp engine_version reports the engine's build
+    When the adapter's surface is inspected
+    Then engine_version names the engine's own version

@@ -1,0 +1,1 @@
+"""Features of the errors area (package data)."""

@@ -1,0 +1,1 @@
+"""Features of the harness area (package data)."""

@@ -1,0 +1,1 @@
+"""Features of the http util area (package data)."""

@@ -1,0 +1,1 @@
+"""Features of the observability area (package data)."""

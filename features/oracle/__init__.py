@@ -1,0 +1,1 @@
+"""Features of the oracle area (package data)."""

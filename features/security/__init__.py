@@ -1,0 +1,1 @@
+"""Features of the security area (package data)."""

@@ -1,0 +1,1 @@
+"""Features of the stream area (package data)."""

@@ -1,0 +1,596 @@
+"""The per-scenario context the steps share, and the async machinery they drive through a portal.
+
+Steps are sync (pytest-bdd does not await); every adapter call runs on one anyio event loop in a
+blocking portal (``anyio.from_thread.start_blocking_portal``), always under ``anyio.fail_after``
+so a hanging adapter fails the scenario instead of the run. Waiting on the engine uses the
+journal's ``wait_for_sync`` with a bounded timeout — never a fixed sleep.
+
+Verdicts: a step that finds the adapter wrong calls :meth:`ScenarioContext.fail`, which raises
+:class:`~adapters.api.ConformanceFailure` naming the requirement(s). Which requirement: the step
+names the IDs it checks; those that the scenario carries are blamed (the scenario's tags when
+none match). Anything else that goes wrong in a step is a harness error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from adapters.api import ConformanceFailure, HarnessError, TaskRequest, TokenEvent
+from conformance.plugin import PER_RUN, Unsupported
+
+__all__ = ["EnginePool", "LogCapture", "ScenarioContext", "StreamRun", "collect_stream"]
+
+#: Upper bound for one stream in the harness; a stream still open after this is a hang.
+STREAM_LIMIT_S = 20.0
+#: Upper bound for one control call (health, props, ...).
+CALL_LIMIT_S = 10.0
+
+
+@dataclass
+class StreamRun:
+    """What the caller saw of one ``submit``: timed events and how it ended."""
+
+    request: TaskRequest
+    events: list[tuple[float, TokenEvent]] = field(default_factory=list)
+    raised: BaseException | None = None
+    hung: bool = False
+    t_start: float = 0.0
+    t_end: float = 0.0
+    cancel_returned_at: float | None = None
+    cancel_error: BaseException | None = None
+    tokens_after_cancel: int = 0
+
+    @property
+    def kinds(self) -> list[str]:
+        return [e.kind for _, e in self.events]
+
+    @property
+    def tokens(self) -> list[str]:
+        return [str(e.data.get("t", "")) for _, e in self.events if e.kind == "token"]
+
+    @property
+    def terminal(self) -> TokenEvent | None:
+        for _, e in reversed(self.events):
+            if e.kind in ("end", "error"):
+                return e
+        return None
+
+    def first_token_time(self) -> float | None:
+        return next((t for t, e in self.events if e.kind == "token"), None)
+
+    def transcript(self) -> list[dict[str, Any]]:
+        return [
+            {"t_ms": round((t - self.t_start) * 1000.0, 1), "kind": e.kind, "data": e.data}
+            for t, e in self.events
+        ]
+
+
+async def collect_stream(
+    adapter: Any,
+    request: TaskRequest,
+    *,
+    limit_s: float = STREAM_LIMIT_S,
+    cancel_after: int | None = None,
+    close_after: int | None = None,
+) -> StreamRun:
+    """Drive one ``submit`` to its end (or cancel/close it after N tokens), bounded in time."""
+    run = StreamRun(request)
+    run.t_start = time.monotonic()
+    try:
+        agen = adapter.submit(request)
+    except Exception as exc:  # InvalidTaskRequest is allowed before anything is sent
+        run.raised = exc
+        run.t_end = time.monotonic()
+        return run
+    n_tokens = 0
+
+    async def do_cancel() -> None:
+        try:
+            with anyio.fail_after(CALL_LIMIT_S):
+                await adapter.cancel(request.task_id)
+        except BaseException as exc:
+            run.cancel_error = exc
+        run.cancel_returned_at = time.monotonic()
+
+    try:
+        with anyio.fail_after(limit_s):
+            async with anyio.create_task_group() as tg:
+                async for ev in agen:
+                    now = time.monotonic()
+                    run.events.append((now, ev))
+                    if ev.kind == "token":
+                        n_tokens += 1
+                        if run.cancel_returned_at is not None:
+                            run.tokens_after_cancel += 1
+                        if cancel_after is not None and n_tokens == cancel_after:
+                            tg.start_soon(do_cancel)
+                        if close_after is not None and n_tokens == close_after:
+                            break
+                if close_after is not None:
+                    aclose = getattr(agen, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+    except TimeoutError:
+        run.hung = True
+    except Exception as exc:  # an adapter must not raise after submit; a step judges it
+        run.raised = exc
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None:
+            with anyio.move_on_after(2.0, shield=True):
+                with contextlib.suppress(Exception):
+                    await aclose()
+    run.t_end = time.monotonic()
+    return run
+
+
+class LogCapture(logging.Handler):
+    """Collects every log record of the scenario (all loggers, DEBUG and up)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._old_level: int | None = None
+
+    #: Loggers of the harness itself (pytest-bdd logs step names, which may quote a test key)
+    #: and of the engine side; everything else — the adapter, its HTTP client — is judged.
+    IGNORED = (
+        "pytest_bdd",
+        "_pytest",
+        "pytest",
+        "llorch.conformance",
+        "llorch.mock_engines",
+        "asyncio",
+    )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(self.IGNORED):
+            return
+        self.records.append(record)
+
+    def install(self) -> None:
+        root = logging.getLogger()
+        self._old_level = root.level
+        root.setLevel(logging.DEBUG)
+        root.addHandler(self)
+
+    def remove(self) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self)
+        if self._old_level is not None:
+            root.setLevel(self._old_level)
+
+    @staticmethod
+    def fields(record: logging.LogRecord) -> dict[str, Any]:
+        """Structured fields of a record: its ``llorch`` mapping, plain attributes, a JSON message."""
+        out: dict[str, Any] = {}
+        msg = record.getMessage()
+        if msg.startswith("{"):
+            try:
+                parsed = json.loads(msg)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                out.update(parsed)
+        for k, v in record.__dict__.items():
+            if k not in _STD_ATTRS and not k.startswith("_"):
+                out[k] = v
+        nested = record.__dict__.get("llorch")
+        if isinstance(nested, Mapping):
+            out.update(nested)
+        return out
+
+    def texts(self) -> list[str]:
+        """Everything a log sink could write: message, structured fields, exception text."""
+        out: list[str] = []
+        for r in self.records:
+            out.append(r.getMessage())
+            out.append(json.dumps(self.fields(r), default=str))
+            if r.exc_info and r.exc_info[1] is not None:
+                out.append(repr(r.exc_info[1]))
+            if r.exc_text:
+                out.append(r.exc_text)
+        return out
+
+
+_STD_ATTRS = frozenset(logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
+class EnginePool:
+    """Mock engines of one test session, started on first use and stopped at the end.
+
+    Keyed by ``(dialect, variant)``; scenarios reset the engine (faults, journal) before use, so
+    one engine per worker process serves every scenario sequentially (pytest-xdist runs one test
+    at a time per worker; nothing is shared across workers).
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._engines: dict[tuple[str, str], Any] = {}
+        self._cms: list[Any] = []
+
+    def get(self, dialect: str, variant: str = "main", **options: Any) -> Any:
+        key = (dialect, variant)
+        handle = self._engines.get(key)
+        if handle is None:
+            from mock_engines import run_mock_engine
+
+            cm = run_mock_engine(dialect, seed=self.seed, **options)
+            handle = cm.__enter__()
+            self._cms.append(cm)
+            self._engines[key] = handle
+        return handle
+
+    def close(self) -> None:
+        while self._cms:
+            cm = self._cms.pop()
+            try:
+                cm.__exit__(None, None, None)
+            except Exception:
+                logging.getLogger("llorch.conformance").exception("stopping a mock engine failed")
+        self._engines.clear()
+
+
+class ScenarioContext:
+    """Everything one scenario run knows: target, engine, adapter, request, runs, evidence."""
+
+    def __init__(
+        self,
+        *,
+        target: Any,
+        requirements: list[str],
+        tags: set[str],
+        portal: BlockingPortal,
+        engines: EnginePool,
+        seed: int,
+        getfixturevalue: Callable[[str], Any],
+    ) -> None:
+        self.target = target
+        self.requirements = requirements
+        self.tags = tags
+        self.portal = portal
+        self.engines = engines
+        self.seed = seed
+        self._getfixturevalue = getfixturevalue
+        self.engine: Any = None
+        self.adapter: Any = None
+        self.adapter_config: dict[str, Any] = {}
+        self.timeouts_s: float | None = None
+        self.tls_ca: str | None = None
+        self.max_attempts: int | None = None
+        self.api_key: str | None = None
+        self.env_secrets: list[str] = []
+        self.faults: list[str] = []
+        self.request_fields: dict[str, Any] = {}
+        self.runs: list[StreamRun] = []
+        self.replica_runs: list[StreamRun] = []
+        self.replica_journals: list[Any] = []
+        self.logs = LogCapture()
+        self.notes: dict[str, Any] = {}  # JSON-able: goes into the evidence
+        self.scratch: dict[str, Any] = {}  # live objects the steps hand to each other
+        self.surface: dict[str, Any] = {}
+        self._extra_cleanup: list[Callable[[], None]] = []
+        self._closed_adapters: list[Any] = []
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def per_run(self) -> bool:
+        return self.target is PER_RUN
+
+    @property
+    def dialect(self) -> str:
+        return str(self.target.dialect)
+
+    @property
+    def live(self) -> bool:
+        return bool(getattr(self.target, "live", False))
+
+    @property
+    def in_process(self) -> bool:
+        """A target without an engine (the in-process mock adapter)."""
+        return not self.per_run and self.dialect == "mock"
+
+    # -- verdicts ---------------------------------------------------------------------------
+    def fail(self, title: str, detail: str = "", ids: Iterable[str] = ()) -> NoReturn:
+        named = [i for i in ids if i in self.requirements] or list(self.requirements) or ["?"]
+        exc = ConformanceFailure(named[0], title, detail)
+        exc.requirements = named  # type: ignore[attr-defined]
+        raise exc
+
+    def check(self, cond: object, title: str, detail: str = "", ids: Iterable[str] = ()) -> None:
+        if not cond:
+            self.fail(title, detail, ids)
+
+    def unsupported(self, reason: str) -> NoReturn:
+        raise Unsupported(reason)
+
+    # -- engine -----------------------------------------------------------------------------
+    def need_engine(self, what: str = "fault control and the engine journal") -> Any:
+        """The mock engine; ``unsupported`` for live engines and in-process adapters."""
+        if self.live:
+            self.unsupported(f"live engine at {self.target.engine_url}: no {what}")
+        if self.in_process:
+            self.unsupported(f"in-process adapter {self.target.name!r}: no engine journal")
+        if self.engine is None:
+            self.engine = self.engines.get(self.dialect)
+            self.engine.reset()
+        return self.engine
+
+    def _private_engine(self) -> Any:
+        if self.live or self.in_process:
+            self.need_engine()
+        from mock_engines import run_mock_engine
+
+        engine = run_mock_engine(self.dialect, seed=self.seed)
+        engine.start()
+        self.add_cleanup(engine.stop)
+        return engine
+
+    def base_url(self) -> str:
+        if self.live:
+            return str(self.target.engine_url)
+        if self.in_process:
+            return "mock://local"
+        return str(self.need_engine().base_url)
+
+    def set_faults(self, faults: list[str]) -> None:
+        self.faults = faults
+        if self.in_process:
+            adapter = self.get_adapter()
+            setter = getattr(adapter, "set_faults", None)
+            if setter is None:
+                self.unsupported("in-process adapter without set_faults: no fault control")
+            setter(faults)
+            return
+        if any(f.split(";", 1)[0].strip() in _ENGINE_STATE_FAULTS for f in faults):
+            # Faults that change the engine's state (loading, closed port) get a private engine,
+            # so no later scenario inherits the state.
+            self.engine = self._private_engine()
+        engine = self.need_engine()
+        self.check_fault_applies(faults)
+        engine.set_faults(faults)
+
+    def check_fault_applies(self, faults: list[str]) -> None:
+        from mock_engines import FaultRule
+
+        for text in faults:
+            rule = FaultRule.parse(text)
+            spec = _fault_spec(rule.id)
+            applies = tuple(getattr(spec, "applies_to", ()) or ())
+            if applies and self.dialect not in applies:
+                import pytest
+
+                pytest.skip(
+                    f"not applicable: fault {rule.id} does not apply to dialect {self.dialect}"
+                )
+            check = getattr(self.engine, "check_applies", None)
+            if check is not None:
+                try:
+                    check(rule)
+                except Exception as exc:
+                    import pytest
+
+                    pytest.skip(f"not applicable: {exc}")
+
+    # -- adapter ----------------------------------------------------------------------------
+    def build_config(self, **overrides: Any) -> dict[str, Any]:
+        """The harness's adapter config convention (keys a factory may ignore)."""
+        from adapters.http_util import HttpClientConfig, RetryPolicy
+
+        t = self.timeouts_s
+        http = HttpClientConfig(
+            connect_timeout_s=2.0,
+            first_byte_timeout_s=t if t is not None else 5.0,
+            inter_chunk_timeout_s=t if t is not None else 5.0,
+            total_timeout_s=5.0,
+        )
+        if self.tls_ca is not None:
+            http = dataclasses.replace(http, verify=self.tls_ca)
+        retry = RetryPolicy(seed=self.seed, max_attempts=self.max_attempts or 4)
+        config: dict[str, Any] = {"http": http, "retry": retry}
+        model = getattr(self.engine, "model", None)
+        if model:
+            config["model"] = model
+        elif self.dialect == "openai":
+            config["model"] = "mock-model"
+        if self.api_key:
+            config["api_key"] = self.api_key
+        elif self.api_key is None and self.dialect == "openai":
+            # The OpenAI adapter requires a key; the harness gives a throwaway one.
+            config["api_key"] = "sk-llorch-harness-default-key"
+        config.update(self.adapter_config)
+        config.update(overrides)
+        return config
+
+    def make_adapter(self, base_url: str | None = None, **overrides: Any) -> Any:
+        url = base_url if base_url is not None else self.base_url()
+        try:
+            adapter = self.target.factory(url, **self.build_config(**overrides))
+        except Exception as exc:
+            if self.api_key == "" and "api_key" in str(exc):
+                self.unsupported(f"adapter {self.target.name!r} requires an API key: {exc}")
+            raise HarnessError(f"adapter factory for {self.target.name!r} failed: {exc}") from exc
+        self._closed_adapters.append(adapter)
+        return adapter
+
+    def get_adapter(self) -> Any:
+        if self.adapter is None:
+            self.adapter = self.make_adapter()
+        return self.adapter
+
+    def declared_unsupported(self) -> tuple[str, ...]:
+        """What the adapter declares it does not support, read from a throwaway instance.
+
+        Throwaway because scenarios configure the adapter (API key, TLS, timeouts) in their
+        Given steps, after this check.
+        """
+        probe = self.make_adapter()
+        try:
+            caps = self.call(probe.capabilities)
+        finally:
+            aclose = getattr(probe, "aclose", None)
+            if aclose is not None:
+                self.call(aclose)
+            self._closed_adapters.remove(probe)
+        return tuple(getattr(caps, "declared_unsupported", ()) or ())
+
+    # -- async bridging ---------------------------------------------------------------------
+    def call(self, fn: Callable[..., Any], *args: Any, limit_s: float = CALL_LIMIT_S) -> Any:
+        async def bounded() -> Any:
+            with anyio.fail_after(limit_s):
+                return await fn(*args)
+
+        try:
+            return self.portal.call(bounded)
+        except TimeoutError:
+            self.fail(
+                f"{getattr(fn, '__name__', 'call')} did not return within {limit_s:g} s",
+                ids=("ADAPT-3005",),
+            )
+
+    # -- requests ---------------------------------------------------------------------------
+    def make_request(self, **overrides: Any) -> TaskRequest:
+        fields: dict[str, Any] = {
+            "task_id": f"t-{uuid.uuid4().hex[:12]}",
+            "session_id": "s-llorch",
+            "workload": "completion",
+            "model_ref": "hf:llorch/mock-model",
+            "engine": _engine_for(self.dialect),
+            "ctx": 4096,
+            "priority": "interactive",
+            "max_tokens": 8,
+            "deadline_ms": 30_000,
+            "prompt": "hello",
+            "seed": self.seed,
+        }
+        fields.update(self.request_fields)
+        fields.update(overrides)
+        return TaskRequest.from_dict(fields)
+
+    def stream(self, adapter: Any = None, **kwargs: Any) -> StreamRun:
+        adapter = adapter if adapter is not None else self.get_adapter()
+        request = self.make_request()
+        limit = kwargs.pop("limit_s", STREAM_LIMIT_S)
+        run: StreamRun = self.portal.call(
+            lambda: collect_stream(adapter, request, limit_s=limit, **kwargs)
+        )
+        self.runs.append(run)
+        return run
+
+    @property
+    def last(self) -> StreamRun:
+        if not self.runs:
+            raise HarnessError("no stream was run in this scenario (a When step is missing)")
+        return self.runs[-1]
+
+    # -- journal helpers ---------------------------------------------------------------------
+    def journal(self) -> Any:
+        return self.need_engine().journal
+
+    def generation_entries(self) -> list[Any]:
+        return [e for e in self.journal().entries if getattr(e, "generation", False)]
+
+    def wait_journal(self, predicate: Callable[[Any], Any], timeout: float, what: str) -> Any:
+        try:
+            return self.journal().wait_for_sync(predicate, timeout)
+        except TimeoutError:
+            return None
+
+    # -- cleanup and evidence ----------------------------------------------------------------
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        self._extra_cleanup.append(fn)
+
+    def close(self) -> None:
+        for adapter in self._closed_adapters:
+            aclose = getattr(adapter, "aclose", None)
+            if aclose is not None:
+                try:
+                    self.call(aclose)
+                except BaseException:
+                    logging.getLogger("llorch.conformance").debug(
+                        "adapter aclose failed", exc_info=True
+                    )
+        self._closed_adapters.clear()
+        while self._extra_cleanup:
+            fn = self._extra_cleanup.pop()
+            try:
+                fn()
+            except Exception:
+                logging.getLogger("llorch.conformance").debug("cleanup failed", exc_info=True)
+        if self.engine is not None:
+            with contextlib.suppress(Exception):
+                self.engine.set_faults([])
+
+    def evidence(self) -> dict[str, Any]:
+        """Redacted, JSON-able evidence a reviewer can read without rerunning anything."""
+        from adapters.http_util import redact
+
+        secrets = [s for s in (self.api_key, *self.env_secrets) if s]
+        ev: dict[str, Any] = {
+            "target": None if self.per_run else self.target.describe(),
+            "seed": self.seed,
+            "faults": self.faults,
+            "request": self.runs[-1].request.to_dict() if self.runs else None,
+            "streams": [
+                {
+                    "transcript": r.transcript()[:400],
+                    "raised": None if r.raised is None else repr(r.raised),
+                    "hung": r.hung,
+                    "duration_ms": round((r.t_end - r.t_start) * 1000.0, 1),
+                    "tokens_after_cancel": r.tokens_after_cancel,
+                }
+                for r in (self.runs + self.replica_runs)[-4:]
+            ],
+            "notes": self.notes,
+        }
+        if self.engine is not None:
+            try:
+                entries = self.engine.journal.entries[-20:]
+                ev["journal"] = [_entry_summary(e) for e in entries]
+            except Exception:
+                ev["journal"] = "unavailable"
+        ev["logs"] = [
+            {"level": r.levelname, "logger": r.name, "message": r.getMessage()[:300]}
+            for r in self.logs.records[-30:]
+        ]
+        text = json.dumps(ev, default=str, ensure_ascii=False)
+        return dict(json.loads(redact(text, secrets)))
+
+
+_ENGINE_STATE_FAULTS = frozenset({"engine.loading", "conn.port_closed"})
+
+
+def _entry_summary(e: Any) -> dict[str, Any]:
+    d = e.to_dict(frames=False) if hasattr(e, "to_dict") else {"repr": repr(e)}
+    body = d.get("body")
+    if isinstance(body, str) and len(body) > 400:
+        d["body"] = body[:400] + "…"
+    return dict(d)
+
+
+def _fault_spec(fault_id: str) -> Any:
+    """The fault's catalogue entry with ``applies_to`` filled in by the mock engines."""
+    import mock_engines
+
+    for spec in mock_engines.fault_catalogue():
+        if spec.id == fault_id:
+            return spec
+    return None
+
+
+def _engine_for(dialect: str) -> str:
+    return dialect if dialect in ("llamacpp", "vllm", "tgi", "triton", "openai", "mock") else "mock"

@@ -1,0 +1,520 @@
+"""Then steps about the stream the caller saw: grammar, the plan oracle, terminal events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_bdd import parsers, then
+
+from adapters.api import check_stream
+
+from ._context import STREAM_LIMIT_S, ScenarioContext, StreamRun
+
+_GRAMMAR_IDS = ("WA-INT-3001", "ADAPT-3001", "ADAPT-3000", "HTU-1003", "OC-ADAPT-OAI-6011")
+_ERROR_IDS = (
+    "ADAPT-3002",
+    "WA-INT-3004",
+    "WA-INT-3003",
+    "WA-INT-3008",
+    "HTU-ERR-4002",
+    "HTU-ERR-4004",
+    "HTU-EXP-1106",
+    "ADAPT-3005",
+    "HTU-PERF-1302",
+)
+
+
+def ended_cleanly(ctx: ScenarioContext, run: StreamRun) -> None:
+    """No hang, nothing raised after submit (failures must arrive as the terminal event)."""
+    if run.hung:
+        ctx.fail(
+            f"the stream did not end within {STREAM_LIMIT_S:g} s",
+            f"events so far: {run.kinds[-10:]}",
+            ids=("ADAPT-3005", "HTU-1001", "HTU-PERF-1302", *_GRAMMAR_IDS),
+        )
+    if run.raised is not None:
+        ctx.fail(
+            "the adapter raised instead of ending the stream with a terminal event",
+            repr(run.raised)[:300],
+            ids=("ADAPT-3002", *_GRAMMAR_IDS),
+        )
+
+
+@then("the stream follows the contract grammar")
+def grammar(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    ended_cleanly(llorch_ctx, run)
+    problems = check_stream(e for _, e in run.events)
+    llorch_ctx.check(
+        not problems,
+        "the stream breaks the started → token* → [metrics] → end|error grammar",
+        "; ".join(problems[:8]),
+        ids=_GRAMMAR_IDS,
+    )
+
+
+@then("the stream ends with end")
+def ends_with_end(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    ended_cleanly(llorch_ctx, run)
+    term = run.terminal
+    llorch_ctx.check(
+        term is not None and term.kind == "end",
+        "the stream did not end with an end event",
+        f"terminal: {None if term is None else term.to_dict()}",
+        ids=(*_GRAMMAR_IDS, "WA-INT-3003", "HTU-1005", "OC-ADAPT-OAI-6002"),
+    )
+
+
+@then("the stream ends with an error event")
+def ends_with_error(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    ended_cleanly(llorch_ctx, run)
+    term = run.terminal
+    llorch_ctx.check(
+        term is not None and term.kind == "error",
+        "the stream did not end with an error event",
+        f"terminal: {None if term is None else term.to_dict()}",
+        ids=_ERROR_IDS,
+    )
+
+
+@then(parsers.parse('the stream ends with error code "{code}" and retriable {flag}'))
+def ends_with_code(llorch_ctx: ScenarioContext, code: str, flag: str) -> None:
+    run = llorch_ctx.last
+    ended_cleanly(llorch_ctx, run)
+    term = run.terminal
+    want_retriable = flag.strip().lower() == "true"
+    if term is None or term.kind != "error":
+        llorch_ctx.fail(
+            f"expected a terminal error {code} (retriable={want_retriable})",
+            f"terminal: {None if term is None else term.to_dict()}",
+            ids=_ERROR_IDS,
+        )
+        return
+    got_code, got_retriable = term.data.get("code"), term.data.get("retriable")
+    llorch_ctx.check(
+        got_code == code,
+        f"the error code is {got_code!r}, the mapping table says {code!r}",
+        f"error event: {term.data}",
+        ids=(
+            "ADAPT-3002",
+            "HTU-ERR-4002",
+            "WA-INT-3004",
+            "WA-INT-3008",
+            "HTU-EXP-1106",
+            *_ERROR_IDS,
+        ),
+    )
+    llorch_ctx.check(
+        got_retriable is want_retriable,
+        f"the error says retriable={got_retriable!r}, the mapping table says {want_retriable}",
+        f"error event: {term.data}",
+        ids=(
+            "WA-INT-3003",
+            "WA-INT-3004",
+            "HTU-ERR-4004",
+            "HTU-EXP-1106",
+            "ADAPT-3002",
+            *_ERROR_IDS,
+        ),
+    )
+
+
+@then(parsers.parse("the error carries retry_after_ms of {ms:d}"))
+def retry_after(llorch_ctx: ScenarioContext, ms: int) -> None:
+    term = llorch_ctx.last.terminal
+    got = None if term is None else term.data.get("retry_after_ms")
+    llorch_ctx.check(
+        got == ms,
+        f"retry_after_ms is {got!r}, the engine's Retry-After says {ms}",
+        f"terminal: {None if term is None else term.data}",
+        ids=("WA-INT-3003", "HTU-ERR-4004", "HTU-EXP-1106"),
+    )
+
+
+@then("the error message is short and redacted")
+def error_message_short(llorch_ctx: ScenarioContext) -> None:
+    term = llorch_ctx.last.terminal
+    if term is None or term.kind != "error":
+        llorch_ctx.fail("no terminal error event to inspect", ids=("HTU-ERR-4003",))
+        return
+    msg = term.data.get("message")
+    llorch_ctx.check(
+        isinstance(msg, str) and 0 < len(msg) <= 300,
+        "the error message is missing or longer than 300 characters",
+        f"message: {str(msg)[:400]!r}",
+        ids=("HTU-ERR-4003", "HTU-ERR-4001"),
+    )
+    secrets = [s for s in (llorch_ctx.api_key, *llorch_ctx.env_secrets) if s]
+    for s in secrets:
+        llorch_ctx.check(
+            s not in str(msg),
+            "the error message contains a secret",
+            ids=("HTU-ERR-4001", "HTU-ERR-4003"),
+        )
+
+
+# -- the plan oracle ---------------------------------------------------------------------------
+def planned(ctx: ScenarioContext, run: StreamRun) -> Any:
+    """The plan the engine rendered for this run (journal), or the in-process adapter's plan."""
+    if ctx.in_process:
+        from mock_engines import make_plan
+
+        req = run.request
+        strict = str(req.determinism) == "strict" if req.determinism is not None else False
+        return make_plan(
+            req.prompt or "",
+            seed=req.seed if req.seed is not None else ctx.seed,
+            max_tokens=req.max_tokens,
+            temperature=0.0 if strict else None,
+            top_p=1.0 if strict else None,
+        )
+    entries = [e for e in ctx.generation_entries() if getattr(e, "plan", None) is not None]
+    if not entries:
+        ctx.fail(
+            "the engine rendered no generation for this task",
+            "the journal has no generation request with a plan",
+            ids=_GRAMMAR_IDS,
+        )
+    return entries[-1].plan
+
+
+@then("the tokens reproduce the generation plan")
+def tokens_match_plan(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    ended_cleanly(llorch_ctx, run)
+    plan = planned(llorch_ctx, run)
+    want = list(plan.tokens)
+    got = run.tokens
+    llorch_ctx.notes["plan"] = {"tokens": want[:64], "stop_reason": plan.stop_reason}
+    if got == want:
+        return
+    joined_ok = "".join(got) == "".join(want)
+    first = next(
+        (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+        min(len(got), len(want)),
+    )
+    llorch_ctx.fail(
+        "the tokens differ from the engine's generation plan"
+        + (" (same text, different token boundaries)" if joined_ok else ""),
+        f"{len(got)} tokens vs {len(want)} planned; first difference at #{first}: "
+        f"got {got[first : first + 3]!r}, planned {want[first : first + 3]!r}",
+        ids=(
+            "HTU-1003",
+            "ADAPT-3001",
+            "WA-INT-3001",
+            "OC-ADAPT-OAI-6011",
+            "OC-ADAPT-OAI-6001",
+            "HTU-PERF-1302",
+            "ADAPT-3101",
+        ),
+    )
+
+
+@then("the tokens so far are a prefix of the generation plan")
+def tokens_prefix(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    plan = planned(llorch_ctx, run)
+    got = run.tokens
+    llorch_ctx.check(
+        got == list(plan.tokens[: len(got)]),
+        "the tokens before the failure are not the plan's first tokens",
+        f"got {got[:8]!r}, planned {list(plan.tokens[:8])!r}",
+        ids=("WA-INT-3008", "WA-INT-3001"),
+    )
+
+
+@then("the end event reports the plan's token count and stop reason")
+def end_matches_plan(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    plan = planned(llorch_ctx, run)
+    term = run.terminal
+    if term is None or term.kind != "end":
+        llorch_ctx.fail(
+            "no end event",
+            f"terminal: {None if term is None else term.to_dict()}",
+            ids=_GRAMMAR_IDS,
+        )
+        return
+    ids = ("ADAPT-3001", "WA-INT-3001", "ADAPT-3000")
+    llorch_ctx.check(
+        term.data.get("tokens_out") == len(run.tokens) == len(plan.tokens),
+        "end.tokens_out does not count the tokens",
+        f"tokens_out={term.data.get('tokens_out')!r}, token events={len(run.tokens)}, planned={len(plan.tokens)}",
+        ids=ids,
+    )
+    reason = term.data.get("stop_reason")
+    llorch_ctx.check(
+        reason == plan.stop_reason,
+        "end.stop_reason differs from the plan's stop reason",
+        f"stop_reason={reason!r}, planned {plan.stop_reason!r}",
+        ids=ids,
+    )
+
+
+@then("no token contains a replacement character")
+def no_replacement(llorch_ctx: ScenarioContext) -> None:
+    bad = [t for t in llorch_ctx.last.tokens if "\ufffd" in t]
+    llorch_ctx.check(
+        not bad,
+        "a token carries U+FFFD: a multi-byte character was split and decoded in pieces",
+        f"tokens: {bad[:4]!r}",
+        ids=("WA-INT-3008", "HTU-1003", "ADAPT-3002"),
+    )
+
+
+@then("every metrics event carries only numbers")
+def metrics_numbers(llorch_ctx: ScenarioContext) -> None:
+    for _, ev in llorch_ctx.last.events:
+        if ev.kind != "metrics":
+            continue
+        bad = {
+            k: v
+            for k, v in ev.data.items()
+            if isinstance(v, bool) or not isinstance(v, int | float | str | dict | type(None))
+        }
+        llorch_ctx.check(
+            not bad,
+            "a metrics event carries non-scalar values",
+            repr(bad)[:200],
+            ids=("ADAPT-3001",),
+        )
+
+
+@then("the metrics event reports latency and token counts")
+def metrics_latency(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    metrics = [e for _, e in run.events if e.kind == "metrics"]
+    end = run.terminal
+    fields: dict[str, Any] = {}
+    for m in metrics:
+        fields.update(m.data)
+    if end is not None:
+        fields.update({f"end.{k}": v for k, v in end.data.items()})
+    has_latency = any(
+        k in fields for k in ("latency_first_token_ms", "latency_decode_ms", "end.decode_time_ms")
+    )
+    has_tokens = any(k in fields for k in ("tokens_out", "end.tokens_out"))
+    llorch_ctx.check(
+        has_latency and has_tokens,
+        "no latency and token counts captured",
+        f"fields: {sorted(fields)}",
+        ids=("OC-ADAPT-OAI-6031",),
+    )
+
+
+@then("there is one token event per upstream content delta")
+def token_per_delta(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    plan = planned(llorch_ctx, run)
+    llorch_ctx.check(
+        len(run.tokens) == len(plan.tokens),
+        "token events do not follow the upstream deltas one to one",
+        f"{len(run.tokens)} token events for {len(plan.tokens)} content deltas",
+        ids=("OC-ADAPT-OAI-6011", "OC-ADAPT-OAI-6001"),
+    )
+
+
+@then("the first token reached the caller before the engine sent its last byte")
+def incremental(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    t_first = run.first_token_time()
+    entries = llorch_ctx.generation_entries()
+    t_last = entries[-1].t_last_byte if entries else None
+    llorch_ctx.notes["incremental"] = {"t_first_token": t_first, "t_engine_last_byte": t_last}
+    if t_first is None or t_last is None:
+        llorch_ctx.fail(
+            "no token or no engine timing to compare", ids=("HTU-PERF-1302", "ADAPT-3101")
+        )
+        return
+    llorch_ctx.check(
+        t_first < t_last,
+        "the first token was delivered only after the engine finished: the body was buffered",
+        f"first token at {t_first:.3f}, engine's last byte at {t_last:.3f} (monotonic s)",
+        ids=("HTU-PERF-1302", "ADAPT-3101"),
+    )
+
+
+@then("the stream ended well before the stall was over")
+def ended_before_stall(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    ended_cleanly(llorch_ctx, run)
+    took = run.t_end - run.t_start
+    llorch_ctx.notes["stream_seconds"] = round(took, 3)
+    # The stalls in these scenarios last 3 s; an adapter bounded by its timeouts, deadline or
+    # cancel ends the stream long before (a bound on behaviour, not a performance assertion).
+    llorch_ctx.check(
+        took < 2.5,
+        "the stream lasted as long as the engine's silence: nothing bounded it",
+        f"the stream took {took:.2f} s against a 3 s stall",
+        ids=("ADAPT-3005", "HTU-1001", "WA-INT-3002", "ADAPT-3002"),
+    )
+
+
+@then("no token arrived after cancel returned")
+def no_token_after_cancel(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    if run.cancel_returned_at is None:
+        llorch_ctx.fail(
+            "cancel was never reached or never returned",
+            f"events: {run.kinds[:12]}",
+            ids=("WA-INT-3002", "OC-ADAPT-5001", "OC-ADAPT-5020"),
+        )
+    llorch_ctx.check(
+        run.cancel_error is None,
+        "cancel raised",
+        repr(run.cancel_error),
+        ids=("WA-INT-3002", "ADAPT-3000", "OC-ADAPT-5001", "OC-ADAPT-5020"),
+    )
+    ended_cleanly(llorch_ctx, run)
+    llorch_ctx.check(
+        run.tokens_after_cancel == 0,
+        "tokens arrived after cancel returned",
+        f"{run.tokens_after_cancel} token(s) after cancel",
+        ids=("WA-INT-3002", "OC-ADAPT-5001", "OC-ADAPT-5020"),
+    )
+    term = run.terminal
+    llorch_ctx.check(
+        term is not None,
+        "the cancelled stream never ended",
+        f"events: {run.kinds[-6:]}",
+        ids=("WA-INT-3002",),
+    )
+
+
+@then("the cancel returned without error")
+def cancel_ok(llorch_ctx: ScenarioContext) -> None:
+    res = llorch_ctx.notes.get("cancel_unknown")
+    llorch_ctx.check(
+        res == "ok", "cancelling an unknown task failed", str(res), ids=("ADAPT-3000",)
+    )
+
+
+@then("both replicas produced identical token streams")
+def replicas_identical(llorch_ctx: ScenarioContext) -> None:
+    runs = llorch_ctx.replica_runs
+    if len(runs) != 2:
+        llorch_ctx.fail("two replica runs were expected", ids=("WA-INT-3006", "OC-TEST-7001"))
+    a, b = runs
+    for r in runs:
+        ended_cleanly(llorch_ctx, r)
+    ta = [e.data.get("t") for _, e in a.events if e.kind == "token"]
+    tb = [e.data.get("t") for _, e in b.events if e.kind == "token"]
+    llorch_ctx.check(
+        len(ta) > 0 and ta == tb,
+        "the replicas' token streams differ",
+        f"replica A {len(ta)} tokens, replica B {len(tb)} tokens; A[:4]={ta[:4]!r} B[:4]={tb[:4]!r}",
+        ids=("WA-INT-3006", "OC-TEST-7001", "OC-ADAPT-5010"),
+    )
+    ia = [e.data.get("i") for _, e in a.events if e.kind == "token"]
+    ib = [e.data.get("i") for _, e in b.events if e.kind == "token"]
+    llorch_ctx.check(
+        ia == ib, "the replicas' token indices differ", ids=("WA-INT-3006", "OC-TEST-7001")
+    )
+
+
+@then("both runs produced identical token streams")
+def runs_identical(llorch_ctx: ScenarioContext) -> None:
+    runs = llorch_ctx.runs[-2:]
+    if len(runs) != 2:
+        llorch_ctx.fail("two runs were expected", ids=("WA-INT-3006",))
+    for r in runs:
+        ended_cleanly(llorch_ctx, r)
+    ta, tb = runs[0].tokens, runs[1].tokens
+    llorch_ctx.check(
+        len(ta) > 0 and ta == tb,
+        "the same seeded task gave different token streams",
+        f"run 1 {len(ta)} tokens, run 2 {len(tb)} tokens",
+        ids=("WA-INT-3006",),
+    )
+
+
+@then("the determinism signals are reported")
+def determinism_signals(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    ended_cleanly(llorch_ctx, run)
+    req = run.request
+    found: dict[str, Any] = {}
+    for _, e in run.events:
+        if e.kind in ("started", "end"):
+            for k in ("engine_version", "seed", "sampler_profile_version"):
+                if e.data.get(k) is not None:
+                    found.setdefault(k, e.data[k])
+    from ._context import LogCapture
+
+    for r in llorch_ctx.logs.records:
+        f = LogCapture.fields(r)
+        for k in ("engine_version", "seed", "sampler_profile_version"):
+            if f.get(k) is not None:
+                found.setdefault(k, f[k])
+    llorch_ctx.notes["determinism_signals"] = found
+    missing = [k for k in ("engine_version", "seed", "sampler_profile_version") if k not in found]
+    llorch_ctx.check(
+        not missing,
+        "determinism signals are missing from started/end and logs",
+        f"missing: {missing}",
+        ids=("ADAPT-3003",),
+    )
+    llorch_ctx.check(
+        found.get("seed") == req.seed,
+        "the reported seed is not the task's seed",
+        f"{found.get('seed')!r} vs {req.seed!r}",
+        ids=("ADAPT-3003",),
+    )
+    llorch_ctx.check(
+        found.get("sampler_profile_version") == req.sampler_profile_version,
+        "the reported sampler profile is not the task's",
+        f"{found.get('sampler_profile_version')!r} vs {req.sampler_profile_version!r}",
+        ids=("ADAPT-3003",),
+    )
+
+
+@then(parsers.parse('the started event names sampler profile "{profile}"'))
+def started_profile(llorch_ctx: ScenarioContext, profile: str) -> None:
+    started = next((e for _, e in llorch_ctx.runs[0].events if e.kind == "started"), None)
+    got = None if started is None else started.data.get("sampler_profile_version")
+    llorch_ctx.check(
+        got == profile,
+        "started does not carry the sampler profile version",
+        f"got {got!r}",
+        ids=("OC-ADAPT-5030",),
+    )
+
+
+@then("all adapters yield the same normalised events")
+def oracle_same(llorch_ctx: ScenarioContext) -> None:
+    runs: dict[str, StreamRun] = llorch_ctx.scratch.get("oracle_runs", {})
+    if len(runs) < 1:
+        llorch_ctx.unsupported("no target with a mock engine was selected")
+    normal = {name: _normalise(run) for name, run in runs.items()}
+    llorch_ctx.notes["oracle_normalised"] = {
+        n: {k: v for k, v in d.items() if k != "tokens"} for n, d in normal.items()
+    }
+    reference_name, reference = next(iter(normal.items()))
+    diffs = []
+    for name, norm in normal.items():
+        if norm != reference:
+            keys = [k for k in norm if norm[k] != reference.get(k)]
+            diffs.append(f"{name} differs from {reference_name} in {keys}")
+    llorch_ctx.check(
+        not diffs,
+        "adapters disagree on one plan",
+        "; ".join(diffs),
+        ids=("ADAPT-3001", "WA-INT-3001"),
+    )
+
+
+def _normalise(run: StreamRun) -> dict[str, Any]:
+    """The dialect-independent view: text, indices, token count, stop reason, terminal kind."""
+    tokens = [e.data for _, e in run.events if e.kind == "token"]
+    term = run.terminal
+    return {
+        "problems": check_stream(e for _, e in run.events),
+        "tokens": [t.get("t") for t in tokens],
+        "indices": [t.get("i") for t in tokens],
+        "text": "".join(str(t.get("t")) for t in tokens),
+        "terminal": None if term is None else term.kind,
+        "tokens_out": None if term is None else term.data.get("tokens_out"),
+        "stop_reason": None if term is None else term.data.get("stop_reason"),
+    }

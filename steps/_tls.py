@@ -1,0 +1,89 @@
+"""A mock engine served over TLS, for the scenarios that prove TLS verification stays on.
+
+The mock engine runner speaks plain HTTP; here its ASGI app runs under uvicorn with a
+certificate from a throwaway ``trustme`` CA. The listening socket is bound and listening before
+the server thread starts, so the adapter can connect at once (the kernel queues the connection)
+and nothing waits or sleeps for the server to come up.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._context import ScenarioContext
+
+
+@dataclass
+class TlsEngine:
+    base_url: str
+    journal: Any
+    app: Any
+    engine_version: str
+    model: str
+
+    def reset(self) -> None:
+        self.app.ctx.reset()
+
+    def set_faults(self, faults: list[str]) -> None:
+        self.app.ctx.set_faults(faults)
+
+
+def serve_tls(ctx: ScenarioContext, *, trusted: bool) -> TlsEngine:
+    if ctx.live or ctx.in_process:
+        ctx.unsupported("TLS scenarios need a mock engine served by the harness")
+    import trustme
+    import uvicorn
+
+    from mock_engines import create_app
+
+    tmp: Path = ctx._getfixturevalue("tmp_path")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile, cafile = tmp / "engine.pem", tmp / "engine.key", tmp / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    for extra in cert.cert_chain_pems[1:]:
+        with certfile.open("ab") as fh:
+            fh.write(extra.bytes())
+    cert.private_key_pem.write_to_path(str(keyfile))
+    ca.cert_pem.write_to_path(str(cafile))
+
+    app = create_app(ctx.dialect, seed=ctx.seed)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=str(certfile),
+        ssl_keyfile=str(keyfile),
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+    ctx.add_cleanup(stop)
+    engine = TlsEngine(
+        base_url=f"https://127.0.0.1:{port}",
+        journal=app.ctx.journal,
+        app=app,
+        engine_version=app.ctx.dialect.engine_version,
+        model=app.ctx.model,
+    )
+    ctx.engine = engine
+    ctx.notes["tls"] = {"trusted": trusted, "base_url": engine.base_url}
+    if trusted:
+        ctx.tls_ca = str(cafile)
+    return engine
