@@ -33,6 +33,8 @@ _COMMAND_MODULES = (
     "conformance._cmd_list",
     "mock_engines._cli",
     "adapters.orchestrator._cli",
+    "adapters.rbee_worker._cli",
+    "conformance.rbee._cli",
 )
 
 

@@ -1,0 +1,93 @@
+"""``llorch-conformance worker-check``: validate any rbee worker black-box (the ``--worker-url`` target).
+
+Point the worker's heartbeats at ``--queen-listen HOST:PORT`` (the harness serves a mock queen
+there) to include the heartbeat checks; without it they are reported ``skipped``. Results go to
+``--out DIR`` (``results.json`` in the harness's results model, ``worker_check.md``). Exit codes:
+0 every MUST passed, 1 a requirement failed, 2 harness or usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from adapters.api import UsageError
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "worker-check",
+        help="validate an rbee worker black-box (--worker-url) and write results",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--worker-url", required=True, metavar="URL")
+    p.add_argument(
+        "--queen-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve a mock queen here for heartbeat checks",
+    )
+    p.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="the worker's heartbeat interval (default 30)",
+    )
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=8,
+        help="streams held open to saturate the worker (default 8)",
+    )
+    p.add_argument("--only", default="", metavar="CHECK,...", help="run only these checks")
+    p.add_argument(
+        "--out", default=None, metavar="DIR", help="write results.json and worker_check.md here"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ._checks import CHECKS
+    from ._runner import WorkerCheckConfig, parse_listen, run_worker_check
+
+    if not args.worker_url.startswith(("http://", "https://")):
+        raise UsageError(f"--worker-url {args.worker_url!r}: must be an http(s) URL")
+    if args.heartbeat_interval <= 0:
+        raise UsageError("--heartbeat-interval must be positive")
+    if args.max_concurrency < 1:
+        raise UsageError("--max-concurrency must be at least 1")
+    only = tuple(x for x in args.only.split(",") if x)
+    known = [n for n, _ in CHECKS]
+    for name in only:
+        if name not in known:
+            raise UsageError(f"--only {name!r}: unknown check (known: {', '.join(known)})")
+    cfg = WorkerCheckConfig(
+        worker_url=args.worker_url,
+        queen_listen=parse_listen(args.queen_listen) if args.queen_listen else None,
+        heartbeat_interval_s=args.heartbeat_interval,
+        max_concurrency=args.max_concurrency,
+        only=only,
+        seed=args.seed,
+    )
+    out = Path(args.out) if args.out else None
+    res = run_worker_check(cfg, out)
+    for s in res.scenarios:
+        mark = {
+            "pass": "PASS",
+            "fail": "FAIL",
+            "skipped": "SKIP",
+            "error": "ERROR",
+            "unsupported": "UNSUP",
+        }[s.status]
+        ids = ",".join(s.requirements)
+        tail = f": {s.message}" if s.message and s.status != "pass" else ""
+        print(f"{mark:5} {ids:22} {s.scenario}{tail}"[:400])
+    if out is not None:
+        print(f"results: {out / 'results.json'}")
+    return int(res.exit_code(fail_on="must"))
