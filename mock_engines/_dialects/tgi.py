@@ -873,7 +873,8 @@ class TgiDialect(Dialect):
             return [sse(error_body(text, "generation"), legacy=legacy)]
 
         def token_frame(text: str) -> bytes:
-            tok = TgiToken(token_id(text), text, token_logprob(0, position))
+            # A fixed id keeps the frame size linear in the text (frame.oversized sizes it).
+            tok = TgiToken(0, text, token_logprob(0, position))
             return sse(stream_event(position, tok), legacy=legacy)
 
         return StreamReply(200, headers, frames, run.plan, error_frames, token_frame)
