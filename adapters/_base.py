@@ -56,6 +56,7 @@ from typing import Any, ClassVar, Final
 
 import anyio
 import httpx
+from orjson import loads as _orjson_loads
 
 from ._observability import AdapterMetrics, log_event
 from .api import (
@@ -848,7 +849,17 @@ async def _read_bounded(resp: httpx.Response, timeout_s: float) -> bytes:
 
 
 def json_frame(data: str) -> Any:
-    """Parse one frame's JSON; malformed JSON is the PROTOCOL row of the table."""
+    """Parse one frame's JSON; malformed JSON is the PROTOCOL row of the table.
+
+    orjson first: this runs once per token and is the largest single cost of the hot path
+    (about 4x faster than the standard library here). It is stricter than ``json`` about lone
+    UTF-16 surrogate escapes and NaN, which some engines do emit, so a refusal falls back to
+    ``json`` before the frame is called malformed.
+    """
+    try:
+        return _orjson_loads(data)
+    except ValueError:
+        pass
     try:
         return json.loads(data)
     except ValueError:
