@@ -20,6 +20,7 @@ from adapters.http_util import (
 )
 
 from ._server import App, ServerThread
+from .conftest import Tls
 
 pytestmark = pytest.mark.anyio
 
@@ -174,3 +175,43 @@ async def test_stream_without_first_byte_is_decode_timeout() -> None:
                         pass
     assert info.value.kind is WorkerErrorKind.DECODE_TIMEOUT
     assert "before first byte" in info.value.message
+
+
+async def test_client_read_timeout_below_the_budget_is_the_timer(
+    app: App, server: ServerThread
+) -> None:
+    # Our own timer is skipped (httpx bounds each read at 0.2 s); the stall is still caught.
+    config = HttpClientConfig(first_byte_timeout_s=0.2)
+    with anyio.fail_after(10):
+        async with (
+            build_client(config) as client,
+            client.stream("GET", f"{server.url}/sse/stall") as resp,
+        ):
+            with pytest.raises(WorkerError) as info:
+                async for _ in aiter_sse(resp, inter_chunk_timeout_s=30):
+                    pass
+    assert info.value.kind is WorkerErrorKind.DECODE_TIMEOUT
+    assert "ReadTimeout" in info.value.message
+
+
+async def test_http2_stream_is_incremental_and_stall_is_caught(
+    app: App, h2_server: ServerThread, tls: Tls
+) -> None:
+    # On HTTP/2 a socket read can carry other streams' frames, so our own timer must run even
+    # though the client's read timeout (30 s) is above the budget.
+    config = HttpClientConfig(verify=tls.ca_file)
+    with anyio.fail_after(10):
+        async with build_client(config) as client:
+            async with client.stream("GET", f"{h2_server.url}/sse/gated") as resp:
+                assert resp.http_version == "HTTP/2"
+                events = aiter_sse(resp, inter_chunk_timeout_s=5)
+                assert (await events.__anext__()).data == "one"
+                assert "sent two" not in app.journal
+                app.release("second")
+                assert [e.data async for e in events] == ["two"]
+            async with client.stream("GET", f"{h2_server.url}/sse/stall") as resp:
+                with pytest.raises(WorkerError) as info:
+                    async for _ in aiter_sse(resp, inter_chunk_timeout_s=0.2):
+                        pass
+    assert info.value.kind is WorkerErrorKind.DECODE_TIMEOUT
+    assert "inter-chunk" in info.value.message
