@@ -15,7 +15,7 @@ One place for what every engine adapter needs on the wire:
 It imports only :mod:`adapters.api` of ours, and never reads the environment (HTU-EXP-1101).
 """
 
-from ._client import HttpClientConfig, build_client, fetch, open_stream
+from ._client import HttpClientConfig, bearer_header, build_client, fetch, open_stream
 from ._errors import (
     error_from_exception,
     error_from_response,
@@ -38,6 +38,7 @@ __all__ = [
     "SSEEvent",
     "aiter_chunks",
     "aiter_sse",
+    "bearer_header",
     "build_client",
     "error_from_exception",
     "error_from_response",

@@ -33,7 +33,7 @@ from adapters.api import ConfigError, UpstreamCondition, error_for_condition
 from ._errors import error_from_exception, error_from_response
 from ._redact import redact_headers, redact_url
 
-__all__ = ["HttpClientConfig", "build_client", "fetch", "open_stream"]
+__all__ = ["HttpClientConfig", "bearer_header", "build_client", "fetch", "open_stream"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,20 @@ class HttpClientConfig:
             read=self.first_byte_timeout_s,
             pool=self.first_byte_timeout_s,
         )
+
+
+def bearer_header(token: str | None) -> dict[str, str]:
+    """``{"Authorization": "Bearer <token>"}``, or ``{}`` when no token is configured.
+
+    The explicit form of the original ``with_bearer_if_configured`` (HTU-1005): the caller passes
+    the token it was configured with; nothing is read from ``AUTH_TOKEN`` (HTU-EXP-1101). Use it
+    for ``HttpClientConfig(headers=...)``; the config's repr redacts it.
+    """
+    if token is None or not token.strip():
+        return {}
+    if any(c in token for c in "\r\n"):
+        raise ConfigError("bearer token must not contain line breaks")
+    return {"Authorization": f"Bearer {token.strip()}"}
 
 
 def _ssl_context(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:

@@ -65,7 +65,14 @@ class App:
             await self._status(int(path[8:]), send)
         elif path == "/echo":
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            body = json.dumps({"http_version": scope["http_version"], "headers": headers})
+            client = scope.get("client") or ("", 0)
+            body = json.dumps(
+                {
+                    "http_version": scope["http_version"],
+                    "headers": headers,
+                    "client_port": client[1],
+                }
+            )
             await _json(send, 200, body.encode())
         else:
             await _json(send, 404, b'{"error":"not found"}')

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from adapters.api import ConfigError, ErrorCode, WorkerError, WorkerErrorKind
-from adapters.http_util import HttpClientConfig, build_client, fetch
+from adapters.http_util import HttpClientConfig, bearer_header, build_client, fetch
 
 from ._server import App, ServerThread
 from .conftest import Tls
@@ -153,6 +153,8 @@ async def test_http2_is_negotiated_over_tls(app: App, h2_server: ServerThread, t
                     tg.start_soon(get)
     assert [r.http_version for r in responses] == ["HTTP/2"] * 5
     assert {r.json()["http_version"] for r in responses} == {"2"}
+    # Five concurrent requests were multiplexed over one connection (HTU-INT-3305).
+    assert len({r.json()["client_port"] for r in responses}) == 1
 
 
 async def test_http1_fallback_when_http2_disabled(h2_server: ServerThread, tls: Tls) -> None:
@@ -195,3 +197,35 @@ async def test_success_body_is_returned_read(server: ServerThread) -> None:
             resp = await fetch(client, "GET", f"{server.url}/sse/count-2", total_timeout_s=5)
     assert resp.content == b"data: 0\n\ndata: 1\n\n"
     assert isinstance(resp, httpx.Response)
+
+
+async def test_http1_keep_alive_reuses_the_connection(server: ServerThread) -> None:
+    with anyio.fail_after(10):
+        async with build_client() as client:
+            ports = {
+                (await fetch(client, "GET", f"{server.url}/echo", total_timeout_s=5)).json()[
+                    "client_port"
+                ]
+                for _ in range(3)
+            }
+    assert len(ports) == 1
+
+
+def test_bearer_header_is_explicit() -> None:
+    assert bearer_header("abc123") == {"Authorization": "Bearer abc123"}
+    assert bearer_header(None) == {} and bearer_header("  ") == {}
+    with pytest.raises(ConfigError):
+        bearer_header("abc\r\nX-Evil: 1")
+
+
+async def test_bearer_header_reaches_the_engine(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTH_TOKEN", "from-the-environment")
+    with anyio.fail_after(10):
+        async with build_client(HttpClientConfig(headers=bearer_header("abc123"))) as client:
+            seen = (await fetch(client, "GET", f"{server.url}/echo", total_timeout_s=5)).json()
+        async with build_client() as client:
+            unset = (await fetch(client, "GET", f"{server.url}/echo", total_timeout_s=5)).json()
+    assert seen["headers"]["authorization"] == "Bearer abc123"
+    assert "authorization" not in unset["headers"]  # AUTH_TOKEN in the environment is not read
