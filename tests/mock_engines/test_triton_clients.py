@@ -50,7 +50,7 @@ def test_server_and_model_metadata(client: Any, engine: MockEngine) -> None:
     model = client.get_model_metadata("llm")
     assert model["name"] == "llm"
     assert model["versions"] == ["1"]
-    assert [i["name"] for i in model["inputs"]][0] == "text_input"
+    assert model["inputs"][0]["name"] == "text_input"
     config = client.get_model_config("llm")
     assert config["backend"] == "vllm"
 
