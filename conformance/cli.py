@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "adapters.orchestrator._cli",
     "adapters.rbee_worker._cli",
     "conformance.rbee._cli",
+    "reports._cli",
 )
 
 

@@ -1,0 +1,283 @@
+"""``report.html``: one self-contained page — no network, no script, no external font or image.
+
+Layout: the overall result; a matrix with **one row per catalogue requirement** (``tr.req-row``,
+plus rows for non-catalogue IDs a custom feature used) and one column per adapter, each cell
+linking to the scenarios behind the verdict; timing plots as inline SVG (time to first token per
+adapter, token arrival per scenario); and one collapsible section per scenario with the adapter's
+events, the wire frames the engine saw and sent, the retry timeline and the message. Drill-down
+uses ``<details>`` and fragment links, so it works with scripting disabled. Everything shown is
+escaped; the content was redacted before it reached the renderer.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from ._model import (
+    ScenarioFiles,
+    StreamTiming,
+    adapter_label,
+    events_of,
+    feature_label,
+    retry_records_of,
+    stream_timings,
+    wire_entries_of,
+)
+
+__all__ = ["render_html"]
+
+_MAX_FRAMES: Final = 200
+_MAX_EVENTS: Final = 400
+_CSS: Final = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}
+th{background:#f3f3f3;position:sticky;top:0}
+.pass{background:#d9f2d9}.fail{background:#f8d0d0}.error{background:#f5c28c}
+.unsupported{background:#e0e0f8}.skipped{background:#eee}.none{color:#aaa}
+.result-pass{color:#176b17}.result-fail{color:#a01010}.result-error{color:#a35a00}
+pre{background:#fafafa;border:1px solid #ddd;padding:4px;max-height:30em;overflow:auto;white-space:pre-wrap}
+details{margin:.3em 0}summary{cursor:pointer}
+.muted{color:#777}.req-text{max-width:40em}
+svg text{font:10px sans-serif}
+"""
+
+
+def _e(x: object) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _ttft_svg(points: Mapping[str, Sequence[float]]) -> str:
+    """A strip chart: one lane per adapter, one dot per stream's time to first token."""
+    lanes = [(a, [v for v in vs if v is not None]) for a, vs in points.items()]
+    lanes = [(a, vs) for a, vs in lanes if vs]
+    if not lanes:
+        return '<p class="muted">No token streams with timings in this run.</p>'
+    vmax = max(max(vs) for _, vs in lanes) or 1.0
+    width, left, lane_h = 640, 110, 22
+    height = lane_h * len(lanes) + 30
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
+        f'role="img" aria-label="time to first token per adapter">'
+    ]
+    for i, (adapter, vs) in enumerate(lanes):
+        y = 10 + i * lane_h + lane_h / 2
+        parts.append(f'<text x="4" y="{y + 3:.1f}">{_e(adapter)}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#ddd"/>'
+        )
+        for v in vs:
+            x = left + (width - left - 20) * (v / vmax)
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#3465a4" fill-opacity=".6"><title>{v:.1f} ms</title></circle>'
+            )
+    axis_y = height - 12
+    parts.append(f'<text x="{left}" y="{axis_y}">0 ms</text>')
+    parts.append(f'<text x="{width - 70}" y="{axis_y}">{vmax:.0f} ms</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _arrival_svg(events: Sequence[Mapping[str, Any]]) -> str:
+    """Token index against arrival time (ms) for the scenario's streams."""
+    pts = [
+        (int(e.get("stream", 0)), float(e["t_ms"]))
+        for e in events
+        if e.get("kind") == "token" and isinstance(e.get("t_ms"), (int, float))
+    ]
+    if len(pts) < 2:
+        return ""
+    tmax = max(t for _, t in pts) or 1.0
+    per: dict[int, list[float]] = {}
+    for k, t in pts:
+        per.setdefault(k, []).append(t)
+    nmax = max(len(v) for v in per.values())
+    w, h, pad = 360, 120, 24
+    colours = ("#3465a4", "#cc0000", "#4e9a06", "#75507b")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{w}" height="{h}" role="img" aria-label="token arrival">'
+    ]
+    parts.append(f'<line x1="{pad}" y1="{h - pad}" x2="{w - 5}" y2="{h - pad}" stroke="#999"/>')
+    parts.append(f'<line x1="{pad}" y1="5" x2="{pad}" y2="{h - pad}" stroke="#999"/>')
+    for k, ts in sorted(per.items()):
+        coords = " ".join(
+            f"{pad + (w - pad - 10) * t / tmax:.1f},{h - pad - (h - pad - 10) * (i + 1) / nmax:.1f}"
+            for i, t in enumerate(ts)
+        )
+        parts.append(
+            f'<polyline points="{coords}" fill="none" stroke="{colours[k % 4]}" stroke-width="1.5"/>'
+        )
+    parts.append(
+        f'<text x="{pad}" y="{h - 8}">0</text><text x="{w - 60}" y="{h - 8}">{tmax:.0f} ms</text>'
+    )
+    parts.append(f'<text x="2" y="12">{nmax} tok</text></svg>')
+    return "".join(parts)
+
+
+def _events_table(events: Sequence[Mapping[str, Any]]) -> str:
+    if not events:
+        return '<p class="muted">No adapter events recorded.</p>'
+    rows = ["<table><tr><th>stream</th><th>t (ms)</th><th>kind</th><th>data</th></tr>"]
+    for e in events[:_MAX_EVENTS]:
+        data = {k: v for k, v in e.items() if k not in ("stream", "t_ms", "kind")}
+        payload = data.get("data", data)
+        rows.append(
+            f"<tr><td>{_e(e.get('stream', ''))}</td><td>{_e(e.get('t_ms', ''))}</td>"
+            f"<td>{_e(e.get('kind', ''))}</td><td><code>{_e(json.dumps(payload, ensure_ascii=False))}</code></td></tr>"
+        )
+    rows.append("</table>")
+    if len(events) > _MAX_EVENTS:
+        rows.append(f'<p class="muted">{len(events) - _MAX_EVENTS} more in events.ndjson</p>')
+    return "".join(rows)
+
+
+def _wire_block(entries: Sequence[Mapping[str, Any]]) -> str:
+    if not entries:
+        return '<p class="muted">No wire traffic recorded (no mock engine in this scenario).</p>'
+    out = []
+    for e in entries:
+        head = f"{e.get('method', '?')} {e.get('path', '?')}{('?' + str(e['query'])) if e.get('query') else ''} → {e.get('status')}"
+        if e.get("fault"):
+            head += f"  [fault {e['fault']}]"
+        if e.get("disconnected"):
+            head += "  [client disconnected]"
+        hdrs = "\n".join(f"{k}: {v}" for k, v in (e.get("headers") or []))
+        frames = e.get("frames") or []
+        shown = frames[:_MAX_FRAMES] if isinstance(frames, list) else []
+        more = (
+            f"\n… {len(frames) - len(shown)} more frames in wire.ndjson"
+            if len(frames) > len(shown)
+            else ""
+        )
+        out.append(
+            f"<details><summary><code>{_e(head)}</code></summary>"
+            f"<pre>{_e(hdrs)}\n\n{_e(e.get('body', ''))}</pre>"
+            f"<pre>{_e(''.join(str(f) for f in shown))}{_e(more)}</pre></details>"
+        )
+    return "".join(out)
+
+
+def _retry_block(records: Sequence[Mapping[str, Any]]) -> str:
+    if not records:
+        return '<p class="muted">No retries.</p>'
+    keys = ("stream", "attempt", "delay_ms", "reason", "code", "status", "retry_after_ms", "at_s")
+    rows = ["<table><tr>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
+    for r in records:
+        rows.append("<tr>" + "".join(f"<td>{_e(r.get(k, ''))}</td>" for k in keys) + "</tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _timing_table(timings: Sequence[StreamTiming]) -> str:
+    if not timings:
+        return ""
+    keys = (
+        "stream",
+        "tokens",
+        "ttft_ms",
+        "itl_p50_ms",
+        "itl_p99_ms",
+        "engine_ttfb_ms",
+        "adapter_added_ms",
+        "decode_time_ms",
+    )
+    rows = ["<table><tr>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
+    for t in timings:
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{_e('' if getattr(t, k) is None else getattr(t, k))}</td>" for k in keys
+            )
+            + "</tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def render_html(
+    summary: Mapping[str, Any],
+    placed: Sequence[ScenarioFiles],
+    catalogue_text: Mapping[str, str],
+) -> str:
+    adapters = [a["name"] for a in summary["adapters"]]
+    index: dict[tuple[str, str], list[int]] = {}
+    for n, p in enumerate(placed):
+        for rid in {*p.result.requirements, *p.result.failed_requirements}:
+            index.setdefault((p.result.adapter, rid), []).append(n)
+    res = summary["result"]
+    c = summary["counts"]
+    out = [
+        "<!DOCTYPE html>",
+        "<!-- AUTOGENERATED: Proof Bundle -->",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
+        f"<title>llorch-conformance {_e(summary['run_id'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Conformance report <code>{_e(summary['run_id'])}</code></h1>",
+        f'<p class="result-{_e(res)}"><strong>Result: {_e(res.upper())}</strong> (exit {_e(summary["exit_code"])}), '
+        f"level {_e(summary['level'])}, seed {_e(summary['seed'])}, suite {_e(summary['suite_version'])}.</p>",
+        "<p>Scenarios: "
+        + ", ".join(f"{_e(c[s])} {s}" for s in ("pass", "fail", "unsupported", "skipped", "error"))
+        + ".</p>",
+        "<h2>Requirements × adapters</h2>",
+        '<table id="matrix"><thead><tr><th>requirement</th><th>level</th><th class="req-text">text</th>'
+        + "".join(f"<th>{_e(adapter_label(a))}</th>" for a in adapters)
+        + "</tr></thead><tbody>",
+    ]
+    for r in summary["requirements"]:
+        rid = r["id"]
+        cells = []
+        for a in adapters:
+            st = r["verdicts"].get(a)
+            if st is None:
+                cells.append('<td class="none">·</td>')
+                continue
+            links = " ".join(
+                f'<a href="#sc-{n}">{i + 1}</a>' for i, n in enumerate(index.get((a, rid), []))
+            )
+            cells.append(f'<td class="{_e(st)}">{_e(st)} {links}</td>')
+        note = (
+            f' <span class="muted">(not covered: {_e(r["pending"])})</span>'
+            if r.get("pending") and not r["verdicts"]
+            else ""
+        )
+        out.append(
+            f'<tr class="req-row" data-req="{_e(rid)}"><td id="req-{_e(rid)}"><code>{_e(rid)}</code></td>'
+            f'<td>{_e(r["level"])}</td><td class="req-text">{_e(catalogue_text.get(rid, ""))}{note}</td>{"".join(cells)}</tr>'
+        )
+    out.append("</tbody></table>")
+    # timing plots
+    ttft: dict[str, list[float]] = {}
+    timings_by_scenario: list[list[StreamTiming]] = []
+    for p in placed:
+        ts = stream_timings(p.result.evidence)
+        timings_by_scenario.append(ts)
+        ttft.setdefault(adapter_label(p.result.adapter), []).extend(
+            t.ttft_ms for t in ts if t.ttft_ms is not None
+        )
+    out.append("<h2>Time to first token</h2>")
+    out.append(_ttft_svg(ttft))
+    # scenarios
+    out.append("<h2>Scenarios</h2>")
+    for n, p in enumerate(placed):
+        s = p.result
+        ev = s.evidence
+        events = events_of(ev)
+        reqs = ", ".join(f'<a href="#req-{_e(r)}">{_e(r)}</a>' for r in s.requirements)
+        out.append(
+            f'<section id="sc-{n}" class="scenario"><details><summary><span class="{_e(s.status)}">{_e(s.status)}</span> '
+            f"<code>{_e(adapter_label(s.adapter))}</code> — {_e(feature_label(s.feature))}: {_e(s.scenario)} [{reqs}]</summary>"
+            f"<p>Evidence files: <code>{_e(p.dir)}/</code> · <code>{_e(s.nodeid)}</code> · {_e(s.duration_s)} s</p>"
+        )
+        if s.message:
+            out.append(f"<pre>{_e(s.message)}</pre>")
+        out.append(_timing_table(timings_by_scenario[n]))
+        out.append(_arrival_svg(events))
+        out.append("<h3>Adapter events</h3>" + _events_table(events))
+        out.append("<h3>Wire (engine journal)</h3>" + _wire_block(wire_entries_of(ev)))
+        out.append("<h3>Retry timeline</h3>" + _retry_block(retry_records_of(ev)))
+        out.append("</details></section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
