@@ -22,11 +22,43 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from ._base import HttpAdapter, StreamState, json_frame, protocol_error
 from .api import TaskRequest
 from .llamacpp import engine_error
 
 __all__ = ["OpenAIStyleAdapter"]
+
+
+# Typed views of an ordinary chunk: msgspec decodes only these fields (about 2x faster than a
+# generic parse, on the per-token path). Unknown keys are skipped; a shape that does not fit
+# raises, and the generic parser then takes over.
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    text: str | None = None
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+    stop_reason: str | int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+    error: Any = None
+    object: str | None = None
+
+
+_CHUNK = msgspec.json.Decoder(_Chunk)
 
 
 class OpenAIStyleAdapter(HttpAdapter):
@@ -69,9 +101,41 @@ class OpenAIStyleAdapter(HttpAdapter):
             st.stop_reason = "eos"
 
     def _parse_frame(self, data: str, st: StreamState) -> str | None:
+        """Typed fast path for ordinary chunks; anything unusual takes the generic path."""
         if data == "[DONE]":
             st.done = True
             return None
+        try:
+            chunk = _CHUNK.decode(data)
+        except msgspec.MsgspecError:
+            return self._parse_generic(data, st)
+        if chunk.error is not None or chunk.object == "error":
+            return self._parse_generic(data, st)
+        usage = chunk.usage
+        if usage is not None:
+            if usage.prompt_tokens is not None:
+                st.prompt_tokens = usage.prompt_tokens
+            if usage.completion_tokens is not None:
+                st.completion_tokens = usage.completion_tokens
+        choices = chunk.choices
+        if not choices:
+            return None
+        choice = choices[0]
+        if choice.index != 0:
+            return None
+        if choice.finish_reason:
+            st.set_stop(choice.finish_reason)
+            stop_reason = choice.stop_reason
+            if isinstance(stop_reason, str) and stop_reason:
+                st.stop_string = stop_reason
+            elif st.stop_reason == "stop" and stop_reason is None:
+                # vLLM: finish_reason "stop" with stop_reason null means EOS.
+                st.stop_reason = "eos"
+        delta = choice.delta
+        return delta.content if delta is not None else choice.text
+
+    def _parse_generic(self, data: str, st: StreamState) -> str | None:
+        """Any JSON: errors, odd shapes; protocol violations are named precisely here."""
         obj = json_frame(data)
         if not isinstance(obj, dict):
             raise protocol_error("stream chunk is not a JSON object")
