@@ -115,11 +115,17 @@ def retry_after_from_headers(
     headers: Mapping[str, str] | httpx.Headers, *, now: datetime | None = None
 ) -> int | None:
     """Retry hint of a response in ms: ``retry-after-ms`` if valid, else ``Retry-After``."""
-    h = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)
-    ms = _parse_retry_after_ms(h.get("retry-after-ms"))
+    lowered: Mapping[str, str]
+    if isinstance(headers, httpx.Headers):
+        lowered = headers
+    else:
+        # A plain mapping: match names case-insensitively without httpx.Headers, which refuses
+        # non-ASCII values that a hand-built mapping may carry.
+        lowered = {str(k).lower(): v for k, v in headers.items()}
+    ms = _parse_retry_after_ms(lowered.get("retry-after-ms"))
     if ms is not None:
         return ms
-    return parse_retry_after(h.get("retry-after"), now=now)
+    return parse_retry_after(lowered.get("retry-after"), now=now)
 
 
 def _shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:

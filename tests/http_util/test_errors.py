@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import anyio
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.api import (
     ErrorCode,
@@ -189,3 +191,23 @@ def test_worker_error_passes_unchanged_and_messages_are_redacted() -> None:
         httpx.ConnectError("proxy http://user:hunter22@proxy:3128 refused"), stage="connect"
     )
     assert "hunter22" not in err.message and "****" in err.message
+
+
+@given(value=st.one_of(st.none(), st.text(max_size=40)))
+def test_parse_retry_after_never_raises_and_is_never_negative(value: str | None) -> None:
+    ms = parse_retry_after(value, now=NOW)
+    assert ms is None or (isinstance(ms, int) and ms >= 0)
+
+
+@given(
+    status=st.integers(min_value=400, max_value=599),
+    body=st.one_of(st.binary(max_size=300), st.text(max_size=300)),
+    retry_after=st.one_of(st.none(), st.text(max_size=20)),
+)
+def test_error_from_response_total_on_arbitrary_input(
+    status: int, body: bytes | str, retry_after: str | None
+) -> None:
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    err = error_from_response(status, headers, body)
+    assert err.message.startswith(f"upstream {status}: ") and len(err.message) <= 200
+    assert err.retry_after_ms is None or err.retry_after_ms >= 0
