@@ -50,6 +50,8 @@ class StreamRun:
     cancel_returned_at: float | None = None
     cancel_error: BaseException | None = None
     tokens_after_cancel: int = 0
+    #: The adapter's retry timeline for this task (proof-bundle evidence), when it keeps one.
+    retries: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def kinds(self) -> list[str]:
@@ -488,6 +490,7 @@ class ScenarioContext:
         run: StreamRun = self.portal.call(
             lambda: collect_stream(adapter, request, limit_s=limit, **kwargs)
         )
+        run.retries = _retry_records(adapter, request.task_id)
         self.runs.append(run)
         return run
 
@@ -552,9 +555,12 @@ class ScenarioContext:
                     "hung": r.hung,
                     "duration_ms": round((r.t_end - r.t_start) * 1000.0, 1),
                     "tokens_after_cancel": r.tokens_after_cancel,
+                    # monotonic start, comparable with the journal's times (proof-bundle timings)
+                    "t0": r.t_start,
                 }
                 for r in (self.runs + self.replica_runs)[-4:]
             ],
+            "retry_timelines": [r.retries for r in (self.runs + self.replica_runs)[-4:]],
             "notes": self.notes,
         }
         if self.engine is not None:
@@ -574,8 +580,35 @@ class ScenarioContext:
 _ENGINE_STATE_FAULTS = frozenset({"engine.loading", "conn.port_closed"})
 
 
+#: Wire frames kept per journal entry in the evidence (the proof bundle's wire.ndjson).
+_FRAMES_KEPT = 500
+
+
+def _retry_records(adapter: Any, task_id: str) -> list[dict[str, Any]]:
+    """The adapter's retry timeline of one task as JSON-able records (empty when it keeps none)."""
+    getter = getattr(adapter, "retry_timeline", None)
+    if not callable(getter):
+        return []
+    try:
+        timeline = getter(task_id)
+        records = list(timeline.to_list()) if timeline is not None else []
+    except Exception:  # evidence must never break a verdict
+        return []
+    p = getattr(adapter, "retry_policy", None)
+    if p is not None and records:
+        policy = {
+            k: getattr(p, k, None)
+            for k in ("base_ms", "multiplier", "cap_ms", "max_attempts", "seed")
+        }
+        records = [{**r, "policy": policy} for r in records]
+    return records
+
+
 def _entry_summary(e: Any) -> dict[str, Any]:
     d = e.to_dict(frames=False) if hasattr(e, "to_dict") else {"repr": repr(e)}
+    frames = getattr(e, "frames", None)
+    if isinstance(frames, list):
+        d["frames"] = [bytes(f).decode("utf-8", "replace") for f in frames[:_FRAMES_KEPT]]
     body = d.get("body")
     if isinstance(body, str) and len(body) > 400:
         d["body"] = body[:400] + "…"
