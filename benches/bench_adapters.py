@@ -194,7 +194,7 @@ async def ttft_adapter(eng: MockProcess, samples: int) -> tuple[list[float], lis
         finally:
             await inner.aclose()
 
-    base.aiter_chunks = timed  # type: ignore[attr-defined]
+    base.aiter_chunks = timed  # type: ignore[attr-defined,assignment]
     firsts: list[float] = []
     shares: list[float] = []
     try:
