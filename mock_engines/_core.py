@@ -179,7 +179,8 @@ class EngineContext:
         self._counter = 0
         self._jitter_rng = random.Random(self.seed)
         self._rules: list[RuleState] = []
-        self._loading_until: float | None = None
+        self._startup_until: float | None = None
+        self._fault_loading_until: float | None = None
         self._port_closed_until: float | None = None
         self.port_listener: Callable[[], None] | None = None
         self.accept_closes = 0
@@ -191,7 +192,7 @@ class EngineContext:
             else:
                 self._exact[(route.method, route.path)] = route
         if self.profile.load_ms > 0:
-            self._loading_until = self.started_mono + self.profile.load_ms / 1000.0
+            self._startup_until = self.started_mono + self.profile.load_ms / 1000.0
         self.set_faults(faults)
 
     # -- helpers for dialects ---------------------------------------------------------------
@@ -275,13 +276,7 @@ class EngineContext:
                     self._port_closed_until = max(self._port_closed_until or 0.0, until)
                 else:
                     loading_from_fault = until
-        if loading_from_fault is not None:
-            self._loading_until = loading_from_fault
-        elif self._loading_until is not None and self._loading_until > now:
-            # keep a start-up loading phase that is still running
-            pass
-        else:
-            self._loading_until = None
+        self._fault_loading_until = loading_from_fault
         if self.port_listener is not None:
             self.port_listener()
 
@@ -317,22 +312,24 @@ class EngineContext:
         }
 
     # -- states ---------------------------------------------------------------------------------
+    def _loading_deadline(self) -> float | None:
+        now = time.monotonic()
+        best: float | None = None
+        for until in (self._startup_until, self._fault_loading_until):
+            if until is not None and until > now:
+                best = until if best is None else max(best, until)
+        return best
+
     def is_loading(self) -> bool:
         """True while the engine is loading (startup ``load_ms`` or an ``engine.loading`` fault)."""
-        until = self._loading_until
-        if until is None:
-            return False
-        if time.monotonic() >= until:
-            self._loading_until = None
-            return False
-        return True
+        return self._loading_deadline() is not None
 
     def port_closed_until(self) -> float | None:
         """Monotonic deadline until which the port must stay closed (``inf`` = until cleared)."""
         deadline: float | None = None
         now = time.monotonic()
-        if self.dialect.loading_mode == "port_closed" and self.is_loading():
-            deadline = self._loading_until
+        if self.dialect.loading_mode == "port_closed":
+            deadline = self._loading_deadline()
         pc = self._port_closed_until
         if pc is not None and pc > now:
             deadline = pc if deadline is None else max(deadline, pc)
@@ -650,6 +647,7 @@ class MockEngineApp:
         self.journal = ctx.journal
         self._base_headers = self.dialect.base_headers()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._shutting_down = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -666,6 +664,7 @@ class MockEngineApp:
 
     def abort_all(self) -> None:
         """Cancel every request in progress (fast shutdown of the in-process runner)."""
+        self._shutting_down = True
         for t in list(self._tasks):
             t.cancel()
 
@@ -881,10 +880,19 @@ class MockEngineApp:
                 else:
                     st.finished_eos += 1
         except asyncio.CancelledError:
+            cur = asyncio.current_task()
             if state.client_gone:
-                cur = asyncio.current_task()
                 if cur is not None:
                     cur.uncancel()
+                return
+            if self._shutting_down and transport is not None:
+                # Server stop: drop the connection like a dying engine, quietly.
+                if cur is not None:
+                    cur.uncancel()
+                state.aborting = True
+                entry.aborted = True
+                transport.close()
+                await asyncio.wait({watcher}, timeout=1.0)
                 return
             raise
         finally:
@@ -928,7 +936,11 @@ class MockEngineApp:
     def _headers(
         self, reply_headers: list[tuple[bytes, bytes]], rule: FaultRule | None
     ) -> list[tuple[bytes, bytes]]:
-        hs = self._base_headers + reply_headers
+        if reply_headers:
+            own = {k.lower() for k, _ in reply_headers}
+            hs = [h for h in self._base_headers if h[0] not in own] + reply_headers
+        else:
+            hs = list(self._base_headers)
         if rule is not None and rule.id == "http.wrong_content_type":
             ct = str(rule.param("content_type") or "text/plain").encode("latin-1")
             hs = [(k, v) for k, v in hs if k.lower() != b"content-type"]
@@ -1018,10 +1030,14 @@ class MockEngineApp:
         for seg in segs:
             due = seg.due
             if due > 0.0:
+                # Loop: uvloop timers have millisecond resolution and may fire a little early;
+                # a frame must never leave before its due time.
                 delay = t0 + due - mono()
-                if delay > 0.0:
+                while delay > 0.0:
                     await sleep(delay)
+                    delay = t0 + due - mono()
             await send({"type": "http.response.body", "body": seg.data, "more_body": True})
+            entry.n_writes += 1
             if first:
                 entry.t_first_byte = mono()
                 first = False

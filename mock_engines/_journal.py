@@ -85,6 +85,7 @@ class JournalEntry:
     t_first_byte: float | None = None
     t_last_byte: float | None = None
     frames: list[bytes] = field(default_factory=list)
+    n_writes: int = 0
     fault: str | None = None
     fault_note: str | None = None
     disconnected: bool = False
@@ -129,6 +130,7 @@ class JournalEntry:
             "completed": self.completed,
             "aborted": self.aborted,
             "n_frames": len(self.frames),
+            "n_writes": self.n_writes,
         }
         if frames:
             d["frames"] = [f.decode("utf-8", "replace") for f in self.frames]
@@ -285,7 +287,7 @@ class Journal:
                 if remaining <= 0:
                     raise TimeoutError(f"journal condition not met within {timeout} s")
                 with self._cond:
-                    self._cond.wait(min(remaining, 0.5))
+                    self._cond.wait(min(remaining, 0.05))
         finally:
             with self._cond:
                 self._sync_waiters -= 1
@@ -318,7 +320,7 @@ class Journal:
                 if remaining <= 0:
                     raise TimeoutError(f"journal condition not met within {timeout} s")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(remaining, 0.5))
+                    await asyncio.wait_for(event.wait(), min(remaining, 0.05))
         finally:
             with self._cond:
                 self._async_waiters.remove(waiter)

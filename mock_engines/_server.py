@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import socket
 import threading
@@ -99,6 +101,8 @@ class EngineServer:
         self._asyncio_server: asyncio.base_events.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._open_lock: asyncio.Lock | None = None
+        self._stop: asyncio.Event | None = None
         self.ready = threading.Event()
         self.failed: BaseException | None = None
 
@@ -123,6 +127,12 @@ class EngineServer:
         return create_protocol
 
     async def _open(self) -> None:
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            await self._open_locked()
+
+    async def _open_locked(self) -> None:
         if self._asyncio_server is not None:
             return
         if self._sock is None:
@@ -169,9 +179,20 @@ class EngineServer:
             delay = max(0.0, until - time.monotonic()) + 0.001
             self._timer = loop.call_later(delay, self._sync_port)
 
+    async def _sync_port_now(self) -> None:
+        if self.ctx.port_closed_until() is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            await self._open()
+        else:
+            self._sync_port()
+
     def _listener_hook(self) -> None:
+        """Called when the engine state changes; from another thread it returns only once the
+        listener matches the state, so ``set_faults([...])`` is effective when it returns."""
         loop = self._loop
-        if loop is None:
+        if loop is None or loop.is_closed():
             return
         try:
             running = asyncio.get_running_loop()
@@ -179,13 +200,20 @@ class EngineServer:
             running = None
         if running is loop:
             self._sync_port()
-        else:
-            loop.call_soon_threadsafe(self._sync_port)
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._sync_port_now(), loop)
+        with contextlib.suppress(TimeoutError, concurrent.futures.CancelledError):
+            fut.result(timeout=5.0)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def serve(self) -> None:
-        """Serve until :meth:`request_stop`; the listener follows the engine's port state."""
+        """Serve until :meth:`request_stop`; the listener follows the engine's port state.
+
+        uvicorn's own main loop polls every 100 ms and its shutdown sleeps another 100 ms; the
+        mock waits on an event instead and stops in a few milliseconds (tests start hundreds).
+        """
         self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
         config = self.config
         if not config.loaded:
             config.load()
@@ -200,19 +228,47 @@ class EngineServer:
             else:
                 self._sync_port()
             self.ready.set()
-            await server.main_loop()
+            await self._stop.wait()
         finally:
             self.ctx.port_listener = None
             if self._timer is not None:
                 self._timer.cancel()
-            self.app.abort_all()
-            await server.shutdown()
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        state = self.server.server_state
+        for srv in self.server.servers:
+            srv.close()
+        self.app.abort_all()
+        for conn in list(state.connections):
+            conn.shutdown()
+        deadline = time.monotonic() + 2.0
+        while (state.tasks or state.connections) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        for conn in list(state.connections):
+            transport = getattr(conn, "transport", None)
+            if transport is not None:
+                transport.abort()
+        for t in list(state.tasks):
+            t.cancel()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     def request_stop(self) -> None:
-        self.server.should_exit = True
+        """Ask the server to stop (thread-safe)."""
+        loop = self._loop
+        stop = self._stop
+        if loop is None or stop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            stop.set()
+        else:
+            loop.call_soon_threadsafe(stop.set)
 
 
 class ThreadedServer:

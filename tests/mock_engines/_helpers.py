@@ -63,3 +63,83 @@ def stream_texts(dialect: str, body: bytes) -> list[str]:
     if dialect == "llamacpp":
         return [o["content"] for o in objs if not o.get("stop")]
     return [o["choices"][0]["text"] for o in objs if o.get("choices") and o["choices"][0]["text"]]
+
+
+class RawResponse:
+    """A response read off a plain socket: status, headers and the HTTP chunks as written."""
+
+    def __init__(
+        self, status: int, headers: dict[str, str], chunks: list[bytes], complete: bool
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.chunks = chunks
+        self.complete = complete
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def raw_request(
+    base_url: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> RawResponse:
+    """One HTTP/1.1 request over a raw socket, keeping chunked-encoding boundaries visible.
+
+    Each ASGI ``send`` of the mock becomes one HTTP chunk, so ``chunks`` shows exactly how the
+    mock split its writes; ``complete`` is False when the connection ended before the final
+    zero-length chunk (a deliberate mid-stream close).
+    """
+    import socket
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(base_url)
+    payload = json.dumps(body).encode() if body is not None else b""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {u.hostname}:{u.port}", "Connection: close"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+    data = bytearray()
+    with socket.create_connection((u.hostname or "127.0.0.1", u.port or 80), timeout=timeout) as s:
+        s.sendall(raw)
+        while True:
+            try:
+                got = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not got:
+                break
+            data += got
+    head, _, rest = bytes(data).partition(b"\r\n\r\n")
+    if not head:
+        return RawResponse(0, {}, [], False)
+    status_line, *hlines = head.decode("latin-1").split("\r\n")
+    status = int(status_line.split()[1])
+    hdrs = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in hlines)}
+    if hdrs.get("transfer-encoding") != "chunked":
+        n = int(hdrs.get("content-length", len(rest)))
+        return RawResponse(status, hdrs, [rest[:n]], len(rest) >= n)
+    chunks: list[bytes] = []
+    pos = 0
+    while True:
+        eol = rest.find(b"\r\n", pos)
+        if eol == -1:
+            return RawResponse(status, hdrs, chunks, False)
+        size = int(rest[pos:eol], 16)
+        if size == 0:
+            return RawResponse(status, hdrs, chunks, True)
+        start = eol + 2
+        chunk = rest[start : start + size]
+        if len(chunk) < size:
+            if chunk:
+                chunks.append(chunk)
+            return RawResponse(status, hdrs, chunks, False)
+        chunks.append(chunk)
+        pos = start + size + 2
