@@ -402,6 +402,15 @@ class WorkerAdapter(Protocol):
 
     def submit(self, request: TaskRequest) -> AsyncIterator[TokenEvent]: ...
 
-    async def cancel(self, task_id: str) -> None: ...
+    async def cancel(self, task_id: str) -> None:
+        """Stop task ``task_id``: best effort, idempotent, unknown ids harmless.
+
+        Project decision (the original left it open): once ``cancel`` has returned, the task's
+        stream delivers no further ``token``; it ends with one ``end`` event carrying
+        ``stop_reason: "cancelled"`` and the ``tokens_out`` delivered so far (cancellation is
+        the caller's wish, not a failure, so it is not an ``error``). HTTP adapters close the
+        upstream connection, so the engine stops generating.
+        """
+        ...
 
     async def engine_version(self) -> str: ...
