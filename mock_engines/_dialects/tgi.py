@@ -56,12 +56,14 @@ Wire facts chosen, and where they come from (huggingface/text-generation-inferen
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import json
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from json.encoder import encode_basestring as _encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from .._plan import EOS_TOKEN_ID, MAX_CONTEXT, GenerationPlan, chat_prompt, token_id, tokenize
@@ -116,6 +118,7 @@ def _to_f32(x: float) -> float:
     return float(_F32.unpack(_F32.pack(x))[0])
 
 
+@functools.lru_cache(maxsize=8192)
 def f32_json(x: float) -> str:
     """Print ``x`` as serde_json prints a Rust ``f32`` (ryu ``format32``).
 
@@ -161,8 +164,8 @@ def _rust_f64(x: float) -> str:
 
 
 def _js(s: str) -> str:
-    # serde_json: no ASCII escaping, short escapes for \n \r \t \b \f, \uXXXX for other controls.
-    return json.dumps(s, ensure_ascii=False)
+    """A JSON string as serde_json writes it: raw UTF-8, short escapes, ``\\u00xx`` controls."""
+    return _encode_basestring(s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ import re
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from .._plan import GenerationPlan
@@ -142,8 +143,8 @@ _RAPIDJSON_MESSAGES = (
 
 
 def _js(s: str) -> str:
-    # rapidjson's Writer: raw UTF-8, short escapes for \b \f \n \r \t, \u00XX (upper-case hex).
-    out = json.dumps(s, ensure_ascii=False)
+    """A JSON string as rapidjson writes it: raw UTF-8, short escapes, ``\\u00XX`` controls."""
+    out = _encode_basestring(s)
     if "\\u00" in out:
         out = _CTRL_ESCAPE.sub(lambda m: "\\u00" + m.group(1).upper(), out)
     return out
@@ -173,6 +174,35 @@ def response_json(
     for name, value in outputs.items():
         fields[name] = _value(value)
     return "{" + ",".join(f"{_js(k)}:{fields[k]}" for k in sorted(fields)) + "}"
+
+
+class _Renderer:
+    """``response_json`` for one request: the constant fields are encoded once (hot path)."""
+
+    __slots__ = ("_const", "_order")
+
+    def __init__(self, model: str, version: str, request_id: str | None) -> None:
+        self._const: dict[str, str] = {"model_name": _js(model), "model_version": _js(version)}
+        if request_id:
+            self._const["id"] = _js(request_id)
+        self._order: dict[frozenset[str], list[tuple[str, str, bool]]] = {}
+
+    def render(self, outputs: Mapping[str, object]) -> str:
+        names = frozenset(outputs)
+        order = self._order.get(names)
+        if order is None:
+            keys = sorted({*self._const, *outputs})
+            order = [(k, f"{_js(k)}:", k in self._const) for k in keys]
+            self._order[names] = order
+        const = self._const
+        return (
+            "{"
+            + ",".join(
+                key_js + (const[k] if is_const else _value(outputs[k]))
+                for k, key_js, is_const in order
+            )
+            + "}"
+        )
 
 
 def error_json(message: str) -> str:
@@ -650,10 +680,7 @@ class TritonDialect(Dialect):
             return _err(f.status, f.message)
         rid = treq.request_id
 
-        def render(outputs: Mapping[str, object]) -> str:
-            return response_json(
-                model=model, version=MODEL_VERSION, request_id=rid, outputs=outputs
-            )
+        render = _Renderer(model, MODEL_VERSION, rid).render
 
         def model_error(exc: _ModelFail) -> Reply | StreamReply:
             # The error is the first response: it sets the HTTP status; the body keeps the
