@@ -809,3 +809,14 @@ def corpus_stable(llorch_ctx: ScenarioContext) -> None:
         "every corpus seed gives the same plan: the seeds are not used",
         ids=("OC-TEST-7003",),
     )
+
+
+@then("the mock adapter is one of the built-in adapters")
+def mock_builtin(llorch_ctx: ScenarioContext) -> None:
+    import adapters
+
+    llorch_ctx.check(
+        "mock" in adapters.BUILTIN_ADAPTERS,
+        "no built-in mock adapter is registered",
+        ids=("ORCH-3058",),
+    )

@@ -1,0 +1,1 @@
+"""Tests of the conformance harness itself (catalogue, plugin, CLI, broken-adapter self-test)."""
