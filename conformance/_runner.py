@@ -80,7 +80,7 @@ class _Collector:
 
 def _xdist_available() -> bool:
     try:
-        import xdist  # noqa: F401
+        import xdist  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         return False
     return True

@@ -91,7 +91,6 @@ def ends_with_code(llorch_ctx: ScenarioContext, code: str, flag: str) -> None:
             f"terminal: {None if term is None else term.to_dict()}",
             ids=_ERROR_IDS,
         )
-        return
     got_code, got_retriable = term.data.get("code"), term.data.get("retriable")
     llorch_ctx.check(
         got_code == code,
@@ -138,7 +137,6 @@ def error_message_short(llorch_ctx: ScenarioContext) -> None:
     term = llorch_ctx.last.terminal
     if term is None or term.kind != "error":
         llorch_ctx.fail("no terminal error event to inspect", ids=("HTU-ERR-4003",))
-        return
     msg = term.data.get("message")
     llorch_ctx.check(
         isinstance(msg, str) and 0 < len(msg) <= 300,
@@ -236,7 +234,6 @@ def end_matches_plan(llorch_ctx: ScenarioContext) -> None:
             f"terminal: {None if term is None else term.to_dict()}",
             ids=_GRAMMAR_IDS,
         )
-        return
     ids = ("ADAPT-3001", "WA-INT-3001", "ADAPT-3000")
     llorch_ctx.check(
         term.data.get("tokens_out") == len(run.tokens) == len(plan.tokens),
@@ -327,7 +324,6 @@ def incremental(llorch_ctx: ScenarioContext) -> None:
         llorch_ctx.fail(
             "no token or no engine timing to compare", ids=("HTU-PERF-1302", "ADAPT-3101")
         )
-        return
     llorch_ctx.check(
         t_first < t_last,
         "the first token was delivered only after the engine finished: the body was buffered",

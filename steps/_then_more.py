@@ -297,7 +297,6 @@ def no_key_leak(llorch_ctx: ScenarioContext) -> None:
     key = llorch_ctx.api_key
     if not key:
         llorch_ctx.fail("the scenario configured no API key", ids=("HTU-1004",))
-        return
     ids = (
         "WA-INT-3005",
         "HTU-1004",

@@ -116,7 +116,7 @@ def two_replicas(llorch_ctx: ScenarioContext) -> None:
         journals = [engine_a.journal, engine_b.journal]
     request = llorch_ctx.make_request()
     for adapter in adapters:
-        run: StreamRun = llorch_ctx.portal.call(lambda a=adapter, r=request: collect_stream(a, r))
+        run: StreamRun = llorch_ctx.portal.call(partial(collect_stream, adapter, request))
         llorch_ctx.replica_runs.append(run)
     llorch_ctx.replica_journals = journals
 

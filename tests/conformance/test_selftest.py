@@ -8,6 +8,7 @@ caught is printed at the end of the session (``conftest.py``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from .broken_adapters import EXPECTED
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_broken_adapter_is_caught(
-    name: str, tmp_path: Path, record_property: pytest.RecordProperty
+    name: str, tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     want = EXPECTED[name]
     proc = run_cli(
