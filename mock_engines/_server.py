@@ -242,9 +242,9 @@ class EngineServer:
         self.app.abort_all()
         for conn in list(state.connections):
             conn.shutdown()
-        deadline = time.monotonic() + 2.0
-        while (state.tasks or state.connections) and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
+        tasks = set(state.tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
         for conn in list(state.connections):
             transport = getattr(conn, "transport", None)
             if transport is not None:
