@@ -78,8 +78,10 @@ _PAIR = re.compile(
     rf"{_NOT_MASK}(?P<t>[^\s\"'&,;#{{}}\[\])]+)",
     re.IGNORECASE,
 )
+# Every name _PAIR can match contains one of these (lowercase) words.
+_PAIR_ANCHORS = ("key", "token", "secret", "passw", "sig", "credential")
 _URL_USERINFO = re.compile(
-    rf"(?P<pre>\b[a-z][a-z0-9+.\-]*://)(?P<user>[^/\s:@?#]*)(?::{_NOT_MASK}(?P<pw>[^/\s@?#]*))?@",
+    rf"(?P<pre>\b[a-z][a-z0-9+.\-]{{0,31}}://)(?P<user>[^/\s:@?#]*)(?::{_NOT_MASK}(?P<pw>[^/\s@?#]*))?@",
     re.IGNORECASE,
 )
 _VENDOR_KEYS = re.compile(r"(?<![\w-])(?P<t>sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,})")
@@ -117,12 +119,21 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
             lambda m: m.group("m") or mask(m.group("s")),
             text,
         )
-    text = _URL_USERINFO.sub(_mask_userinfo, text)
-    text = _AUTH_HEADER.sub(_mask_group, text)
-    text = _BEARER.sub(_mask_group, text)
-    text = _API_KEY_HEADER.sub(_mask_group, text)
-    text = _PAIR.sub(_mask_group, text)
-    text = _VENDOR_KEYS.sub(lambda m: mask(m.group("t")), text)
+    # Cheap substring pre-checks keep redaction of big transcripts (mostly token JSON) fast:
+    # a pattern only runs when its anchor word occurs at all.
+    low = text.lower()
+    if "://" in low and "@" in low:
+        text = _URL_USERINFO.sub(_mask_userinfo, text)
+    if "authorization" in low:
+        text = _AUTH_HEADER.sub(_mask_group, text)
+    if "bearer" in low:
+        text = _BEARER.sub(_mask_group, text)
+    if "api-key" in low:
+        text = _API_KEY_HEADER.sub(_mask_group, text)
+    if any(word in low for word in _PAIR_ANCHORS):
+        text = _PAIR.sub(_mask_group, text)
+    if "sk-" in low or "hf_" in low:
+        text = _VENDOR_KEYS.sub(lambda m: mask(m.group("t")), text)
     return text
 
 

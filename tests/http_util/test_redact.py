@@ -182,3 +182,24 @@ def test_client_config_repr_never_shows_secrets() -> None:
     text = repr(config) + str(config)
     assert "s3cr3t-token-xyz" not in text and "proxypass" not in text
     assert "****92e442" in text and "X-Trace" in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x-" * 20000 + "key",
+        "https://" * 5000 + "@",
+        "a." * 20000,
+        "token=" * 5000,
+        "Bearer " * 5000,
+    ],
+    ids=["dash-words", "schemes", "dots", "pairs", "bearers"],
+)
+def test_no_catastrophic_backtracking(text: str) -> None:
+    # Linear patterns finish these in milliseconds; a quadratic one takes minutes. The bound is
+    # generous and only there so a regression fails instead of hanging the suite.
+    import time
+
+    start = time.process_time()
+    redact(text)
+    assert time.process_time() - start < 5.0
