@@ -34,7 +34,26 @@ Wire facts chosen, and where they come from (triton-inference-server/server @ e1
   ordinary ``application/json`` reply. An error as the **first** model response sets the HTTP
   status yet the body stays SSE (``data: {"error":…}\\n\\n``); a later one keeps ``200``.
 * Non-stream ``/generate`` with the vLLM backend prepends the prompt to ``text_output`` unless
-  ``exclude_input_in_output`` is true (vllm_backend ``GenerateRequest._get_input_tensors``).
+  ``exclude_input_in_output`` is true (vllm_backend ``GenerateRequest._get_input_tensors``);
+  ``stream: true`` with ``exclude_input_in_output: false`` fails inside the model (first
+  response → ``500`` + SSE error). ``/generate`` on a streaming request gets Triton's ``200``
+  ``{"error":"generate expects model to produce exactly 1 response…"}``.
+* Sampling knobs: request parameters must be scalars (an array is a ``400`` "parameter … has
+  invalid type"); a ``sampling_parameters`` JSON string input replaces them wholesale (the vLLM
+  backend's way to send a list of ``stop`` strings). vLLM's ``max_tokens`` default is 16.
+  Unknown keys are ignored (real vLLM ``SamplingParams`` would reject them; not reproduced).
+* Stop reasons: ``length`` ends on the last token's response; ``eos`` and a stop string end
+  with one more response whose ``text_output`` is ``""`` (the step that finished), finish
+  ``stop``. ``num_output_tokens`` is per response (a delta), as the backend computes it.
+* Choices where the sources leave room: overload (slots and queue full) is ``503
+  {"error":"Exceeds maximum queue size"}`` (Triton's queue-policy rejection, UNAVAILABLE);
+  unknown model is ``400`` (core ``INVALID_ARG``); the model can be unloaded and loaded again
+  through ``POST /v2/repository/models/{m}/unload|load`` — then ``/v2/health/ready`` and the
+  model's ``/ready`` answer ``400``. Metrics live on Triton's own port (8002), so the HTTP port
+  has no ``/metrics``. Faults Triton cannot render (no index field, no keep-alive comments):
+  ``frame.duplicate_index``, ``frame.out_of_order_index``, ``stream.keepalive_flood``.
+  ``frame.missing_terminal`` drops the final response (the one carrying the finish reason).
+* Engine version ``2.73.0`` (``/v2`` ``version``), shaped like a release of the snapshot.
 """
 
 from __future__ import annotations
