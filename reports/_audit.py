@@ -19,6 +19,7 @@ mask — never the secret. What happens on a hit (the run fails, who is blamed) 
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
 import urllib.parse
@@ -36,18 +37,19 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     (
         "authorization-header",
         re.compile(
-            rf"\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?+(?!{_MASK})(?P<t>[A-Za-z0-9._~+/=\-]{{8,}})",
+            rf"\b(?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:(?:bearer|basic|token)[ \t]+)?+(?!{_MASK})(?P<t>[A-Za-z0-9._~+/=\-]{{8,}})",
             re.IGNORECASE,
         ),
     ),
     (
         "bearer-token",
-        re.compile(rf"\bbearer\s+(?!{_MASK})(?P<t>[A-Za-z0-9._~+/\-]{{16,}}=*)", re.IGNORECASE),
+        re.compile(rf"\bbearer[ \t]+(?!{_MASK})(?P<t>[A-Za-z0-9._~+/\-]{{16,}}=*)", re.IGNORECASE),
     ),
     (
         "x-api-key-header",
         re.compile(
-            rf"\bx-api-key[\"']?\s*[:=]\s*[\"']?(?!{_MASK})(?P<t>[^\s\"',;&]{{8,}})", re.IGNORECASE
+            rf"\bx-api-key[\"']?[ \t]*[:=][ \t]*[\"']?(?!{_MASK})(?P<t>[^\s\"',;&]{{8,}})",
+            re.IGNORECASE,
         ),
     ),
     ("openai-key", re.compile(r"(?<![\w-])(?P<t>sk-[A-Za-z0-9_\-]{16,})")),
@@ -107,16 +109,29 @@ def secret_forms(secret: str) -> list[tuple[str, str]]:
 
 
 def audit_text(text: str, rel: str, secrets: Sequence[str] = ()) -> list[AuditHit]:
-    """Hits in one text; line numbers are 1-based."""
-    forms = [(s, name, f) for s in secrets if s and len(s) >= 4 for name, f in secret_forms(s)]
+    """Hits in one text; line numbers are 1-based. Whole-text scans, so big bundles stay fast."""
+    starts = [0]
+    pos = text.find("\n")
+    while pos != -1:
+        starts.append(pos + 1)
+        pos = text.find("\n", pos + 1)
+
+    def line_of(offset: int) -> int:
+        return bisect.bisect_right(starts, offset)
+
     hits: list[AuditHit] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        for secret, name, form in forms:
-            if form in line:
-                hits.append(AuditHit(rel, lineno, f"configured-secret:{name}", mask(secret)))
-        for rule, pat in _PATTERNS:
-            for m in pat.finditer(line):
-                hits.append(AuditHit(rel, lineno, rule, mask(m.group("t"))))
+    for secret in secrets:
+        if not secret or len(secret) < 4:
+            continue
+        for name, form in secret_forms(secret):
+            i = text.find(form)
+            while i != -1:
+                hits.append(AuditHit(rel, line_of(i), f"configured-secret:{name}", mask(secret)))
+                i = text.find(form, i + len(form))
+    for rule, pat in _PATTERNS:
+        for m in pat.finditer(text):
+            hits.append(AuditHit(rel, line_of(m.start("t")), rule, mask(m.group("t"))))
+    hits.sort(key=lambda h: (h.line, h.rule))
     return hits
 
 

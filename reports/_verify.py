@@ -127,7 +127,7 @@ def _check_manifest(report: VerifyReport, root: Path) -> None:
             )
 
 
-def _check_attestation(report: VerifyReport, root: Path, public_key: str | Path | None) -> None:
+def _check_attestation(report: VerifyReport, root: Path, public_key: Any) -> None:
     statement_path = root / STATEMENT
     if not statement_path.is_file():
         return  # reported by layout/required
@@ -174,7 +174,7 @@ def _check_attestation(report: VerifyReport, root: Path, public_key: str | Path 
             )
         report.notes.append("signature present but not checked: pass --public-key to verify it")
         return
-    ok, payload, reason = verify_envelope(envelope, load_public_key(public_key))
+    ok, payload, reason = verify_envelope(envelope, public_key)
     if not ok:
         report.add(ENVELOPE, "attestation/signature", reason)
     elif payload != statement_path.read_bytes():
@@ -194,6 +194,7 @@ def verify_bundle(bundle: str | Path, *, public_key: str | Path | None = None) -
     root = Path(bundle)
     if not root.is_dir():
         raise UsageError(f"{root}: not a directory (expected <base>/conformance/<run_id>/)")
+    key = load_public_key(public_key) if public_key is not None else None  # unreadable: exit 2
     report = VerifyReport(root)
     for name in REQUIRED_FILES:
         if not (root / name).is_file():
@@ -213,5 +214,5 @@ def verify_bundle(bundle: str | Path, *, public_key: str | Path | None = None) -
                 "redaction/audit",
                 f"line {h.get('line')}: {h.get('rule')} ({h.get('masked')})",
             )
-    _check_attestation(report, root, public_key)
+    _check_attestation(report, root, key)
     return report

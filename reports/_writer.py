@@ -199,6 +199,7 @@ class ProofBundle:
 
     def append_ndjson_many(self, name: str, values: Iterable[Any]) -> Path:
         """Like :meth:`append_ndjson` for many records in one open (one syscall batch)."""
+        _check_rel(name)
         if not name.endswith(".ndjson"):
             name = name.removesuffix(".jsonl") + ".ndjson"
         path = self.path(name)
@@ -217,6 +218,7 @@ class ProofBundle:
     # -- JSON --------------------------------------------------------------------------------
     def write_json(self, name: str, value: Any, *, embed_marker: bool = False) -> Path:
         """Pretty ``<name>.json`` plus ``<name>.json.meta`` (or an embedded ``generated_by``)."""
+        _check_rel(name)
         if not name.endswith(".json"):
             name += ".json"
         path = self.path(name)
@@ -248,6 +250,7 @@ class ProofBundle:
 
     def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
         """CSV (timings, PB-1004) whose first line is the header marker, then the column row."""
+        _check_rel(name)
         if not name.endswith(".csv"):
             name += ".csv"
         buf = io.StringIO()

@@ -1,0 +1,99 @@
+"""The redaction audit fails the run on a secret, naming file and line; it never just warns."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from adapters.http_util import mask
+from conformance.cli import main
+from reports import RedactionAuditError, RedactionLeak, audit_text, verify_bundle, write_bundle
+
+from . import _factory as f
+
+SECRET = "s3cr3t-token-xyz-0123"
+
+
+def test_patterns_and_configured_forms() -> None:
+    text = "\n".join(
+        [
+            "Authorization: Bearer abcdefghijklmnop1234",
+            "Authorization: Bearer ****9f86d0",  # a mask is never a hit
+            "key=sk-abcdefghijklmnopqrstu",
+            "aws AKIAABCDEFGHIJKLMNOP here",
+            "-----BEGIN PRIVATE KEY-----",
+            "https://user:hunter22@example.invalid/x",
+            '{"token": "Hello", "t": " world", "max_tokens": 8}',  # wire fields, not secrets
+            "encoded " + base64.b64encode(SECRET.encode()).decode(),
+        ]
+    )
+    hits = audit_text(text, "f.txt", [SECRET])
+    got = {(h.line, h.rule) for h in hits}
+    assert got == {
+        (1, "authorization-header"),
+        (1, "bearer-token"),
+        (3, "openai-key"),
+        (4, "aws-access-key-id"),
+        (5, "private-key"),
+        (6, "url-password"),
+        (8, "configured-secret:base64"),
+    }
+    assert all(SECRET not in str(h) and "hunter22" not in str(h) for h in hits)
+    assert next(h for h in hits if h.line == 8).masked == mask(SECRET)
+
+
+def test_a_real_bundle_has_no_false_positives(tmp_path: Path) -> None:
+    out = write_bundle(f.all_statuses(), base=tmp_path, secrets=[SECRET])
+    audit = json.loads((out.path / "redaction_audit.json").read_text())
+    assert audit["hits"] == [] and audit["files_scanned"] > 20
+
+
+def test_adapter_leak_is_a_conformance_failure(tmp_path: Path) -> None:
+    encoded = base64.b64encode(SECRET.encode()).decode()
+    ev = f.evidence(
+        logs=[{"level": "ERROR", "logger": "adapter", "message": f"upstream said {encoded}"}]
+    )
+    res = f.results(f.scenario("leaks", ev=ev))
+    with pytest.raises(RedactionLeak) as info:
+        write_bundle(res, base=tmp_path, run_id="r", secrets=[SECRET])
+    exc = info.value
+    assert exc.requirement == "HTU-SEC-1402" and exc.adapters == ["llamacpp"]
+    bundle = tmp_path / "conformance" / "r"
+    hit = next(h for h in exc.hits if h.file.endswith("evidence.json"))
+    assert hit.file == "scenarios/llamacpp/grammar__leaks/evidence.json"
+    line = (bundle / hit.file).read_text().splitlines()[hit.line - 1]
+    assert "****scrub" in line  # scrubbed in place
+    assert all(
+        encoded not in p.read_text(errors="replace") for p in bundle.rglob("*") if p.is_file()
+    )
+    record = json.loads((bundle / "redaction_audit.json").read_text())
+    assert {h["blamed"] for h in record["hits"]} == {"adapter llamacpp"}
+    assert not (bundle / "manifest.json").exists()
+    rules = {(p.file, p.rule) for p in verify_bundle(bundle).problems}
+    assert ("manifest.json", "layout/required") in rules
+    assert (hit.file, "redaction/audit") in rules
+
+
+def test_harness_written_secret_is_a_harness_error(tmp_path: Path) -> None:
+    res = f.results()
+    with pytest.raises(RedactionAuditError) as info:
+        write_bundle(res, base=tmp_path, run_id="r", config={"note": "AKIAABCDEFGHIJKLMNOP"})
+    assert [(h.file, h.rule) for h in info.value.hits] == [("run_config.json", "aws-access-key-id")]
+    assert "run_config.json:" in str(info.value)
+
+
+def test_cli_exit_codes_for_audit_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    encoded = base64.b64encode(SECRET.encode()).decode()
+    ev = f.evidence(logs=[{"level": "ERROR", "logger": "adapter", "message": encoded}])
+    results_path = tmp_path / "results.json"
+    f.results(f.scenario("leaks", ev=ev)).write(results_path)
+    rc = main(
+        ["bundle", str(results_path), "--proof-dir", str(tmp_path / "pb"), "--secret", SECRET]
+    )
+    assert rc == 1
+    assert "HTU-SEC-1402" in capsys.readouterr().err
