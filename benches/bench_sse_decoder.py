@@ -13,7 +13,12 @@ both sides would pay alike: ``Response.aiter_text`` (httpx's incremental UTF-8 `
 → ``SSELineDecoder.decode`` → ``line.rstrip("\\n")`` → ``SSEDecoder.decode`` per line. Ours is
 fed the raw bytes. Both outputs are checked equal before timing.
 
-Run: ``.venv/bin/python benches/bench_sse_decoder.py [--events N] [--repeat R]``
+A second table (``--e2e``, on by default) streams the same events from a raw-ASGI uvicorn server
+in a thread (port 0, 64 events per write) and reads them over a real socket with
+``aiter_sse`` (our decoder and silence timer) and with ``httpx_sse.EventSource.aiter_sse``: the
+end-to-end rate, where httpx's own per-read cost dominates.
+
+Run: ``.venv/bin/python benches/bench_sse_decoder.py [--events N] [--repeat R] [--no-e2e]``
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ import argparse
 import gc
 import json
 import random
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from httpx._decoders import TextDecoder
 from httpx_sse._decoders import SSEDecoder as HxDecoder
@@ -150,11 +158,89 @@ def best_times(
     return best
 
 
+def _serve(raw: bytes, per_write: int) -> tuple[Any, threading.Thread, str]:
+    import uvicorn
+
+    events = [p + b"\n\n" for p in raw.split(b"\n\n") if p]
+    writes = [b"".join(events[i : i + per_write]) for i in range(0, len(events), per_write)]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        for w in writes:
+            await send({"type": "http.response.body", "body": w, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+async def _e2e(url: str, reader: str) -> tuple[int, float]:
+    import anyio
+    import httpx_sse
+
+    from adapters.http_util import aiter_sse, build_client
+
+    async with build_client() as client, client.stream("GET", url) as resp:
+        t0 = time.perf_counter()
+        n = 0
+        if reader == "ours":
+            async for _ in aiter_sse(resp, inter_chunk_timeout_s=5.0):
+                n += 1
+        else:
+            async for _ in httpx_sse.EventSource(resp).aiter_sse():
+                n += 1
+        dt = time.perf_counter() - t0
+    await anyio.lowlevel.checkpoint()
+    return n, dt
+
+
+def e2e(raw: bytes, n_events: int, repeat: int) -> None:
+    import anyio
+
+    server, thread, url = _serve(raw, per_write=64)
+    try:
+        best = {"ours": float("inf"), "httpx-sse": float("inf")}
+        for _ in range(repeat):
+            for reader in best:
+                n, dt = anyio.run(_e2e, url, reader)
+                if n != n_events:
+                    print(f"e2e MISMATCH: {reader} got {n} events")
+                    return
+                best[reader] = min(best[reader], dt)
+        print(
+            f"\nend to end over a real socket (uvicorn, 64 events per write, best of {repeat}, "
+            "wall time)"
+        )
+        print(f"{'reader':<26}{'ev/s':>12}")
+        print(f"{'aiter_sse (ours)':<26}{n_events / best['ours']:>12,.0f}")
+        print(f"{'EventSource.aiter_sse':<26}{n_events / best['httpx-sse']:>12,.0f}")
+        print(f"{'ratio':<26}{best['httpx-sse'] / best['ours']:>11.2f}x")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument(
+        "--no-e2e", dest="e2e", action="store_false", help="skip the end-to-end socket measurement"
+    )
     args = parser.parse_args(argv)
 
     raw = make_stream(args.events, args.seed)
@@ -180,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<11}{len(chunks):>9}{n_events / t_ours:>14,.0f}{n_events / t_hx:>17,.0f}"
             f"{len(raw) / t_ours / 1e6:>12.1f}{t_hx / t_ours:>7.2f}x"
         )
+    if args.e2e:
+        e2e(raw, n_events, max(1, args.repeat // 2))
     return 0
 
 
