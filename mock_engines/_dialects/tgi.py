@@ -6,7 +6,9 @@ Wire facts chosen, and where they come from (huggingface/text-generation-inferen
 * Routes (``router/src/server.rs``): ``POST /`` (compat: ``{"inputs","parameters","stream"}``;
   the non-stream answer is wrapped in a one-element list and, for a ``text-generation`` model,
   ``return_full_text`` defaults to true there), ``POST /generate``, ``POST /generate_stream``,
-  ``POST /v1/chat/completions``, ``POST /tokenize``; ``GET /``, ``/health``, ``/ping`` (health:
+  ``POST /v1/chat/completions``, ``POST /v1/completions`` (``prompt`` string or up to 4 strings;
+  its stream's last chunk keeps TGI's raw ``finish_reason`` and the EOS token's text), ``POST
+  /tokenize``; ``GET /``, ``/health``, ``/ping`` (health:
   ``200`` with an empty body), ``GET /info``, ``GET /metrics``, ``GET /v1/models``. Unknown
   routes: axum's bare ``404`` with an empty body; a known path with the wrong method: bare ``405``.
   With an API key, the ``POST`` routes want ``Authorization: Bearer <key>`` (compared
@@ -105,6 +107,7 @@ MAX_INPUT_TOKENS = MAX_CONTEXT - 1
 MAX_STOP_SEQUENCES = 4
 MAX_BEST_OF = 1
 MAX_TOP_N_TOKENS = 5
+MAX_CLIENT_BATCH_SIZE = 4
 PAYLOAD_LIMIT = 2_000_000
 DEFAULT_GENERATION_LENGTH = 1024
 EOS_TEXT = "</s>"
@@ -619,12 +622,14 @@ def _run(ctx: EngineContext, g: _Gen, input_length: int, max_new_tokens: int) ->
     )
 
 
-def _stream_headers(inputs: str) -> Headers:
+def _stream_headers(inputs: str | int) -> Headers:
+    """``generate_stream_internal``'s headers; ``inputs`` or its character count."""
+    chars = inputs if isinstance(inputs, int) else len(inputs)
     return [
         (b"content-type", b"text/event-stream"),
         (b"cache-control", b"no-cache"),
         (b"x-compute-type", COMPUTE_TYPE),
-        (b"x-compute-characters", str(len(inputs)).encode()),
+        (b"x-compute-characters", str(chars).encode()),
         (b"x-accel-buffering", b"no"),
         (b"vary", _VARY),
         (b"date", _date()),
@@ -705,6 +710,7 @@ class TgiDialect(Dialect):
             Route("POST", "/generate", self._generate, generation=True),
             Route("POST", "/generate_stream", self._generate_stream, generation=True),
             Route("POST", "/v1/chat/completions", self._chat, generation=True),
+            Route("POST", "/v1/completions", self._completions, generation=True),
             Route("POST", "/tokenize", self._tokenize),
             Route("GET", "/", self._health, public=True),
             Route("GET", "/health", self._health, public=True),
@@ -781,7 +787,7 @@ class TgiDialect(Dialect):
         message = "Model is overloaded"
         path = req.path
         streaming = path == "/generate_stream"
-        if path in ("/", "/v1/chat/completions"):
+        if path in ("/", "/v1/chat/completions", "/v1/completions"):
             try:
                 body = json.loads(req.body)
                 streaming = isinstance(body, dict) and body.get("stream") is True
@@ -789,7 +795,7 @@ class TgiDialect(Dialect):
                 streaming = False
         if not streaming:
             return self.error_reply(429, message)
-        if path == "/v1/chat/completions":
+        if path.startswith("/v1/"):
             frames = self._openai_error_frames(req, message)
         else:
             frames = [sse(error_body(message, "overloaded"), legacy=self._legacy(req))]
@@ -975,6 +981,136 @@ class TgiDialect(Dialect):
 
         return StreamReply(200, headers, frames, run.plan, error_frames, token_frame)
 
+    # -- OpenAI completions route -------------------------------------------------------------
+    def _completions(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+        """``/v1/completions``: one generate request per prompt (up to ``max_client_batch_size``)."""
+        try:
+            data = _json_body(req)
+            comp = _parse_completion(req, data)
+        except _Reject as r:
+            return r.reply
+        legacy = self._legacy(req)
+        if comp["suffix"] is not None:
+            return self.error_reply(
+                422,
+                "Suffix is not supported and can be achieved by preprocessing the prompt.",
+                etype="suffix not supported",
+            )
+        prompts: list[str] = comp["prompt"]
+        if len(prompts) > MAX_CLIENT_BATCH_SIZE:
+            return self.error_reply(
+                422,
+                "Number of prompts exceeds the maximum allowed batch size of "
+                f"{MAX_CLIENT_BATCH_SIZE}",
+                etype="batch size exceeded",
+            )
+        temperature = comp["temperature"]
+        do_sample, temp = (False, None) if temperature == 0.0 else (True, temperature)
+        gens = []
+        for prompt in prompts:
+            params: dict[str, Any] = {k: None for k in _PARAM_KINDS}
+            params.update(
+                do_sample=do_sample,
+                temperature=temp,
+                repetition_penalty=comp["repetition_penalty"],
+                frequency_penalty=comp["frequency_penalty"],
+                top_p=comp["top_p"],
+                max_new_tokens=comp["max_tokens"],
+                stop=comp["stop"] or [],
+                watermark=False,
+                details=True,
+                decoder_input_details=not comp["stream"],
+                seed=comp["seed"],
+            )
+            gens.append(_Gen(prompt, params, comp["stream"]))
+        model = _js(ctx.model)
+        fingerprint = _js(f"{VERSION}-native")
+        created = ctx.created()
+
+        def choice(index: int, text: str, finish: str) -> str:
+            return (
+                f'{{"index":{index},"text":{_js(text)},"logprobs":null,'
+                f'"finish_reason":{_js(finish)}}}'
+            )
+
+        def usage(p: int, c: int) -> str:
+            return f'"usage":{{"prompt_tokens":{p},"completion_tokens":{c},"total_tokens":{p + c}}}'
+
+        if not comp["stream"]:
+            runs = []
+            for g in gens:
+                try:
+                    input_length, mnt = _validate(g, streaming=False)
+                except _Validation as v:
+                    return self.error_reply(422, v.message)
+                runs.append(_run(ctx, g, input_length, mnt))
+            choices = ",".join(
+                choice(
+                    i,
+                    r.generated_text,
+                    "stop" if r.finish_reason == "eos_token" else r.finish_reason,
+                )
+                for i, r in enumerate(runs)
+            )
+            p_tok = sum(r.input_length for r in runs)
+            c_tok = sum(r.generated_tokens for r in runs)
+            body = (
+                f'{{"object":"text_completion","id":"","created":{created},"model":{model},'
+                f'"system_fingerprint":{fingerprint},"choices":[{choices}],{usage(p_tok, c_tok)}}}'
+            )
+            headers = _timing_headers(ctx, runs[0], "".join(prompts))
+            return Reply(200, body.encode(), headers, runs[0].plan)
+        frames: list[tuple[int, int, Frame]] = []
+        first_plan: GenerationPlan | None = None
+        for i, g in enumerate(gens):
+            try:
+                input_length, mnt = _validate(g, streaming=True)
+            except _Validation as v:
+                err = sse(openai_error_event(v.message), legacy=legacy)
+                frames.append((0, i, Frame(err, 0, FrameKind.META)))
+                continue
+            run = _run(ctx, g, input_length, mnt)
+            first_plan = first_plan or run.plan
+            last = len(run.tokens) - 1
+            for k, tok in enumerate(run.tokens):
+                if k < last:
+                    payload = (
+                        f'{{"object":"text_completion","id":"","created":{created},'
+                        f'"choices":[{choice(i, tok.text, "")}],"model":{model},'
+                        f'"system_fingerprint":{fingerprint}}}'
+                    )
+                    kind = FrameKind.TOKEN
+                else:
+                    payload = (
+                        f'{{"object":"text_completion","id":"","created":{created},'
+                        f'"model":{model},"system_fingerprint":{fingerprint},'
+                        f'"choices":[{choice(i, tok.text, run.finish_reason)}],'
+                        f"{usage(run.input_length, run.generated_tokens)}}}"
+                    )
+                    kind = FrameKind.META
+                step = run.steps[k]
+                frames.append((step, i, Frame(sse(payload, legacy=legacy), step, kind)))
+        frames.sort(key=lambda t: (t[0], t[1]))
+        ordered = [f for _, _, f in frames]
+        end = ordered[-1].step if ordered else 0
+        ordered.append(Frame(sse("[DONE]", legacy=legacy), end, FrameKind.TERMINAL))
+
+        def error_frames(message: str) -> list[bytes]:
+            return self._openai_error_frames(req, f"Request failed during generation: {message}")
+
+        def token_frame(text: str) -> bytes:
+            return sse(
+                f'{{"object":"text_completion","id":"","created":{created},'
+                f'"choices":[{choice(0, text, "")}],"model":{model},'
+                f'"system_fingerprint":{fingerprint}}}',
+                legacy=legacy,
+            )
+
+        chars = sum(len(p) for p in prompts)
+        return StreamReply(
+            200, _stream_headers(chars), ordered, first_plan, error_frames, token_frame
+        )
+
     # -- info routes ------------------------------------------------------------------------------
     def _health(self, req: MockRequest, ctx: EngineContext) -> Reply:
         return _bare(200)
@@ -988,7 +1124,7 @@ class TgiDialect(Dialect):
             f'"model_pipeline_tag":"text-generation","max_concurrent_requests":{slots},'
             f'"max_best_of":{MAX_BEST_OF},"max_stop_sequences":{MAX_STOP_SEQUENCES},'
             f'"max_input_tokens":{MAX_INPUT_TOKENS},"max_total_tokens":{MAX_TOTAL_TOKENS},'
-            f'"validation_workers":2,"max_client_batch_size":4,'
+            f'"validation_workers":2,"max_client_batch_size":{MAX_CLIENT_BATCH_SIZE},'
             f'"router":"text-generation-router","version":"{VERSION}","sha":"{ROUTER_SHA}",'
             f'"docker_label":null}}'
         )
@@ -1062,6 +1198,35 @@ class TgiDialect(Dialect):
             ("\n".join(lines) + "\n").encode(),
             [(b"content-type", b"text/plain; charset=utf-8"), (b"vary", _VARY), (b"date", _date())],
         )
+
+
+def _parse_completion(req: MockRequest, data: Any) -> dict[str, Any]:
+    """``CompletionRequest`` deserialization; ``prompt`` is a string or a list of strings."""
+    if not isinstance(data, dict):
+        raise _data_error(
+            req, "", f"invalid type: {_unexpected(data)}, expected struct CompletionRequest"
+        )
+    if "prompt" not in data:
+        raise _data_error(req, "", "missing field `prompt`")
+    prompt = data["prompt"]
+    if isinstance(prompt, str):
+        prompts = [prompt]
+    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        prompts = list(prompt)
+    else:
+        raise _data_error(req, "prompt", "Expected a string or an array of strings")
+    out: dict[str, Any] = {"prompt": prompts}
+    out["model"] = _field(req, data, "model", "?str", "")
+    out["max_tokens"] = _field(req, data, "max_tokens", "?u32", "")
+    out["temperature"] = _field(req, data, "temperature", "?f32", "")
+    out["top_p"] = _field(req, data, "top_p", "?f32", "")
+    out["stream"] = bool(_field(req, data, "stream", "bool", ""))
+    out["seed"] = _field(req, data, "seed", "?u64", "")
+    out["suffix"] = _field(req, data, "suffix", "?str", "")
+    out["repetition_penalty"] = _field(req, data, "repetition_penalty", "?f32", "")
+    out["frequency_penalty"] = _field(req, data, "frequency_penalty", "?f32", "")
+    out["stop"] = _field(req, data, "stop", "?seq[str]", "")
+    return out
 
 
 def _parse_chat(req: MockRequest, data: Any) -> dict[str, Any]:

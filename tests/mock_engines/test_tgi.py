@@ -623,3 +623,55 @@ def test_every_fault_applies_to_tgi(engine: MockEngine) -> None:
         assert "tgi" in spec.applies_to, spec.id
     with pytest.raises(ConfigError):
         engine.set_faults(["no.such.fault"])
+
+
+# -- /v1/completions -----------------------------------------------------------------------------
+
+
+def test_completions_non_stream(client: httpx.Client) -> None:
+    body = {"prompt": "Hi", "max_tokens": 3, "temperature": 0}
+    r = client.post("/v1/completions", json=body)
+    assert r.content == (
+        b'{"object":"text_completion","id":"","created":1732000000,"model":"'
+        + MODEL.encode()
+        + b'","system_fingerprint":"3.3.6-dev0-native","choices":[{"index":0,"text":" llama engine?",'
+        b'"logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":1,'
+        b'"completion_tokens":3,"total_tokens":4}}'
+    )
+
+
+def test_completions_stream_chunks_final_usage_and_done(client: httpx.Client) -> None:
+    body = {"prompt": "Hi", "max_tokens": 3, "temperature": 0, "stream": True}
+    r = client.post("/v1/completions", json=body)
+    objs = events(r.content)
+    assert [o["choices"][0]["text"] for o in objs] == [" llama", " engine", "?"]
+    assert [o["choices"][0]["finish_reason"] for o in objs] == ["", "", "length"]
+    assert list(objs[0]) == ["object", "id", "created", "choices", "model", "system_fingerprint"]
+    assert objs[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}
+    assert r.content.endswith(b"data: [DONE]\n\n")
+
+
+def test_completions_batch_of_prompts_and_limits(client: httpx.Client) -> None:
+    body = {"prompt": ["Hi", "Hi"], "max_tokens": 2, "temperature": 0, "stream": True}
+    objs = events(client.post("/v1/completions", json=body).content)
+    assert sorted(o["choices"][0]["index"] for o in objs) == [0, 0, 1, 1]
+    r = client.post("/v1/completions", json={"prompt": ["a"] * 5})
+    assert r.status_code == 422
+    assert r.json()["error_type"] == "batch size exceeded"
+    r = client.post("/v1/completions", json={"prompt": "a", "suffix": "b"})
+    assert r.json()["error_type"] == "suffix not supported"
+
+
+def test_openai_sdk_against_the_tgi_v1_routes(engine: MockEngine) -> None:
+    openai = pytest.importorskip("openai")
+    sdk = openai.OpenAI(base_url=f"{engine.base_url}/v1", api_key="x", max_retries=0, timeout=10)
+    out = sdk.completions.create(model="tgi", prompt="Hi", max_tokens=3, temperature=0)
+    assert out.choices[0].text == " llama engine?"
+    stream = sdk.chat.completions.create(
+        model="tgi",
+        messages=[{"role": "user", "content": "Hi"}],
+        max_tokens=2,
+        temperature=0,
+        stream=True,
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == " Ωmega worker"
