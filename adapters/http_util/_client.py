@@ -154,19 +154,23 @@ async def fetch(
     *,
     total_timeout_s: float,
     secrets: Iterable[str] = (),
+    max_body_bytes: int = 16 << 20,
     **kwargs: Any,
 ) -> httpx.Response:
     """One non-streaming request with the whole exchange bounded by ``total_timeout_s``.
 
-    Returns the (fully read) response for a status below 400. Raises the mapped
+    Returns the fully read response for a status below 400. Raises the mapped
     :class:`WorkerError` for an error status (:func:`error_from_response`), a transport failure
-    (:func:`error_from_exception`) or running out of time (DECODE_TIMEOUT). ``kwargs`` go to
-    ``client.request``.
+    (:func:`error_from_exception`), running out of time (DECODE_TIMEOUT) or a body larger than
+    ``max_body_bytes`` (PROTOCOL: never unbounded memory on a misbehaving engine). ``kwargs`` go
+    to ``client.stream``. The returned response carries the decoded body (``Content-Encoding``
+    dropped, ``Content-Length`` set to it), status, headers, request and ``http_version``.
     """
     secrets = tuple(secrets)
     try:
         with anyio.fail_after(total_timeout_s):
-            response = await client.request(method, url, **kwargs)
+            async with client.stream(method, url, **kwargs) as response:
+                body = await _read_limited(response, max_body_bytes + 1)
     except TimeoutError:
         raise error_for_condition(
             UpstreamCondition.TIMEOUT, f"no complete response within {total_timeout_s:g} s"
@@ -174,10 +178,23 @@ async def fetch(
     except (httpx.TransportError, OSError) as exc:
         raise error_from_exception(exc, stage=_stage_of(exc), secrets=secrets) from exc
     if response.status_code >= 400:
-        raise error_from_response(
-            response.status_code, response.headers, response.content, secrets=secrets
+        raise error_from_response(response.status_code, response.headers, body, secrets=secrets)
+    if len(body) > max_body_bytes:
+        raise error_for_condition(
+            UpstreamCondition.PROTOCOL,
+            f"upstream {response.status_code}: body larger than {max_body_bytes} bytes",
         )
-    return response
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_FRAMING]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+_BODY_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:

@@ -229,3 +229,18 @@ async def test_bearer_header_reaches_the_engine(
             unset = (await fetch(client, "GET", f"{server.url}/echo", total_timeout_s=5)).json()
     assert seen["headers"]["authorization"] == "Bearer abc123"
     assert "authorization" not in unset["headers"]  # AUTH_TOKEN in the environment is not read
+
+
+async def test_fetch_refuses_an_oversized_body(server: ServerThread) -> None:
+    with anyio.fail_after(10):
+        async with build_client() as client:
+            ok = await fetch(
+                client, "GET", f"{server.url}/sse/count-2", total_timeout_s=5, max_body_bytes=18
+            )
+            with pytest.raises(WorkerError) as info:
+                await fetch(
+                    client, "GET", f"{server.url}/sse/count-2", total_timeout_s=5, max_body_bytes=17
+                )
+    assert len(ok.content) == 18 and ok.headers["content-length"] == "18"
+    assert info.value.kind is WorkerErrorKind.ADAPTER and not info.value.retriable
+    assert "larger than 17 bytes" in info.value.message
