@@ -184,12 +184,12 @@ def _summary(results: Any, *, fail_on: str, out: Path, wall: float) -> None:
 
     from conformance._catalogue import CATALOGUE, PENDING_COMPONENTS
 
-    console = Console()
+    console = Console() if Console().is_terminal else Console(width=200)
     verdicts = {(v.adapter, v.requirement): v for v in results.verdicts()}
     adapters = results.adapters()
     table = Table(title=f"conformance run {results.run_id} (seed {results.seed})")
-    table.add_column("requirement")
-    table.add_column("level")
+    table.add_column("requirement", no_wrap=True)
+    table.add_column("level", no_wrap=True)
     for a in adapters:
         table.add_column("run-wide" if a == "*" else a)
     for r in CATALOGUE:

@@ -26,6 +26,7 @@ What it does when active:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -144,13 +145,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption("--llorch-seed", type=int, default=None, metavar="N", help="run seed (default 0)")
     g.addoption("--llorch-results", metavar="PATH", help="write results.json here")
-    g.addoption("--llorch-run-id", metavar="ID", help=argparse_suppress())
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
+    g.addoption("--llorch-run-id", metavar="ID", help=argparse.SUPPRESS)
 
 
 def _options_used(config: pytest.Config) -> bool:

@@ -19,6 +19,7 @@ AREAS = (
     "engines",
     "errors",
     "harness",
+    "host",
     "http_util",
     "observability",
     "oracle",

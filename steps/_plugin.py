@@ -19,7 +19,7 @@ from conformance.plugin import NOT_APPLICABLE, PER_RUN, active_state, item_requi
 
 from ._context import EnginePool, ScenarioContext
 
-pytest_plugins = ["steps._given", "steps._when", "steps._then", "steps._then_more"]
+pytest_plugins = ["steps._given", "steps._when", "steps._then", "steps._then_more", "steps._host"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Features of the adapter host area (package data)."""
