@@ -89,7 +89,7 @@ def host_view(ctx: ScenarioContext) -> HostView:
             failure_threshold=int(ctx.scratch.get("breaker_threshold", 5)), open_s=30.0
         ),
     )
-    host.bind(POOL, REPLICA, inner)  # type: ignore[arg-type]
+    host.bind(POOL, REPLICA, inner)
     attempts = ctx.scratch.get("pool_attempts")
     if attempts is not None:
         host.set_pool_policy(
