@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import anyio
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.api import (
@@ -193,12 +193,14 @@ def test_worker_error_passes_unchanged_and_messages_are_redacted() -> None:
     assert "hunter22" not in err.message and "****" in err.message
 
 
+@settings(deadline=None)
 @given(value=st.one_of(st.none(), st.text(max_size=40)))
 def test_parse_retry_after_never_raises_and_is_never_negative(value: str | None) -> None:
     ms = parse_retry_after(value, now=NOW)
     assert ms is None or (isinstance(ms, int) and ms >= 0)
 
 
+@settings(deadline=None)
 @given(
     status=st.integers(min_value=400, max_value=599),
     body=st.one_of(st.binary(max_size=300), st.text(max_size=300)),

@@ -6,7 +6,7 @@ import hashlib
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.http_util import HttpClientConfig, fp6, mask, redact, redact_headers, redact_url
@@ -113,6 +113,7 @@ _PIECES = [
 ]
 
 
+@settings(deadline=None)
 @given(
     text=st.lists(st.sampled_from(_PIECES), max_size=30).map("".join),
     secrets=st.lists(st.text(alphabet="abcdef0123456789*", min_size=4, max_size=8), max_size=3),
@@ -122,6 +123,7 @@ def test_idempotent_property(text: str, secrets: list[str]) -> None:
     assert redact(once, secrets) == once
 
 
+@settings(deadline=None)
 @given(
     secret=st.text(alphabet=st.characters(whitelist_categories=["L", "N"]), min_size=8, max_size=30)
 )

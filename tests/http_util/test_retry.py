@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 import respx
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.api import ConfigError, ErrorCode, WorkerError, WorkerErrorKind
@@ -90,6 +90,7 @@ async def test_seeded_jitter_is_reproducible_and_drawn_uniformly_in_bounds() -> 
     assert delays == [rng.randint(0, 100), rng.randint(0, 200), rng.randint(0, 400)]
 
 
+@settings(deadline=None)
 @given(seed=st.integers(min_value=0, max_value=2**32))
 def test_every_delay_is_within_its_full_jitter_bound(seed: int) -> None:
     async def main() -> list[RetryRecord]:

@@ -334,7 +334,7 @@ def _cut(raw: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=_streams(), cuts=st.lists(st.integers(min_value=0), max_size=12))
 def test_any_chunking_gives_the_generated_events(
     stream: tuple[bytes, list[SSEEvent]], cuts: list[int]
@@ -347,7 +347,7 @@ def test_any_chunking_gives_the_generated_events(
     assert chunked == expected
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(
     stream=_streams(),
     extra=st.lists(st.integers(min_value=0), max_size=40),
@@ -389,7 +389,7 @@ _SSEISH = st.lists(
 ).map(b"".join)
 
 
-@settings(max_examples=400)
+@settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=st.one_of(st.binary(max_size=200), _SSEISH), cuts=st.lists(st.integers(0), max_size=10))
 def test_arbitrary_bytes_match_the_reference_for_any_chunking(raw: bytes, cuts: list[int]) -> None:
     expected, truncated = reference_events(raw)
@@ -398,7 +398,7 @@ def test_arbitrary_bytes_match_the_reference_for_any_chunking(raw: bytes, cuts: 
     assert dec.truncated == truncated
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=st.one_of(st.binary(max_size=300), _SSEISH), cuts=st.lists(st.integers(0), max_size=10))
 def test_arbitrary_bytes_raise_nothing_but_sse_decode_error(raw: bytes, cuts: list[int]) -> None:
     dec = SSEDecoder(max_line_bytes=16, max_event_bytes=24)
@@ -453,7 +453,7 @@ _DATA_ONLY = st.lists(
 ).map(lambda evs: "".join(f"{p}{v}\n\n" for p, v in evs).encode())
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=_DATA_ONLY, cuts=st.lists(st.integers(0), max_size=8))
 def test_data_only_streams_match_the_reference(raw: bytes, cuts: list[int]) -> None:
     expected, _ = reference_events(raw)
