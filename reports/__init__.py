@@ -30,6 +30,7 @@ from ._bundle import BundleResult, RedactionAuditError, RedactionLeak, write_bun
 from ._checker import HeaderProblem, check_headers
 from ._render_allure import AllureCase, write_allure_results
 from ._replay import ReplayReport, replay_bundle
+from ._run_hook import add_run_options, bundle_run
 from ._summary import SUMMARY_SCHEMA_ID, summary_schema, validate_summary
 from ._verify import Problem, VerifyReport, verify_bundle
 from ._writer import HEADER, META_RECORD, BundleError, ProofBundle, TestType, make_run_id, safe_name
@@ -52,9 +53,11 @@ __all__ = [
     "ReplayReport",
     "TestType",
     "VerifyReport",
+    "add_run_options",
     "audit_bundle",
     "audit_text",
     "build_statement",
+    "bundle_run",
     "check_headers",
     "chromium_path",
     "dump_dom",

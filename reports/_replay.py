@@ -10,7 +10,8 @@ whose name contains the text.
 What is compared, per scenario (keyed by adapter, feature and scenario — node ids depend on the
 checkout path): the status, the failed requirement IDs and the adapter's events (kind and data,
 per stream). Clock-dependent values are not part of the comparison: event times, durations
-(``decode_time_ms``/``decode_ms`` and any ``*_ms`` that measures elapsed time), task and
+(every ``*_ms`` and ``latency*`` field except the promises ``retry_after_ms``,
+``predicted_start_ms``, ``deadline_ms`` and ``backoff_ms``), task and
 correlation ids (fresh per run), and loopback ports in messages. Both sides are compared after
 the same redaction, because the recorded side was redacted when the bundle was written.
 """
@@ -91,9 +92,21 @@ class ReplayReport:
         }
 
 
+#: ``*_ms`` keys that carry a promise rather than a measurement (they must replay identically).
+_STABLE_MS: Final = frozenset({"retry_after_ms", "predicted_start_ms", "deadline_ms", "backoff_ms"})
+
+
+def _volatile(key: str) -> bool:
+    return (
+        key in _VOLATILE_KEYS
+        or (key.endswith("_ms") and key not in _STABLE_MS)
+        or key.startswith("latency")
+    )
+
+
 def _clean(obj: Any) -> Any:
     if isinstance(obj, Mapping):
-        return {k: _clean(v) for k, v in obj.items() if k not in _VOLATILE_KEYS}
+        return {k: _clean(v) for k, v in obj.items() if not _volatile(str(k))}
     if isinstance(obj, list):
         return [_clean(v) for v in obj]
     if isinstance(obj, str):

@@ -1,0 +1,70 @@
+"""The two calls ``llorch-conformance run`` makes to leave a proof bundle behind every run.
+
+``add_run_options(parser)`` adds ``--proof-dir DIR``, ``--no-bundle``, ``--sign-key KEY``,
+``--secret VALUE`` and ``--screenshot``; ``bundle_run(args, results, run_suite_kwargs)`` writes
+the bundle (by default to ``$LLORCH_PROOF_DIR or .proof_bundle``/conformance/<run_id>/) and
+returns the run's exit code, folding in the redaction audit:
+
+* the bundle is written whatever the verdict — failures and harness errors in scenarios included;
+* an audit hit blamed on an adapter (:class:`RedactionLeak`) turns a passing run into exit 1;
+  one blamed on the harness (:class:`RedactionAuditError`) makes it exit 2 — the audit never
+  just warns;
+* ``run_suite_kwargs`` are stored in ``run_config.json`` under ``run_suite`` so that
+  ``llorch-conformance replay`` can repeat exactly this selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from adapters.api import ConformanceFailure, HarnessError
+
+from ._bundle import RedactionAuditError, RedactionLeak, write_bundle
+from ._cli import add_bundle_options
+
+__all__ = ["add_run_options", "bundle_run"]
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    add_bundle_options(p)
+    p.add_argument(
+        "--no-bundle", action="store_true", help="do not write a proof bundle for this run"
+    )
+
+
+def bundle_run(args: argparse.Namespace, results: Any, run_suite_kwargs: Mapping[str, Any]) -> int:
+    """Write the run's bundle; return the exit code of the whole run (see module docstring)."""
+    fail_on: Literal["must", "should"] = (
+        "should" if getattr(args, "fail_on", "") == "should" else "must"
+    )
+    rc = int(results.exit_code(fail_on=fail_on))
+    if getattr(args, "no_bundle", False):
+        return rc
+    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in run_suite_kwargs.items()}
+    kwargs.pop("progress", None)
+    kwargs.pop("out", None)
+    config = {"argv": sys.argv[1:], "run_suite": kwargs}
+    try:
+        out = write_bundle(
+            results,
+            base=getattr(args, "proof_dir", None),
+            config=config,
+            secrets=list(getattr(args, "secret", []) or []),
+            fail_on=fail_on,
+            sign_key=getattr(args, "sign_key", None),
+            screenshot=bool(getattr(args, "screenshot", False)),
+        )
+    except RedactionLeak as exc:
+        print(f"llorch-conformance: FAIL: {exc}", file=sys.stderr)
+        return max(rc, 1)
+    except RedactionAuditError as exc:
+        print(f"llorch-conformance: error: {exc}", file=sys.stderr)
+        return 2
+    except (HarnessError, ConformanceFailure):
+        raise
+    signed = " (signed)" if out.signed else ""
+    print(f"proof bundle: {out.path}{signed}")
+    return rc
