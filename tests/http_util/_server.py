@@ -198,7 +198,6 @@ class ServerThread:
                 timeout_graceful_shutdown=2,
             )
             server = uvicorn.Server(config)
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             task = asyncio.ensure_future(server.serve(sockets=[self._sock]))
             await self._stop.wait()
             server.should_exit = True
