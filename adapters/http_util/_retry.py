@@ -76,6 +76,7 @@ class RetryRecord:
     status: int | None
     retry_after_ms: int | None
     at_s: float
+    bound_ms: int | None = None  # the full-jitter bound the delay was drawn under (evidence)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,12 +132,18 @@ async def retry_async(
     idempotent: bool,
     timeline: RetryTimeline | None = None,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    deadline: float | None = None,
+    clock: Callable[[], float] = anyio.current_time,
 ) -> T:
     """Run ``op(attempt)`` (attempt from 1) and retry retriable :class:`WorkerError` failures.
 
     Retries only when ``idempotent``, the error is ``retriable`` and attempts remain; otherwise
     the error is re-raised at once without a record. Other exceptions propagate untouched (a bug
     is not a transient failure). After the last attempt the last error is re-raised.
+
+    ``deadline`` (optional, on ``clock``, by default the anyio clock) is when the caller's task
+    must be done (``deadline_ms``): a retry whose wait would end past it is not started, the
+    error goes back at once — sleeping into a missed deadline helps nobody.
     """
     rng = random.Random(policy.seed)
     line = timeline if timeline is not None else RetryTimeline()
@@ -150,9 +157,12 @@ async def retry_async(
             hint = err.retry_after_ms
             if hint is not None and hint > policy.max_retry_after_ms:
                 raise
-            delay = rng.randint(0, policy.delay_bound_ms(attempt))
+            bound = policy.delay_bound_ms(attempt)
+            delay = rng.randint(0, bound)
             if hint is not None and hint > delay:
                 delay = hint
+            if deadline is not None and clock() + delay / 1000.0 >= deadline:
+                raise
             line.append(
                 RetryRecord(
                     attempt=attempt,
@@ -162,6 +172,7 @@ async def retry_async(
                     status=err.upstream_status,
                     retry_after_ms=hint,
                     at_s=round(line.elapsed_s(), 6),
+                    bound_ms=bound,
                 )
             )
             await sleep(delay / 1000.0)

@@ -222,8 +222,10 @@ async def test_timeline_is_json_evidence() -> None:
         "status",
         "retry_after_ms",
         "at_s",
+        "bound_ms",
     }
     assert entry["attempt"] == 1 and entry["at_s"] >= 0
+    assert entry["bound_ms"] == 100 and 0 <= entry["delay_ms"] <= 100
 
 
 def test_delay_bounds_of_the_default_policy() -> None:
@@ -242,3 +244,32 @@ def test_delay_bounds_of_the_default_policy() -> None:
 def test_bad_policies_are_config_errors(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_no_retry_that_would_sleep_past_the_deadline() -> None:
+    now = [100.0]
+    calls: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def op(attempt: int) -> None:
+        calls.append(attempt)
+        raise WorkerError(
+            WorkerErrorKind.POOL_UNAVAILABLE, "busy", retriable=True, retry_after_ms=300
+        )
+
+    timeline = RetryTimeline()
+    with pytest.raises(WorkerError):
+        await retry_async(
+            op,
+            RetryPolicy(seed=1, base_ms=10, cap_ms=10),
+            idempotent=True,
+            timeline=timeline,
+            sleep=sleep,
+            deadline=100.7,
+            clock=lambda: now[0],
+        )
+    # 100.0 + 0.3 ok, 100.3 + 0.3 ok (100.6 < 100.7), 100.6 + 0.3 would pass the deadline.
+    assert calls == [1, 2, 3]
+    assert [r.delay_ms for r in timeline] == [300, 300]
