@@ -235,6 +235,8 @@ class HttpAdapter:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.http_config = dataclasses.replace(config, headers=headers)
+        # Also sent per request, so that a shared ``client`` carries this adapter's headers.
+        self._headers: dict[str, str] = headers
         self.retry_policy = retry if retry is not None else RetryPolicy()
         self.model = model
         self.pool_id = pool_id
@@ -304,7 +306,7 @@ class HttpAdapter:
         async def op(attempt: int) -> httpx.Response:
             try:
                 with anyio.fail_after(limit):
-                    resp = await self._client.get(url)
+                    resp = await self._client.get(url, headers=self._headers)
             except TimeoutError:
                 raise error_for_condition(
                     UpstreamCondition.TIMEOUT, f"GET {path} took longer than {limit} s"
@@ -498,7 +500,11 @@ class HttpAdapter:
         Returns the response, the terminal WorkerError, or ``None`` when cancelled.
         """
         url = self.url(path)
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        headers = {
+            **self._headers,
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        }
 
         async def op(attempt: int) -> httpx.Response:
             req = self._client.build_request("POST", url, content=body, headers=headers)
