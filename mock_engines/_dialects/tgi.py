@@ -46,7 +46,9 @@ Wire facts chosen, and where they come from (huggingface/text-generation-inferen
 * Sampling: ``parameters`` present → ``do_sample`` defaults to false (greedy; the seed is then
   not echoed: ``details.seed`` is ``null``); ``parameters`` absent → ``do_sample`` true.
   ``temperature <= 0`` and ``top_p >= 1`` are validation errors on the native routes; the chat
-  route maps ``temperature 0`` to greedy.
+  route maps ``temperature 0`` to greedy. ``top_n_tokens`` (chat: ``top_logprobs``) adds
+  ``top_tokens`` — the chosen token first, then deterministic runners-up 0.25 nats apart; chat
+  ``logprobs: true`` renders ``ChatCompletionLogprobs``.
 * Stop reasons (``FinishReason``): ``length | eos_token | stop_sequence``; the OpenAI route
   renames only ``eos_token`` to ``stop``. An ``eos`` plan ends with one more event: the
   ``special: true`` EOS token ``</s>`` (id 2), counted in ``generated_tokens`` and not part of
@@ -68,7 +70,15 @@ from decimal import Decimal
 from json.encoder import encode_basestring as _encode_basestring
 from typing import TYPE_CHECKING, Any
 
-from .._plan import EOS_TOKEN_ID, MAX_CONTEXT, GenerationPlan, chat_prompt, token_id, tokenize
+from .._plan import (
+    EOS_TOKEN_ID,
+    MAX_CONTEXT,
+    VOCAB,
+    GenerationPlan,
+    chat_prompt,
+    token_id,
+    tokenize,
+)
 from .._wire import (
     Dialect,
     Frame,
@@ -197,8 +207,9 @@ def stream_event(
     seed: int | None = None,
     input_length: int = 0,
     details: bool = False,
+    top_tokens: Sequence[TgiToken] = (),
 ) -> str:
-    """One ``StreamResponse`` as compact JSON (no framing).
+    """One ``StreamResponse`` as compact JSON (no framing); ``top_tokens`` omitted when empty.
 
     ``details`` is only rendered on the last event (``generated_text`` not ``None``) and only when
     the request asked for ``parameters.details``; everywhere else TGI writes ``null``.
@@ -211,7 +222,21 @@ def stream_event(
         )
     else:
         det = "null"
-    return f'{{"index":{index},"token":{token.json()},"generated_text":{gen},"details":{det}}}'
+    top = ""
+    if top_tokens:
+        top = ',"top_tokens":[' + ",".join(t.json() for t in top_tokens) + "]"
+    return f'{{"index":{index},"token":{token.json()}{top},"generated_text":{gen},"details":{det}}}'
+
+
+def top_tokens_for(token: TgiToken, n: int) -> list[TgiToken]:
+    """``top_n_tokens`` candidates: the chosen token first, then deterministic runners-up."""
+    if n <= 0:
+        return []
+    out = [token]
+    for k in range(1, n):
+        text = VOCAB[(token.id * 7 + k * 13) % len(VOCAB)]
+        out.append(TgiToken(token_id(text), text, token.logprob - 0.25 * k))
+    return out
 
 
 def error_body(message: str, error_type: str) -> str:
@@ -568,6 +593,7 @@ class _Run:
     seed: int | None
     input_length: int
     generated_text: str
+    top: list[list[TgiToken]]
 
 
 def _run(ctx: EngineContext, g: _Gen, input_length: int, max_new_tokens: int) -> _Run:
@@ -619,6 +645,7 @@ def _run(ctx: EngineContext, g: _Gen, input_length: int, max_new_tokens: int) ->
         seed=seed if sampling else None,
         input_length=input_length,
         generated_text=text,
+        top=[top_tokens_for(t, p["top_n_tokens"] or 0) for t in tokens],
     )
 
 
@@ -672,10 +699,28 @@ def _details_json(run: _Run, g: _Gen) -> str:
         prefill = "[" + ",".join(items) + "]"
     toks = "[" + ",".join(t.json() for t in run.tokens) + "]"
     seed = "null" if run.seed is None else str(run.seed)
+    top = ""
+    if any(run.top):
+        top = (
+            ',"top_tokens":['
+            + ",".join("[" + ",".join(t.json() for t in cand) + "]" for cand in run.top)
+            + "]"
+        )
     return (
         f'{{"finish_reason":"{run.finish_reason}","generated_tokens":{run.generated_tokens},'
-        f'"seed":{seed},"prefill":{prefill},"tokens":{toks}}}'
+        f'"seed":{seed},"prefill":{prefill},"tokens":{toks}{top}}}'
     )
+
+
+def _chat_logprobs(tokens: Sequence[TgiToken], top: Sequence[Sequence[TgiToken]]) -> str:
+    """``ChatCompletionLogprobs``: ``{"content":[{token,logprob,top_logprobs:[{token,logprob}]}]}``."""
+    items = []
+    for tok, cands in zip(tokens, top, strict=True):
+        tops = ",".join(f'{{"token":{_js(c.text)},"logprob":{f32_json(c.logprob)}}}' for c in cands)
+        items.append(
+            f'{{"token":{_js(tok.text)},"logprob":{f32_json(tok.logprob)},"top_logprobs":[{tops}]}}'
+        )
+    return '{"content":[' + ",".join(items) + "]}"
 
 
 def _generate_json(run: _Run, g: _Gen) -> str:
@@ -861,7 +906,7 @@ class TgiDialect(Dialect):
         frames: list[Frame] = []
         for i, tok in enumerate(run.tokens):
             if i < last:
-                payload = stream_event(i + 1, tok)
+                payload = stream_event(i + 1, tok, top_tokens=run.top[i])
                 frames.append(Frame(sse(payload, legacy=legacy), run.steps[i], FrameKind.TOKEN))
             else:
                 payload = stream_event(
@@ -873,6 +918,7 @@ class TgiDialect(Dialect):
                     seed=run.seed,
                     input_length=run.input_length,
                     details=g.details,
+                    top_tokens=run.top[i],
                 )
                 frames.append(Frame(sse(payload, legacy=legacy), run.steps[i], FrameKind.TERMINAL))
         position = max(1, len(run.tokens))
@@ -926,10 +972,11 @@ class TgiDialect(Dialect):
                 return self.error_reply(422, v.message)
             run = _run(ctx, g, input_length, mnt)
             finish = "stop" if run.finish_reason == "eos_token" else run.finish_reason
+            lp = _chat_logprobs(run.tokens, run.top) if chat["logprobs"] else "null"
             body = (
                 f'{{"object":"chat.completion","id":"","created":{created},"model":{_js(model)},'
                 f'"system_fingerprint":{_js(fingerprint)},"choices":[{{"index":0,"message":'
-                f'{{"role":"assistant","content":{_js(run.generated_text)}}},"logprobs":null,'
+                f'{{"role":"assistant","content":{_js(run.generated_text)}}},"logprobs":{lp},'
                 f'"finish_reason":"{finish}"}}],"usage":{{"prompt_tokens":{run.input_length},'
                 f'"completion_tokens":{run.generated_tokens},'
                 f'"total_tokens":{run.input_length + run.generated_tokens}}}}}'
@@ -947,11 +994,11 @@ class TgiDialect(Dialect):
             f'"system_fingerprint":{_js(fingerprint)},'
         )
 
-        def chunk(content: str, finish: str | None) -> bytes:
+        def chunk(content: str, finish: str | None, lp: str = "null") -> bytes:
             fin = "null" if finish is None else f'"{finish}"'
             return sse(
                 head + f'"choices":[{{"index":0,"delta":{{"role":"assistant","content":'
-                f'{_js(content)}}},"logprobs":null,"finish_reason":{fin}}}],"usage":null}}',
+                f'{_js(content)}}},"logprobs":{lp},"finish_reason":{fin}}}],"usage":null}}',
                 legacy=legacy,
             )
 
@@ -962,7 +1009,8 @@ class TgiDialect(Dialect):
             content = "" if tok.special else tok.text
             fin_i = final_finish if i == last else None
             kind = FrameKind.TOKEN if i < last and not tok.special else FrameKind.META
-            frames.append(Frame(chunk(content, fin_i), run.steps[i], kind))
+            lp = _chat_logprobs([tok], [run.top[i]]) if chat["logprobs"] else "null"
+            frames.append(Frame(chunk(content, fin_i, lp), run.steps[i], kind))
         end_step = run.steps[-1] if run.steps else 0
         if chat["include_usage"]:
             usage = (
@@ -1268,6 +1316,7 @@ def _parse_chat(req: MockRequest, data: Any) -> dict[str, Any]:
     out["seed"] = _field(req, data, "seed", "?u64", "")
     out["stop"] = _field(req, data, "stop", "?seq[str]", "")
     out["top_logprobs"] = _field(req, data, "top_logprobs", "?u32", "")
+    out["logprobs"] = bool(_field(req, data, "logprobs", "?bool", ""))
     out["stream"] = bool(_field(req, data, "stream", "bool", ""))
     opts = _field(req, data, "stream_options", "?obj", "")
     out["include_usage"] = bool(

@@ -675,3 +675,45 @@ def test_openai_sdk_against_the_tgi_v1_routes(engine: MockEngine) -> None:
         stream=True,
     )
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == " Ωmega worker"
+
+
+# -- top_n_tokens / logprobs ---------------------------------------------------------------------
+
+
+def test_top_tokens_on_stream_and_generate(client: httpx.Client) -> None:
+    params = {"max_new_tokens": 3, "top_n_tokens": 3, "details": True}
+    objs = events(
+        client.post("/generate_stream", json={"inputs": "Hi", "parameters": params}).content
+    )
+    for o in objs:
+        assert list(o) == ["index", "token", "top_tokens", "generated_text", "details"]
+        top = o["top_tokens"]
+        assert len(top) == 3 and top[0] == o["token"]
+        assert [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True)
+    details = client.post("/generate", json={"inputs": "Hi", "parameters": params}).json()[
+        "details"
+    ]
+    assert [c[0] for c in details["top_tokens"]] == details["tokens"]
+    r = client.post("/generate", json={"inputs": "Hi", "parameters": {"top_n_tokens": 6}})
+    assert (
+        r.json()["error"]
+        == "Input validation error: `top_n_tokens` must be >= 0 and <= 5. Given: 6"
+    )
+
+
+def test_chat_logprobs(client: httpx.Client) -> None:
+    body = {
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 2,
+        "temperature": 0,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    lp = client.post("/v1/chat/completions", json=body).json()["choices"][0]["logprobs"]
+    assert [c["token"] for c in lp["content"]] == [" Ωmega", " worker"]
+    assert all(len(c["top_logprobs"]) == 2 for c in lp["content"])
+    objs = events(client.post("/v1/chat/completions", json={**body, "stream": True}).content)
+    assert [o["choices"][0]["logprobs"]["content"][0]["token"] for o in objs] == [
+        " Ωmega",
+        " worker",
+    ]
