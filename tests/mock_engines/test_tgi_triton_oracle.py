@@ -98,3 +98,42 @@ def test_same_plan_in_every_dialect(
         assert "".join(texts) == plan.text, name
         assert word == want, name
     assert got["llamacpp"][0] == got["tgi"][0] == list(plan.tokens)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "path", "body"),
+    [
+        pytest.param(
+            "tgi",
+            "/generate_stream",
+            {"inputs": "Hi", "parameters": {"max_new_tokens": 50, "do_sample": True}},
+            id="tgi",
+        ),
+        pytest.param(
+            "triton",
+            "/v2/models/llm/generate_stream",
+            {"text_input": "Hi", "stream": True, "exclude_input_in_output": True,
+             "parameters": {"max_tokens": 50, "ignore_eos": True}},
+            id="triton",
+        ),
+    ],
+)  # fmt: skip
+def test_client_disconnect_is_journaled_and_stops_generation(
+    dialect: str, path: str, body: dict[str, Any]
+) -> None:
+    with (
+        run_mock_engine(dialect, profile="fast") as eng,
+        httpx.Client(base_url=eng.base_url, timeout=10) as c,
+    ):
+        c.post(
+            "/__mock__/config", json={"profile": {"base": "fast", "itl_ms": 20.0}}
+        ).raise_for_status()
+        with c.stream("POST", path, json=body) as r:
+            first = next(r.iter_raw())
+            assert first.startswith(b"data: ")
+        entry = eng.journal.wait_for_sync(
+            lambda j: next((e for e in j.entries if e.path == path and e.disconnected), None), 5
+        )
+        assert entry.t_disconnected is not None
+        assert not entry.completed
+        assert eng.journal.counters()["cancels"] >= 1
