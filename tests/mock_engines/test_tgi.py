@@ -717,3 +717,21 @@ def test_chat_logprobs(client: httpx.Client) -> None:
         " Ωmega",
         " worker",
     ]
+
+
+def test_engine_wide_axum_06_framing_with_a_dialect_object() -> None:
+    from mock_engines._core import EngineContext, MockEngineApp
+    from mock_engines._dialects.tgi import TgiDialect
+    from mock_engines._runner import MockEngine as Engine
+
+    app = MockEngineApp(EngineContext(TgiDialect(legacy_framing=True)))
+    with Engine(app) as eng, httpx.Client(base_url=eng.base_url, timeout=TIMEOUT) as c:
+        r = c.post("/generate_stream", json={"inputs": "Hi", "parameters": GREEDY})
+        assert r.content == GOLDEN_STREAM.replace(b"data: ", b"data:")
+        # the per-request header still wins
+        r = c.post(
+            "/generate_stream",
+            json={"inputs": "Hi", "parameters": GREEDY},
+            headers={"X-Mock-Tgi-Framing": "axum07"},
+        )
+        assert r.content == GOLDEN_STREAM
