@@ -345,15 +345,18 @@ async def test_cancel_from_another_task_interrupts_a_read(slow_engine: Any, dial
     assert check_stream(events) == []
 
 
-async def test_deadline_is_honoured_and_upstream_closed(slow_engine: Any, dialect: str) -> None:
-    async with build_adapter(dialect, slow_engine.base_url, slow_engine.model) as adapter:
-        await adapter.engine_version()
-        t0 = time.monotonic()
-        events = await collect(adapter.submit(make_request(max_tokens=400, deadline_ms=60)))
-        took = time.monotonic() - t0
-        await slow_engine.journal.wait_for(
-            lambda j: any(e.disconnected for e in _generation_entries(j)), timeout=5
-        )
+async def test_deadline_is_honoured_and_upstream_closed(dialect: str) -> None:
+    # 50 ms per token and at least 4 tokens in every plan: the engine cannot finish in 60 ms.
+    profile = Profile(name="slower-test", itl_ms=50.0)
+    with run_mock_engine(dialect, profile=profile, **engine_kwargs(dialect)) as eng:
+        async with build_adapter(dialect, eng.base_url, eng.model) as adapter:
+            await adapter.engine_version()
+            t0 = time.monotonic()
+            events = await collect(adapter.submit(make_request(max_tokens=400, deadline_ms=60)))
+            took = time.monotonic() - t0
+            await eng.journal.wait_for(
+                lambda j: any(e.disconnected for e in _generation_entries(j)), timeout=5
+            )
     last = terminal(events)
     assert (last.data["code"], last.data["retriable"]) == ("DEADLINE_UNMET", False)
     assert took < 1.0
