@@ -55,7 +55,8 @@ class Layer(StrEnum):
 
 #: Components not built in this project yet -> why. A requirement with ``pending`` set names one.
 PENDING_COMPONENTS: dict[str, str] = {
-    "orchestrator facade": "adapter host + orchestrator facade: a later issue",
+    "worker registration": "the facade has no worker-registration route yet (POST /v1/workers/register)",
+    "proxy auth": "TRUST_PROXY_AUTH (a MAY) is not implemented by the facade",
     "proof bundles": "proof-bundle writer: a later issue",
     "rbee worker": "rbee worker fake and worker checks: a later issue",
 }
@@ -117,7 +118,9 @@ _SRC_WKR = (
 )
 
 _HOST = None  # built: adapters.host; proven by features/host
-_ORCH = "orchestrator facade"
+_ORCH = None  # built: adapters.orchestrator; proven by features/orchestrator
+_WREG = "worker registration"
+_PROXY = "proxy auth"
 _PB = "proof bundles"
 _WKRP = "rbee worker"
 
@@ -838,7 +841,7 @@ _ROWS: tuple[tuple[str, Level, Layer, str, str, str | None], ...] = (
         _SRC_AUTH,
         _ORCH,
     ),
-    ("AUTH-1003", _M, _OR, "Worker registration requires a valid token.", _SRC_AUTH, _ORCH),
+    ("AUTH-1003", _M, _OR, "Worker registration requires a valid token.", _SRC_AUTH, _WREG),
     (
         "AUTH-1004",
         _M,
@@ -854,7 +857,7 @@ _ROWS: tuple[tuple[str, Level, Layer, str, str, str | None], ...] = (
         _OR,
         "Proxy-injected Authorization may be trusted when TRUST_PROXY_AUTH=true.",
         _SRC_AUTH,
-        _ORCH,
+        _PROXY,
     ),
     ("AUTH-1007", _M, _OR, "Token comparison is timing-safe.", _SRC_AUTH, _ORCH),
     (

@@ -23,6 +23,7 @@ AREAS = (
     "http_util",
     "observability",
     "oracle",
+    "orchestrator",
     "security",
     "stream",
 )

@@ -19,7 +19,14 @@ from conformance.plugin import NOT_APPLICABLE, PER_RUN, active_state, item_requi
 
 from ._context import EnginePool, ScenarioContext
 
-pytest_plugins = ["steps._given", "steps._when", "steps._then", "steps._then_more", "steps._host"]
+pytest_plugins = [
+    "steps._given",
+    "steps._when",
+    "steps._then",
+    "steps._then_more",
+    "steps._host",
+    "steps._orch",
+]
 
 
 @pytest.fixture(scope="session")

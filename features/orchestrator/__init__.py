@@ -1,0 +1,1 @@
+"""Features of the orchestrator facade area (package data)."""
