@@ -94,6 +94,15 @@ async def test_happy_stream_matches_the_plan(engine: Any, dialect: str, logs: Lo
     eos_step = 1 if dialect == "triton" and plan.stop_reason == "eos" else 0
     assert end.data["usage"]["completion_tokens"] == plan.completion_tokens + eos_step
     assert any(e.kind == "metrics" for e in events)
+    # Contract metrics (private registry per adapter): counted once per stream, not per token.
+    exposition = adapter.metrics.exposition().decode()
+    n = len(plan.tokens)
+    assert f'tokens_out_total{{engine="{dialect}",' in exposition
+    assert any(
+        line.startswith("tokens_out_total{") and line.endswith(f" {float(n)}")
+        for line in exposition.splitlines()
+    )
+    assert "tasks_started_total{" in exposition and "latency_first_token_ms_bucket{" in exposition
     # Logs: lifecycle lines only (never one per token), with the README_LLM fields.
     actions = logs.actions()
     assert actions.count("submit") == 1 and actions.count("end") == 1
