@@ -7,13 +7,16 @@ the source mixes levels in one ID (e.g. ADAPT-3005 "MUST time-bound, SHOULD retr
 carries the strongest level and the text says which part is weaker.
 
 Why ``pending``: the catalogue lists IDs whose owning layer does not exist in this project yet
-(adapter host, orchestrator facade, proof bundles, rbee worker). They stay in the catalogue so no
+(adapter host, orchestrator facade, proof bundles). They stay in the catalogue so no
 ID is silently dropped, and each names the component that will prove it. The coverage rule
 (tests/conformance) accepts exactly these as uncovered; ``list requirements`` and the run summary
 print them as ``not covered (layer not built)``.
 
 The rbee worker contract (reference §8, seed 004) has no IDs of its own; the ``WKR-*`` IDs here
-are assigned by this harness, one per normative sentence of that contract.
+are assigned by this harness, one per normative sentence of that contract; WKR-1011..1015 are the
+harness's decisions where the contract is silent (body limits, queen down, shutdown, acks, errors
+mid-stream). They are proven by ``features/worker`` and the ``worker-check`` target
+(``conformance.rbee``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class Layer(StrEnum):
 
     ADAPTER = "adapter"
     HTTP_UTIL = "http util"
-    ADAPTER_HOST = None  # built: adapters.host; proven by features/host
+    ADAPTER_HOST = "adapter host"
     ORCHESTRATOR = "orchestrator"
     ENGINE_MOCK = "engine mock"
     WORKER = "worker"
@@ -58,7 +61,6 @@ PENDING_COMPONENTS: dict[str, str] = {
     "worker registration": "the facade has no worker-registration route yet (POST /v1/workers/register)",
     "proxy auth": "TRUST_PROXY_AUTH (a MAY) is not implemented by the facade",
     "proof bundles": "proof-bundle writer: a later issue",
-    "rbee worker": "rbee worker fake and worker checks: a later issue",
 }
 
 #: The shape every catalogue ID has; a feature tag of this shape that is not in the catalogue is
@@ -122,7 +124,7 @@ _ORCH = None  # built: adapters.orchestrator; proven by features/orchestrator
 _WREG = "worker registration"
 _PROXY = "proxy auth"
 _PB = "proof bundles"
-_WKRP = "rbee worker"
+_WKRP = None  # built: mock_engines.rbee, adapters.rbee_worker, conformance.rbee
 
 # (id, level, layer, text, source, pending)
 _ROWS: tuple[tuple[str, Level, Layer, str, str, str | None], ...] = (
@@ -1008,6 +1010,46 @@ _ROWS: tuple[tuple[str, Level, Layer, str, str, str | None], ...] = (
         _M,
         _WK,
         "A worker is available for routing exactly when its status is ready or busy.",
+        _SRC_WKR,
+        _WKRP,
+    ),
+    (
+        "WKR-1011",
+        _S,
+        _WK,
+        "An oversized request body is refused with 400 (or 413) and an Error{error} body; the worker keeps serving.",
+        _SRC_WKR,
+        _WKRP,
+    ),
+    (
+        "WKR-1012",
+        _M,
+        _WK,
+        "While the queen is unreachable the worker keeps serving and retries heartbeats with capped jittered backoff; it is registered again once the queen is back.",
+        _SRC_WKR,
+        _WKRP,
+    ),
+    (
+        "WKR-1013",
+        _M,
+        _WK,
+        "A graceful shutdown (SIGTERM or stop) reports stopping, refuses new inference with 503 and sends a final heartbeat with status stopped.",
+        _SRC_WKR,
+        _WKRP,
+    ),
+    (
+        "WKR-1014",
+        _M,
+        _WK,
+        "The queen acknowledges a heartbeat with HeartbeatAck{status ok|error, message}; an invalid heartbeat gets error and is not registered.",
+        _SRC_WKR,
+        _WKRP,
+    ),
+    (
+        "WKR-1015",
+        _S,
+        _WK,
+        'An inference failure before the first token is an HTTP error (400/503/500 with Error{error}); after it, one data: {"error", "code", "retriable"} frame and no data: [DONE].',
         _SRC_WKR,
         _WKRP,
     ),

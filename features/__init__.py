@@ -26,6 +26,7 @@ AREAS = (
     "orchestrator",
     "security",
     "stream",
+    "worker",
 )
 
 

@@ -133,6 +133,7 @@ class WorkerProbe:
     grace_s: float = 2.0
     prompt: str = "Say hello to the queen"
     max_tokens: int = 8
+    hold_max_tokens: int = 256
     worker_id: str | None = None
 
     def client(self) -> httpx.AsyncClient:
@@ -413,10 +414,12 @@ async def check_busy(probe: WorkerProbe) -> CheckResult:
         "A saturated worker reports busy, answers 503 {error}, then returns to ready",
         ["WKR-1005", "WKR-1009"],
     )
-    body = {"prompt": probe.prompt, "max_tokens": MAX_TOKENS_LIMIT, "stream": True}
+    body = {"prompt": probe.prompt, "max_tokens": probe.hold_max_tokens, "stream": True}
     held = 0
     statuses: list[str | None] = []
     rejected: httpx.Response | None = None
+    # Keep every body iterator alive: a collected iterator closes its stream (and frees the slot).
+    iterators: list[Any] = []
     async with probe.client() as c:
         async with AsyncExitStack() as stack:
             for _ in range(probe.max_concurrency + 1):
@@ -437,6 +440,7 @@ async def check_busy(probe: WorkerProbe) -> CheckResult:
                     break
                 # The first bytes prove the request is in flight and holding its slot.
                 it = r.aiter_raw()
+                iterators.append(it)
                 first = await anext(it, b"")
                 held += 1
                 if b"[DONE]" in first:
