@@ -735,3 +735,14 @@ def test_engine_wide_axum_06_framing_with_a_dialect_object() -> None:
             headers={"X-Mock-Tgi-Framing": "axum07"},
         )
         assert r.content == GOLDEN_STREAM
+
+
+def test_info_golden_bytes(client: httpx.Client) -> None:
+    assert client.get("/info").content == (
+        b'{"model_id":"TinyLlama/TinyLlama-1.1B-Chat-v1.0","model_sha":'
+        b'"c3c8bbb91c32c852c7c17cb5fb60925a26533cba","model_pipeline_tag":"text-generation",'
+        b'"max_concurrent_requests":1088,"max_best_of":1,"max_stop_sequences":4,'
+        b'"max_input_tokens":4095,"max_total_tokens":4096,"validation_workers":2,'
+        b'"max_client_batch_size":4,"router":"text-generation-router","version":"3.3.6-dev0",'
+        b'"sha":"db931fcf42da018a3657580c64bf2720f167f9ab","docker_label":null}'
+    )

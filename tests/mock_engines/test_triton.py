@@ -380,3 +380,31 @@ def test_loading_keeps_the_port_closed_then_serves(engine: MockEngine) -> None:
     engine.set_faults([])
     with httpx.Client(base_url=engine.base_url, timeout=TIMEOUT) as c:
         assert c.get("/v2/health/ready").status_code == 200
+
+
+GOLDEN_SERVER_METADATA = (
+    b'{"name":"triton","version":"2.73.0","extensions":["classification","sequence",'
+    b'"model_repository","model_repository(unload_dependents)","schedule_policy",'
+    b'"model_configuration","system_shared_memory","cuda_shared_memory","binary_tensor_data",'
+    b'"parameters","statistics","trace","logging"]}'
+)
+GOLDEN_MODEL_METADATA_HEAD = (
+    b'{"name":"llm","versions":["1"],"platform":"vllm","inputs":[{"name":"text_input",'
+    b'"datatype":"BYTES","shape":[1]},{"name":"image","datatype":"BYTES","shape":[-1]},'
+    b'{"name":"stream","datatype":"BOOL","shape":[1]},'
+)
+GOLDEN_MODEL_METADATA_TAIL = (
+    b'"outputs":[{"name":"text_output","datatype":"BYTES","shape":[-1]},{"name":"finish_reason",'
+    b'"datatype":"BYTES","shape":[-1]},{"name":"cumulative_logprob","datatype":"FP32","shape":[-1]},'
+    b'{"name":"logprobs","datatype":"BYTES","shape":[-1]},{"name":"num_input_tokens",'
+    b'"datatype":"UINT32","shape":[1]},{"name":"num_output_tokens","datatype":"UINT32",'
+    b'"shape":[-1]}]}'
+)
+
+
+def test_metadata_golden_bytes(client: httpx.Client) -> None:
+    r = client.get("/v2")
+    assert (r.content, r.headers["content-type"]) == (GOLDEN_SERVER_METADATA, "application/json")
+    body = client.get("/v2/models/llm/versions/1").content
+    assert body.startswith(GOLDEN_MODEL_METADATA_HEAD)
+    assert body.endswith(GOLDEN_MODEL_METADATA_TAIL)
