@@ -53,6 +53,9 @@ Wire facts chosen, and where they come from (triton-inference-server/server @ e1
   has no ``/metrics``. Faults Triton cannot render (no index field, no keep-alive comments):
   ``frame.duplicate_index``, ``frame.out_of_order_index``, ``stream.keepalive_flood``.
   ``frame.missing_terminal`` drops the final response (the one carrying the finish reason).
+* ``POST …/infer`` (KServe v2) answers ``501 {"error":"HTTP end point doesn't support models
+  with decoupled transaction policy"}`` (``CheckTransactionPolicy``): the vLLM backend model is
+  decoupled, so real Triton serves it over HTTP only through the generate extension.
 * Engine version ``2.73.0`` (``/v2`` ``version``), shaped like a release of the snapshot.
 """
 
@@ -485,6 +488,7 @@ class TritonDialect(Dialect):
                 Route("GET", base, self._model_metadata, public=True),
                 Route("GET", base + "/ready", self._model_ready, public=True),
                 Route("GET", base + "/config", self._model_config, public=True),
+                Route("POST", base + "/infer", self._infer),
                 Route("POST", base + "/generate", self._generate, generation=True),
                 Route("POST", base + "/generate_stream", self._generate_stream, generation=True),
             ]
@@ -679,6 +683,14 @@ class TritonDialect(Dialect):
             return _err(400, f"failed to unload '{model}', no version is available")
         _state(self, ctx).add(model)
         return Reply(200, b"", [(b"Content-Type", _JSON)])
+
+    def _infer(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        """KServe ``/infer``: Triton's HTTP endpoint refuses decoupled models (the vLLM backend)."""
+        try:
+            self._check_model(req, ctx)
+        except _Fail as f:
+            return _err(f.status, f.message)
+        return _err(501, "HTTP end point doesn't support models with decoupled transaction policy")
 
     # -- generate ---------------------------------------------------------------------------------
     def _generate(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:

@@ -408,3 +408,13 @@ def test_metadata_golden_bytes(client: httpx.Client) -> None:
     body = client.get("/v2/models/llm/versions/1").content
     assert body.startswith(GOLDEN_MODEL_METADATA_HEAD)
     assert body.endswith(GOLDEN_MODEL_METADATA_TAIL)
+
+
+def test_kserve_infer_refuses_the_decoupled_model(client: httpx.Client) -> None:
+    body = {"inputs": [{"name": "text_input", "shape": [1], "datatype": "BYTES", "data": ["Hi"]}]}
+    r = client.post("/v2/models/llm/infer", json=body)
+    assert r.status_code == 501
+    assert r.json() == {
+        "error": "HTTP end point doesn't support models with decoupled transaction policy"
+    }
+    assert client.post("/v2/models/nope/infer", json=body).status_code == 400
