@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -479,6 +480,7 @@ class TritonDialect(Dialect):
             Route("GET", "/v2/health/live", self._live, public=True),
             Route("GET", "/v2/health/ready", self._ready, public=True),
             Route("GET", "/v2", self._server_metadata, public=True),
+            Route("GET", "/v2/models/stats", self._stats, public=True),
             Route("POST", "/v2/repository/index", self._repo_index),
             Route("POST", "/v2/repository/models/{model}/load", self._load),
             Route("POST", "/v2/repository/models/{model}/unload", self._unload),
@@ -488,6 +490,7 @@ class TritonDialect(Dialect):
                 Route("GET", base, self._model_metadata, public=True),
                 Route("GET", base + "/ready", self._model_ready, public=True),
                 Route("GET", base + "/config", self._model_config, public=True),
+                Route("GET", base + "/stats", self._stats, public=True),
                 Route("POST", base + "/infer", self._infer),
                 Route("POST", base + "/generate", self._generate, generation=True),
                 Route("POST", base + "/generate_stream", self._generate_stream, generation=True),
@@ -660,6 +663,43 @@ class TritonDialect(Dialect):
             "model_transaction_policy": {"decoupled": True},
         }
         return Reply(200, dumps(config), [(b"Content-Type", _JSON)])
+
+    def _stats(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        """Statistics extension: one entry for the model, counts from the engine's stats."""
+        if "model" in req.path_params:
+            try:
+                self._check_model(req, ctx)
+            except _Fail as f:
+                return _err(f.status, f.message)
+        st = ctx.stats
+        ok = st.requests_success
+        failed = max(0, st.requests_total - ok)
+        ns_ok = int((st.prompt_seconds_total + st.predicted_seconds_total) * 1e9)
+
+        def dur(count: int, ns: int) -> dict[str, int]:
+            return {"count": count, "ns": ns}
+
+        entry = {
+            "name": ctx.model,
+            "version": MODEL_VERSION,
+            "last_inference": int(time.time() * 1000) if ok else 0,  # approximated: now
+            "inference_count": ok,
+            "execution_count": ok,
+            "inference_stats": {
+                "success": dur(ok, ns_ok),
+                "fail": dur(failed, 0),
+                "queue": dur(ok, 0),
+                "compute_input": dur(ok, 0),
+                "compute_infer": dur(ok, ns_ok),
+                "compute_output": dur(ok, 0),
+                "cache_hit": dur(0, 0),
+                "cache_miss": dur(0, 0),
+            },
+            "response_stats": {},
+            "batch_stats": [],
+            "memory_usage": [],
+        }
+        return Reply(200, dumps({"model_stats": [entry]}), [(b"Content-Type", _JSON)])
 
     def _repo_index(self, req: MockRequest, ctx: EngineContext) -> Reply:
         unloaded = _state(self, ctx)

@@ -418,3 +418,13 @@ def test_kserve_infer_refuses_the_decoupled_model(client: httpx.Client) -> None:
         "error": "HTTP end point doesn't support models with decoupled transaction policy"
     }
     assert client.post("/v2/models/nope/infer", json=body).status_code == 400
+
+
+def test_statistics_extension_counts_generations(client: httpx.Client, engine: MockEngine) -> None:
+    client.post(GEN, json={"text_input": "Hi", "parameters": {"max_tokens": 2}}).raise_for_status()
+    for path in ("/v2/models/stats", "/v2/models/llm/stats", "/v2/models/llm/versions/1/stats"):
+        stats = client.get(path).json()["model_stats"][0]
+        assert (stats["name"], stats["version"]) == (engine.model, "1")
+        assert stats["inference_count"] == 1
+        assert stats["inference_stats"]["success"]["count"] == 1
+    assert client.get("/v2/models/nope/stats").status_code == 400
