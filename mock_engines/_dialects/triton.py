@@ -53,6 +53,8 @@ Wire facts chosen, and where they come from (triton-inference-server/server @ e1
   has no ``/metrics``. Faults Triton cannot render (no index field, no keep-alive comments):
   ``frame.duplicate_index``, ``frame.out_of_order_index``, ``stream.keepalive_flood``.
   ``frame.missing_terminal`` drops the final response (the one carrying the finish reason).
+* ``GET /v2/models/stats`` and ``…/{m}[/versions/{v}]/stats`` (statistics extension) count the
+  engine's generations (``last_inference`` approximated by the time of the query).
 * ``POST …/infer`` (KServe v2) answers ``501 {"error":"HTTP end point doesn't support models
   with decoupled transaction policy"}`` (``CheckTransactionPolicy``): the vLLM backend model is
   decoupled, so real Triton serves it over HTTP only through the generate extension.
