@@ -4,7 +4,8 @@
 
 ``RESULTS_DIR`` is a bundle's ``allure-results/`` or what ``-p reports.allure_plugin
 --llorch-allure DIR`` wrote; ``OUT_DIR/index.html`` is the single self-contained report
-(``allure generate --single-file``). ``allure-commandline`` (Allure 2, needs Java 17) is installed
+(``allure generate --single-file``). Analytics are switched off (``ALLURE_NO_ANALYTICS=true``) and the result is checked to
+load no external script. ``allure-commandline`` (Allure 2, needs Java 17) is installed
 with npm into ``--cache`` (default ``.tox/allure-npm``) on first use. ``tox -e allure`` runs this
 after writing results for the project's plain tests and a conformance run in one folder.
 
@@ -15,6 +16,8 @@ bundle's own offline report).
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,14 +53,23 @@ def render(results: Path, out: Path, *, cache: Path) -> Path:
             "allure_html: allure-commandline needs Java 17 (apt-get install openjdk-17-jre-headless)"
         )
     exe = _allure(cache)
+    # Allure 2 embeds Google Analytics unless told not to; "true" (not "1") disables it in both
+    # the generator and the HTML template (allure2 Analytics.md, PR 3333).
+    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
     subprocess.run(
         [str(exe), "generate", "--single-file", "--clean", "-o", str(out), str(results)],
         check=True,
         timeout=600,
+        env=env,
     )
     index = out / "index.html"
     if not index.is_file():
         raise SystemExit(f"allure_html: allure wrote no {index}")
+    external = re.findall(
+        r"""<script[^>]+src=["']?(?:https?:)?//[^"' >]+""", index.read_text("utf-8", "replace")
+    )
+    if external:
+        raise SystemExit(f"allure_html: {index} is not offline, it loads {external[0]!r}")
     return index
 
 

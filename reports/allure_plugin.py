@@ -118,12 +118,11 @@ def pytest_runtest_makereport(
         fixturenames = getattr(item, "fixturenames", ())
         if "_pytest_bdd_example" in fixturenames:
             # pytest-bdd names its wrapper "Feature: Scenario" in the docstring (pytest-bdd 9).
-            doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
-            feature, sep, scenario = doc.partition(": ")
+            feature, scenario = _bdd_names(item)
             meta: dict[str, Any] = {
                 "kind": "bdd",
-                "feature": feature_label(feature) if sep else "",
-                "scenario": scenario if sep else item.name,
+                "feature": feature,
+                "scenario": scenario,
                 "tags": sorted(
                     str(m.args[0])
                     for name in ("llorch_requirement", "llorch_tag")
@@ -139,6 +138,28 @@ def pytest_runtest_makereport(
             meta = {"kind": "plain", "suite": item.nodeid.partition("::")[0]}
         report.user_properties = [*report.user_properties, (_PROP, meta)]
     return report
+
+
+def _bdd_names(item: pytest.Item) -> tuple[str, str]:
+    """(feature name, scenario name) of a pytest-bdd test.
+
+    pytest-bdd 9 keeps the template of each scenario function in a registry; its docstring
+    ("<feature file>: <scenario>") is the fallback if that internal ever moves.
+    """
+    obj = getattr(item, "obj", None)
+    try:
+        from pytest_bdd.scenario import scenario_wrapper_template_registry as registry
+
+        tmpl = registry.get(obj)  # type: ignore[arg-type]
+    except (ImportError, TypeError):
+        tmpl = None
+    if tmpl is not None:
+        feature = getattr(tmpl, "feature", None)
+        fname = str(getattr(feature, "name", "") or "")
+        return fname or feature_label(str(getattr(feature, "rel_filename", ""))), str(tmpl.name)
+    doc = getattr(obj, "__doc__", None) or ""
+    feature_text, sep, scenario = doc.partition(": ")
+    return (feature_label(feature_text), scenario) if sep else ("", item.name)
 
 
 def pytest_configure(config: pytest.Config) -> None:
