@@ -318,6 +318,12 @@ class HttpAdapter:
                     ) from None
                 raise error_from_exception(exc, stage="first_byte", secrets=self._secrets) from None
             if resp.status_code not in accept:
+                if resp.status_code < 400:  # e.g. a redirect: never followed, never guessed
+                    raise error_for_condition(
+                        UpstreamCondition.PROTOCOL,
+                        f"GET {path}: unexpected HTTP {resp.status_code}",
+                        upstream_status=resp.status_code,
+                    )
                 raise error_from_response(
                     resp.status_code, resp.headers, resp.content, secrets=self._secrets
                 )
@@ -524,6 +530,8 @@ class HttpAdapter:
                     raw = await _read_bounded(resp, self.http_config.first_byte_timeout_s)
                 finally:
                     await resp.aclose()
+                if status < 400:  # a redirect: the adapter never follows one silently
+                    raise _NoRetry(protocol_error(f"stream answered with HTTP {status}"))
                 err = self._status_error(status, resp.headers, raw)
                 if status in (429, 503):
                     raise err

@@ -54,7 +54,9 @@ def engine_error(err: Any) -> WorkerError:
     if isinstance(err, dict):
         message = str(err.get("message") or err.get("type") or "engine error")
         code = err.get("code")
-        kind = str(err.get("type") or err.get("error_type") or "")
+        kind = " ".join(
+            str(v) for v in (err.get("type"), err.get("error_type"), code) if isinstance(v, str)
+        )
     else:
         message, code, kind = str(err), None, ""
     text = f"engine error in stream: {message}"[:200]
@@ -66,7 +68,10 @@ def engine_error(err: Any) -> WorkerError:
 def condition_for_error_type(kind: str, message: str = "") -> UpstreamCondition:
     """Classify an engine's error-type word (TGI ``error_type``, OpenAI ``type``/``code``)."""
     word = f"{kind} {message}".lower()
-    if any(w in word for w in ("overload", "unavailable", "rate_limit", "loading", "capacity")):
+    if any(
+        w in word
+        for w in ("overload", "unavailable", "rate_limit", "rate limit", "loading", "capacity")
+    ):
         return UpstreamCondition.OVERLOADED
     if any(w in word for w in ("validation", "invalid", "bad request", "badrequest")):
         return UpstreamCondition.INVALID_REQUEST

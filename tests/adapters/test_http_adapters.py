@@ -144,8 +144,9 @@ async def test_multibyte_characters_split_across_writes_come_out_whole(
     engine: Any, dialect: str
 ) -> None:
     async with build_adapter(dialect, engine.base_url, engine.model) as adapter:
-        request = make_request(max_tokens=60, prompt="unicode please")
+        request = make_request(max_tokens=24, prompt="unicode please")
         plan = expected_plan(dialect, request)
+        assert any(len(t.encode()) > len(t) for t in plan.tokens), "plan has no multi-byte token"
         for fault in ("frame.split_utf8", "frame.split_every_byte"):
             if not _applies(fault, dialect):
                 continue
