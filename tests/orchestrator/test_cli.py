@@ -95,4 +95,4 @@ def test_serves_tasks_over_the_mock_adapter() -> None:
         assert body.count("event: token\n") == 5 and "event: end\n" in body
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.communicate(timeout=10)  # also closes the pipes
