@@ -78,6 +78,9 @@ def register(sub: Any) -> None:
         help="parallel workers via pytest-xdist (default auto when installed)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    from reports._run_hook import add_run_options  # --proof-dir, --no-bundle, --sign-key, ...
+
+    add_run_options(p)
     p.set_defaults(func=_run)
 
 
@@ -129,7 +132,21 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out is not None else Path("llorch-results") / results.run_id
     results.write(out / "results.json")
     _summary(results, fail_on=args.fail_on, out=out / "results.json", wall=wall)
-    return results.exit_code(fail_on=args.fail_on)
+    from reports._run_hook import bundle_run  # the proof bundle, written on failure too
+
+    return bundle_run(
+        args,
+        results,
+        {
+            "adapter": args.adapter,
+            "dialect": args.dialect,
+            "engine_url": args.engine_url,
+            "only": only,
+            "level": args.level,
+            "requirements": args.requirement,
+            "seed": args.seed,
+        },
+    )
 
 
 def _progress(console: Any, *, enabled: bool) -> tuple[Any, Any]:

@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 from adapters.api import ConformanceFailure, HarnessError
 
-from ._bundle import RedactionAuditError, RedactionLeak, write_bundle
 from ._cli import add_bundle_options
 
 __all__ = ["add_run_options", "bundle_run"]
@@ -43,6 +42,8 @@ def bundle_run(args: argparse.Namespace, results: Any, run_suite_kwargs: Mapping
     rc = int(results.exit_code(fail_on=fail_on))
     if getattr(args, "no_bundle", False):
         return rc
+    from ._bundle import RedactionAuditError, RedactionLeak, write_bundle  # heavy: only when used
+
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in run_suite_kwargs.items()}
     kwargs.pop("progress", None)
     kwargs.pop("out", None)
