@@ -99,12 +99,54 @@ def test_run_then_replay_is_identical(tmp_path: Path) -> None:
                "-j", "1", "--no-progress", "--out", str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     bundles = list((tmp_path / "pb" / "conformance").glob("*"))
-    if not bundles:  # the run command without the bundle hook: bundle its results explicitly
-        made = _cli("bundle", str(tmp_path / "out" / "results.json"), cwd=tmp_path)
-        assert made.returncode == 0, made.stderr[-2000:]
-        bundles = list((tmp_path / "pb" / "conformance").glob("*"))
+    assert "proof bundle:" in run.stdout
     (bundle,) = bundles
     assert _cli("verify", str(bundle), cwd=tmp_path).returncode == 0
+    cfg = json.loads((bundle / "run_config.json").read_text())
+    assert cfg["run_suite"]["seed"] == 11 and cfg["run_suite"]["only"] == ["llamacpp"]
     replay = _cli("replay", str(bundle), cwd=tmp_path)
     assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-2000:]
     assert "identical" in replay.stdout and "0 scenario" not in replay.stdout
+
+
+def test_no_bundle_flag(tmp_path: Path) -> None:
+    from argparse import Namespace
+
+    from reports import bundle_run
+
+    res = f.results()
+    args = Namespace(fail_on="must", no_bundle=True, proof_dir=str(tmp_path / "pb"))
+    assert bundle_run(args, res, {"seed": 7}) == 0
+    assert not (tmp_path / "pb").exists()
+
+
+def test_run_hook_folds_the_audit_into_the_exit_code(tmp_path: Path) -> None:
+    import base64
+    from argparse import Namespace
+
+    from reports import bundle_run
+
+    secret = "s3cr3t-token-xyz-0123"
+    ev = f.evidence(
+        logs=[
+            {"level": "ERROR", "logger": "a", "message": base64.b64encode(secret.encode()).decode()}
+        ]
+    )
+    leaky = f.results(f.scenario("leaks", ev=ev))
+    args = Namespace(
+        fail_on="must",
+        no_bundle=False,
+        proof_dir=str(tmp_path / "a"),
+        secret=[secret],
+        sign_key=None,
+        screenshot=False,
+    )
+    assert bundle_run(args, leaky, {"seed": 7}) == 1  # adapter leaked: conformance failure
+    args.proof_dir = str(tmp_path / "b")
+    args.secret = []
+    harness = f.results(f.scenario("ok", ev=f.evidence(notes={"x": "AKIAABCDEFGHIJKLMNOP"})))
+    assert bundle_run(args, harness, {"seed": 7}) == 1  # evidence files are the adapter's
+    cfg_leak = f.results()
+    cfg_leak.target["note"] = "AKIAABCDEFGHIJKLMNOP"  # written by the harness into run_config.json
+    args.proof_dir = str(tmp_path / "c")
+    assert bundle_run(args, cfg_leak, {"seed": 7}) == 2
