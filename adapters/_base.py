@@ -17,6 +17,12 @@ dialect description:
   table (``adapters.api.error_for_condition``), never raised;
 * ``started`` / ``metrics`` / ``end`` payloads, lifecycle logs and contract metrics.
 
+Hot path: per token the adapter does one SSE decode step, one JSON decode and one ``yield``.
+Dialects decode their ordinary token frames through a typed ``msgspec`` view (only the fields
+they need; about twice as fast as a generic parse) and hand anything unusual — final frames,
+errors, shapes that do not fit — to a generic parser that names the violation precisely. There
+is no logging, metric update or clock read per token (the clock is read once, for the first).
+
 ``TaskRequest.extra`` keys the HTTP adapters read: ``stop`` (a string or list of stop strings),
 ``endpoint`` (``"chat"`` or ``"completions"`` on the vLLM and OpenAI adapters) and
 ``engine_params`` (engine fields merged into the request body, e.g. ``{"ignore_eos": true}``).

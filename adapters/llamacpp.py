@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from ._base import HttpAdapter, StreamState, json_frame, protocol_error
 from .api import (
     Capabilities,
@@ -39,6 +41,18 @@ from .api import (
 )
 
 __all__ = ["LlamaCppAdapter", "engine_error"]
+
+
+class _Partial(msgspec.Struct):
+    """The fields of a partial ``/completion`` frame the hot path needs (others are skipped)."""
+
+    content: str | None = None
+    stop: bool = False
+    tokens_predicted: int | None = None
+    error: Any = None
+
+
+_PARTIAL = msgspec.json.Decoder(_Partial)
 
 _READY = frozenset({200})
 _NOT_READY = frozenset({503})
@@ -152,6 +166,17 @@ class LlamaCppAdapter(HttpAdapter):
         return "/completion", body
 
     def _parse_frame(self, data: str, st: StreamState) -> str | None:
+        """Typed fast path for partial frames; final, error and odd frames go the generic way."""
+        try:
+            frame = _PARTIAL.decode(data)
+        except msgspec.MsgspecError:
+            return self._parse_generic(data, st)
+        if frame.stop or frame.error is not None:
+            return self._parse_generic(data, st)
+        st.check_index(frame.tokens_predicted)
+        return frame.content
+
+    def _parse_generic(self, data: str, st: StreamState) -> str | None:
         obj = json_frame(data)
         if not isinstance(obj, dict):
             raise protocol_error("llama.cpp frame is not a JSON object")

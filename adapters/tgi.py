@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from ._base import HttpAdapter, StreamState, json_frame, protocol_error
 from .api import (
     Capabilities,
@@ -39,6 +41,23 @@ from .api import (
 from .llamacpp import condition_for_error_type
 
 __all__ = ["TgiAdapter", "tgi_error"]
+
+
+class _Token(msgspec.Struct):
+    text: str
+    special: bool = False
+
+
+class _Event(msgspec.Struct):
+    """The fields of a ``StreamResponse`` the hot path needs (others are skipped)."""
+
+    index: int | None = None
+    token: _Token | None = None
+    generated_text: str | None = None
+    error: Any = None
+
+
+_EVENT = msgspec.json.Decoder(_Event)
 
 _ERROR_TYPES = {
     "overloaded": UpstreamCondition.OVERLOADED,
@@ -117,6 +136,18 @@ class TgiAdapter(HttpAdapter):
         return "/generate_stream", {"inputs": prompt, "parameters": params}
 
     def _parse_frame(self, data: str, st: StreamState) -> str | None:
+        """Typed fast path for token events; the last event and errors go the generic way."""
+        try:
+            event = _EVENT.decode(data)
+        except msgspec.MsgspecError:
+            return self._parse_generic(data, st)
+        token = event.token
+        if token is None or event.generated_text is not None or event.error is not None:
+            return self._parse_generic(data, st)
+        st.check_index(event.index)
+        return None if token.special else token.text
+
+    def _parse_generic(self, data: str, st: StreamState) -> str | None:
         obj = json_frame(data)
         if not isinstance(obj, dict):
             raise protocol_error("TGI frame is not a JSON object")

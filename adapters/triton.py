@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import msgspec
 
 from ._base import HttpAdapter, StreamState, json_frame, protocol_error
 from .api import (
@@ -49,6 +50,19 @@ from .http_util import error_from_response
 from .llamacpp import engine_error
 
 __all__ = ["TritonAdapter"]
+
+
+class _Response(msgspec.Struct):
+    """The fields of a generate response the hot path needs (others are skipped)."""
+
+    text_output: str | None = None
+    finish_reason: str | None = None
+    num_input_tokens: int | None = None
+    num_output_tokens: int | None = None
+    error: Any = None
+
+
+_RESPONSE = msgspec.json.Decoder(_Response)
 
 
 class TritonAdapter(HttpAdapter):
@@ -159,6 +173,20 @@ class TritonAdapter(HttpAdapter):
         return error_from_response(status, headers, text, secrets=self._secrets)
 
     def _parse_frame(self, data: str, st: StreamState) -> str | None:
+        """Typed fast path for intermediate responses; the final one and errors go generic."""
+        try:
+            resp = _RESPONSE.decode(data)
+        except msgspec.MsgspecError:
+            return self._parse_generic(data, st)
+        if resp.error is not None or resp.finish_reason not in (None, "None"):
+            return self._parse_generic(data, st)
+        if resp.num_input_tokens is not None:
+            st.prompt_tokens = resp.num_input_tokens
+        if resp.num_output_tokens is not None:
+            st.completion_tokens = (st.completion_tokens or 0) + resp.num_output_tokens
+        return resp.text_output
+
+    def _parse_generic(self, data: str, st: StreamState) -> str | None:
         obj = json_frame(data)
         if not isinstance(obj, dict):
             raise protocol_error("Triton response is not a JSON object")
