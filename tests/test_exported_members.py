@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-PUBLIC_PACKAGES = ["adapters.api", "adapters.http_util", "mock_engines", "conformance.errors"]
+PUBLIC_PACKAGES = ["adapters.api", "adapters.http_util", "mock_engines", "conformance.errors", "reports"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_PACKAGES)
