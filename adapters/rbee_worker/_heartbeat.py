@@ -79,6 +79,7 @@ class HeartbeatSender:
         client: httpx.AsyncClient | None = None,
         payload_hook: PayloadHook | None = None,
         keep_attempts: int = 1000,
+        on_attempt: Callable[[HeartbeatAttempt], None] | None = None,
     ) -> None:
         if not interval_s > 0:
             raise ValueError("heartbeat interval must be positive")
@@ -95,6 +96,7 @@ class HeartbeatSender:
         self._own_client = client is None
         self._hook = payload_hook
         self._keep = keep_attempts
+        self.on_attempt = on_attempt
         self._wake = anyio.Event()
         self._next_delay = self.interval_s
         self.stats = _Stats()
@@ -143,9 +145,12 @@ class HeartbeatSender:
 
     def _record(self, status: str, ok: bool, detail: str, delay: float) -> None:
         st = self.stats
-        st.attempts.append(HeartbeatAttempt(time.monotonic(), status, ok, detail, delay))
+        attempt = HeartbeatAttempt(time.monotonic(), status, ok, detail, delay)
+        st.attempts.append(attempt)
         if len(st.attempts) > self._keep:
             del st.attempts[: len(st.attempts) - self._keep]
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
 
     async def _beat(self) -> bool:
         info = self._info()
