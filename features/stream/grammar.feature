@@ -43,7 +43,7 @@ Feature: Stream grammar against the generation plan
   @HTU-PERF-1302 @ADAPT-3002
   Scenario: An oversized frame fails cleanly instead of buffering forever
     Given a completion of 8 tokens for prompt "Grow without bound"
-    And the engine injects "frame.oversized;size=6000000"
+    And the engine injects "frame.oversized;size=4500000"
     When the adapter streams the task
     Then the stream follows the contract grammar
     And the stream ends with error code "INTERNAL" and retriable false
