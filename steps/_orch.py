@@ -448,4 +448,3 @@ def constant_time(llorch_ctx: ScenarioContext) -> None:
         "the token is not compared with hmac.compare_digest",
         ids=("AUTH-1007",),
     )
-
