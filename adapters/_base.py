@@ -604,9 +604,7 @@ class HttpAdapter:
                     yield self._started(request, version)
                     yield self._cancelled_end(request, labels, 0, None)
                     return
-                self.metrics.rejected(self.engine, opened.code.value)
-                self._log_error(request, opened, 0)
-                yield TokenEvent.error(opened)
+                yield self._fail(request, opened, 0, started=False)
                 return
             response = opened
             task.response = response
@@ -690,8 +688,7 @@ class HttpAdapter:
                     )
             await response.aclose()
             if failure is not None:
-                self._log_error(request, failure, emitted)
-                yield TokenEvent.error(failure)
+                yield self._fail(request, failure, emitted, started=True)
                 return
             t_end = anyio.current_time()
             first_ms = None if t_first is None else (t_first - t0) * 1000.0
@@ -796,10 +793,13 @@ class HttpAdapter:
     def _fail(
         self, request: TaskRequest, err: WorkerError, emitted: int, started: bool
     ) -> TokenEvent:
+        """The one terminal ``error`` event; its message is redacted (an engine may echo a key)."""
         if not started:
             self.metrics.rejected(self.engine, err.code.value)
         self._log_error(request, err, emitted)
-        return TokenEvent.error(err)
+        data = err.to_event_data()
+        data["message"] = self.redact(err.message)
+        return TokenEvent("error", data)
 
     def _log_error(self, request: TaskRequest, err: WorkerError, emitted: int) -> None:
         self._log(

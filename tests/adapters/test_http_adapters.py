@@ -393,18 +393,22 @@ async def test_no_secret_in_logs_or_events(logs: LogCapture) -> None:
             ok = await collect(adapter.submit(make_request(task_id="ok")))
             eng.set_faults(["http.401"])
             failed = await collect(adapter.submit(make_request(task_id="bad")))
+            # An engine that echoes the key inside an in-stream error message.
+            eng.set_faults([f"stream.error_event;message=leaked {API_KEY}"])
+            echoed = await collect(adapter.submit(make_request(task_id="echo")))
         async with build_adapter(
             "openai", eng.base_url, eng.model, api_key="sk-wrong-key-0123456789"
         ) as wrong:
             eng.set_faults([])
             refused = await collect(wrong.submit(make_request(task_id="wrong")))
-        journal_text = str(eng.journal.to_dict())
+        sent_headers = [v for e in eng.journal.entries for _k, v in e.headers]
     assert terminal(ok).kind == "end"
     assert terminal(failed).data["code"] == "INTERNAL"
     assert terminal(refused).data["code"] == "INTERNAL"
-    text = logs.text() + repr(ok + failed + refused)
+    assert terminal(echoed).kind == "error" and "****" in terminal(echoed).data["message"]
+    text = logs.text() + repr(ok + failed + refused + echoed)
     assert API_KEY not in text and "sk-wrong-key-0123456789" not in text
-    assert API_KEY not in journal_text
+    assert not any(API_KEY in v for v in sent_headers)  # the mock journals headers redacted
     sent = eng.journal.entries[-1].header("authorization")
     assert sent is not None and "sk-wrong-key" not in sent
 
