@@ -202,51 +202,45 @@ def make_plan(
     natural = max(natural, min_tokens)
     prompt_tokens = len(tokenize(prompt))
 
-    texts: list[str] = []
-    generated = 0
-    text_so_far = ""
-    stop_reason: StopReason = "length"
+    # One batched draw: random.choices(k=n) consumes the RNG exactly like n single draws.
+    n = min(limit, natural)
+    pieces = rng.choices(VOCAB, cum_weights=_CUM_WEIGHTS, k=n)
+    stop_reason: StopReason = "length" if limit <= natural else "eos"
     stop_string: str | None = None
-    choices = rng.choices
-    while True:
-        if generated >= limit:
-            stop_reason = "length"
-            break
-        if generated >= natural:
-            stop_reason = "eos"
-            break
-        piece = choices(VOCAB, cum_weights=_CUM_WEIGHTS, k=1)[0]
-        generated += 1
-        before = len(text_so_far)
-        text_so_far += piece
-        texts.append(piece)
-        if stops:
+    texts: list[str] = pieces
+    generated = n
+    if stops:
+        longest = max(len(s) for s in stops)
+        text_so_far = ""
+        for idx, piece in enumerate(pieces):
+            before = len(text_so_far)
+            text_so_far += piece
             # Search only where a new match can start: stops may span token boundaries.
-            longest = max(len(s) for s in stops)
             window_start = max(0, before - longest + 1)
             best: tuple[int, str] | None = None
             for s in stops:
                 pos = text_so_far.find(s, window_start)
                 if pos != -1 and (best is None or pos < best[0]):
                     best = (pos, s)
-            if best is not None:
-                cut = best[0]
-                stop_reason = "stop"
-                stop_string = best[1]
-                # Trim emitted tokens to the text before the match.
-                kept: list[str] = []
-                acc = 0
-                for t in texts:
-                    if acc + len(t) <= cut:
-                        kept.append(t)
-                        acc += len(t)
-                    else:
-                        rest = t[: cut - acc]
-                        if rest:
-                            kept.append(rest)
-                        break
-                texts = kept
-                break
+            if best is None:
+                continue
+            cut, stop_string = best
+            stop_reason = "stop"
+            generated = idx + 1
+            # Trim emitted tokens to the text before the match.
+            kept: list[str] = []
+            acc = 0
+            for t in pieces[: idx + 1]:
+                if acc + len(t) <= cut:
+                    kept.append(t)
+                    acc += len(t)
+                else:
+                    rest = t[: cut - acc]
+                    if rest:
+                        kept.append(rest)
+                    break
+            texts = kept
+            break
     return GenerationPlan(
         prompt=prompt,
         seed=seed,

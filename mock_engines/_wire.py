@@ -45,6 +45,7 @@ import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _encode_basestring
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ._plan import GenerationPlan
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from ._core import EngineContext
 
 __all__ = [
+    "SLOTS",
     "Dialect",
     "EngineError",
     "Frame",
@@ -64,8 +66,11 @@ __all__ = [
     "Route",
     "StreamReply",
     "dumps",
+    "fill",
     "json_reply",
+    "jstr",
     "sse",
+    "template",
 ]
 
 Headers = list[tuple[bytes, bytes]]
@@ -74,6 +79,43 @@ Headers = list[tuple[bytes, bytes]]
 def dumps(obj: Any) -> bytes:
     """Compact JSON with raw UTF-8 (no ``\\uXXXX`` escapes for non-ASCII), as the engines emit."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def jstr(s: str) -> bytes:
+    """A JSON string literal exactly as :func:`dumps` writes it (C-accelerated, raw UTF-8)."""
+    return _encode_basestring(s).encode("utf-8")
+
+
+#: Placeholders for :func:`template`: put ``SLOTS[i]`` where value *i* goes (any JSON type).
+SLOTS = tuple(f"\x00llorch-slot-{i}\x00" for i in range(4))
+
+
+def template(obj: Any) -> list[bytes]:
+    """Pre-render ``obj`` once, split around the :data:`SLOTS` it contains (in order).
+
+    The per-token path then only encodes what changes (:func:`fill`), instead of serialising
+    the whole frame for every token — the key order is exactly the dict's, as with ``dumps``.
+    """
+    raw = dumps(obj)
+    parts: list[bytes] = []
+    for slot in SLOTS:
+        marker = dumps(slot)
+        i = raw.find(marker)
+        if i == -1:
+            break
+        parts.append(raw[:i])
+        raw = raw[i + len(marker) :]
+    parts.append(raw)
+    return parts
+
+
+def fill(parts: list[bytes], *values: bytes) -> bytes:
+    """Join template ``parts`` with the already-encoded JSON ``values``."""
+    out = [parts[0]]
+    for v, p in zip(values, parts[1:], strict=True):
+        out.append(v)
+        out.append(p)
+    return b"".join(out)
 
 
 def sse(payload: bytes, prefix: bytes = b"data: ") -> bytes:
@@ -117,6 +159,10 @@ class StreamReply:
     plan: GenerationPlan | None = None
     error_frames: Callable[[str], list[bytes]] | None = None
     token_frame: Callable[[str], bytes] | None = None
+    #: Explicit due times (seconds after the start, one per step) instead of the profile's
+    #: latency model: a cassette replay (``mock_engines._cassette``) sends frames when the
+    #: recorded engine did.
+    offsets: list[float] | None = None
 
 
 class EngineError(Exception):

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._plan import GenerationPlan, chat_prompt
 from .._wire import (
+    SLOTS,
     Dialect,
     EngineError,
     Frame,
@@ -54,8 +55,11 @@ from .._wire import (
     Route,
     StreamReply,
     dumps,
+    fill,
     json_reply,
+    jstr,
     sse,
+    template,
 )
 
 if TYPE_CHECKING:
@@ -528,20 +532,21 @@ class LlamaCppDialect(Dialect):
         if not stream:
             return json_reply(self, 200, final(plan.text), plan=plan)
 
+        ptpl = template(
+            {
+                "index": 0,
+                "content": SLOTS[0],
+                "tokens": SLOTS[1],
+                "stop": False,
+                "id_slot": sid,
+                "tokens_predicted": SLOTS[2],
+                "tokens_evaluated": n_eval,
+            }
+        )
+
         def partial(text: str, ids: Sequence[int], k: int) -> bytes:
-            return sse(
-                dumps(
-                    {
-                        "index": 0,
-                        "content": text,
-                        "tokens": list(ids),
-                        "stop": False,
-                        "id_slot": sid,
-                        "tokens_predicted": k,
-                        "tokens_evaluated": n_eval,
-                    }
-                )
-            )
+            tokens = b"[" + b",".join(b"%d" % i for i in ids) + b"]"
+            return b"data: " + fill(ptpl, jstr(text), tokens, b"%d" % k) + b"\n\n"
 
         frames: list[Frame] = []
         done = 0
@@ -627,8 +632,11 @@ class LlamaCppDialect(Dialect):
         chunks = ctx.chunks(plan)
         role = sse(dumps(chunk({"role": "assistant", "content": None})))
         frames.append(Frame(role, 0, FrameKind.META))
+        ctpl = template(chunk({"content": SLOTS[0]}))
         for step, (text, _ids) in enumerate(chunks):
-            frames.append(Frame(sse(dumps(chunk({"content": text}))), step, FrameKind.TOKEN))
+            frames.append(
+                Frame(b"data: " + fill(ctpl, jstr(text)) + b"\n\n", step, FrameKind.TOKEN)
+            )
         last = max(0, len(chunks) - 1)
         tail: list[dict[str, Any]] = [chunk({}, _finish(plan))]
         if include_usage:
@@ -696,8 +704,11 @@ class LlamaCppDialect(Dialect):
             return json_reply(self, 200, obj(plan.text, _finish(plan), True), plan=plan)
         frames: list[Frame] = []
         chunks = ctx.chunks(plan)
+        otpl = template(obj(SLOTS[0], None, False))
         for step, (text, _ids) in enumerate(chunks):
-            frames.append(Frame(sse(dumps(obj(text, None, False))), step, FrameKind.TOKEN))
+            frames.append(
+                Frame(b"data: " + fill(otpl, jstr(text)) + b"\n\n", step, FrameKind.TOKEN)
+            )
         last = max(0, len(chunks) - 1)
         frames.append(Frame(sse(dumps(obj("", _finish(plan), True))), last, FrameKind.META))
         frames.append(Frame(_DONE, last, FrameKind.TERMINAL))

@@ -32,12 +32,14 @@ openai-python, the SDK's SSE and retry code, the rate-limit guide):
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._journal import redact_secret
 from .._plan import GenerationPlan
 from .._wire import (
+    SLOTS,
     Dialect,
     EngineError,
     Frame,
@@ -48,8 +50,11 @@ from .._wire import (
     Route,
     StreamReply,
     dumps,
+    fill,
     json_reply,
+    jstr,
     sse,
+    template,
 )
 from ._oai import Problem, parse_oai
 
@@ -391,9 +396,34 @@ class OpenAIDialect(Dialect):
                 FrameKind.META,
             )
         ]
+        tok: dict[str, Any] = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": _FINGERPRINT,
+            "choices": choice({"content": SLOTS[0]}),
+        }
+        if p.include_usage:
+            tok["usage"] = None
+        if p.include_obfuscation:
+            tok["obfuscation"] = SLOTS[1]
+        ttpl = template(tok)
+
+        def token(text: str) -> bytes:
+            # Same bytes as chunk(choice({"content": text})), without re-serialising the frame.
+            nonlocal k
+            if p.include_obfuscation:
+                body = fill(ttpl, jstr(text), jstr(_obfuscation(cid, k)))
+            else:
+                body = fill(ttpl, jstr(text))
+            k += 1
+            return b"data: " + body + b"\n\n"
+
         chunks = ctx.chunks(plan)
         for step, (text, _ids) in enumerate(chunks):
-            frames.append(Frame(chunk(choice({"content": text})), step, FrameKind.TOKEN))
+            frames.append(Frame(token(text), step, FrameKind.TOKEN))
         last = max(0, len(chunks) - 1)
         frames.append(Frame(chunk(choice({}, finish)), last, FrameKind.META))
         if p.include_usage:
@@ -405,7 +435,7 @@ class OpenAIDialect(Dialect):
             frames,
             plan,
             error_frames=self._error_frames,
-            token_frame=lambda t: chunk(choice({"content": t})),
+            token_frame=token,
         )
 
     def completions(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
@@ -448,10 +478,13 @@ class OpenAIDialect(Dialect):
             }
             return sse(dumps(d))
 
+        ctpl = template(json.loads(chunk(SLOTS[0], None)[6:]))
         frames: list[Frame] = []
         chunks = ctx.chunks(plan)
         for step, (text, _ids) in enumerate(chunks):
-            frames.append(Frame(chunk(text, None), step, FrameKind.TOKEN))
+            frames.append(
+                Frame(b"data: " + fill(ctpl, jstr(text)) + b"\n\n", step, FrameKind.TOKEN)
+            )
         last = max(0, len(chunks) - 1)
         frames.append(Frame(chunk("", finish), last, FrameKind.META))
         if p.include_usage:

@@ -35,11 +35,13 @@ Wire facts chosen, and where from (reference/engine-dialects.md §2; ``vllm/entr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._plan import GenerationPlan
 from .._wire import (
+    SLOTS,
     Dialect,
     EngineError,
     Frame,
@@ -50,8 +52,11 @@ from .._wire import (
     Route,
     StreamReply,
     dumps,
+    fill,
     json_reply,
+    jstr,
     sse,
+    template,
 )
 from ._oai import Problem, parse_oai
 
@@ -334,7 +339,19 @@ class VllmDialect(Dialect):
 
         head = f'{{"id":{dumps(cid).decode()},"object":"chat.completion.chunk","created":{created},"model":{dumps(model).decode()},"choices":['.encode()
 
+        mid = template(
+            {
+                "index": 0,
+                "delta": {"content": SLOTS[0]},
+                "logprobs": None,
+                "finish_reason": None,
+                "token_ids": None,
+            }
+        )
+
         def token_chunk(text: str, last: bool) -> bytes:
+            if not last:
+                return b"data: " + head + fill(mid, jstr(text)) + b"]}\n\n"
             choice: dict[str, Any] = {
                 "index": 0,
                 "delta": {"content": text},
@@ -427,7 +444,11 @@ class VllmDialect(Dialect):
                 plan=plan,
             )
 
+        ctpl: list[bytes] = []
+
         def chunk(text: str, last: bool) -> bytes:
+            if not last and ctpl:
+                return b"data: " + fill(ctpl, jstr(text)) + b"\n\n"
             return sse(
                 dumps(
                     {
@@ -451,6 +472,7 @@ class VllmDialect(Dialect):
                 )
             )
 
+        ctpl.extend(template(json.loads(chunk(SLOTS[0], False)[6:])))
         frames: list[Frame] = []
         chunks = ctx.chunks(plan)
         n = len(chunks)

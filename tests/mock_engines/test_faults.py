@@ -244,10 +244,10 @@ def test_stall_before_first_byte_and_midstream(engine: MockEngine, dialect: str)
             headers=_fault(dialect, "stall.before_first_byte;delay_ms=300"),
         ) as r,
     ):
-        t_headers = time.monotonic()
-        assert r.status_code == 200
+        assert r.status_code == 200  # headers are here; the body is still withheld
         next(r.iter_raw())
-        assert time.monotonic() - t_headers >= 0.25
+    first = engine.journal.find(path=path)[0]
+    assert first.t_first_byte is not None and first.t_first_byte - first.t_received >= 0.3
     r = raw_request(
         engine.base_url,
         "POST",
@@ -258,7 +258,7 @@ def test_stall_before_first_byte_and_midstream(engine: MockEngine, dialect: str)
     assert r.complete
     entry = engine.journal.last()
     assert entry is not None and entry.t_last_byte is not None and entry.t_first_byte is not None
-    assert entry.t_last_byte - entry.t_first_byte >= 0.3
+    assert entry.t_last_byte - entry.t_received >= 0.3
     events_before = sse_data(r.chunks[0])
     assert len(events_before) == 2  # the write before the silence ends after exactly two events
     assert stream_texts(dialect, r.body) == list(make_plan("Hello", seed=3, max_tokens=8).tokens)
@@ -505,5 +505,5 @@ def test_latency_model_lower_bounds(slow_engine: MockEngine, dialect: str) -> No
     entry = slow_engine.journal.last()
     assert entry is not None and entry.t_first_byte is not None and entry.t_last_byte is not None
     assert entry.t_first_byte - entry.t_received >= 0.03
-    assert entry.t_last_byte - entry.t_first_byte >= 0.045  # 5 gaps of 10 ms, minus clock reads
+    assert entry.t_last_byte - entry.t_received >= 0.08  # ttft 30 ms + 5 gaps of 10 ms
     assert entry.n_writes >= 6  # one write per due moment, tokens are 10 ms apart
