@@ -120,7 +120,9 @@ def _run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError, ConfigError) as exc:
         raise UsageError(f"--adapter {args.adapter}: {exc}") from None
     try:
-        sock = bind_socket(args.host, args.port)
+        # Listening before the app starts: the address printed below accepts connections at once
+        # (the kernel queues them until uvicorn, after the lifespan startup, serves them).
+        sock = bind_socket(args.host, args.port, listen=True)
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"

@@ -177,7 +177,10 @@ class MockWorker:
                     self._life = WorkerStatus.STOPPED
                     if self.sender is not None:
                         if "shutdown.no_final" not in self.faults:
-                            await self.sender.final(WorkerStatus.STOPPED, budget_s=2.0)
+                            await self.sender.final(
+                                WorkerStatus.STOPPED,
+                                budget_s=min(2.0, 10 * self.config.heartbeat_interval_s),
+                            )
                         await self.sender.aclose()
                 tg.cancel_scope.cancel()
 
