@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adapters.api import HarnessError, UsageError
 
 from ._results import RunResults
@@ -66,6 +68,13 @@ class _Collector:
         if self.progress:
             self.progress("total", self.total)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the controller collects nothing; the first worker's list gives the total."""
+        if not self.total and self.progress:
+            self.total = len(ids)
+            self.progress("total", self.total)
+
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
             self.collect_errors.append(f"{report.nodeid}: {str(report.longrepr)[-1500:]}")
@@ -102,8 +111,6 @@ def run_suite(
     pytest_args: Sequence[str] = (),
 ) -> RunResults:
     """Run the packaged suite; return its results (also written to ``out/results.json``)."""
-    import pytest
-
     from ._targets import resolve_targets
     from .plugin import suite_module_path
 

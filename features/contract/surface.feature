@@ -11,7 +11,7 @@ Feature: The WorkerAdapter surface
     And engine_version is a non-empty stable string
     And capabilities name the engine and its version
 
-  @ADAPT-3000 @ADAPT-3002
+  @ADAPT-3000
   Scenario: A loading engine is live but not ready
     Given the engine injects "engine.loading"
     When the adapter's health is queried

@@ -90,14 +90,21 @@ Feature: Adapters behind the orchestrator facade
     When the facade streams the task
     Then every SSE metrics frame carries on_time_probability, queue_depth and kv_warmth
 
-  @AUTH-1001 @AUTH-1005 @AUTH-1008
-  Scenario: A configured bearer token is required, checked and logged by fingerprint
+  @AUTH-1001 @AUTH-1005
+  Scenario: A configured bearer token is required and checked
     Given the adapter is served through the orchestrator facade
     And the orchestrator facade requires a bearer token
     And a completion of 4 tokens for prompt "Who goes there"
     When tasks are submitted without a token, with a wrong token and with the token
     Then the facade refused the missing and the wrong token and accepted the right one
-    And the facade logged identities as token fingerprints, never the token
+
+  @AUTH-1008
+  Scenario: The facade logs identities by token fingerprint, never the token
+    Given the adapter is served through the orchestrator facade
+    And the orchestrator facade requires a bearer token
+    And a completion of 4 tokens for prompt "Name yourself"
+    When tasks are submitted without a token, with a wrong token and with the token
+    Then the facade logged identities as token fingerprints, never the token
 
   @AUTH-1002 @AUTH-1004 @AUTH-1007 @per-run
   Scenario: The facade's bind and token rules
