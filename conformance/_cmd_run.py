@@ -81,6 +81,9 @@ def register(sub: Any) -> None:
     from reports._run_hook import add_run_options  # --proof-dir, --no-bundle, --sign-key, ...
 
     add_run_options(p)
+    from reports.gate import add_gate_options  # --baseline, --max-regression, --waivers
+
+    add_gate_options(p)
     p.set_defaults(func=_run)
 
 
@@ -104,6 +107,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.engine_url and not args.dialect:
         raise UsageError("--engine-url needs --dialect: which engine listens there?")
     only = tuple(x for x in (args.only or "").split(",") if x)
+    from reports.gate import prepare_gate  # bad waivers/baseline fail before the run
+
+    gate = prepare_gate(args)
 
     from rich.console import Console
 
@@ -133,8 +139,9 @@ def _run(args: argparse.Namespace) -> int:
     results.write(out / "results.json")
     _summary(results, fail_on=args.fail_on, out=out / "results.json", wall=wall)
     from reports._run_hook import bundle_run  # the proof bundle, written on failure too
+    from reports.gate import finish_gate
 
-    return bundle_run(
+    rc = bundle_run(
         args,
         results,
         {
@@ -147,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
             "seed": args.seed,
         },
     )
+    return finish_gate(gate, args, results, rc)
 
 
 def _progress(console: Any, *, enabled: bool) -> tuple[Any, Any]:

@@ -36,6 +36,7 @@ _COMMAND_MODULES = (
     "adapters.rbee_worker._cli",
     "conformance.rbee._cli",
     "reports._cli",
+    "reports.gate._cli",
 )
 
 

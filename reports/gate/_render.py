@@ -1,0 +1,197 @@
+"""Markdown for a pull-request comment, out of a :class:`GateReport`.
+
+Why these choices: the comment leads with one verdict line (what a reviewer reads first), then
+only what gates, then the rest folded in ``<details>`` (GitHub renders it; plain Markdown viewers
+show it open). Tables are capped at :data:`MAX_ROWS` rows so a wholesale failure still fits a
+comment (GitHub's limit is 65,536 characters); the JSON report has every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from ._diff import GateReport
+
+__all__ = ["MAX_ROWS", "md_cell", "md_table", "render_gate_markdown"]
+
+MAX_ROWS: Final = 60
+
+
+def md_cell(text: object, limit: int = 160) -> str:
+    """One table cell: no pipes, no newlines, bounded length."""
+    s = " ".join(str(text).split()).replace("|", "\\|")
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    rows = list(rows)
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows[:MAX_ROWS]:
+        out.append("| " + " | ".join(md_cell(c) for c in r) + " |")
+    if len(rows) > MAX_ROWS:
+        out.append(f"\n… and {len(rows) - MAX_ROWS} more rows (see the JSON report)")
+    return out
+
+
+def _ms(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def render_gate_markdown(report: GateReport) -> str:
+    n = report.problems()
+    head = (
+        "## ✅ llorch-conformance gate: no regressions"
+        if not n
+        else f"## ❌ llorch-conformance gate: {n} regression{'s' if n != 1 else ''}"
+    )
+    b, nw = report.base, report.new
+    lines = [
+        head,
+        "",
+        f"base `{b['run_id']}` (suite {b['suite_version']}) → new `{nw['run_id']}` "
+        f"(suite {nw['suite_version']}); gating levels: {report.fail_on.upper()} and stronger",
+        "",
+    ]
+    d = report.to_dict()["counts"]
+    parts = [f"{v} {k}" for k, v in sorted(d["changes"].items())]
+    parts.append(f"{d['still_failing']} still failing (accepted in base)")
+    if d["waived"]:
+        parts.append(f"{d['waived']} waived")
+    lines += ["**Changes:** " + ", ".join(parts), ""]
+
+    regs = report.regressions()
+    if regs:
+        lines += ["### Status regressions", ""]
+        lines += md_table(
+            ("adapter", "requirement", "level", "base", "new", "change", "message"),
+            (
+                (c.adapter, c.requirement, c.level, c.base or "—", c.new or "—", c.kind, c.message)
+                for c in regs
+            ),
+        )
+        lines.append("")
+    treg = report.timing_regressions()
+    if treg:
+        lines += ["### Timing regressions", ""]
+        lines += md_table(
+            ("adapter", "metric", "stat", "base ms", "new ms", "Δ ms", "Δ %", "allowed ms"),
+            (
+                (
+                    t.adapter,
+                    t.metric,
+                    t.statistic,
+                    _ms(t.base_ms),
+                    _ms(t.new_ms),
+                    _ms(t.delta_ms),
+                    "—" if t.delta_pct is None else f"{t.delta_pct:+.0f}",
+                    _ms(t.allowed_ms),
+                )
+                for t in treg
+            ),
+        )
+        lines.append("")
+    expired = report.expired_waivers()
+    if expired:
+        lines += ["### Expired waivers (renew with a reason, or fix)", ""]
+        lines += md_table(
+            ("requirement", "adapter", "expired", "reason", "where"),
+            (
+                (
+                    w.waiver.requirement,
+                    w.waiver.adapter,
+                    w.waiver.expires,
+                    w.waiver.reason,
+                    w.waiver.source,
+                )
+                for w in expired
+            ),
+        )
+        lines.append("")
+
+    other = [c for c in report.status_changes if not c.gating]
+    if other:
+        lines += ["<details><summary>Other status changes</summary>", ""]
+        lines += md_table(
+            ("adapter", "requirement", "level", "base", "new", "change", "gating"),
+            (
+                (
+                    c.adapter,
+                    c.requirement,
+                    c.level,
+                    c.base or "—",
+                    c.new or "—",
+                    c.kind,
+                    "no (level below --fail-on)" if c.regression else "no",
+                )
+                for c in other
+            ),
+        )
+        lines += ["", "</details>", ""]
+    if report.waivers:
+        lines += ["<details><summary>Waivers</summary>", ""]
+        lines += md_table(
+            ("requirement", "adapter", "state", "expires", "waived for", "reason"),
+            (
+                (
+                    w.waiver.requirement,
+                    w.waiver.adapter,
+                    w.state,
+                    w.waiver.expires,
+                    ", ".join(w.waived) or "—",
+                    w.waiver.reason,
+                )
+                for w in report.waivers
+            ),
+        )
+        lines += ["", "</details>", ""]
+    if report.timing:
+        lines += ["<details><summary>Timings (all compared)</summary>", ""]
+        lines += md_table(
+            (
+                "adapter",
+                "metric",
+                "stat",
+                "base ms",
+                "new ms",
+                "Δ ms",
+                "allowed ms",
+                "spread ms",
+                "n base/new",
+                "verdict",
+            ),
+            (
+                (
+                    t.adapter,
+                    t.metric,
+                    t.statistic,
+                    _ms(t.base_ms),
+                    _ms(t.new_ms),
+                    _ms(t.delta_ms),
+                    _ms(t.allowed_ms),
+                    _ms(t.spread_ms),
+                    f"{t.samples_base}/{t.samples_new}",
+                    "REGRESSION" if t.regression else "ok",
+                )
+                for t in report.timing
+            ),
+        )
+        p = report.policy
+        lines += [
+            "",
+            f"Regression when Δ > max({p.max_regression_pct:g}% of base, {p.spread_k:g} × spread, "
+            f"{p.min_delta_ms:g} ms); spread = 1.4826 × MAD of the paired differences new − base.",
+            "",
+            "</details>",
+            "",
+        ]
+    if report.identity:
+        lines += ["<details><summary>Environment and configuration changes</summary>", ""]
+        lines += md_table(
+            ("scope", "field", "base", "new"),
+            ((i.scope, i.field, i.base, i.new) for i in report.identity),
+        )
+        lines += ["", "</details>", ""]
+    if b.get("catalogue_current") == "false":
+        lines += ["> ⚠️ the base run was made with an older requirement catalogue.", ""]
+    return "\n".join(lines).rstrip() + "\n"

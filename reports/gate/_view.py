@@ -1,0 +1,188 @@
+"""Reading a proof bundle for the gate: verdicts, identity, catalogue and timing samples.
+
+The gate never forks the results model: it reads what :func:`reports.write_bundle` wrote —
+
+* ``summary.json`` (schema ``llorch-conformance/summary/1``): ``verdicts`` per (adapter,
+  requirement), ``suite_version``, ``config_digest``, ``started_at``, ``run_id``;
+* ``environment.json``: per adapter its ``dialect``, ``version`` and observed ``engine_version``;
+* ``requirements.json``: the catalogue snapshot the run was made with (staleness);
+* ``run_config.json``: the selection (``run_suite``) — the recorded ``config_digest`` also hashes
+  the run id and argv, so it changes on every run; the selection says whether the *choice* changed;
+* ``results.json``: every scenario's evidence, from which :func:`reports._model.stream_timings`
+  recomputes the per-stream timings *with* the raw inter-token gaps (``timings.csv`` only keeps
+  p50/p99 per stream, too little to estimate a spread).
+
+A missing or unreadable file raises :class:`ConfigError` naming the bundle and the file (exit 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from adapters.api import ConfigError
+
+from .._model import adapter_label, feature_label, stream_timings
+
+__all__ = [
+    "TIMING_METRICS",
+    "AdapterInfo",
+    "BundleView",
+    "StreamKey",
+    "catalogue_digest",
+    "current_catalogue_digest",
+    "load_bundle",
+]
+
+#: The gated timing metrics: per-stream values (ttft, adapter-added) or per-gap values (itl).
+TIMING_METRICS: Final = ("ttft_ms", "itl_ms", "adapter_added_ms")
+
+#: (adapter, feature, scenario, stream index): the same stream in two runs of the same selection.
+StreamKey = tuple[str, str, str, int]
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    name: str
+    dialect: str | None
+    version: str
+    engine_version: str
+
+
+@dataclass
+class BundleView:
+    """What the gate needs from one bundle (built by :func:`load_bundle`)."""
+
+    path: Path
+    run_id: str
+    started_at: str
+    suite_version: str
+    config_digest: str
+    catalogue_digest: str
+    selection: dict[str, Any]
+    #: (adapter, requirement) -> status, one of the five raw statuses.
+    verdicts: dict[tuple[str, str], str]
+    messages: dict[tuple[str, str], str]
+    adapters: dict[str, AdapterInfo]
+    #: metric -> adapter -> stream key -> samples (one value, or every gap for ``itl_ms``).
+    samples: dict[str, dict[str, dict[StreamKey, tuple[float, ...]]]] = field(default_factory=dict)
+
+    def adapter_names(self) -> list[str]:
+        return sorted({a for a, _ in self.verdicts} | set(self.adapters))
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def catalogue_digest(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Digest of a requirement catalogue: ID, level and text of every requirement.
+
+    Source notes and the ``pending`` marker are left out: rewording a source or building a layer
+    does not change what a passing verdict means; a new ID, a changed level or text does.
+    """
+    norm = sorted(
+        (str(r.get("id")), str(r.get("level")), str(r.get("text"))) for r in rows if r.get("id")
+    )
+    return "sha256:" + hashlib.sha256(_canonical(norm)).hexdigest()
+
+
+def current_catalogue_digest() -> str:
+    from conformance._catalogue import CATALOGUE
+
+    return catalogue_digest(r.to_dict() for r in CATALOGUE)
+
+
+def _read_json(root: Path, name: str, *, required: bool = True) -> Any:
+    path = root / name
+    if not path.is_file():
+        if required:
+            raise ConfigError(f"bundle {root}: {name} is missing (is this a proof bundle?)")
+        return None
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"bundle {root}: {name} is unreadable ({exc})") from None
+
+
+def _samples(
+    results: Mapping[str, Any],
+) -> dict[str, dict[str, dict[StreamKey, tuple[float, ...]]]]:
+    out: dict[str, dict[str, dict[StreamKey, tuple[float, ...]]]] = {m: {} for m in TIMING_METRICS}
+    seen: dict[tuple[str, str, str], int] = {}
+    for s in results.get("scenarios", []):
+        if not isinstance(s, Mapping) or s.get("status") != "pass":
+            continue  # a failed stream's timing measures the failure, not the adapter's speed
+        ev = s.get("evidence")
+        if not isinstance(ev, Mapping):
+            continue
+        adapter = adapter_label(str(s.get("adapter", "?")))
+        base = (adapter, feature_label(str(s.get("feature", ""))), str(s.get("scenario", "")))
+        n = seen.get(base, 0)  # repeated titles (outlines) get a stable ordinal
+        seen[base] = n + 1
+        scen = base[2] if n == 0 else f"{base[2]} #{n + 1}"
+        for t in stream_timings(ev):
+            key: StreamKey = (adapter, base[1], scen, t.stream)
+            per = {
+                "ttft_ms": (t.ttft_ms,) if t.ttft_ms is not None else (),
+                "itl_ms": t.gaps_ms,
+                "adapter_added_ms": (t.adapter_added_ms,) if t.adapter_added_ms is not None else (),
+            }
+            for metric, vals in per.items():
+                if vals:
+                    out[metric].setdefault(adapter, {})[key] = tuple(float(v) for v in vals)
+    return out
+
+
+def load_bundle(path: str | Path) -> BundleView:
+    """Load a bundle directory (``<base>/conformance/<run_id>``) for diffing or the matrix."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ConfigError(f"bundle {root}: not a directory")
+    summary = _read_json(root, "summary.json")
+    if not isinstance(summary, Mapping) or not isinstance(summary.get("verdicts"), list):
+        raise ConfigError(f"bundle {root}: summary.json has no verdicts list")
+    verdicts: dict[tuple[str, str], str] = {}
+    messages: dict[tuple[str, str], str] = {}
+    for i, v in enumerate(summary["verdicts"]):
+        if not isinstance(v, Mapping) or not {"adapter", "requirement", "status"} <= set(v):
+            raise ConfigError(f"bundle {root}: summary.json verdicts[{i}] is malformed")
+        key = (adapter_label(str(v["adapter"])), str(v["requirement"]))
+        verdicts[key] = str(v["status"])
+        if v.get("message"):
+            messages[key] = str(v["message"])
+    env = _read_json(root, "environment.json", required=False) or {}
+    adapters: dict[str, AdapterInfo] = {}
+    for a in env.get("adapters", []) if isinstance(env, Mapping) else []:
+        if isinstance(a, Mapping) and a.get("name"):
+            name = adapter_label(str(a["name"]))
+            adapters[name] = AdapterInfo(
+                name=name,
+                dialect=str(a["dialect"]) if a.get("dialect") else None,
+                version=str(a.get("version") or "unknown"),
+                engine_version=str(a.get("engine_version") or "unknown"),
+            )
+    reqs = _read_json(root, "requirements.json", required=False)
+    rows = reqs.get("catalogue", []) if isinstance(reqs, Mapping) else []
+    run_config = _read_json(root, "run_config.json", required=False) or {}
+    selection = run_config.get("run_suite", {}) if isinstance(run_config, Mapping) else {}
+    results = _read_json(root, "results.json", required=False) or {}
+    return BundleView(
+        path=root,
+        run_id=str(summary.get("run_id", root.name)),
+        started_at=str(summary.get("started_at", "")),
+        suite_version=str(summary.get("suite_version", "unknown")),
+        config_digest=str(summary.get("config_digest", "")),
+        catalogue_digest=catalogue_digest(r for r in rows if isinstance(r, Mapping))
+        if rows
+        else "unknown",
+        selection=dict(selection) if isinstance(selection, Mapping) else {},
+        verdicts=verdicts,
+        messages=messages,
+        adapters=adapters,
+        samples=_samples(results) if isinstance(results, Mapping) else {},
+    )
