@@ -212,14 +212,16 @@ def main() -> int:
 
     # 1. throughput
     fast = {"base": "fast", "slots": 4096, "queue_size": 4096}
-    with mock_process(args.dialect, fast) as (host, port, pid):
-        with asyncio.Runner(loop_factory=loop_factory) as r:
-            r.run(run_streams(host, port, args.dialect, 4, 10, False))  # warm-up
-            cpu0 = cpu_seconds(pid)
-            protos, wall = r.run(
-                run_streams(host, port, args.dialect, args.streams, args.tokens, False)
-            )
-            cpu = cpu_seconds(pid) - cpu0
+    with (
+        mock_process(args.dialect, fast) as (host, port, pid),
+        asyncio.Runner(loop_factory=loop_factory) as r,
+    ):
+        r.run(run_streams(host, port, args.dialect, 4, 10, False))  # warm-up
+        cpu0 = cpu_seconds(pid)
+        protos, wall = r.run(
+            run_streams(host, port, args.dialect, args.streams, args.tokens, False)
+        )
+        cpu = cpu_seconds(pid) - cpu0
     events = sum(p.events for p in protos)
     rate = events / wall
     print(
@@ -238,16 +240,16 @@ def main() -> int:
         "slots": 4096,
         "queue_size": 4096,
     }
-    with mock_process(args.dialect, prof) as (host, port, pid):
-        with asyncio.Runner(loop_factory=loop_factory) as r:
-            r.run(run_streams(host, port, args.dialect, 4, 3, True))  # warm-up
-            cpu0 = cpu_seconds(pid)
-            protos, wall = r.run(
-                run_streams(
-                    host, port, args.dialect, args.fidelity_streams, args.fidelity_tokens, True
-                )
-            )
-            fcpu = cpu_seconds(pid) - cpu0
+    with (
+        mock_process(args.dialect, prof) as (host, port, pid),
+        asyncio.Runner(loop_factory=loop_factory) as r,
+    ):
+        r.run(run_streams(host, port, args.dialect, 4, 3, True))  # warm-up
+        cpu0 = cpu_seconds(pid)
+        protos, wall = r.run(
+            run_streams(host, port, args.dialect, args.fidelity_streams, args.fidelity_tokens, True)
+        )
+        fcpu = cpu_seconds(pid) - cpu0
     ttft_err: list[float] = []
     itl_err: list[float] = []
     for p in protos:

@@ -634,6 +634,133 @@ def _apply_write_faults(
 # ---------------------------------------------------------------------------------------------
 
 
+class _Job:
+    """The timed segments of one stream, written by the :class:`_Ticker` at their due times.
+
+    Body writes go straight to the transport in HTTP/1.1 chunked framing — exactly the bytes
+    uvicorn's ``send`` would write for ``more_body=True`` — so uvicorn's own ``send`` still
+    sends the headers and the final zero-length chunk and keeps its state consistent.
+    """
+
+    __slots__ = (
+        "cancelled",
+        "entry",
+        "finished",
+        "i",
+        "journal",
+        "lost",
+        "segs",
+        "t0",
+        "transport",
+    )
+
+    def __init__(
+        self, segs: list[_Seg], t0: float, transport: Any, entry: JournalEntry, journal: Journal
+    ) -> None:
+        self.segs = segs
+        self.t0 = t0
+        self.i = 0
+        self.transport = transport
+        self.entry = entry
+        self.journal = journal
+        self.cancelled = False
+        self.lost = False
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def next_due(self) -> float:
+        return self.t0 + self.segs[self.i].due
+
+    def fire(self, now: float) -> bool:
+        """Write every segment due by ``now``; True while more remain."""
+        segs = self.segs
+        n = len(segs)
+        tr = self.transport
+        entry = self.entry
+        while self.i < n and self.t0 + segs[self.i].due <= now:
+            if tr.is_closing():
+                self.lost = True
+                break
+            seg = segs[self.i]
+            data = seg.data
+            tr.write(b"%x\r\n%b\r\n" % (len(data), data))
+            entry.n_writes += 1
+            if entry.t_first_byte is None:
+                entry.t_first_byte = time.monotonic()
+            entry.frames.extend(seg.done)
+            self.i += 1
+        self.journal.notify()
+        if self.lost or self.i >= n:
+            if not self.finished.done():
+                self.finished.set_result(None)
+            return False
+        return True
+
+
+class _Ticker:
+    """One timer per event loop for all timed streams: the earliest due job wakes it, and each
+    wake-up writes every frame that is due, across all streams, in one pass."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.heap: list[tuple[float, int, _Job]] = []
+        self.seq = 0
+        self.handle: asyncio.TimerHandle | None = None
+        self.armed_for = float("inf")
+
+    def add(self, job: _Job) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (job.next_due, self.seq, job))
+        self._arm()
+
+    def _arm(self) -> None:
+        if not self.heap:
+            return
+        due = self.heap[0][0]
+        if self.handle is not None:
+            if due >= self.armed_for:
+                return
+            self.handle.cancel()
+        # loop.time() is not time.monotonic() on uvloop: schedule by delay, never by absolute.
+        delay = due - time.monotonic()
+        self.handle = self.loop.call_later(max(delay, 0.0), self._run)
+        self.armed_for = due
+
+    def _run(self) -> None:
+        self.handle = None
+        self.armed_for = float("inf")
+        heap = self.heap
+        now = time.monotonic()
+        while heap and heap[0][0] <= now:
+            _, _, job = heapq.heappop(heap)
+            if job.cancelled:
+                continue
+            if job.fire(now):
+                self.seq += 1
+                heapq.heappush(heap, (job.next_due, self.seq, job))
+        if heap and heap[0][0] - now < 0.001:
+            # uvloop timers have 1 ms resolution: a timer for a due time less than 1 ms away
+            # may fire early again; wait one tick instead of spinning.
+            self.seq += 1
+            self.handle = self.loop.call_later(0.001, self._run)
+            self.armed_for = heap[0][0]
+            return
+        self._arm()
+
+
+_TICKERS: dict[asyncio.AbstractEventLoop, _Ticker] = {}
+
+
+def _ticker() -> _Ticker:
+    loop = asyncio.get_running_loop()
+    t = _TICKERS.get(loop)
+    if t is None:
+        for old in [lp for lp in _TICKERS if lp.is_closed()]:
+            del _TICKERS[old]
+        t = _TICKERS[loop] = _Ticker(loop)
+    return t
+
+
 class _Gone(Exception):
     """The client disconnected while we were working on its request."""
 
@@ -855,9 +982,12 @@ class MockEngineApp:
             chunks = ctx.chunks(plan)
             sizes = [len(ids) for _, ids in chunks] or [1]
             busy = (pool.busy - 1) / pool.slots if pool.slots > 1 else 0.0
-            offsets = ctx.profile.step_offsets(
-                len(sizes), plan.prompt_tokens, sizes, busy, ctx._jitter_rng
-            )
+            if isinstance(result, StreamReply) and result.offsets is not None:
+                offsets = result.offsets  # a replay: the recorded timing, not the profile's
+            else:
+                offsets = ctx.profile.step_offsets(
+                    len(sizes), plan.prompt_tokens, sizes, busy, ctx._jitter_rng
+                )
             ctx.stats.requests_total += 1
             ok = await self._send_any(
                 send, receive, entry, result, rule, transport, t0=t0, offsets=offsets, state=state
@@ -1023,26 +1153,40 @@ class MockEngineApp:
         entry.status = reply.status
         await send({"type": "http.response.start", "status": reply.status, "headers": hs})
         journal = self.journal
-        sink = entry.frames
-        first = True
-        sleep = asyncio.sleep
         mono = time.monotonic
-        for seg in segs:
-            due = seg.due
-            if due > 0.0:
-                # Loop: uvloop timers have millisecond resolution and may fire a little early;
-                # a frame must never leave before its due time.
-                delay = t0 + due - mono()
-                while delay > 0.0:
-                    await sleep(delay)
+        if streamed and transport is not None and segs and segs[-1].due > 0.0:
+            # Timed stream on our own server: one shared ticker writes every due frame of every
+            # stream in a single pass, straight to the transport (no task switch per event).
+            job = _Job(segs, t0, transport, entry, journal)
+            _ticker().add(job)
+            try:
+                await job.finished
+            finally:
+                job.cancelled = True
+            if job.lost:
+                # The connection went away under us: the client cancelled.
+                self.journal.mark_disconnect(entry, cancel=True)
+                return False
+        else:
+            sink = entry.frames
+            first = True
+            sleep = asyncio.sleep
+            for seg in segs:
+                due = seg.due
+                if due > 0.0:
+                    # Loop: uvloop timers have millisecond resolution and may fire a little
+                    # early; a frame must never leave before its due time.
                     delay = t0 + due - mono()
-            await send({"type": "http.response.body", "body": seg.data, "more_body": True})
-            entry.n_writes += 1
-            if first:
-                entry.t_first_byte = mono()
-                first = False
-            sink.extend(seg.done)
-            journal.notify()
+                    while delay > 0.0:
+                        await sleep(delay)
+                        delay = t0 + due - mono()
+                await send({"type": "http.response.body", "body": seg.data, "more_body": True})
+                entry.n_writes += 1
+                if first:
+                    entry.t_first_byte = mono()
+                    first = False
+                sink.extend(seg.done)
+                journal.notify()
         if abort:
             if state is not None:
                 state.aborting = True
@@ -1054,7 +1198,7 @@ class MockEngineApp:
             state.done = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         entry.t_last_byte = mono()
-        if first:
+        if entry.t_first_byte is None:
             entry.t_first_byte = entry.t_last_byte
         entry.completed = True
         journal.notify()
