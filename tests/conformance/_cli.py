@@ -9,6 +9,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
+__all__ = ["HERE", "run_cli"]
+
 
 def run_cli(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
     env = {

@@ -11,7 +11,7 @@ _SEEN: dict[str, bool] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when != "call":
+    if report.when not in ("call", "teardown"):
         return
     for key, value in report.user_properties:
         if key == "llorch_selftest":
