@@ -7,6 +7,22 @@ Public API (kept light: importing it pulls in no adapters, servers or mock engin
 
 ``run_suite`` runs the packaged features in a pytest session and returns :class:`RunResults`;
 ``llorch-conformance run`` is its command-line face.
+
+Vendor quick start::
+
+    llorch-conformance run --adapter mypkg.adapter:make --dialect vllm     # one clear verdict
+    llorch-conformance run --adapter my-entry-point                        # group llorch_conformance.adapters
+    llorch-conformance run --dialect llamacpp --engine-url http://gpu:8080 # black-box subset, live engine
+    pytest --llorch-suite --llorch-adapter mypkg.adapter:make --llorch-dialect vllm   # inside pytest
+
+The factory is called as ``factory(base_url, **config)`` with the mock engine's base URL; the
+harness passes ``http`` (:class:`adapters.http_util.HttpClientConfig`: timeouts, TLS CA),
+``retry`` (:class:`adapters.http_util.RetryPolicy`, seeded), ``model`` and ``api_key`` where a
+scenario needs them — a factory may ignore keys it does not use. An adapter declares what it does
+not support in ``Capabilities.declared_unsupported`` (``cancel``, ``api_key``, ``tls``,
+``deadline``, ``metrics_scrape``); scenarios tagged ``@needs:<name>`` then report ``unsupported``
+with the declaration as evidence. Exit codes: 0 every MUST passed, 1 failures (``--fail-on
+should`` counts SHOULDs too), 2 harness or usage errors.
 """
 
 from importlib.metadata import PackageNotFoundError, version

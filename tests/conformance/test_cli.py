@@ -74,3 +74,13 @@ def test_live_engine_needing_fault_control_is_unsupported_not_skipped(tmp_path: 
     statuses = {s.status for s in results.scenarios}
     assert statuses == {"unsupported"}, statuses
     assert all("live engine" in s.message for s in results.scenarios)
+
+
+def test_level_must_leaves_out_should_only_scenarios(tmp_path: Path) -> None:
+    """OC-ADAPT-5001a is a SHOULD: with --level must nothing proves it, which is a usage error."""
+    proc = run_cli(
+        "run", "--only", "llamacpp", "--level", "must", "--requirement", "OC-ADAPT-5001a",
+        "--out", str(tmp_path), "-j", "1", "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout[-800:] + proc.stderr[-800:]
+    assert "no scenario matches the selection" in proc.stderr
