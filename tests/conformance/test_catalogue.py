@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +10,9 @@ from pytest_bdd.parser import FeatureParser
 
 from conformance import CATALOGUE, PENDING_COMPONENTS, Level, get_requirement, is_known
 from conformance._catalogue import ID_PATTERN
+from conformance._targets import KNOWN_DIALECTS
 from features import AREAS, feature_files, features_root
+from steps._plugin import KNOWN_NEEDS
 
 _OUR_PLAIN_TAGS = {"per-run", "black-box"}
 
@@ -96,7 +97,13 @@ def test_every_tag_is_ours_and_every_id_tag_is_known() -> None:
             if ID_PATTERN.match(tag):
                 if not is_known(tag):
                     problems.append(f"{path.name}: {name!r} tags unknown ID {tag}")
-            elif tag not in _OUR_PLAIN_TAGS and not re.match(r"^(dialect|needs):[a-z_]+$", tag):
+            elif tag.startswith("needs:"):
+                if tag[len("needs:") :] not in KNOWN_NEEDS:
+                    problems.append(f"{path.name}: {name!r} needs an unknown capability @{tag}")
+            elif tag.startswith("dialect:"):
+                if tag[len("dialect:") :] not in KNOWN_DIALECTS:
+                    problems.append(f"{path.name}: {name!r} names an unknown dialect @{tag}")
+            elif tag not in _OUR_PLAIN_TAGS:
                 problems.append(f"{path.name}: {name!r} has an unknown tag @{tag}")
         if not any(ID_PATTERN.match(t) for t in tags):
             problems.append(f"{path.name}: {name!r} proves no requirement (no ID tag)")
