@@ -462,19 +462,20 @@ def _apply_frame_faults(
         ka = dialect.keepalive
         if ka is None:
             return frames, "this dialect sends no keep-alive comments"
+        # Half go out with the headers, before any event; the rest are spread evenly in front
+        # of the events (each comment is due with the event that follows it).
         count = max(0, rule.int_param("count"))
         before = count // 2
         rest = count - before
         out = [Frame(ka, -1, FrameKind.COMMENT) for _ in range(before)]
-        n = max(1, len(frames))
-        per, extra = divmod(rest, n)
-        for idx, f in enumerate(frames):
-            if idx > 0 or not before or idx == 0:
-                c = per + (1 if idx < extra else 0)
-                out.extend(Frame(ka, f.step, FrameKind.COMMENT) for _ in range(c))
-            out.append(f)
         if not frames:
-            out.extend(Frame(ka, 0, FrameKind.COMMENT) for _ in range(rest))
+            out.extend(Frame(ka, -1, FrameKind.COMMENT) for _ in range(rest))
+            return out, None
+        per, extra = divmod(rest, len(frames))
+        for idx, f in enumerate(frames):
+            c = per + (1 if idx < extra else 0)
+            out.extend(Frame(ka, f.step, FrameKind.COMMENT) for _ in range(c))
+            out.append(f)
         return out, None
     if fid == "frame.oversized":
         if reply is None or reply.token_frame is None:
@@ -896,6 +897,8 @@ class MockEngineApp:
             rule = ctx.select_request_fault(route)
         if rule is not None:
             entry.fault = str(rule)
+            if rule is header_rule and (rule.first is not None or rule.rate is not None):
+                entry.fault_note = "first=/rate= select among requests; ignored per request"
         loading = dialect.loading_mode == "http_503" and (
             ctx.is_loading() or (rule is not None and rule.id == "engine.loading")
         )
