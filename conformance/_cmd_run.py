@@ -130,6 +130,7 @@ def _run(args: argparse.Namespace) -> int:
             out=args.out,
             jobs=jobs,
             progress=progress_cb,
+            pytest_args=["-k", args.keyword] if args.keyword else (),
         )
     finally:
         stop()

@@ -117,3 +117,18 @@ def test_unknown_requirement_is_a_usage_error(pytester: pytest.Pytester) -> None
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*NOPE-0001*not a catalogue ID*"])
+
+
+def test_results_are_gathered_across_xdist_workers(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    results = tmp_path / "results.json"
+    result = pytester.runpytest_subprocess(
+        "--llorch-suite", "--llorch-only", "mock,llamacpp", "--llorch-requirement", "ADAPT-3003",
+        "--llorch-results", str(results), "-p", "no:cacheprovider", "-n", "2",
+    )  # fmt: skip
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    data = json.loads(results.read_text("utf-8"))
+    adapters = sorted({s["adapter"] for s in data["scenarios"]})
+    assert adapters == ["llamacpp", "mock"]
+    assert all(s["status"] == "pass" and s["evidence"] for s in data["scenarios"])
