@@ -68,6 +68,19 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         ),
     ),
 )
+#: Literals (lower case) one of which every match of a pattern contains: a cheap prefilter.
+_LITERALS: Final[dict[str, tuple[str, ...]]] = {
+    "authorization-header": ("authorization",),
+    "bearer-token": ("bearer",),
+    "x-api-key-header": ("x-api-key",),
+    "openai-key": ("sk-",),
+    "huggingface-token": ("hf_",),
+    "github-token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "slack-token": ("xox",),
+    "aws-access-key-id": ("akia", "asia"),
+    "private-key": ("private key-----",),
+    "url-password": ("://",),
+}
 #: Files above this size are scanned in their first part only (transcripts are capped well below).
 _SCAN_LIMIT: Final = 32 * 1024 * 1024
 
@@ -128,7 +141,10 @@ def audit_text(text: str, rel: str, secrets: Sequence[str] = ()) -> list[AuditHi
             while i != -1:
                 hits.append(AuditHit(rel, line_of(i), f"configured-secret:{name}", mask(secret)))
                 i = text.find(form, i + len(form))
+    low = text.lower()
     for rule, pat in _PATTERNS:
+        if not any(lit in low for lit in _LITERALS[rule]):
+            continue  # the pattern cannot match without its literal: skip the regex scan
         for m in pat.finditer(text):
             hits.append(AuditHit(rel, line_of(m.start("t")), rule, mask(m.group("t"))))
     hits.sort(key=lambda h: (h.line, h.rule))

@@ -154,7 +154,11 @@ def _redacted(results: RunResults, secrets: Sequence[str]) -> RunResults:
         return json.loads(redact(json.dumps(obj, ensure_ascii=False, default=str), secrets))
 
     scenarios = [
-        replace(s, evidence=r(s.evidence) if s.evidence else {}, message=redact(s.message, secrets))
+        replace(
+            s,
+            evidence=_trim(r(s.evidence)) if s.evidence else {},
+            message=redact(s.message, secrets),
+        )
         for s in results.scenarios
     ]
     return replace(results, target=r(results.target), scenarios=scenarios)
@@ -269,7 +273,8 @@ def _write_scenario(pb: ProofBundle, p: ScenarioFiles) -> list[dict[str, Any]]:
         if isinstance(frames, list):
             eid = e.get("id")
             wire.extend(
-                {"record": "frame", "entry": eid, "i": i, "frame": f} for i, f in enumerate(frames)
+                {"record": "frame", "entry": eid, "i": i, "frame": _cut_frame(f)}
+                for i, f in enumerate(frames)
             )
     pb.append_ndjson_many(f"{p.dir}/wire.ndjson", wire)
     retries = retry_records_of(ev)
@@ -299,13 +304,35 @@ def _write_scenario(pb: ProofBundle, p: ScenarioFiles) -> list[dict[str, Any]]:
     ]
 
 
+#: Characters of one wire frame kept in ``wire.ndjson`` (an oversized-frame fault sends MiBs).
+_FRAME_KEEP: Final = 64 * 1024
+
+
+def _cut_frame(frame: Any) -> Any:
+    if isinstance(frame, str) and len(frame) > _FRAME_KEEP:
+        return frame[:_FRAME_KEEP] + f"…[truncated {len(frame) - _FRAME_KEEP} characters]"
+    return frame
+
+
+def _trim(ev: Any) -> Any:
+    """Cap every recorded wire frame (see ``_FRAME_KEEP``) so a fault's MiB frame stays readable."""
+    if isinstance(ev, dict):
+        for key in ("journal", "wire"):
+            entries = ev.get(key)
+            if isinstance(entries, list):
+                for e in entries:
+                    if isinstance(e, dict) and isinstance(e.get("frames"), list):
+                        e["frames"] = [_cut_frame(f) for f in e["frames"]]
+    return ev
+
+
 def _attachments(
     pb: ProofBundle, placed: Sequence[ScenarioFiles]
 ) -> dict[str, list[tuple[str, str, str]]]:
     out: dict[str, list[tuple[str, str, str]]] = {}
     for p in placed:
         items = []
-        for name in ("events.ndjson", "wire.ndjson"):
+        for name in ("events.ndjson",):
             path = pb.root() / p.dir / name
             text = path.read_text("utf-8")
             if text.count("\n") > 1:  # more than the meta record

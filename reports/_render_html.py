@@ -29,8 +29,9 @@ from ._model import (
 
 __all__ = ["render_html"]
 
-_MAX_FRAMES: Final = 200
-_MAX_EVENTS: Final = 400
+_MAX_FRAMES: Final = 50
+_MAX_EVENTS: Final = 200
+_MAX_TEXT: Final = 2000  # characters of one frame or body shown (the NDJSON files have more)
 _CSS: Final = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
@@ -44,6 +45,12 @@ details{margin:.3em 0}summary{cursor:pointer}
 .muted{color:#777}.req-text{max-width:40em}
 svg text{font:10px sans-serif}
 """
+
+
+def _cut(text: str) -> str:
+    return (
+        text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + f"… [{len(text) - _MAX_TEXT} more]"
+    )
 
 
 def _e(x: object) -> str:
@@ -146,7 +153,7 @@ def _wire_block(entries: Sequence[Mapping[str, Any]]) -> str:
             head += "  [client disconnected]"
         hdrs = "\n".join(f"{k}: {v}" for k, v in (e.get("headers") or []))
         frames = e.get("frames") or []
-        shown = frames[:_MAX_FRAMES] if isinstance(frames, list) else []
+        shown = [_cut(str(x)) for x in frames[:_MAX_FRAMES]] if isinstance(frames, list) else []
         more = (
             f"\n… {len(frames) - len(shown)} more frames in wire.ndjson"
             if len(frames) > len(shown)
@@ -154,7 +161,7 @@ def _wire_block(entries: Sequence[Mapping[str, Any]]) -> str:
         )
         out.append(
             f"<details><summary><code>{_e(head)}</code></summary>"
-            f"<pre>{_e(hdrs)}\n\n{_e(e.get('body', ''))}</pre>"
+            f"<pre>{_e(hdrs)}\n\n{_e(_cut(str(e.get('body', ''))))}</pre>"
             f"<pre>{_e(''.join(str(f) for f in shown))}{_e(more)}</pre></details>"
         )
     return "".join(out)

@@ -176,7 +176,7 @@ def test_allure_results(bundle: Path) -> None:
     labels = {(x["name"], x["value"]) for x in by["passes"]["labels"]}
     assert {("feature", "grammar"), ("tag", "ADAPT-3001"), ("suite", "llamacpp")} <= labels
     att = by["passes"]["attachments"]
-    assert {a["name"] for a in att} == {"events.ndjson", "wire.ndjson"}
+    assert {a["name"] for a in att} == {"events.ndjson"}
     assert all((bundle / "allure-results" / a["source"]).is_file() for a in att)
 
 

@@ -1,0 +1,111 @@
+"""Benchmark: writing, auditing and verifying a proof bundle.
+
+Measures, for synthetic runs shaped like the step library's evidence (one stream per scenario,
+N tokens, the engine's wire frames, a retry record):
+
+* ``write_bundle`` wall time per run and per scenario (all renderers, audit, manifest, statement);
+* the redaction audit alone: MB scanned per second;
+* ``verify_bundle``: wall time and MB hashed per second.
+
+Prints numbers and ratios; asserts nothing. Usage::
+
+    python benches/bench_bundle.py [--scenarios 100,400] [--tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from conformance._results import RunResults, ScenarioResult
+from reports import audit_bundle, verify_bundle, write_bundle
+
+
+def _evidence(i: int, tokens: int) -> dict[str, Any]:
+    tr: list[dict[str, Any]] = [{"t_ms": 1.0, "kind": "started", "data": {"engine": "llamacpp"}}]
+    frames = []
+    for k in range(tokens):
+        tr.append({"t_ms": 5.0 + k, "kind": "token", "data": {"t": f" tok{k}", "i": k}})
+        frames.append(f'data: {{"content":" tok{k}","stop":false,"id_slot":0}}\n\n')
+    tr.append(
+        {
+            "t_ms": 6.0 + tokens,
+            "kind": "end",
+            "data": {"tokens_out": tokens, "decode_time_ms": tokens},
+        }
+    )
+    return {
+        "seed": 7,
+        "streams": [{"transcript": tr, "raised": None, "hung": False, "duration_ms": 7.0 + tokens, "t0": 100.0}],
+        "retry_timelines": [[{"attempt": 1, "delay_ms": 50, "reason": "upstream 503", "code": "POOL_UNAVAILABLE"}]],
+        "journal": [
+            {
+                "id": 1, "method": "POST", "path": "/completion", "generation": True, "status": 200,
+                "headers": [["authorization", "Bearer ****9f86d0"]], "body": '{"prompt":"hi"}',
+                "t_received": 100.001, "t_first_byte": 100.003, "frames": frames,
+            }
+        ],
+        "logs": [{"level": "INFO", "logger": "llorch.adapters", "message": f"scenario {i} done"}],
+    }  # fmt: skip
+
+
+def _results(n: int, tokens: int) -> RunResults:
+    adapters = ("llamacpp", "vllm", "tgi", "openai", "triton")
+    reqs = ("ADAPT-3001", "WA-INT-3001", "HTU-1003")
+    scenarios = [
+        ScenarioResult(
+            nodeid=f"steps/_suite.py::test_s{i}[{adapters[i % 5]}]",
+            feature="grammar",
+            scenario=f"scenario {i}",
+            adapter=adapters[i % 5],
+            dialect=adapters[i % 5],
+            requirements=[reqs[i % 3]],
+            status="pass" if i % 17 else "fail",
+            duration_s=0.01,
+            message="" if i % 17 else "wrong token",
+            evidence=_evidence(i, tokens),
+        )
+        for i in range(n)
+    ]
+    return RunResults(run_id="bench", seed=7, target={"targets": []}, scenarios=scenarios)
+
+
+def _size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenarios", default="100,400")
+    ap.add_argument("--tokens", type=int, default=64)
+    args = ap.parse_args()
+    print(
+        f"{'scenarios':>9} {'files':>6} {'MB':>6} {'write s':>8} {'ms/scen':>8} {'audit MB/s':>10} {'verify s':>8} {'verify MB/s':>11}"
+    )
+    for n in (int(x) for x in args.scenarios.split(",")):
+        res = _results(n, args.tokens)
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            out = write_bundle(res, base=tmp, run_id=f"b{n}")
+            write_s = time.perf_counter() - t
+            size = _size(out.path)
+            t = time.perf_counter()
+            audit_bundle(out.path, ["s3cr3t-token-xyz-0123"])
+            audit_s = time.perf_counter() - t
+            t = time.perf_counter()
+            rep = verify_bundle(out.path)
+            verify_s = time.perf_counter() - t
+            assert rep.ok, rep.problems[:3]
+            files = sum(1 for p in out.path.rglob("*") if p.is_file())
+            mb = size / 1e6
+            print(
+                f"{n:>9} {files:>6} {mb:>6.1f} {write_s:>8.2f} {1000 * write_s / n:>8.1f} "
+                f"{mb / audit_s:>10.1f} {verify_s:>8.2f} {mb / verify_s:>11.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
