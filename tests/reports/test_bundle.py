@@ -234,3 +234,21 @@ def test_evidence_is_redacted_before_writing(tmp_path: Path) -> None:
         if p.is_file() and p.suffix != ".png":
             assert secret not in p.read_text("utf-8", errors="replace"), p
     assert verify_bundle(out.path).ok
+
+
+def test_hostile_text_is_escaped_and_odd_evidence_tolerated(tmp_path: Path) -> None:
+    hostile = f.scenario(
+        "<script>alert(1)</script>",
+        "fail",
+        message='<img src=x onerror="alert(2)">',
+        reqs=("ADAPT-3001",),
+    )
+    odd = f.scenario("evidence failed", "error", ev={"error": "evidence collection failed: boom"})
+    empty = f.scenario("no evidence", "skipped", ev={})
+    out = write_bundle(f.results(hostile, odd, empty), base=tmp_path)
+    html = (out.path / "report.html").read_text("utf-8")
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert verify_bundle(out.path).ok
+    events = (out.path / "scenarios/llamacpp/grammar__evidence_failed/events.ndjson").read_text()
+    assert events.count("\n") == 1  # only the meta record
