@@ -47,6 +47,9 @@ def bundle_run(args: argparse.Namespace, results: Any, run_suite_kwargs: Mapping
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in run_suite_kwargs.items()}
     kwargs.pop("progress", None)
     kwargs.pop("out", None)
+    keyword = getattr(args, "keyword", None)  # run -k EXPR: replay must select the same scenarios
+    if keyword and "pytest_args" not in kwargs:
+        kwargs["pytest_args"] = ["-k", str(keyword)]
     config = {"argv": sys.argv[1:], "run_suite": kwargs}
     try:
         out = write_bundle(
