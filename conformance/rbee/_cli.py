@@ -49,6 +49,9 @@ def register(sub: Any) -> None:
         "--out", default=None, metavar="DIR", help="write results.json and worker_check.md here"
     )
     p.add_argument("--seed", type=int, default=0)
+    from reports._run_hook import add_run_options  # --proof-dir, --no-bundle, --sign-key, ...
+
+    add_run_options(p)
     p.set_defaults(func=_run)
 
 
@@ -90,4 +93,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{mark:5} {ids:22} {s.scenario}{tail}"[:400])
     if out is not None:
         print(f"results: {out / 'results.json'}")
-    return int(res.exit_code(fail_on="must"))
+    from reports._run_hook import bundle_run  # the same proof bundle as 'run' writes
+
+    return bundle_run(
+        args,
+        res,
+        {
+            "worker_url": cfg.worker_url,
+            "queen_listen": args.queen_listen,
+            "heartbeat_interval_s": cfg.heartbeat_interval_s,
+            "only": list(only),
+            "seed": cfg.seed,
+        },
+    )

@@ -165,12 +165,17 @@ def test_worker_check_cli_fails_a_broken_worker(
                 "health,infer_stream",
                 "--out",
                 str(tmp_path),
+                "--proof-dir",
+                str(tmp_path / "proof"),
             ]
         )
     out = capsys.readouterr().out
     assert rc == 1
     assert "FAIL  WKR-1004" in out and "PASS  WKR-1001" in out
     assert RunResults.read(tmp_path / "results.json").failing()[0].requirement == "WKR-1004"
+    (bundle,) = (tmp_path / "proof" / "conformance").iterdir()  # the same bundle 'run' writes
+    assert RunResults.read(bundle / "results.json").target["kind"] == "worker"
+    assert (bundle / "test_report.md").exists() or any(bundle.glob("*.md"))
 
 
 @pytest.mark.parametrize(
