@@ -4,9 +4,14 @@ Everything that is the same for every engine lives here once; dialects only pars
 (see :mod:`mock_engines._wire` for the interface).
 
 Performance choices (DESIGN.md "Ecosystem facts"): the whole app is raw ASGI — no Starlette on
-any path — and the per-event path does one ``send`` per *due moment*: frames due at the same
-time are joined into one write. Deadlines are absolute (``t0 + offset``) so sleep errors never
-accumulate. Nothing is logged per token.
+any path — and the per-event path does one write per *due moment*: frames due at the same time
+are joined into one write. Dialects pre-render each frame shape once (``_wire.template``) and only
+encode the token text per event. Untimed streams (the ``fast`` profile) go out through ASGI
+``send`` at once; timed streams on our own server are written by one shared :class:`_Ticker` per
+event loop, which wakes for the earliest due frame and writes every due frame of every stream in
+one pass straight to the transport (chunked framing identical to uvicorn's), so 500 concurrent
+streams cost one timer, not 500 sleeping tasks. Deadlines are absolute (``t0 + offset``), never
+early, so errors do not accumulate. Nothing is logged per token.
 
 Disconnects: for generation requests a small watcher task waits on ASGI ``receive()`` for
 ``http.disconnect``; when the client goes away mid-response it records the disconnect in the

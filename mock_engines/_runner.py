@@ -9,6 +9,7 @@ caller's loop is never blocked).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable
 from types import TracebackType
 
@@ -58,17 +59,23 @@ def create_app(
 class MockEngine:
     """Handle on a running mock engine."""
 
-    def __init__(self, app: MockEngineApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: MockEngineApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.app = app
         self.ctx: EngineContext = app.ctx
-        self._server = EngineServer(app, host, port)
+        self._server = EngineServer(app, host, port, ssl_context)
         self._thread = ThreadedServer(self._server)
         self._running = False
 
     # -- facts -------------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:<port>`` (valid even while the port is closed)."""
+        """``http://127.0.0.1:<port>`` (``https`` with TLS; valid even while the port is closed)."""
         return self._server.base_url
 
     @property
@@ -153,8 +160,13 @@ def run_mock_engine(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     host: str = "127.0.0.1",
     port: int = 0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> MockEngine:
-    """A mock engine to use as ``with run_mock_engine("llamacpp") as eng:`` (or ``async with``)."""
+    """A mock engine to use as ``with run_mock_engine("llamacpp") as eng:`` (or ``async with``).
+
+    ``ssl_context`` (a server-side :class:`ssl.SSLContext`, e.g. from ``trustme``) serves HTTPS;
+    every fault and the journal work the same over TLS.
+    """
     if not isinstance(dialect, str):
         raise ConfigError("dialect must be a name such as 'llamacpp'")
     app = create_app(
@@ -168,4 +180,4 @@ def run_mock_engine(
         created=created,
         max_body_bytes=max_body_bytes,
     )
-    return MockEngine(app, host, port)
+    return MockEngine(app, host, port, ssl_context)

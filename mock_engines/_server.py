@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -76,10 +77,17 @@ def _bind(host: str, port: int) -> socket.socket:
 class EngineServer:
     """One mock engine on ``host:port`` (port 0 = pick a free one; read :attr:`port`)."""
 
-    def __init__(self, app: MockEngineApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: MockEngineApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.app = app
         self.ctx = app.ctx
         self.host = host
+        self.ssl_context = ssl_context
         self._sock: socket.socket | None = _bind(host, port)
         self.port: int = self._sock.getsockname()[1]
         self.config = uvicorn.Config(
@@ -109,7 +117,8 @@ class EngineServer:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     # -- port control (runs on the server loop) ---------------------------------------------------
     def _protocol_factory(self) -> Any:
@@ -141,7 +150,10 @@ class EngineServer:
         sock.listen(self.config.backlog)
         loop = asyncio.get_running_loop()
         srv = await loop.create_server(
-            self._protocol_factory(), sock=sock, backlog=self.config.backlog
+            self._protocol_factory(),
+            sock=sock,
+            backlog=self.config.backlog,
+            ssl=self.ssl_context,
         )
         self._asyncio_server = srv
         self.server.servers.append(srv)

@@ -159,3 +159,53 @@ def test_secrets_are_redacted_everywhere(dialect: str) -> None:
         entry = eng.journal.last()
         assert entry is not None
         assert (entry.header("authorization") or "").startswith("Bearer ****")
+
+
+def test_stop_mid_stream_is_quick_and_quiet(dialect: str, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    eng = run_mock_engine(dialect, profile=load_profile("fast", itl_ms=50)).start()
+    try:
+        path, body = gen_request(dialect, _model(eng, dialect), stream=True, max_tokens=1000)
+        with (
+            httpx.Client(timeout=TIMEOUT, headers=auth_headers(dialect)) as c,
+            c.stream("POST", eng.base_url + path, json=body) as r,
+        ):
+            it = r.iter_raw()
+            next(it)
+            eng.stop()  # in-flight stream is cut, the port is released
+            with pytest.raises(httpx.HTTPError):
+                for _ in it:
+                    pass
+    finally:
+        eng.stop()
+    entry = eng.journal.last()
+    assert entry is not None and not entry.completed
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_tls_serving_with_faults(dialect: str) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    with run_mock_engine(
+        dialect, ssl_context=server_ctx, profile=load_profile("fast", itl_ms=5)
+    ) as eng:
+        assert eng.base_url.startswith("https://")
+        path, body = gen_request(dialect, _model(eng, dialect), stream=True, max_tokens=5)
+        with httpx.Client(verify=client_ctx, timeout=TIMEOUT, headers=auth_headers(dialect)) as c:
+            r = c.post(eng.base_url + path, json=body)
+            assert r.status_code == 200 and len(sse_data(r.content)) >= 5
+            with pytest.raises(httpx.RemoteProtocolError):
+                c.post(
+                    eng.base_url + path, json=body, headers={"X-Mock-Fault": "midstream.disconnect"}
+                )
+        with pytest.raises(httpx.ConnectError):  # verification stays on: an untrusted CA fails
+            httpx.get(eng.base_url + "/health", timeout=TIMEOUT)
