@@ -19,7 +19,6 @@ mask — never the secret. What happens on a hit (the run fails, who is blamed) 
 from __future__ import annotations
 
 import base64
-import bisect
 import json
 import re
 import urllib.parse
@@ -123,14 +122,10 @@ def secret_forms(secret: str) -> list[tuple[str, str]]:
 
 def audit_text(text: str, rel: str, secrets: Sequence[str] = ()) -> list[AuditHit]:
     """Hits in one text; line numbers are 1-based. Whole-text scans, so big bundles stay fast."""
-    starts = [0]
-    pos = text.find("\n")
-    while pos != -1:
-        starts.append(pos + 1)
-        pos = text.find("\n", pos + 1)
 
     def line_of(offset: int) -> int:
-        return bisect.bisect_right(starts, offset)
+        # Computed only for hits (rare), so clean files cost one pass per pattern, not per line.
+        return text.count("\n", 0, offset) + 1
 
     hits: list[AuditHit] = []
     for secret in secrets:
