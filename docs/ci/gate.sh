@@ -51,7 +51,7 @@ set -e
 
 bundle="$OUT/proof/conformance/$LLORCH_RUN_ID"
 if [ -d "$bundle" ]; then
-    cp -R "$bundle" "$OUT/bundle"
+    mv "$bundle" "$OUT/bundle"
     # Integrity of the artifact we keep (manifest hashes, headers, summary schema).
     # shellcheck disable=SC2086
     if ! $LLORCH verify "$OUT/bundle" >"$OUT/verify.log" 2>&1; then
