@@ -116,3 +116,19 @@ def test_gate_script_fails_the_regressed_variant_only(tmp_path: Path) -> None:
     for name in ("change-good", "change-bad"):
         assert (tmp_path / name / "bundle" / "manifest.json").is_file()
         assert (tmp_path / name / "results" / "gate.md").is_file()
+
+
+def test_github_workflow_runs_the_same_script_and_keeps_the_bundle() -> None:
+    import yaml
+
+    wf = yaml.safe_load((ROOT / "docs" / "ci" / "github-actions.yml").read_text("utf-8"))
+    gate, release = wf["jobs"]["gate"], wf["jobs"]["baseline"]
+    runs = [s.get("run", "") for s in gate["steps"]]
+    assert any("gate.sh" in r and "$ADAPTER" in r for r in runs)
+    assert any("BASELINE=" in r for r in runs)  # the release baseline is fetched and used
+    uploads = [
+        s for s in gate["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")
+    ]
+    assert uploads and uploads[0]["if"] == "always()" and uploads[0]["with"]["path"] == "gate-out/"
+    assert any("gate.sh" in s.get("run", "") for s in release["steps"])
+    assert any("gh release upload" in s.get("run", "") for s in release["steps"])

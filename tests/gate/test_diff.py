@@ -1,0 +1,179 @@
+"""``diff_views``: status classification, gating levels, timing formula, identity changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from pathlib import Path
+
+import pytest
+
+from reports.gate import TimingPolicy, diff_views, load_bundle, render_gate_markdown, robust_spread
+
+from ._bundles import build, scenario, timed_run
+
+TODAY = dt.date(2026, 6, 1)
+
+
+def _kinds(report: object) -> dict[tuple[str, str], tuple[str, bool]]:
+    return {
+        (c.adapter, c.requirement): (c.kind, c.gating)
+        for c in report.status_changes  # type: ignore[attr-defined]
+    }
+
+
+def test_status_changes_are_classified_and_gate(tmp_path: Path) -> None:
+    base = build(
+        tmp_path / "a",
+        "base",
+        [
+            scenario("one", adapter="llamacpp", reqs=("ADAPT-3001",)),  # pass -> fail
+            scenario("two", adapter="llamacpp", reqs=("ADAPT-3002",), status="fail"),  # -> pass
+            scenario("three", adapter="llamacpp", reqs=("WA-INT-3002",)),  # pass -> unsupported
+            scenario("four", adapter="llamacpp", reqs=("HTU-1005",)),  # pass -> gone
+            scenario("five", adapter="llamacpp", reqs=("ADAPT-3005",), status="fail"),  # stays
+        ],
+    )
+    new = build(
+        tmp_path / "b",
+        "new",
+        [
+            scenario(
+                "one",
+                adapter="llamacpp",
+                reqs=("ADAPT-3001",),
+                status="fail",
+                message="ADAPT-3001: token 3 missing",
+            ),
+            scenario("two", adapter="llamacpp", reqs=("ADAPT-3002",)),
+            scenario("three", adapter="llamacpp", reqs=("WA-INT-3002",), status="unsupported"),
+            scenario("five", adapter="llamacpp", reqs=("ADAPT-3005",), status="fail"),
+        ],
+    )
+    report = diff_views(load_bundle(base), load_bundle(new), today=TODAY)
+    kinds = _kinds(report)
+    assert kinds[("llamacpp", "ADAPT-3001")] == ("newly failing", True)
+    assert kinds[("llamacpp", "ADAPT-3002")] == ("newly passing", False)
+    assert kinds[("llamacpp", "HTU-1005")][0] == "no longer run"
+    assert kinds[("llamacpp", "WA-INT-3002")][0] == "newly unsupported"
+    assert ("llamacpp", "ADAPT-3005") not in kinds
+    assert report.still_failing == [("llamacpp", "ADAPT-3005")]
+    assert report.exit_code == 1
+    md = render_gate_markdown(report)
+    assert md.startswith("## ❌")
+    assert "token 3 missing" in md
+    data = report.to_dict()
+    assert data["result"] == "regression"
+    assert data["counts"]["changes"]["newly passing"] == 1
+
+
+def test_identical_runs_pass_and_say_so(tmp_path: Path) -> None:
+    a = timed_run(tmp_path / "a", "a", [10, 20, 30])
+    b = timed_run(tmp_path / "b", "b", [10, 20, 30])
+    report = diff_views(load_bundle(a), load_bundle(b), today=TODAY)
+    assert report.status_changes == []
+    assert report.exit_code == 0
+    assert render_gate_markdown(report).startswith("## ✅")
+    assert {t.metric for t in report.timing} == {"ttft_ms", "itl_ms", "adapter_added_ms"}
+    assert all(t.delta_ms == 0 and not t.regression for t in report.timing)
+
+
+@pytest.mark.parametrize(("fail_on", "gates"), [("must", False), ("should", True)])
+def test_should_regressions_gate_only_when_asked(tmp_path: Path, fail_on: str, gates: bool) -> None:
+    from conformance import CATALOGUE, Level
+
+    rid = next(r.id for r in CATALOGUE if r.level is Level.SHOULD and r.pending is None)
+    a = build(tmp_path / "a", "a", [scenario("x", adapter="llamacpp", reqs=(rid,))])
+    b = build(tmp_path / "b", "b", [scenario("x", adapter="llamacpp", reqs=(rid,), status="fail")])
+    report = diff_views(load_bundle(a), load_bundle(b), fail_on=fail_on, today=TODAY)  # type: ignore[arg-type]
+    (change,) = report.status_changes
+    assert change.regression and change.gating is gates
+    assert report.exit_code == (1 if gates else 0)
+
+
+def test_uniform_slowdown_beyond_the_percentage_is_a_regression(tmp_path: Path) -> None:
+    ttfts = [10.0, 40.0, 70.0, 100.0, 130.0]  # very different scenarios: a wide raw spread
+    a = timed_run(tmp_path / "a", "a", ttfts)
+    b = timed_run(tmp_path / "b", "b", [t * 1.5 for t in ttfts])
+    report = diff_views(load_bundle(a), load_bundle(b), today=TODAY)
+    ttft = {t.statistic: t for t in report.timing if t.metric == "ttft_ms"}
+    assert ttft["p50"].base_ms == 70.0 and ttft["p50"].new_ms == 105.0
+    # paired differences: 5, 20, 35, 50, 65 -> median 35, MAD 15
+    assert ttft["p50"].spread_ms == pytest.approx(1.4826 * 15, abs=1e-3)
+    assert ttft["p50"].allowed_ms == pytest.approx(max(0.2 * 70, 3 * 1.4826 * 15, 1.0), abs=1e-3)
+    # 3 x spread (66.7) is wider than the 35 ms shift: the spread protects noisy metrics...
+    assert not ttft["p50"].regression
+    # ...and a tighter k lets the 50 % slowdown gate.
+    tight = diff_views(
+        load_bundle(a), load_bundle(b), policy=TimingPolicy(spread_k=0.5), today=TODAY
+    )
+    t50 = next(t for t in tight.timing if t.metric == "ttft_ms" and t.statistic == "p50")
+    assert t50.regression and tight.exit_code == 1
+    assert "Timing regressions" in render_gate_markdown(tight)
+
+
+def test_a_constant_shift_has_no_spread_and_gates_on_the_percentage(tmp_path: Path) -> None:
+    ttfts = [10.0, 40.0, 70.0, 100.0, 130.0]
+    a = timed_run(tmp_path / "a", "a", ttfts)
+    b = timed_run(tmp_path / "b", "b", [t + 20.0 for t in ttfts])  # +20 ms everywhere
+    c = timed_run(tmp_path / "c", "c", [t + 10.0 for t in ttfts])  # +10 ms: 14 % of 70
+    for new, regressed in ((b, True), (c, False)):
+        report = diff_views(load_bundle(a), load_bundle(new), today=TODAY)
+        t50 = next(t for t in report.timing if t.metric == "ttft_ms" and t.statistic == "p50")
+        assert t50.spread_ms == 0.0
+        assert t50.allowed_ms == pytest.approx(14.0)
+        assert t50.regression is regressed
+
+
+def test_faster_and_sub_floor_changes_never_gate(tmp_path: Path) -> None:
+    a = timed_run(tmp_path / "a", "a", [10.0, 12.0, 14.0], gap=0.0)
+    b = timed_run(tmp_path / "b", "b", [5.0, 6.0, 7.0], gap=0.6)  # faster TTFT, ITL +0.6 ms
+    report = diff_views(load_bundle(a), load_bundle(b), today=TODAY)
+    assert report.exit_code == 0
+    itl = next(t for t in report.timing if t.metric == "itl_ms" and t.statistic == "p50")
+    assert itl.delta_ms == pytest.approx(0.6) and itl.allowed_ms == 1.0 and not itl.regression
+    strict = diff_views(
+        load_bundle(a), load_bundle(b), policy=TimingPolicy(min_delta_ms=0.5), today=TODAY
+    )
+    assert any(t.metric == "itl_ms" and t.regression for t in strict.timing)
+
+
+def test_failed_scenarios_do_not_feed_timings(tmp_path: Path) -> None:
+    a = timed_run(tmp_path / "a", "a", [10.0, 20.0])
+    b = timed_run(tmp_path / "b", "b", [900.0, 900.0], status="fail")
+    report = diff_views(load_bundle(a), load_bundle(b), today=TODAY)
+    assert report.timing == []
+    assert report.exit_code == 1  # the failures gate, not the timings
+
+
+def test_robust_spread_ignores_one_outlier() -> None:
+    values = [10.0, 10.5, 9.5, 10.0, 500.0]
+    assert robust_spread(values) == pytest.approx(1.4826 * 0.5)
+    assert statistics.stdev(values) > 200  # what a plain standard deviation would have said
+    assert robust_spread([3.0]) == 0.0
+
+
+def test_engine_and_catalogue_changes_are_reported_not_gating(tmp_path: Path) -> None:
+    a = build(tmp_path / "a", "a", [scenario("x", adapter="llamacpp", reqs=("ADAPT-3001",))])
+    b = build(
+        tmp_path / "b",
+        "b",
+        [scenario("x", adapter="llamacpp", reqs=("ADAPT-3001",), engine_version="b7000-mock")],
+        selection={"seed": 3},
+    )
+    report = diff_views(load_bundle(a), load_bundle(b), today=TODAY)
+    fields = {(i.scope, i.field): (i.base, i.new) for i in report.identity}
+    assert fields[("llamacpp", "engine_version")] == ("b6710-mock", "b7000-mock")
+    assert fields[("run", "selection.seed")] == ("None", "3")
+    assert ("run", "config_digest") in fields
+    assert report.exit_code == 0
+    assert "b7000-mock" in render_gate_markdown(report)
+
+
+def test_policy_rejects_nonsense() -> None:
+    from adapters.api import UsageError
+
+    with pytest.raises(UsageError, match="percentage"):
+        TimingPolicy(max_regression_pct=-1)
+    with pytest.raises(UsageError):
+        TimingPolicy(spread_k=float("nan"))

@@ -1,0 +1,165 @@
+"""The compatibility matrix and the ``diff``/``matrix`` commands (exit codes 0/1/2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance.cli import main
+from reports.gate import build_matrix, load_bundle, render_matrix_html, render_matrix_markdown
+
+from ._bundles import build, scenario
+
+
+def _stale(bundle: Path) -> None:
+    """Make a bundle look as if an older catalogue (other text for one ID) had made it."""
+    p = bundle / "requirements.json"
+    doc = json.loads(p.read_text("utf-8"))
+    doc["catalogue"][0]["text"] += " (older wording)"
+    p.write_text(json.dumps(doc), "utf-8")
+
+
+def test_matrix_rows_columns_states_and_newest_wins(tmp_path: Path) -> None:
+    ok_old = build(
+        tmp_path / "1",
+        "r1",
+        [scenario("x", adapter="acme", reqs=("ADAPT-3001",))],
+        started_at="2026-01-01T00:00:00Z",
+    )
+    bad_new = build(
+        tmp_path / "2",
+        "r2",
+        [scenario("x", adapter="acme", reqs=("ADAPT-3001",), status="fail")],
+        started_at="2026-02-01T00:00:00Z",
+    )
+    other_engine = build(
+        tmp_path / "3",
+        "r3",
+        [scenario("x", adapter="acme", reqs=("ADAPT-3001",), engine_version="b7000<x>")],
+    )
+    stale = build(tmp_path / "4", "r4", [scenario("x", adapter="zeta", reqs=("ADAPT-3001",))])
+    _stale(stale)
+    m = build_matrix([load_bundle(p) for p in (ok_old, bad_new, other_engine, stale)])
+    assert [r[0] for r in m.rows] == ["acme", "zeta"]
+    assert {c[1] for c in m.columns} == {"b6710-mock", "b7000<x>"}
+    row = next(r for r in m.rows if r[0] == "acme")
+    (newest,) = m.cells[(row, ("llamacpp", "b6710-mock"))]
+    assert newest.run_id == "r2" and newest.state == "failing" and newest.superseded == 1
+    (z,) = next(es for (r, _), es in m.cells.items() if r[0] == "zeta")
+    assert z.state == "stale" and z.label() == "stale (was verified)"
+    md = render_matrix_markdown(m)
+    assert "❌ failing (1)" in md and "⚠️ stale (was verified)" in md and "✅ verified" in md
+    page = render_matrix_html(m)
+    assert "b7000&lt;x&gt;" in page and "b7000<x>" not in page
+
+
+def test_diff_command_exit_codes_markdown_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = build(tmp_path / "a", "a", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
+    b = build(
+        tmp_path / "b", "b", [scenario("x", adapter="acme", reqs=("ADAPT-3001",), status="fail")]
+    )
+    assert main(["diff", str(a), str(a)]) == 0
+    assert "no regressions" in capsys.readouterr().out
+    md, js = tmp_path / "gate.md", tmp_path / "gate.json"
+    assert main(["diff", str(a), str(b), "--markdown", str(md), "--json", str(js)]) == 1
+    assert md.read_text("utf-8").startswith("## ❌")
+    data = json.loads(js.read_text("utf-8"))
+    assert data["exit_code"] == 1 and data["status_changes"][0]["kind"] == "newly failing"
+    capsys.readouterr()
+    assert main(["diff", str(a), str(b), "--json", "-"]) == 1
+    assert json.loads(capsys.readouterr().out)["result"] == "regression"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["diff", "{a}", "{missing}"],
+        ["diff", "{a}", "{a}", "--max-regression", "-5"],
+        ["diff", "{a}", "{a}", "--waivers", "{missing}"],
+        ["diff", "{a}", "{notbundle}"],
+        ["matrix", "{missing}"],
+    ],
+)
+def test_bad_input_is_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    a = build(tmp_path / "a", "a", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
+    (tmp_path / "notbundle").mkdir()
+    paths = {"a": a, "missing": tmp_path / "missing", "notbundle": tmp_path / "notbundle"}
+    capsys.readouterr()
+    assert main([x.format(**paths) for x in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("llorch-conformance: error:") and "\n" not in err
+
+
+def test_matrix_command_writes_html_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = build(tmp_path / "a", "a", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
+    html, js = tmp_path / "m.html", tmp_path / "m.json"
+    assert main(["matrix", str(a), "--html", str(html), "--json", str(js)]) == 0
+    assert "compatibility matrix" in capsys.readouterr().out
+    assert html.read_text("utf-8").startswith("<!DOCTYPE html>")
+    (entry,) = json.loads(js.read_text("utf-8"))["entries"]
+    assert entry["label"] == "verified" and entry["adapter"] == "acme"
+
+
+def test_run_gate_options_fail_fast_before_the_suite_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "w.yaml"
+    bad.write_text("waivers:\n  - requirement: ADAPT-3001\n", "utf-8")
+    cases = [
+        (["--baseline", str(tmp_path / "missing")], "not a directory"),
+        (["--waivers", str(bad)], "entry 0 (ADAPT-3001), missing field"),
+        (["--waivers", str(bad), "--no-bundle"], "drop --no-bundle"),
+        (["--max-regression", "-1"], "percentage"),
+    ]
+    for extra, needle in cases:
+        capsys.readouterr()
+        assert main(["run", "--only", "llamacpp", "--no-progress", *extra]) == 2, extra
+        assert needle in capsys.readouterr().err
+
+
+def test_finish_gate_with_waivers_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import datetime as dt
+
+    from conformance import RunResults
+    from reports.gate import finish_gate, load_waivers
+    from reports.gate._run_gate import GatePlan
+
+    bundle = build(
+        tmp_path / "proof",
+        "r1",
+        [
+            scenario("x", adapter="acme", reqs=("ADAPT-3001",), status="fail"),
+            scenario("y", adapter="acme", reqs=("ADAPT-3002",)),
+        ],
+    )
+    results = RunResults.read(bundle / "results.json")
+    assert results.failing()  # the raw results keep the failure
+    w = tmp_path / "w.yaml"
+    w.write_text(
+        "waivers:\n  - {requirement: ADAPT-3001, adapter: acme, reason: known bug, "
+        "expires: 2026-03-01}\n",
+        "utf-8",
+    )
+    args = argparse.Namespace(
+        proof_dir=str(tmp_path / "proof"), out=tmp_path / "out", fail_on="must"
+    )
+    plan = GatePlan(baseline=None, waivers=load_waivers(w))
+    assert finish_gate(plan, args, results, 1, today=dt.date(2026, 3, 1)) == 0
+    gate = json.loads((tmp_path / "out" / "gate.json").read_text("utf-8"))
+    assert gate["unwaived_failures"] == [] and gate["waivers"][0]["state"] == "active"
+    assert "| active |" in capsys.readouterr().out
+    assert finish_gate(plan, args, results, 1, today=dt.date(2026, 3, 2)) == 1  # expired
+    gate = json.loads((tmp_path / "out" / "gate.json").read_text("utf-8"))
+    assert gate["waivers"][0]["state"] == "expired"
+    assert gate["unwaived_failures"] == [{"adapter": "acme", "requirement": "ADAPT-3001"}]
+    assert finish_gate(plan, args, results, 2) == 2  # harness errors: nothing to gate
+    assert finish_gate(None, args, results, 1) == 1  # no gate asked: the run's own code

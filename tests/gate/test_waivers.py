@@ -1,0 +1,132 @@
+"""Waivers: schema errors name file, entry and field; waived is never pass; expiry and staleness."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from adapters.api import ConfigError
+from reports.gate import apply_waivers, diff_views, load_bundle, load_waivers, render_gate_markdown
+
+from ._bundles import build, scenario
+
+GOOD = """\
+version: 1
+waivers:
+  - requirement: ADAPT-3001
+    adapter: acme_*
+    reason: drops the last token on n_predict, acme#42
+    expires: 2026-06-30
+  - requirement: ADAPT-3002
+    adapter: acme_llamacpp
+    reason: fixed upstream, waiting for the release
+    expires: 2026-12-31
+    issue: https://example.invalid/acme/7
+"""
+
+
+def _write(tmp: Path, text: str) -> Path:
+    p = tmp / "waivers.yaml"
+    p.write_text(text, "utf-8")
+    return p
+
+
+def test_a_valid_file_loads(tmp_path: Path) -> None:
+    ws = load_waivers(_write(tmp_path, GOOD))
+    assert [w.requirement for w in ws] == ["ADAPT-3001", "ADAPT-3002"]
+    assert ws[0].expires == dt.date(2026, 6, 30)
+    assert ws[1].issue.endswith("/7")
+    assert ws[0].matches("acme_llamacpp", "ADAPT-3001")
+    assert not ws[0].matches("llamacpp", "ADAPT-3001")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            GOOD.replace("    reason: fixed upstream, waiting for the release\n", ""),
+            r"entry 1 \(ADAPT-3002\), missing field 'reason'",
+        ),
+        (
+            GOOD.replace("2026-06-30", "2026-02-30"),
+            r"entry 0 \(ADAPT-3001\), field 'expires': '2026-02-30' is not a calendar date",
+        ),
+        (GOOD.replace("2026-06-30", "next week"), r"entry 0 \(ADAPT-3001\), field 'expires'"),
+        (
+            GOOD.replace("ADAPT-3002", "ADAPT-9999"),
+            r"entry 1 \(ADAPT-9999\), field 'requirement': not a catalogue ID",
+        ),
+        (
+            GOOD.replace("    issue:", "    ticket:"),
+            r"entry 1 \(ADAPT-3002\), unknown field 'ticket'",
+        ),
+        ("waivers: [1, 2]\n", r"entry 0, field '': 1 is not of type 'object'|entry 0"),
+        ("version: 1\n", r"missing field 'waivers'"),
+        ("waivers:\n  - {requirement: [\n", r"not valid YAML"),
+        ("", r"empty waiver file"),
+    ],
+)
+def test_bad_files_name_file_entry_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_waivers(p)
+    assert str(info.value).startswith(str(p))
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read waiver file"):
+        load_waivers(tmp_path / "nope.yaml")
+
+
+def test_states_active_expired_stale_unused(tmp_path: Path) -> None:
+    ws = load_waivers(_write(tmp_path, GOOD))
+    verdicts = {
+        ("acme_llamacpp", "ADAPT-3001"): "fail",
+        ("acme_vllm", "ADAPT-3001"): "pass",
+        ("acme_llamacpp", "ADAPT-3002"): "pass",
+        ("acme_llamacpp", "ADAPT-3005"): "error",
+    }
+    statuses, outcomes = apply_waivers(verdicts, ws, today=dt.date(2026, 6, 30))  # last valid day
+    assert statuses[("acme_llamacpp", "ADAPT-3001")] == "waived"
+    assert statuses[("acme_vllm", "ADAPT-3001")] == "pass"
+    assert [o.state for o in outcomes] == ["active", "stale"]
+    assert outcomes[0].waived == ("acme_llamacpp",)
+    # one day later the first waiver has expired and waives nothing
+    statuses, outcomes = apply_waivers(verdicts, ws, today=dt.date(2026, 7, 1))
+    assert statuses[("acme_llamacpp", "ADAPT-3001")] == "fail"
+    assert outcomes[0].state == "expired"
+    # an error is never waived; a waiver matching nothing is unused
+    err = load_waivers(_write(tmp_path, GOOD.replace("ADAPT-3002", "ADAPT-3005")))
+    statuses, outcomes = apply_waivers(verdicts, err, today=dt.date(2026, 1, 1))
+    assert statuses[("acme_llamacpp", "ADAPT-3005")] == "error"
+    assert outcomes[1].state == "unused"
+
+
+def test_the_gate_reports_waived_never_pass_and_fails_on_expiry(tmp_path: Path) -> None:
+    a = build(tmp_path / "a", "a", [scenario("x", adapter="acme_llamacpp", reqs=("ADAPT-3001",))])
+    b = build(
+        tmp_path / "b",
+        "b",
+        [scenario("x", adapter="acme_llamacpp", reqs=("ADAPT-3001",), status="fail")],
+    )
+    ws = load_waivers(_write(tmp_path, GOOD))
+    live = diff_views(load_bundle(a), load_bundle(b), waivers=ws, today=dt.date(2026, 6, 1))
+    (change,) = live.status_changes
+    assert (change.base, change.new, change.kind, change.gating) == (
+        "pass",
+        "waived",
+        "newly waived",
+        False,
+    )
+    assert live.exit_code == 0
+    assert live.to_dict()["counts"]["waived"] == 1
+    md = render_gate_markdown(live)
+    assert md.startswith("## ✅") and "| pass | waived | newly waived |" in md
+    assert "| active |" in md
+    expired = diff_views(load_bundle(a), load_bundle(b), waivers=ws, today=dt.date(2026, 7, 2))
+    assert expired.exit_code == 1
+    assert [c.kind for c in expired.regressions()] == ["newly failing"]
+    assert len(expired.expired_waivers()) == 1
+    assert "Expired waivers" in render_gate_markdown(expired)
