@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,10 +141,12 @@ class JournalEntry:
 class Journal:
     """Thread-safe record of requests and connection counters, with waiting helpers."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int = 10_000) -> None:
+        """Keep the newest ``max_entries`` requests (a long-running ``serve`` must not grow
+        without bound; the counters stay exact)."""
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._entries: list[JournalEntry] = []
+        self._entries: deque[JournalEntry] = deque(maxlen=max_entries)
         self._next_id = 1
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._sync_waiters = 0
@@ -151,6 +154,7 @@ class Journal:
         self.connections_total = 0
         self.in_flight = 0
         self.cancels = 0
+        self.requests_total = 0
 
     # -- writer side (server loop) ---------------------------------------------------------
     def new_entry(
@@ -176,6 +180,7 @@ class Journal:
             )
             self._next_id += 1
             self._entries.append(entry)
+            self.requests_total += 1
             self.in_flight += 1
         self.notify()
         return entry
@@ -256,7 +261,7 @@ class Journal:
                 "connections_total": self.connections_total,
                 "in_flight": self.in_flight,
                 "cancels": self.cancels,
-                "requests": len(self._entries),
+                "requests": self.requests_total,
             }
 
     def clear(self) -> None:
@@ -264,6 +269,7 @@ class Journal:
         with self._lock:
             self._entries.clear()
             self.cancels = 0
+            self.requests_total = 0
             self.connections_total = self.open_connections
         self.notify()
 

@@ -209,3 +209,15 @@ def test_tls_serving_with_faults(dialect: str) -> None:
                 )
         with pytest.raises(httpx.ConnectError):  # verification stays on: an untrusted CA fails
             httpx.get(eng.base_url + "/health", timeout=TIMEOUT)
+
+
+def test_journal_keeps_the_newest_entries_only() -> None:
+    from mock_engines import Journal
+
+    j = Journal(max_entries=3)
+    for i in range(5):
+        e = j.new_entry("GET", f"/p{i}", "", [], b"")
+        j.finish(e)
+    assert [e.path for e in j.entries] == ["/p2", "/p3", "/p4"]
+    assert j.counters()["in_flight"] == 0
+    assert j.last() is not None and j.last().id == 5
