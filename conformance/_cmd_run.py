@@ -64,6 +64,12 @@ def register(sub: Any) -> None:
         "--seed", type=int, default=0, help="run seed, recorded in the results (default 0)"
     )
     p.add_argument(
+        "-k",
+        dest="keyword",
+        metavar="EXPR",
+        help="only scenarios whose test name matches (pytest -k)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -78,6 +84,16 @@ def register(sub: Any) -> None:
         help="parallel workers via pytest-xdist (default auto when installed)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.add_argument(
+        "--worker-url",
+        metavar="URL",
+        help="validate an rbee worker black-box instead of adapters (as 'worker-check')",
+    )
+    p.add_argument(
+        "--queen-listen",
+        metavar="HOST:PORT",
+        help="with --worker-url: serve a mock queen here for the heartbeat checks",
+    )
     from reports._run_hook import add_run_options  # --proof-dir, --no-bundle, --sign-key, ...
 
     add_run_options(p)
@@ -107,9 +123,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.engine_url and not args.dialect:
         raise UsageError("--engine-url needs --dialect: which engine listens there?")
     only = tuple(x for x in (args.only or "").split(",") if x)
-    from reports.gate import prepare_gate  # bad waivers/baseline fail before the run
+    from reports.gate import finish_gate, prepare_gate  # bad waivers/baseline fail before the run
 
     gate = prepare_gate(args)
+    if args.queen_listen and not args.worker_url:
+        raise UsageError("--queen-listen needs --worker-url")
+    if args.worker_url:  # the rbee worker target (conformance.rbee)
+        from conformance.rbee._cli import worker_run
+
+        worker_results, rc = worker_run(args)
+        return finish_gate(gate, args, worker_results, rc)
 
     from rich.console import Console
 

@@ -44,7 +44,9 @@ def register(sub: Any) -> None:
         default=8,
         help="streams held open to saturate the worker (default 8)",
     )
-    p.add_argument("--only", default="", metavar="CHECK,...", help="run only these checks")
+    p.add_argument(
+        "--only", dest="only_checks", default="", metavar="CHECK,...", help="run only these checks"
+    )
     p.add_argument(
         "--out", default=None, metavar="DIR", help="write results.json and worker_check.md here"
     )
@@ -56,16 +58,27 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    return worker_run(args)[1]
+
+
+def worker_run(args: argparse.Namespace) -> tuple[Any, int]:
+    """Run the worker target from parsed arguments (``worker-check`` or ``run --worker-url``).
+
+    Returns the :class:`~conformance._results.RunResults` and the exit code after the proof bundle
+    was written (``reports._run_hook.bundle_run``).
+    """
     from ._checks import CHECKS
     from ._runner import WorkerCheckConfig, parse_listen, run_worker_check
 
     if not args.worker_url.startswith(("http://", "https://")):
         raise UsageError(f"--worker-url {args.worker_url!r}: must be an http(s) URL")
-    if args.heartbeat_interval <= 0:
+    interval = float(getattr(args, "heartbeat_interval", 30.0))
+    concurrency = int(getattr(args, "max_concurrency", 8))
+    if interval <= 0:
         raise UsageError("--heartbeat-interval must be positive")
-    if args.max_concurrency < 1:
+    if concurrency < 1:
         raise UsageError("--max-concurrency must be at least 1")
-    only = tuple(x for x in args.only.split(",") if x)
+    only = tuple(x for x in (getattr(args, "only_checks", "") or "").split(",") if x)
     known = [n for n, _ in CHECKS]
     for name in only:
         if name not in known:
@@ -73,12 +86,12 @@ def _run(args: argparse.Namespace) -> int:
     cfg = WorkerCheckConfig(
         worker_url=args.worker_url,
         queen_listen=parse_listen(args.queen_listen) if args.queen_listen else None,
-        heartbeat_interval_s=args.heartbeat_interval,
-        max_concurrency=args.max_concurrency,
+        heartbeat_interval_s=interval,
+        max_concurrency=concurrency,
         only=only,
-        seed=args.seed,
+        seed=int(getattr(args, "seed", 0) or 0),
     )
-    out = Path(args.out) if args.out else None
+    out = Path(args.out) if getattr(args, "out", None) else None
     res = run_worker_check(cfg, out)
     for s in res.scenarios:
         mark = {
@@ -95,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"results: {out / 'results.json'}")
     from reports._run_hook import bundle_run  # the same proof bundle as 'run' writes
 
-    return bundle_run(
+    rc = bundle_run(
         args,
         res,
         {
@@ -106,3 +119,4 @@ def _run(args: argparse.Namespace) -> int:
             "seed": cfg.seed,
         },
     )
+    return res, rc

@@ -195,3 +195,26 @@ def test_worker_check_usage_errors(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_with_worker_url_is_the_worker_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with run_mock_worker() as w:
+        rc = main(
+            [
+                "run",
+                "--worker-url",
+                w.base_url,
+                "--out",
+                str(tmp_path),
+                "--proof-dir",
+                str(tmp_path / "proof"),
+            ]
+        )
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    res = RunResults.read(tmp_path / "results.json")
+    assert res.target["worker_url"] == w.base_url
+    statuses = {s.nodeid.rsplit("::", 1)[-1]: s.status for s in res.scenarios}
+    assert statuses["health"] == "pass" and statuses["heartbeat"] == "skipped"  # no queen given
