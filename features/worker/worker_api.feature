@@ -32,8 +32,6 @@ Feature: The rbee worker HTTP API
       | missing prompt       | {"max_tokens": 8}                         |
       | prompt of wrong type | {"prompt": ["a", "b"]}                    |
       | max_tokens too large | {"prompt": "hi", "max_tokens": 4097}      |
-      | temperature as text  | {"prompt": "hi", "temperature": "warm"}   |
-      | stream as text       | {"prompt": "hi", "stream": "true"}        |
       | not JSON             | {"prompt": "hi"                           |
 
   @WKR-1011 @black-box
