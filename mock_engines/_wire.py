@@ -111,7 +111,7 @@ def template(obj: Any) -> list[bytes]:
 
 def fill(parts: list[bytes], *values: bytes) -> bytes:
     """Join template ``parts`` with the already-encoded JSON ``values``."""
-    if len(values) == 1:  # the per-token common case
+    if len(values) == 1 and len(parts) == 2:  # the per-token common case
         return parts[0] + values[0] + parts[1]
     out = [parts[0]]
     for v, p in zip(values, parts[1:], strict=True):
