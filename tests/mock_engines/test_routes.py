@@ -286,3 +286,24 @@ def test_created_defaults_to_now() -> None:
         )
     assert abs(r.json()["created"] - time.time()) < 60
     assert r.json()["created"] > CREATED
+
+
+@pytest.mark.parametrize("dialect", ["llamacpp"])
+def test_tokens_per_chunk_groups_tokens_into_frames(dialect: str) -> None:
+    from mock_engines import load_profile
+
+    with run_mock_engine(dialect, profile=load_profile("fast", tokens_per_chunk=3)) as eng:
+        r = httpx.post(
+            eng.base_url + "/completion",
+            json={"prompt": "Hello", "n_predict": 7, "stream": True, "seed": 2},
+            timeout=TIMEOUT,
+        )
+    plan = make_plan("Hello", seed=2, max_tokens=7)
+    partials = [o for o in sse_json(r.content) if not o["stop"]]
+    assert [o["content"] for o in partials] == [
+        "".join(plan.tokens[0:3]),
+        "".join(plan.tokens[3:6]),
+        "".join(plan.tokens[6:7]),
+    ]
+    assert [o["tokens"] for o in partials] == [list(plan.token_ids[k : k + 3]) for k in (0, 3, 6)]
+    assert [o["tokens_predicted"] for o in partials] == [3, 6, 7]
