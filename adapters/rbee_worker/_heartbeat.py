@@ -153,10 +153,12 @@ class HeartbeatSender:
             self.on_attempt(attempt)
 
     async def _beat(self) -> bool:
-        info = self._info()
+        status = "unknown"
         try:
+            info = self._info()
+            status = info.status.value
             await self.send_once(info)
-        except Exception as exc:
+        except Exception as exc:  # any failure is retried; nothing here may stop the worker
             st = self.stats
             st.failures += 1
             st.consecutive_failures += 1
@@ -170,12 +172,12 @@ class HeartbeatSender:
                     st.consecutive_failures,
                     delay,
                 )
-            self._record(info.status.value, False, detail, delay)
+            self._record(status, False, detail, delay)
             self._next_delay = delay
             return False
         self.stats.sent_ok += 1
         self.stats.consecutive_failures = 0
-        self._record(info.status.value, True, "ack ok", self.interval_s)
+        self._record(status, True, "ack ok", self.interval_s)
         self._next_delay = self.interval_s
         return True
 

@@ -176,3 +176,29 @@ def test_queen_config_scales_resolution() -> None:
     ).resolution == pytest.approx(0.003)
     with pytest.raises(ValueError):
         QueenConfig(heartbeat_timeout_s=0)
+
+
+@pytest.mark.anyio
+async def test_a_failing_info_source_never_stops_the_loop(queen: MockQueen) -> None:
+    calls = {"n": 0}
+    recovered = anyio.Event()
+
+    def info() -> WorkerInfo:
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise RuntimeError("status source broken")
+        return INFO
+
+    def seen(a: HeartbeatAttempt) -> None:
+        if a.ok:
+            recovered.set()
+
+    sender = HeartbeatSender(queen.url, info, interval_s=INTERVAL_S, seed=5, on_attempt=seen)
+    with anyio.fail_after(WAIT_S):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender.run)
+            await recovered.wait()
+            tg.cancel_scope.cancel()
+        await sender.aclose()
+    assert sender.stats.failures == 3
+    assert [a.detail for a in sender.attempts[:3]] == ["RuntimeError"] * 3
