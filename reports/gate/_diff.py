@@ -10,6 +10,7 @@ kind                   when                                             regressi
 newly failing          anything (or not run) → ``fail``                 yes
 newly erroring         anything (or not run) → ``error``                yes
 newly unsupported      ``pass`` → ``unsupported`` (support withdrawn)   yes
+newly unsupported      other → ``unsupported``                          no
 no longer proven       ``pass`` → ``skipped`` (a skip is not support)   yes
 no longer run          ``pass`` → absent from the new run               yes
 newly waived           anything → ``waived``                            no
@@ -171,9 +172,9 @@ def _classify(base: str | None, new: str | None) -> tuple[str, bool] | None:
         return "newly waived", False
     if new == "pass":
         return ("newly run" if base is None else "newly passing"), False
+    if new == "unsupported" and base is not None:
+        return "newly unsupported", base == "pass"
     if base == "pass":
-        if new == "unsupported":
-            return "newly unsupported", True
         if new == "skipped":
             return "no longer proven", True
         if new is None:
