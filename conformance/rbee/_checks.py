@@ -473,7 +473,8 @@ async def check_busy(probe: WorkerProbe) -> CheckResult:
         if "busy" in statuses:
             return res.fail("WKR-1005", "the worker said busy but never refused with 503")
         return res.skip(
-            f"could not saturate the worker with {held} concurrent streams (not judged)"
+            f"could not saturate the worker: {held} streams opened (up to {probe.max_concurrency} "
+            "at once) and it never reported busy (not judged)"
         )
     if "busy" not in statuses:
         res.fail("WKR-1009", "busy was never reported")
