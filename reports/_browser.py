@@ -55,7 +55,7 @@ def _run(args: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
             raise HarnessError(f"Chromium did not finish within {timeout_s:g} s") from exc
 
 
-def dump_dom(html_path: Path, *, timeout_s: float = 60.0) -> str:
+def dump_dom(html_path: Path, *, timeout_s: float = 120.0) -> str:
     """The serialised DOM after Chromium loaded ``html_path``."""
     out = _run(["--dump-dom", html_path.resolve().as_uri()], timeout_s)
     if out.returncode != 0 or "<html" not in out.stdout:
@@ -71,7 +71,7 @@ def screenshot_html(
     *,
     width: int = 1400,
     height: int = 2000,
-    timeout_s: float = 60.0,
+    timeout_s: float = 120.0,
 ) -> Path:
     """A PNG of the rendered page (``--screenshot``)."""
     png_path.parent.mkdir(parents=True, exist_ok=True)

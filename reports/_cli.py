@@ -7,6 +7,9 @@
   exit 0 when every transcript matches, 1 when any differs (each difference printed);
 * ``bundle RESULTS.json`` — write a proof bundle for an existing ``results.json`` (the run
   command does this itself; this is for results produced by a vendor's own pytest run).
+
+Signing keys are plain Ed25519 keys, e.g. ``openssl genpkey -algorithm ed25519 -out key.pem`` and
+``openssl pkey -in key.pem -pubout -out key.pub``, or ``ssh-keygen -t ed25519 -N "" -f key``.
 """
 
 from __future__ import annotations

@@ -168,3 +168,25 @@ def test_cli_exit_codes_and_messages(
     assert main(["verify", str(tmp_path / "nope")]) == 2
     assert "not a directory" in capsys.readouterr().err
     assert main(["verify", str(bundle), "--public-key", str(tmp_path / "missing.pub")]) == 2
+
+
+def test_cli_bundle_sign_and_verify_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    priv, pub = _keys(tmp_path)
+    res_path = tmp_path / "results.json"
+    f.results().write(res_path)
+    assert (
+        main(
+            ["bundle", str(res_path), "--proof-dir", str(tmp_path / "pb"), "--sign-key", str(priv)]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "(signed)" in out
+    bundle = Path(out.split("proof bundle: ", 1)[1].split(" (signed)")[0].strip())
+    assert main(["verify", str(bundle), "--public-key", str(pub), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["signature_verified"] and report["problems"] == []
+    assert main(["bundle", str(tmp_path / "missing.json")]) == 2
+    assert "no such results file" in capsys.readouterr().err
