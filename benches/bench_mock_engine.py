@@ -197,7 +197,8 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dialect", default="vllm", choices=["llamacpp", "vllm", "openai"])
+    # OpenAI has no ignore_eos: its streams would end at the natural EOS, so it is not offered.
+    ap.add_argument("--dialect", default="vllm", choices=["llamacpp", "vllm"])
     ap.add_argument("--streams", type=int, default=100)
     ap.add_argument("--tokens", type=int, default=2000)
     ap.add_argument("--fidelity-streams", type=int, default=500)
