@@ -13,7 +13,8 @@ Exit code of a gated run:
   are listed as "still failing";
 * with only ``--waivers``: 1 when a failure at a ``--fail-on`` level is not covered by a live
   waiver, or a waiver expired; else 0 — waived failures are reported ``waived``, not ``pass``;
-* a redaction leak the bundle writer found (run exit 1 with every verdict passing) still fails.
+* a redaction-audit hit in the new bundle (``redaction_audit.json``), or a run that failed for
+  any reason outside the verdicts, still fails: the gate never turns those green.
 
 The gate's Markdown goes to stdout and, with ``gate.json``, next to ``results.json``.
 """
@@ -158,6 +159,11 @@ def finish_gate(
         md, data, gate_rc = render_gate_markdown(report), report.to_dict(), report.exit_code
     else:
         md, data, gate_rc = _waivers_only(new, plan.waivers, fail_on, today)
+    hits = _audit_hits(new.path)
+    if hits:  # a secret in the bundle fails the run, whatever the gate says
+        md += f"\n> ❌ redaction audit: {hits} hit(s) in the bundle (redaction_audit.json)\n"
+        data["redaction_audit_hits"] = hits
+        gate_rc = max(gate_rc, 1)
     (out_dir / "gate.md").write_text(md, "utf-8")
     (out_dir / "gate.json").write_text(
         json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8"
@@ -165,8 +171,18 @@ def finish_gate(
     print(md)
     print(f"gate report: {out_dir / 'gate.md'}")
     if rc == 1 and not results.failing(fail_on=fail_on):
-        return 1  # the run failed for a reason outside the verdicts (a redaction leak)
+        return 1  # the run failed for a reason outside the verdicts: never let the gate hide it
     return gate_rc
+
+
+def _audit_hits(bundle: Path) -> int:
+    """Hits the bundle writer's redaction audit recorded (0 when clean or not recorded)."""
+    try:
+        doc = json.loads((bundle / "redaction_audit.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return 0
+    hits = doc.get("hits") if isinstance(doc, dict) else None
+    return len(hits) if isinstance(hits, list) else 0
 
 
 def _waivers_only(

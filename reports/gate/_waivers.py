@@ -194,6 +194,22 @@ def parse_waivers(doc: Any, *, source: str = "<waivers>") -> list[Waiver]:
     return out
 
 
+def _loader() -> Any:
+    """SafeLoader that keeps dates as text: ``2026-02-30`` must reach the field check, not crash
+    the YAML parser with a bare ``ValueError``."""
+    import yaml
+
+    class TextDates(yaml.SafeLoader):
+        pass
+
+    def as_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        assert isinstance(node, yaml.ScalarNode)  # timestamps are scalars by the YAML spec
+        return loader.construct_scalar(node)
+
+    TextDates.add_constructor("tag:yaml.org,2002:timestamp", as_text)
+    return TextDates
+
+
 def load_waivers(path: str | Path) -> list[Waiver]:
     """Read and validate a YAML waiver file; :class:`ConfigError` names file, entry and field."""
     import yaml
@@ -204,7 +220,7 @@ def load_waivers(path: str | Path) -> list[Waiver]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read waiver file ({exc})") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
     return parse_waivers(doc, source=str(p))

@@ -163,3 +163,30 @@ def test_finish_gate_with_waivers_only(tmp_path: Path, capsys: pytest.CaptureFix
     assert gate["unwaived_failures"] == [{"adapter": "acme", "requirement": "ADAPT-3001"}]
     assert finish_gate(plan, args, results, 2) == 2  # harness errors: nothing to gate
     assert finish_gate(None, args, results, 1) == 1  # no gate asked: the run's own code
+
+
+def test_a_redaction_hit_fails_the_gated_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from conformance import RunResults
+    from reports.gate import finish_gate
+    from reports.gate._run_gate import GatePlan
+
+    a = build(tmp_path / "base", "a", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
+    b = build(tmp_path / "proof", "b", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
+    audit = b / "redaction_audit.json"
+    doc = json.loads(audit.read_text("utf-8"))
+    doc["hits"] = [{"file": "scenarios/acme/x/events.ndjson", "line": 2, "rule": "bearer"}]
+    audit.write_text(json.dumps(doc), "utf-8")
+    args = argparse.Namespace(
+        proof_dir=str(tmp_path / "proof"), out=tmp_path / "out", fail_on="must"
+    )
+    plan = GatePlan(baseline=load_bundle(a))
+    results = RunResults.read(b / "results.json")
+    assert finish_gate(plan, args, results, 1) == 1
+    assert "redaction audit: 1 hit" in capsys.readouterr().out
+    doc["hits"] = []
+    audit.write_text(json.dumps(doc), "utf-8")
+    assert finish_gate(plan, args, results, 0) == 0
