@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -13,6 +14,12 @@ __all__ = ["HERE", "run_cli"]
 
 
 def run_cli(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a scratch working directory (runs write proof bundles under the cwd)."""
+    with tempfile.TemporaryDirectory(prefix="llorch-cli-") as cwd:
+        return _run(cwd, *args, timeout=timeout)
+
+
+def _run(cwd: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
@@ -25,5 +32,6 @@ def run_cli(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[s
         text=True,
         timeout=timeout,
         env=env,
+        cwd=cwd,
         check=False,
     )

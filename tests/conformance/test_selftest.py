@@ -39,6 +39,7 @@ def test_broken_adapters_are_caught(
         text=True,
         timeout=300,
         env=env,
+        cwd=tmp_path,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
