@@ -22,6 +22,7 @@ from ._model import (
     adapter_label,
     events_of,
     feature_label,
+    percentile,
     retry_records_of,
     stream_timings,
     wire_entries_of,
@@ -204,6 +205,51 @@ def _timing_table(timings: Sequence[StreamTiming]) -> str:
     return "".join(rows)
 
 
+def _timing_summary(
+    placed: Sequence[ScenarioFiles], timings: Sequence[Sequence[StreamTiming]]
+) -> str:
+    """Per adapter: nearest-rank p50/p99 over its streams (the numbers behind the plot)."""
+    per: dict[str, dict[str, list[float]]] = {}
+    for p, ts in zip(placed, timings, strict=True):
+        bucket = per.setdefault(adapter_label(p.result.adapter), {})
+        for t in ts:
+            for key in ("ttft_ms", "adapter_added_ms"):
+                v = getattr(t, key)
+                if v is not None:
+                    bucket.setdefault(key, []).append(float(v))
+            bucket.setdefault("gaps", []).extend(t.gaps_ms)
+    if not any(per.values()):
+        return ""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("adapter", "streams", "TTFT p50", "TTFT p99", "inter-token p50", "inter-token p99",
+                  "adapter-added p50")
+    )  # fmt: skip
+
+    def fmt(v: float | None) -> str:
+        return "" if v is None else f"{v:.1f}"
+
+    rows = [f'<table class="timing-summary"><tr>{head}</tr>']
+    for adapter, b in sorted(per.items()):
+        if not b.get("ttft_ms"):
+            continue  # no token stream for this adapter (e.g. run-wide scenarios)
+        ttft, gaps, added = b.get("ttft_ms", []), b.get("gaps", []), b.get("adapter_added_ms", [])
+        cells = (
+            _e(adapter),
+            str(len(ttft)),
+            fmt(percentile(ttft, 50)),
+            fmt(percentile(ttft, 99)),
+            fmt(percentile(gaps, 50)),
+            fmt(percentile(gaps, 99)),
+            fmt(percentile(added, 50)),
+        )
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    rows.append(
+        '</table><p class="muted">Milliseconds, harness clock; every stream is in timings.csv.</p>'
+    )
+    return "".join(rows)
+
+
 def render_html(
     summary: Mapping[str, Any],
     placed: Sequence[ScenarioFiles],
@@ -264,8 +310,9 @@ def render_html(
         ttft.setdefault(adapter_label(p.result.adapter), []).extend(
             t.ttft_ms for t in ts if t.ttft_ms is not None
         )
-    out.append("<h2>Time to first token</h2>")
+    out.append("<h2>Timings</h2>")
     out.append(_ttft_svg(ttft))
+    out.append(_timing_summary(placed, timings_by_scenario))
     # scenarios
     out.append("<h2>Scenarios</h2>")
     for n, p in enumerate(placed):

@@ -202,6 +202,10 @@ def test_html_is_self_contained_with_one_row_per_requirement(bundle: Path) -> No
     assert not re.search(r"<(script|link|img|iframe)\b", html)
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", html)
     assert "<svg" in html  # timing plots inline
+    assert (
+        '<table class="timing-summary">' in html
+        and "<td>llamacpp</td><td>4</td><td>12.0</td>" in html
+    )
     assert 'href="#sc-' in html and 'id="sc-0"' in html  # drill-down to transcripts
 
 
