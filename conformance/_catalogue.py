@@ -6,11 +6,13 @@ below is ours, condensed from those tables. Levels follow the RFC-2119 word of t
 the source mixes levels in one ID (e.g. ADAPT-3005 "MUST time-bound, SHOULD retry"), the ID
 carries the strongest level and the text says which part is weaker.
 
-Why ``pending``: the catalogue lists IDs whose owning layer does not exist in this project yet
-(adapter host, orchestrator facade, proof bundles). They stay in the catalogue so no
-ID is silently dropped, and each names the component that will prove it. The coverage rule
+Why ``pending``: the catalogue lists IDs whose owning layer the suite cannot prove yet. They stay
+in the catalogue so no ID is silently dropped, and each names its component in
+``PENDING_COMPONENTS`` with the reason (today: PB-* — the writer exists in ``reports/`` with its
+own tests, but no conformance scenario; AUTH-1003 — the facade has no worker-registration route;
+AUTH-1006 — proxy-injected auth, a MAY, is not implemented). The coverage rule
 (tests/conformance) accepts exactly these as uncovered; ``list requirements`` and the run summary
-print them as ``not covered (layer not built)``.
+print them as ``not covered (layer not built)`` with that reason.
 
 The rbee worker contract (reference §8, seed 004) has no IDs of its own; the ``WKR-*`` IDs here
 are assigned by this harness, one per normative sentence of that contract; WKR-1011..1015 are the
@@ -60,7 +62,10 @@ class Layer(StrEnum):
 PENDING_COMPONENTS: dict[str, str] = {
     "worker registration": "the facade has no worker-registration route yet (POST /v1/workers/register)",
     "proxy auth": "TRUST_PROXY_AUTH (a MAY) is not implemented by the facade",
-    "proof bundles": "proof-bundle writer: a later issue",
+    "proof bundles": (
+        "the proof-bundle writer (reports/) is proven by its own tests (tests/reports); "
+        "the conformance scenarios for PB-* are a later issue"
+    ),
 }
 
 #: The shape every catalogue ID has; a feature tag of this shape that is not in the catalogue is
