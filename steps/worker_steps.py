@@ -140,7 +140,7 @@ class RbeeScenario:
             self.url,
             queen=self.queen,
             heartbeat_interval_s=INTERVAL_S,
-            grace_s=0.5,
+            grace_s=1.0,
             request_timeout_s=10.0,
             max_concurrency=4,
             **kw,

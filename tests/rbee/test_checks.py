@@ -50,7 +50,7 @@ def _probe(worker_url: str, queen: MockQueen) -> WorkerProbe:
         worker_url,
         queen=queen,
         heartbeat_interval_s=INTERVAL_S,
-        grace_s=0.5,
+        grace_s=1.0,
         request_timeout_s=10.0,
     )
 
