@@ -19,7 +19,14 @@ from ._diff import FailOn, GateReport, IdentityChange, StatusChange, diff_views
 from ._matrix import Matrix, MatrixEntry, build_matrix, render_matrix_html, render_matrix_markdown
 from ._render import render_gate_markdown
 from ._run_gate import GatePlan, add_gate_options, add_policy_options, finish_gate, prepare_gate
-from ._timing import TimingChange, TimingPolicy, compare_timings, robust_spread
+from ._timing import (
+    MIN_P99_SAMPLES,
+    TimingChange,
+    TimingMode,
+    TimingPolicy,
+    compare_timings,
+    robust_spread,
+)
 from ._view import (
     TIMING_METRICS,
     AdapterInfo,
@@ -38,6 +45,7 @@ from ._waivers import (
 )
 
 __all__ = [
+    "MIN_P99_SAMPLES",
     "TIMING_METRICS",
     "WAIVER_SCHEMA",
     "AdapterInfo",
@@ -50,6 +58,7 @@ __all__ = [
     "MatrixEntry",
     "StatusChange",
     "TimingChange",
+    "TimingMode",
     "TimingPolicy",
     "Waiver",
     "WaiverOutcome",

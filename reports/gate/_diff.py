@@ -21,8 +21,8 @@ changed                any other change (e.g. ``fail`` → ``skipped``)   no
 
 A regression *gates* (exit 1) when the requirement's level is within ``fail_on`` (``must``: MUST
 only, the ``run`` command's default; ``should``: MUST and SHOULD; ``may``: all) — IDs unknown to
-the current catalogue always gate. Timing regressions (:mod:`._timing`) and expired waivers
-(:mod:`._waivers`) always gate. Changes of engine version, adapter version, suite version,
+the current catalogue always gate. Timing regressions (:mod:`._timing`) gate in the policy's
+``gate`` mode (the default); expired waivers (:mod:`._waivers`) always gate. Changes of engine version, adapter version, suite version,
 catalogue, config digest and selection are reported, never gating: they explain a diff, they are
 not a defect.
 """
@@ -111,9 +111,9 @@ class GateReport:
         return [w for w in self.waivers if w.state == "expired"]
 
     def problems(self) -> int:
-        return (
-            len(self.regressions()) + len(self.timing_regressions()) + len(self.expired_waivers())
-        )
+        """What gates: status regressions, expired waivers, timing regressions in ``gate`` mode."""
+        timing = len(self.timing_regressions()) if self.policy.mode == "gate" else 0
+        return len(self.regressions()) + timing + len(self.expired_waivers())
 
     @property
     def exit_code(self) -> int:
@@ -135,6 +135,7 @@ class GateReport:
                 "max_regression_pct": self.policy.max_regression_pct,
                 "spread_k": self.policy.spread_k,
                 "min_delta_ms": self.policy.min_delta_ms,
+                "timing_mode": self.policy.mode,
                 "formula": "regression when new - base > max(pct/100*base, k*spread, min_delta_ms);"
                 " spread = 1.4826*MAD of paired differences new_i - base_i",
             },

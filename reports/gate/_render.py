@@ -73,7 +73,8 @@ def render_gate_markdown(report: GateReport) -> str:
         lines.append("")
     treg = report.timing_regressions()
     if treg:
-        lines += ["### Timing regressions", ""]
+        warn = report.policy.mode == "warn"
+        lines += ["### Timing regressions" + (" (warning only: --timing warn)" if warn else ""), ""]
         lines += md_table(
             ("adapter", "metric", "stat", "base ms", "new ms", "Δ ms", "Δ %", "allowed ms"),
             (
@@ -171,7 +172,7 @@ def render_gate_markdown(report: GateReport) -> str:
                     _ms(t.allowed_ms),
                     _ms(t.spread_ms),
                     f"{t.samples_base}/{t.samples_new}",
-                    "REGRESSION" if t.regression else "ok",
+                    "REGRESSION" if t.regression else (t.note or "ok"),
                 )
                 for t in report.timing
             ),

@@ -63,6 +63,13 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
         help="timing changes below this many milliseconds never gate (default 1)",
     )
     p.add_argument(
+        "--timing",
+        choices=("gate", "warn", "off"),
+        default="gate",
+        help="timing regressions fail the gate (default), are only reported (warn: for shared "
+        "CI runners), or are not computed",
+    )
+    p.add_argument(
         "--waivers",
         type=Path,
         metavar="FILE",
@@ -92,6 +99,7 @@ def policy_from_args(args: argparse.Namespace) -> TimingPolicy:
         max_regression_pct=float(args.max_regression),
         spread_k=float(args.spread_k),
         min_delta_ms=float(args.min_delta_ms),
+        mode=getattr(args, "timing", "gate"),
     )
 
 

@@ -18,6 +18,13 @@ The formula (one place, so reports can quote it):
   metric regressed when ``delta > allowed``. ``min_delta_ms`` keeps sub-millisecond statistics
   (a mock engine's inter-token gap is ~0 ms) from turning scheduler noise into a verdict.
 
+* p99 gates only with at least :data:`MIN_P99_SAMPLES` samples on each side: below that the
+  nearest-rank p99 is simply the slowest sample, one scheduler hiccup; it is still reported.
+
+``mode`` decides what a timing regression does: ``gate`` (exit 1, the default), ``warn`` (reported
+under its own heading, never failing — for shared CI runners whose load swings more than any
+adapter change), ``off`` (not computed).
+
 Faster is never a regression. A uniform slowdown of every stream has a small spread and is
 caught by the percentage; noisy streams widen the allowance by ``spread_k`` spreads.
 """
@@ -28,15 +35,24 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from .._model import percentile
 from ._view import TIMING_METRICS, BundleView
 
-__all__ = ["TimingChange", "TimingPolicy", "compare_timings", "robust_spread"]
+__all__ = [
+    "MIN_P99_SAMPLES",
+    "TimingChange",
+    "TimingMode",
+    "TimingPolicy",
+    "compare_timings",
+    "robust_spread",
+]
 
 _MAD_TO_SIGMA: Final = 1.4826
 STATISTICS: Final = (50.0, 99.0)
+MIN_P99_SAMPLES: Final = 10
+TimingMode = Literal["gate", "warn", "off"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ class TimingPolicy:
     max_regression_pct: float = 20.0
     spread_k: float = 3.0
     min_delta_ms: float = 1.0
+    mode: TimingMode = "gate"
 
     def __post_init__(self) -> None:
         from adapters.api import UsageError
@@ -56,6 +73,8 @@ class TimingPolicy:
             )
         if not (self.spread_k >= 0 and math.isfinite(self.spread_k)):
             raise UsageError(f"spread factor must be >= 0, got {self.spread_k}")
+        if self.mode not in ("gate", "warn", "off"):
+            raise UsageError(f"timing mode must be gate, warn or off, got {self.mode!r}")
         if not (self.min_delta_ms >= 0 and math.isfinite(self.min_delta_ms)):
             raise UsageError(f"minimum delta must be >= 0 ms, got {self.min_delta_ms}")
 
@@ -73,6 +92,7 @@ class TimingChange:
     samples_base: int
     samples_new: int
     regression: bool
+    note: str = ""
 
     @property
     def delta_pct(self) -> float | None:
@@ -96,6 +116,8 @@ def robust_spread(values: Sequence[float]) -> float:
 def compare_timings(base: BundleView, new: BundleView, policy: TimingPolicy) -> list[TimingChange]:
     """Every (adapter, metric, statistic) both runs measured, with its verdict."""
     out: list[TimingChange] = []
+    if policy.mode == "off":
+        return out
     for metric in TIMING_METRICS:
         b_by, n_by = base.samples.get(metric, {}), new.samples.get(metric, {})
         for adapter in sorted(set(b_by) & set(n_by)):
@@ -114,6 +136,7 @@ def compare_timings(base: BundleView, new: BundleView, policy: TimingPolicy) -> 
                 bq, nq = percentile(bs, q), percentile(ns, q)
                 assert bq is not None and nq is not None  # non-empty samples
                 delta = nq - bq
+                few = q > 50 and min(len(bs), len(ns)) < MIN_P99_SAMPLES
                 allowed = max(
                     policy.max_regression_pct / 100.0 * abs(bq),
                     policy.spread_k * spread,
@@ -131,7 +154,8 @@ def compare_timings(base: BundleView, new: BundleView, policy: TimingPolicy) -> 
                         spread_ms=round(spread, 3),
                         samples_base=len(bs),
                         samples_new=len(ns),
-                        regression=delta > allowed,
+                        regression=delta > allowed and not few,
+                        note=f"p99 needs >= {MIN_P99_SAMPLES} samples: not gated" if few else "",
                     )
                 )
     return out

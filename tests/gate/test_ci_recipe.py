@@ -5,9 +5,10 @@ variant; then the script gates both variants against it, concurrently. Only the 
 drops the last token must fail, and the reason must be a status regression.
 
 Selection: ``--requirement ADAPT-3001`` (six scenarios, the stream grammar and the plan oracle),
-~10 s per run here. Timing thresholds are opened wide (``MAX_REGRESSION``, ``GATE_ARGS``):
-the runs share a loaded 2-core machine with each other, and timing gating is proven on
-constructed bundles in ``test_diff.py``; this test is about the recipe and status gating.
+~10 s per run here. Timings are only reported (``GATE_ARGS=--timing warn``): the two gated runs
+share a loaded 2-core machine with each other and with other tests, so their timings say more
+about the machine than about the adapter; timing gating is proven on constructed bundles in
+``test_diff.py``. This test is about the recipe and status gating.
 """
 
 from __future__ import annotations
@@ -75,11 +76,7 @@ def test_gate_script_fails_the_regressed_variant_only(tmp_path: Path) -> None:
     assert (baseline / "summary.json").is_file()
     assert (tmp_path / "release" / "verify.log").is_file()
 
-    gate_env = {
-        "BASELINE": str(baseline),
-        "MAX_REGRESSION": "100000",
-        "GATE_ARGS": "--min-delta-ms 100000",
-    }
+    gate_env = {"BASELINE": str(baseline), "GATE_ARGS": "--timing warn"}
     procs = {
         name: subprocess.Popen(
             ["bash", str(GATE), *RUN_ARGS],
@@ -111,7 +108,7 @@ def test_gate_script_fails_the_regressed_variant_only(tmp_path: Path) -> None:
     gate = json.loads((tmp_path / "change-bad" / "results" / "gate.json").read_text("utf-8"))
     kinds = {(c["adapter"], c["kind"]) for c in gate["status_changes"] if c["gating"]}
     assert ("acme_llamacpp", "newly failing") in kinds
-    assert gate["counts"]["timing_regressions"] == 0
+    assert gate["policy"]["timing_mode"] == "warn"
     # Both gated runs kept a verifiable bundle as the artifact.
     for name in ("change-good", "change-bad"):
         assert (tmp_path / name / "bundle" / "manifest.json").is_file()

@@ -177,3 +177,34 @@ def test_policy_rejects_nonsense() -> None:
         TimingPolicy(max_regression_pct=-1)
     with pytest.raises(UsageError):
         TimingPolicy(spread_k=float("nan"))
+
+
+def test_p99_of_few_samples_is_reported_not_gated(tmp_path: Path) -> None:
+    from reports.gate import MIN_P99_SAMPLES
+
+    few = [10.0] * (MIN_P99_SAMPLES - 1)
+    a = timed_run(tmp_path / "a", "a", few)
+    b = timed_run(tmp_path / "b", "b", [*few[:-1], 500.0])  # one slow stream: p99 = max
+    report = diff_views(load_bundle(a), load_bundle(b), today=TODAY)
+    p99 = next(t for t in report.timing if t.metric == "ttft_ms" and t.statistic == "p99")
+    assert p99.delta_ms == 490.0 and not p99.regression and "not gated" in p99.note
+    many = [10.0] * MIN_P99_SAMPLES
+    c = timed_run(tmp_path / "c", "c", many)
+    d = timed_run(tmp_path / "d", "d", [*many[:-1], 500.0])
+    report = diff_views(load_bundle(c), load_bundle(d), today=TODAY)
+    p99 = next(t for t in report.timing if t.metric == "ttft_ms" and t.statistic == "p99")
+    assert p99.regression and report.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "exit_code", "compared"), [("gate", 1, True), ("warn", 0, True), ("off", 0, False)]
+)
+def test_timing_mode(tmp_path: Path, mode: str, exit_code: int, compared: bool) -> None:
+    a = timed_run(tmp_path / "a", "a", [10.0, 20.0, 30.0])
+    b = timed_run(tmp_path / "b", "b", [30.0, 40.0, 50.0])
+    policy = TimingPolicy(mode=mode)  # type: ignore[arg-type]
+    report = diff_views(load_bundle(a), load_bundle(b), policy=policy, today=TODAY)
+    assert report.exit_code == exit_code
+    assert bool(report.timing_regressions()) is compared
+    md = render_gate_markdown(report)
+    assert ("warning only" in md) is (mode == "warn")
