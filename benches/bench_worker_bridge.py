@@ -7,10 +7,11 @@ Measures and prints; asserts nothing about time (a benchmark is not a test).
 * ``bridge C streams``: aggregate tokens/s of C concurrent streams (the bridge's slots = C);
 * ``bridge json``: non-streaming requests/s (C concurrent clients, short answers).
 
-The ratio bridge/direct is the cost of the worker API (Starlette ``StreamingResponse``, one small
-``json.dumps`` and one write per token). The mock plan stops at its natural length unless told
-otherwise, so long streams use ``extra.engine_params``-free prompts with ``max_tokens`` equal to
-the plan's context: each stream is as long as the plan makes it; tokens are counted, not assumed.
+The ratio bridge/direct is the cost of the worker API (an HTTP request per stream, Starlette
+``StreamingResponse``, one small ``json.dumps`` and one write per token). The mock plan stops at
+its natural length (4..96 tokens, about 50 on average) whatever ``max_tokens`` says, so each
+stream is short and the per-request cost weighs as much as the per-token one; tokens are counted
+from the frames received, not assumed.
 
 Run: ``.venv/bin/python benches/bench_worker_bridge.py [--streams C] [--requests N]``
 """
@@ -150,7 +151,9 @@ def main() -> None:
             url = line.split(" on ", 1)[1].split(" ", 1)[0]
             queen.state.wait_for(lambda s: s.is_available("bench-worker"), 30.0)
             res: Any = anyio.run(streams, url, 1, args.per_stream)
-            rows.append(("bridge, 1 stream (SSE)", f"{res[0]} tokens", res[0] / res[1]))
+            rows.append(
+                (f"bridge, 1 stream x {args.per_stream} (SSE)", f"{res[0]} tokens", res[0] / res[1])
+            )
             res = anyio.run(streams, url, args.streams, args.per_stream)
             rows.append(
                 (f"bridge, {args.streams} streams (SSE)", f"{res[0]} tokens", res[0] / res[1])
