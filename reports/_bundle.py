@@ -441,8 +441,26 @@ def write_bundle(
     """
     key = load_private_key(sign_key) if sign_key is not None else None  # fail before writing
     all_secrets = sorted({*secrets, *environment_secrets()} - {""})
+    # A run id someone chose (argument or LLORCH_RUN_ID) names the bundle: a rerun rewrites it.
+    # A generated one must not collide with a parallel run's bundle: take a fresh directory.
+    chosen = run_id is not None or bool(os.environ.get("LLORCH_RUN_ID", "").strip())
     rid = run_id or results.run_id or make_run_id()
-    pb = ProofBundle.for_type(TestType.CONFORMANCE, base=base, run_id=rid)
+    pb = ProofBundle.for_type(TestType.CONFORMANCE, base=base, run_id=rid, unique=not chosen)
+    try:
+        return _write_all(pb, results, all_secrets, config, fail_on, key, screenshot)
+    except OSError as exc:  # PB-1008: an error result, never a bare crash
+        raise BundleError(f"writing the proof bundle {pb.root()} failed: {exc}") from exc
+
+
+def _write_all(
+    pb: ProofBundle,
+    results: RunResults,
+    all_secrets: list[str],
+    config: Mapping[str, Any] | None,
+    fail_on: Literal["must", "should"],
+    key: Any,
+    screenshot: bool,
+) -> BundleResult:
     _clear_previous(pb.root())
     res = _redacted(results, all_secrets)
     res.run_id = pb.run_id

@@ -154,18 +154,36 @@ class ProofBundle:
         *,
         base: str | os.PathLike[str] | None = None,
         run_id: str | None = None,
+        unique: bool = False,
     ) -> ProofBundle:
-        """Create (if needed) ``<base>/<type>/<run_id>/``; ``base`` defaults per PB-1003."""
+        """Create (if needed) ``<base>/<type>/<run_id>/``; ``base`` defaults per PB-1003.
+
+        ``unique``: never reuse an existing directory — take ``<run_id>-2``, ``-3`` ... created
+        atomically, so two runs that got the same timestamp id (parallel CI jobs in one second)
+        cannot write into one bundle.
+        """
         tt = TestType(test_type)
         if base is None:
             base = os.environ.get("LLORCH_PROOF_DIR") or ".proof_bundle"
         rid = safe_name(run_id) if run_id else make_run_id()
-        root = Path(base) / tt.value / rid
+        parent = Path(base) / tt.value
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            if not unique:
+                (parent / rid).mkdir(parents=True, exist_ok=True)
+                return cls(parent / rid, tt, rid)
+            parent.mkdir(parents=True, exist_ok=True)
+            for n in range(1, 1000):
+                candidate = rid if n == 1 else f"{rid}-{n}"
+                try:
+                    (parent / candidate).mkdir()
+                except FileExistsError:
+                    continue
+                return cls(parent / candidate, tt, candidate)
         except OSError as exc:
-            raise BundleError(f"cannot create proof bundle directory {root}: {exc}") from exc
-        return cls(root, tt, rid)
+            raise BundleError(
+                f"cannot create proof bundle directory under {parent}: {exc}"
+            ) from exc
+        raise BundleError(f"no free bundle directory for run id {rid!r} under {parent}")
 
     def root(self) -> Path:
         return self._root

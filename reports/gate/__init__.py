@@ -16,7 +16,14 @@ Public API::
 """
 
 from ._diff import FailOn, GateReport, IdentityChange, StatusChange, diff_views
-from ._matrix import Matrix, MatrixEntry, build_matrix, render_matrix_html, render_matrix_markdown
+from ._matrix import (
+    Matrix,
+    MatrixEntry,
+    build_matrix,
+    can_i_deploy,
+    render_matrix_html,
+    render_matrix_markdown,
+)
 from ._render import render_gate_markdown
 from ._run_gate import GatePlan, add_gate_options, add_policy_options, finish_gate, prepare_gate
 from ._timing import (
@@ -66,6 +73,7 @@ __all__ = [
     "add_policy_options",
     "apply_waivers",
     "build_matrix",
+    "can_i_deploy",
     "catalogue_digest",
     "compare_timings",
     "current_catalogue_digest",

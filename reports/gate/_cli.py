@@ -4,7 +4,8 @@
   (``--json FILE``, ``-`` for stdout); exit 0 when nothing gates, 1 on a regression or an expired
   waiver, 2 when a bundle or the waiver file is unreadable or an argument is bad (one line).
 * ``matrix`` — Markdown to stdout (or ``--markdown FILE``), ``--html FILE``, ``--json FILE``;
-  exit 0 (a matrix states facts; deciding is ``diff``'s job), 2 on unreadable bundles.
+  exit 0 (a matrix states facts), 2 on unreadable bundles. ``--can-i-deploy ADAPTER DIALECT``
+  asks one question instead: exit 0 verified with the current catalogue, 1 not.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def register(sub: Any) -> None:
     m.add_argument("--markdown", type=Path, metavar="FILE", help="write the Markdown here")
     m.add_argument("--html", type=Path, metavar="FILE", help="write an HTML page here")
     m.add_argument("--json", metavar="FILE", help="write the JSON here ('-' = stdout)")
+    m.add_argument(
+        "--can-i-deploy",
+        nargs=2,
+        metavar=("ADAPTER[@VERSION]", "DIALECT[@ENGINE_VERSION]"),
+        help="answer one question instead: exit 0 when the newest matching run is verified "
+        "with the current catalogue, 1 when it is failing, stale or missing",
+    )
     m.set_defaults(func=_matrix)
 
 
@@ -89,6 +97,12 @@ def _matrix(args: argparse.Namespace) -> int:
     from ._view import load_bundle
 
     matrix = build_matrix([load_bundle(b) for b in args.bundles])
+    if args.can_i_deploy is not None:
+        from ._matrix import can_i_deploy
+
+        ok, why = can_i_deploy(matrix, *args.can_i_deploy)
+        print(why)
+        return 0 if ok else 1
     md = render_matrix_markdown(matrix)
     if args.html is not None:
         _emit(render_matrix_html(matrix), args.html)

@@ -25,7 +25,14 @@ from typing import Any, Literal
 from ._render import md_cell
 from ._view import BundleView, current_catalogue_digest
 
-__all__ = ["Matrix", "MatrixEntry", "build_matrix", "render_matrix_html", "render_matrix_markdown"]
+__all__ = [
+    "Matrix",
+    "MatrixEntry",
+    "build_matrix",
+    "can_i_deploy",
+    "render_matrix_html",
+    "render_matrix_markdown",
+]
 
 CellState = Literal["verified", "failing", "stale"]
 
@@ -144,6 +151,40 @@ def build_matrix(views: Sequence[BundleView]) -> Matrix:
         cells=cells,
         catalogue=current,
     )
+
+
+def _split(spec: str) -> tuple[str, str | None]:
+    name, _, version = spec.partition("@")
+    return name, (version or None)
+
+
+def can_i_deploy(m: Matrix, adapter: str, engine: str) -> tuple[bool, str]:
+    """Is ``adapter[@version]`` verified against ``dialect[@engine_version]`` right now?
+
+    Pact's can-i-deploy question over the matrix: among the matching entries, the newest run
+    (by start time) decides; it must be ``verified`` — a ``stale`` entry (older catalogue) or a
+    ``failing`` one says no. Returns the answer and one line saying why.
+    """
+    a_name, a_ver = _split(adapter)
+    d_name, e_ver = _split(engine)
+    found = [
+        e
+        for e in m.entries()
+        if e.adapter == a_name
+        and (a_ver is None or e.adapter_version == a_ver)
+        and e.dialect == d_name
+        and (e_ver is None or e.engine_version == e_ver)
+    ]
+    if not found:
+        return False, f"no: no bundle has {adapter} against {engine}"
+    e = max(found, key=lambda x: (x.started_at, x.run_id))
+    what = (
+        f"{e.adapter} {e.adapter_version} against {e.dialect} {e.engine_version}, "
+        f"suite {e.suite_version}, run {e.run_id} ({e.started_at or 'no date'})"
+    )
+    if e.state == "verified":
+        return True, f"yes: {what} is {e.label()}"
+    return False, f"no: {what} is {e.label()}"
 
 
 _ICON = {"verified": "✅", "failing": "❌", "stale": "⚠️"}

@@ -256,3 +256,19 @@ def test_hostile_text_is_escaped_and_odd_evidence_tolerated(tmp_path: Path) -> N
     assert verify_bundle(out.path).ok
     events = (out.path / "scenarios/llamacpp/grammar__evidence_failed/events.ndjson").read_text()
     assert events.count("\n") == 1  # only the meta record
+
+
+def test_generated_run_ids_never_share_a_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LLORCH_RUN_ID", raising=False)
+    a = write_bundle(f.results(run_id="20260101-000000-abcdef12"), base=tmp_path)
+    b = write_bundle(f.results(run_id="20260101-000000-abcdef12"), base=tmp_path)
+    assert a.path.name == "20260101-000000-abcdef12" and b.path.name == "20260101-000000-abcdef12-2"
+    assert verify_bundle(a.path).ok and verify_bundle(b.path).ok
+    summary = json.loads((b.path / "summary.json").read_text())
+    assert summary["run_id"] == "20260101-000000-abcdef12-2"
+    monkeypatch.setenv("LLORCH_RUN_ID", "chosen")
+    c = write_bundle(f.results(run_id="chosen"), base=tmp_path)
+    d = write_bundle(f.results(run_id="chosen"), base=tmp_path)
+    assert c.path == d.path and c.path.name == "chosen"  # a chosen id is rewritten in place
