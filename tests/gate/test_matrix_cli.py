@@ -190,3 +190,34 @@ def test_a_redaction_hit_fails_the_gated_run(
     doc["hits"] = []
     audit.write_text(json.dumps(doc), "utf-8")
     assert finish_gate(plan, args, results, 0) == 0
+
+
+def test_can_i_deploy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ok = build(
+        tmp_path / "1",
+        "r1",
+        [scenario("x", adapter="acme", reqs=("ADAPT-3001",))],
+        started_at="2026-01-01T00:00:00Z",
+    )
+    stale = build(
+        tmp_path / "2",
+        "r2",
+        [scenario("x", adapter="zeta", reqs=("ADAPT-3001",))],
+    )
+    _stale(stale)
+    failing = build(
+        tmp_path / "3",
+        "r3",
+        [scenario("x", adapter="acme", reqs=("ADAPT-3001",), status="fail", engine_version="b7")],
+        started_at="2026-02-01T00:00:00Z",
+    )
+    argv = ["matrix", str(ok), str(stale), str(failing), "--can-i-deploy"]
+    assert main([*argv, "acme", "llamacpp@b6710-mock"]) == 0
+    assert capsys.readouterr().out.startswith("yes: acme")
+    assert main([*argv, "acme", "llamacpp@b7"]) == 1
+    assert "failing" in capsys.readouterr().out
+    assert main([*argv, "acme", "llamacpp"]) == 1  # the newest acme/llamacpp run (r3) fails
+    assert main([*argv, "zeta", "llamacpp"]) == 1
+    assert "stale (was verified)" in capsys.readouterr().out
+    assert main([*argv, "nobody", "vllm"]) == 1
+    assert "no bundle has nobody" in capsys.readouterr().out
