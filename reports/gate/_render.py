@@ -59,6 +59,14 @@ def render_gate_markdown(report: GateReport) -> str:
     if d["waived"]:
         parts.append(f"{d['waived']} waived")
     lines += ["**Changes:** " + ", ".join(parts), ""]
+    notable = [
+        f"{i.scope if i.scope != 'run' else 'suite'} {i.field.replace('_', ' ')}: "
+        f"`{md_cell(i.base, 40)}` → `{md_cell(i.new, 40)}`"
+        for i in report.identity
+        if i.field in ("engine_version", "version", "suite_version", "catalogue", "dialect")
+    ]
+    if notable:
+        lines += ["**Versions:** " + "; ".join(notable), ""]
 
     regs = report.regressions()
     if regs:

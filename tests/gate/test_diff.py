@@ -167,7 +167,10 @@ def test_engine_and_catalogue_changes_are_reported_not_gating(tmp_path: Path) ->
     assert fields[("run", "selection.seed")] == ("None", "3")
     assert ("run", "config_digest") in fields
     assert report.exit_code == 0
-    assert "b7000-mock" in render_gate_markdown(report)
+    assert (
+        "**Versions:** llamacpp engine version: `b6710-mock` → `b7000-mock`"
+        in render_gate_markdown(report)
+    )
 
 
 def test_policy_rejects_nonsense() -> None:
