@@ -34,10 +34,12 @@ Decisions recorded here (the contract left room):
   orchestrator still learns that the stream is over. No ``token`` follows ``cancel()``'s return.
   ``cancel`` waits (bounded, 0.5 s) until the upstream response is closed, so a caller that
   inspects the engine right after ``cancel`` returns sees the disconnect.
-* **started** is emitted once the engine answered with a success status and an acceptable
-  ``Content-Type`` (the engine accepted the task); failures before that are a lone ``error``
-  event. ``tokens_in`` is only known from usage at the end for most engines, so ``started`` leaves
-  it out and ``end.usage.prompt_tokens`` carries it.
+* **started** is emitted at the first well-formed frame of a success response (the engine
+  really started: TGI, for one, answers an overload as ``200`` plus one error event, which thus
+  stays a lone ``error``); failures before that are a lone ``error`` event. ``started`` carries
+  ``tokens_in`` where the engine reports it in every frame (llama.cpp ``tokens_evaluated``,
+  Triton ``num_input_tokens``); the others report it with the usage at the end, and
+  ``end.usage.prompt_tokens`` carries it for all.
 * **Timeouts before the first byte** other than connect failures (slow headers, accept-then-close)
   are not retried: the engine may already be generating, and DESIGN.md allows stream retries only
   for connect failures and 429/503 before the body. Their terminal event still says
@@ -612,12 +614,9 @@ class HttpAdapter:
                 yield self._started(request, version)
                 yield self._cancelled_end(request, labels, 0, None)
                 return
-            started = True
-            self.metrics.started(labels)
             self._log(
                 logging.INFO, "stream_start", "Engine accepted the task; streaming tokens", request
             )
-            yield self._started(request, version)
 
             st = StreamState()
             decoder = SSEDecoder()
@@ -659,6 +658,12 @@ class HttpAdapter:
                 events = decoder.close() if eof else decoder.feed(chunk)
                 for ev in events:
                     text = parse(ev.data, st)
+                    if not started:
+                        # At the first good frame: the engine really started, and tokens_in is
+                        # known here for engines that report it in every frame.
+                        started = True
+                        self.metrics.started(labels)
+                        yield self._started(request, version, st.prompt_tokens)
                     if text:
                         if task.is_cancelled():
                             break
@@ -671,6 +676,8 @@ class HttpAdapter:
             if task.is_cancelled():
                 await response.aclose()
                 task.closed.set()
+                if not started:
+                    yield self._started(request, version)
                 yield self._cancelled_end(request, labels, emitted, t_first)
                 return
             if failure is None and eof and decoder.truncated:
@@ -688,8 +695,12 @@ class HttpAdapter:
                     )
             await response.aclose()
             if failure is not None:
-                yield self._fail(request, failure, emitted, started=True)
+                yield self._fail(request, failure, emitted, started)
                 return
+            if not started:  # a stream that ended cleanly without any frame (EOF-terminated)
+                started = True
+                self.metrics.started(labels)
+                yield self._started(request, version, st.prompt_tokens)
             t_end = anyio.current_time()
             first_ms = None if t_first is None else (t_first - t0) * 1000.0
             decode_ms = 0.0 if t_first is None else (t_end - t_first) * 1000.0
@@ -744,7 +755,9 @@ class HttpAdapter:
                 del self._tasks[request.task_id]
 
     # -- event builders -------------------------------------------------------------------
-    def _started(self, request: TaskRequest, version: str) -> TokenEvent:
+    def _started(
+        self, request: TaskRequest, version: str, tokens_in: int | None = None
+    ) -> TokenEvent:
         data: dict[str, Any] = {
             "engine": self.engine,
             "engine_version": version,
@@ -752,6 +765,8 @@ class HttpAdapter:
             "sampler_profile_version": request.sampler_profile_version
             or self.sampler_profile_version,
         }
+        if tokens_in is not None:
+            data["tokens_in"] = tokens_in
         if self.model is not None:
             data["model"] = self.model
         return TokenEvent("started", data)

@@ -49,6 +49,7 @@ class _Partial(msgspec.Struct):
     content: str | None = None
     stop: bool = False
     tokens_predicted: int | None = None
+    tokens_evaluated: int | None = None
     error: Any = None
 
 
@@ -174,6 +175,8 @@ class LlamaCppAdapter(HttpAdapter):
         if frame.stop or frame.error is not None:
             return self._parse_generic(data, st)
         st.check_index(frame.tokens_predicted)
+        if frame.tokens_evaluated is not None:
+            st.prompt_tokens = frame.tokens_evaluated
         return frame.content
 
     def _parse_generic(self, data: str, st: StreamState) -> str | None:

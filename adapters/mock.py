@@ -436,18 +436,20 @@ class MockAdapter:
                 if failure is not None:
                     yield self._error(request, failure, 0)
                     return
-            self.metrics.started(labels)
-            yield self._started(request)
-            plan = self._plan(request)
-            tokens: Sequence[str] = plan.tokens
-            stop_at, after_error = _cut(fault, tokens)
             if fid == "stall.before_first_byte":
+                # Headers but no body byte: an HTTP adapter has no good frame yet, so no started.
                 failure = await self._stall(
                     task, fault, self.http_config.first_byte_timeout_s, deadline, request, 0
                 )
                 if failure is not None:
+                    self.metrics.rejected(self.engine, failure.code.value)
                     yield self._error(request, failure, 0)
                     return
+            plan = self._plan(request)
+            self.metrics.started(labels)
+            yield self._started(request, plan.prompt_tokens)
+            tokens: Sequence[str] = plan.tokens
+            stop_at, after_error = _cut(fault, tokens)
             stall_after = fault.int_param("after_events") if fid == "stall.midstream" else -1
             for n, text in enumerate(tokens[:stop_at]):
                 if n == stall_after:
@@ -541,13 +543,16 @@ class MockAdapter:
             )
         return None
 
-    def _started(self, request: TaskRequest) -> TokenEvent:
-        return TokenEvent.started(
+    def _started(self, request: TaskRequest, tokens_in: int | None = None) -> TokenEvent:
+        event = TokenEvent.started(
             engine=self.engine,
             engine_version=self._engine_version,
             seed=request.seed,
             sampler_profile_version=request.sampler_profile_version or self.sampler_profile_version,
         )
+        if tokens_in is not None:
+            event.data["tokens_in"] = tokens_in
+        return event
 
     def _cancelled(
         self,

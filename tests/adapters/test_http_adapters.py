@@ -94,6 +94,8 @@ async def test_happy_stream_matches_the_plan(engine: Any, dialect: str, logs: Lo
     eos_step = 1 if dialect == "triton" and plan.stop_reason == "eos" else 0
     assert end.data["usage"]["completion_tokens"] == plan.completion_tokens + eos_step
     assert any(e.kind == "metrics" for e in events)
+    if dialect in ("llamacpp", "triton"):  # engines that report prompt tokens in every frame
+        assert started.data["tokens_in"] == end.data["usage"]["prompt_tokens"] > 0
     # Contract metrics (private registry per adapter): counted once per stream, not per token.
     exposition = adapter.metrics.exposition().decode()
     n = len(plan.tokens)
@@ -188,6 +190,24 @@ FAULTS: dict[str, tuple[str, str | None, bool | None]] = {
 }
 
 
+PRE_STREAM = frozenset(
+    {
+        "http.400",
+        "http.401",
+        "http.404",
+        "http.422",
+        "http.500",
+        "http.503",
+        "http.429_retry_after",
+        "engine.overload",
+        "conn.accept_then_close",
+        "conn.slow_headers",
+        "stall.before_first_byte",
+        "http.wrong_content_type",
+    }
+)
+
+
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 async def test_fault_maps_to_its_terminal_event(engine: Any, dialect: str, fault: str) -> None:
     fault_id = fault.split(";")[0]
@@ -212,6 +232,9 @@ async def test_fault_maps_to_its_terminal_event(engine: Any, dialect: str, fault
             assert last.data["retriable"] is retriable
         if fault.startswith("http.429"):
             assert last.data["retry_after_ms"] == 0
+        if fault_id in PRE_STREAM:
+            # Refused before any good frame (TGI's in-band overload event included): no started.
+            assert [e.kind for e in events] == ["error"], events
         if last.kind == "error" and _generation_entries(engine.journal):
             # Upstream closed on error: the engine saw the end of the connection.
             await engine.journal.wait_for(

@@ -38,6 +38,7 @@ async def test_happy_stream_matches_the_engine_plan() -> None:
         "completion_tokens": plan.completion_tokens,
     }
     assert events[0].data["engine_version"] == "mock-1.0.0" and events[0].data["seed"] == 7
+    assert events[0].data["tokens_in"] == plan.prompt_tokens
     # Deterministic: a second run is identical event for event (timings aside).
     again = await collect(adapter.submit(make_request()))
     assert [e.data for e in again if e.kind == "token"] == [
@@ -149,6 +150,8 @@ async def test_stalls_longer_than_the_timeouts_are_decode_timeouts() -> None:
             events = await collect(adapter.submit(make_request()))
         assert terminal(events).data["code"] == "DECODE_TIMEOUT", fault
         assert check_stream(events) == []
+        if fault.startswith(("conn.", "stall.before")):  # as the HTTP adapters: no good frame
+            assert [e.kind for e in events] == ["error"], fault
 
 
 async def test_deadline_is_honoured() -> None:
