@@ -24,6 +24,10 @@ LOGGER = logging.getLogger("llorch.narration")
 
 _captures: list[NarrationCapture] = []
 
+# Fields that are safe by construction and must stay readable: an identity is ``localhost`` or
+# ``token:<fp6>`` (AUTH-1008) — redacting it again would hide the fingerprint it exists to show.
+_SAFE_FIELDS = frozenset({"identity"})
+
 
 @dataclass(frozen=True, slots=True)
 class Narration:
@@ -58,7 +62,9 @@ def narrate(actor: str, action: str, target: str, human: str, **fields: Any) -> 
     if len(text) > HUMAN_MAX:
         text = text[: HUMAN_MAX - 1] + "…"
     clean = {
-        k: (_redact(v) if isinstance(v, str) else v) for k, v in fields.items() if v is not None
+        k: (_redact(v) if isinstance(v, str) and k not in _SAFE_FIELDS else v)
+        for k, v in fields.items()
+        if v is not None
     }
     rec = Narration(actor, action, target, text, clean, int(time.time() * 1000))
     if LOGGER.isEnabledFor(logging.INFO):

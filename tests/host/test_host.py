@@ -381,3 +381,20 @@ def test_success_of_a_call_admitted_before_opening_does_not_close() -> None:
     assert b.allow()
     b.record_success()
     assert b.state is BreakerState.CLOSED
+
+
+def test_identity_fingerprint_survives_narration() -> None:
+    from adapters.host import narrate
+
+    with NarrationCapture.install() as cap:
+        narrate(
+            "orchestrator",
+            "admission",
+            "s",
+            "Accepts a task",
+            identity="token:9f86d0",
+            note="Bearer abcdefgh12345678",
+        )
+    rec = cap.records[0]
+    assert rec.fields["identity"] == "token:9f86d0"
+    assert "abcdefgh12345678" not in rec.fields["note"]
