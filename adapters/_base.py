@@ -669,7 +669,7 @@ class HttpAdapter:
                             break
                         if t_first is None:
                             t_first = anyio.current_time()
-                        yield TokenEvent.token(text, emitted)
+                        yield TokenEvent("token", {"t": text, "i": emitted})
                         emitted += 1
                     if st.finished():
                         break
