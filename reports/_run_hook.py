@@ -62,6 +62,7 @@ def bundle_run(args: argparse.Namespace, results: Any, run_suite_kwargs: Mapping
             screenshot=bool(getattr(args, "screenshot", False)),
         )
     except RedactionLeak as exc:
+        args.bundle_path = exc.bundle
         print(f"llorch-conformance: FAIL: {exc}", file=sys.stderr)
         return max(rc, 1)
     except RedactionAuditError as exc:
@@ -69,6 +70,8 @@ def bundle_run(args: argparse.Namespace, results: Any, run_suite_kwargs: Mapping
         return 2
     except (HarnessError, ConformanceFailure):
         raise
+    # Where the bundle really went (<run_id>-N under parallel runs): reports.gate reads it.
+    args.bundle_path = out.path
     signed = " (signed)" if out.signed else ""
     print(f"proof bundle: {out.path}{signed}")
     return rc

@@ -147,7 +147,8 @@ def finish_gate(
     from ._render import render_gate_markdown
     from ._view import load_bundle
 
-    new = load_bundle(_bundle_dir(args, str(results.run_id)))
+    written = getattr(args, "bundle_path", None)  # set by reports._run_hook.bundle_run
+    new = load_bundle(written if written is not None else _bundle_dir(args, str(results.run_id)))
     fail_on: Literal["must", "should"] = (
         "should" if getattr(args, "fail_on", "must") == "should" else "must"
     )

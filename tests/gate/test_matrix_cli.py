@@ -221,3 +221,27 @@ def test_can_i_deploy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "stale (was verified)" in capsys.readouterr().out
     assert main([*argv, "nobody", "vllm"]) == 1
     assert "no bundle has nobody" in capsys.readouterr().out
+
+
+def test_finish_gate_reads_the_bundle_where_it_really_went(tmp_path: Path) -> None:
+    """Parallel runs with one generated id get ``<run_id>-2``: the run hook says where."""
+    import argparse
+
+    from conformance import RunResults
+    from reports.gate import finish_gate
+    from reports.gate._run_gate import GatePlan
+
+    base = build(tmp_path / "base", "r1", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
+    # an unrelated, passing bundle sits where the run id alone would point
+    build(tmp_path / "proof", "r1", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
+    ours = build(
+        tmp_path / "proof",
+        "r1-2",
+        [scenario("x", adapter="acme", reqs=("ADAPT-3001",), status="fail")],
+    )
+    results = RunResults.read(ours / "results.json")
+    results.run_id = "r1"
+    args = argparse.Namespace(
+        proof_dir=str(tmp_path / "proof"), out=tmp_path / "out", fail_on="must", bundle_path=ours
+    )
+    assert finish_gate(GatePlan(baseline=load_bundle(base)), args, results, 1) == 1
