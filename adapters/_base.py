@@ -601,6 +601,15 @@ class HttpAdapter:
             labels["engine_version"] = version
             body = json.dumps(body_obj, ensure_ascii=False, separators=(",", ":")).encode()
             opened = await self._open(task, path, body, deadline, timeline)
+            if len(timeline):
+                # OC-ADAPT-OAI-6030: retries and back-off are logged (once, not per attempt).
+                self._log(
+                    logging.INFO,
+                    "retry",
+                    f"Retried {len(timeline)} time(s) before the stream started",
+                    request,
+                    retries=timeline.to_list(),
+                )
             if not isinstance(opened, httpx.Response):
                 if opened is None:  # cancelled before the engine answered
                     yield self._started(request, version)

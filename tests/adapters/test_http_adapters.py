@@ -259,7 +259,7 @@ async def test_stream_error_event_uses_the_engine_error_type(engine: Any, dialec
 
 
 async def test_transient_errors_are_retried_before_the_first_byte(
-    engine: Any, dialect: str
+    engine: Any, dialect: str, logs: LogCapture
 ) -> None:
     async with build_adapter(dialect, engine.base_url, engine.model) as adapter:
         await adapter.engine_version()
@@ -270,6 +270,8 @@ async def test_transient_errors_are_retried_before_the_first_byte(
         timeline = adapter.retry_timeline(request.task_id)
         assert [r.status for r in timeline] == [503, 503]
         assert len(_generation_entries(engine.journal)) == 3
+    retry_logs = [r for r in logs.records if r.llorch["action"] == "retry"]  # type: ignore[attr-defined]
+    assert len(retry_logs) == 1 and len(retry_logs[0].llorch["retries"]) == 2  # type: ignore[attr-defined]
 
 
 async def test_permanent_errors_are_not_retried(engine: Any, dialect: str) -> None:
@@ -376,6 +378,23 @@ async def test_cancel_from_another_task_interrupts_a_read(slow_engine: Any, dial
     assert cancel_took < 0.5
     assert terminal(events).data["stop_reason"] == "cancelled"
     assert check_stream(events) == []
+
+
+async def test_aclose_cancels_what_is_in_flight(slow_engine: Any, dialect: str) -> None:
+    adapter = build_adapter(dialect, slow_engine.base_url, slow_engine.model)
+    stream = adapter.submit(make_request(max_tokens=200, task_id="abandoned"))
+    with anyio.fail_after(10):
+        async for ev in stream:
+            if ev.kind == "token":
+                break
+        assert adapter.in_flight == 1
+        await adapter.aclose()
+        await slow_engine.journal.wait_for(
+            lambda j: any(e.disconnected for e in _generation_entries(j)), timeout=5
+        )
+        rest = [ev async for ev in stream]
+    assert [e.kind for e in rest] == ["end"] and rest[0].data["stop_reason"] == "cancelled"
+    assert adapter.in_flight == 0
 
 
 async def test_deadline_is_honoured_and_upstream_closed(dialect: str) -> None:
