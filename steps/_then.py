@@ -313,10 +313,18 @@ def token_per_delta(llorch_ctx: ScenarioContext) -> None:
     )
 
 
+def _last_generation_done(journal: Any) -> bool:
+    gens = [e for e in journal.entries if getattr(e, "generation", False)]
+    return bool(gens) and gens[-1].t_last_byte is not None
+
+
 @then("the first token reached the caller before the engine sent its last byte")
 def incremental(llorch_ctx: ScenarioContext) -> None:
     run = llorch_ctx.last
     t_first = run.first_token_time()
+    # The engine journals its last byte when its send completes, which can be a moment after the
+    # client already read it: wait (bounded) for the record rather than race it.
+    llorch_ctx.wait_journal(_last_generation_done, 5.0, "the engine's last byte")
     entries = llorch_ctx.generation_entries()
     t_last = entries[-1].t_last_byte if entries else None
     llorch_ctx.notes["incremental"] = {"t_first_token": t_first, "t_engine_last_byte": t_last}
