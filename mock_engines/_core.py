@@ -990,7 +990,7 @@ class MockEngineApp:
             chunks = ctx.chunks(plan)
             sizes = [len(ids) for _, ids in chunks] or [1]
             busy = (pool.busy - 1) / pool.slots if pool.slots > 1 else 0.0
-            if isinstance(result, StreamReply) and result.offsets is not None:
+            if result.offsets is not None:
                 offsets = result.offsets  # a replay: the recorded timing, not the profile's
             else:
                 offsets = ctx.profile.step_offsets(

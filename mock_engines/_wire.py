@@ -149,6 +149,8 @@ class Reply:
     body: bytes
     headers: Headers = field(default_factory=list)
     plan: GenerationPlan | None = None
+    #: Explicit due time(s) instead of the profile's (see ``StreamReply.offsets``).
+    offsets: list[float] | None = None
 
 
 @dataclass(slots=True)
