@@ -96,13 +96,33 @@ def token_id(text: str) -> int:
     return _ID_BASE + len(VOCAB) + int.from_bytes(digest[:3], "big")
 
 
+class ChatPrompt(str):
+    """A templated chat prompt that remembers the conversation's plain text (``plan_text``).
+
+    Usage counts come from the templated text (real engines count template tokens too), but the
+    plan is drawn from ``plan_text`` — the messages' contents joined by newlines — so a chat with
+    one user message gets exactly the plan of a completion of that message. That is what lets the
+    cross-dialect oracle compare a chat-route adapter (OpenAI) with completion-route adapters.
+    """
+
+    __slots__ = ("plan_text",)
+    plan_text: str
+
+    def __new__(cls, templated: str, plan_text: str) -> ChatPrompt:
+        obj = super().__new__(cls, templated)
+        obj.plan_text = plan_text
+        return obj
+
+
 def chat_prompt(messages: Sequence[Mapping[str, object]]) -> str:
     """Render chat messages into the one prompt text every dialect uses for chat routes.
 
     A fixed, engine-neutral template keeps usage counts and plans identical across dialects.
-    Non-string ``content`` (OpenAI content parts) contributes its ``text`` parts.
+    Non-string ``content`` (OpenAI content parts) contributes its ``text`` parts. The result is a
+    :class:`ChatPrompt`: its plan comes from the contents alone (see there).
     """
     parts: list[str] = []
+    texts: list[str] = []
     for msg in messages:
         role = str(msg.get("role", "user"))
         content = msg.get("content")
@@ -113,8 +133,9 @@ def chat_prompt(messages: Sequence[Mapping[str, object]]) -> str:
         else:
             text = str(content)
         parts.append(f"<|{role}|>\n{text}\n")
+        texts.append(text)
     parts.append("<|assistant|>\n")
-    return "".join(parts)
+    return ChatPrompt("".join(parts), "\n".join(texts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +216,7 @@ def make_plan(
     else:
         limit = min(max_tokens, MAX_CONTEXT)
     stops = tuple(s for s in stop if s)
-    rng = _rng_for(prompt, seed, temperature, top_p, top_k)
+    rng = _rng_for(getattr(prompt, "plan_text", prompt), seed, temperature, top_p, top_k)
     natural = rng.randint(4, 96)
     if ignore_eos:
         natural = MAX_CONTEXT + 1

@@ -41,18 +41,18 @@ GOLDEN_CHAT_STREAM = (
     b'data: {"object":"chat.completion.chunk","id":"","created":1732000000,"model":"'
     + MODEL.encode()
     + b'","system_fingerprint":"3.3.6-dev0-native","choices":[{"index":0,"delta":{"role":"assistant",'
-    b'"content":" \xce\xa9mega"},"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
+    b'"content":" llama"},"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
     b'data: {"object":"chat.completion.chunk","id":"","created":1732000000,"model":"'
     + MODEL.encode()
     + b'","system_fingerprint":"3.3.6-dev0-native","choices":[{"index":0,"delta":{"role":"assistant",'
-    b'"content":" worker"},"logprobs":null,"finish_reason":"length"}],"usage":null}\n\n'
+    b'"content":" engine"},"logprobs":null,"finish_reason":"length"}],"usage":null}\n\n'
     b"data: [DONE]\n\n"
 )
 GOLDEN_CHAT = (
     b'{"object":"chat.completion","id":"","created":1732000000,"model":"'
     + MODEL.encode()
     + b'","system_fingerprint":"3.3.6-dev0-native","choices":[{"index":0,"message":{"role":'
-    b'"assistant","content":" \xce\xa9mega worker"},"logprobs":null,"finish_reason":"length"}],'
+    b'"assistant","content":" llama engine"},"logprobs":null,"finish_reason":"length"}],'
     b'"usage":{"prompt_tokens":14,"completion_tokens":2,"total_tokens":16}}'
 )
 
@@ -674,7 +674,7 @@ def test_openai_sdk_against_the_tgi_v1_routes(engine: MockEngine) -> None:
         temperature=0,
         stream=True,
     )
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == " Ωmega worker"
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == " llama engine"
 
 
 # -- top_n_tokens / logprobs ---------------------------------------------------------------------
@@ -710,12 +710,12 @@ def test_chat_logprobs(client: httpx.Client) -> None:
         "top_logprobs": 2,
     }
     lp = client.post("/v1/chat/completions", json=body).json()["choices"][0]["logprobs"]
-    assert [c["token"] for c in lp["content"]] == [" Ωmega", " worker"]
+    assert [c["token"] for c in lp["content"]] == [" llama", " engine"]
     assert all(len(c["top_logprobs"]) == 2 for c in lp["content"])
     objs = events(client.post("/v1/chat/completions", json={**body, "stream": True}).content)
     assert [o["choices"][0]["logprobs"]["content"][0]["token"] for o in objs] == [
-        " Ωmega",
-        " worker",
+        " llama",
+        " engine",
     ]
 
 
