@@ -702,6 +702,11 @@ class HttpAdapter:
                         UpstreamCondition.RESET,
                         f"stream ended before its terminal frame after {emitted} tokens",
                     )
+            if failure is None and not eof:
+                # The terminal frame came; read the little that follows ([DONE], a usage
+                # chunk, the chunked-encoding end) so the connection goes back to the pool
+                # (HTU-PERF-1301). Bounded: an engine that keeps talking is simply cut off.
+                await _drain(chunks)
             await response.aclose()
             if failure is not None:
                 yield self._fail(request, failure, emitted, started)
@@ -876,6 +881,19 @@ def _sensitive_values(headers: Mapping[str, str]) -> list[str]:
                 value.split(" ", 1)[1] if lname == "authorization" and " " in value else value
             )
     return out
+
+
+async def _drain(chunks: Any, *, max_bytes: int = 64 * 1024, timeout_s: float = 0.25) -> None:
+    """Read a stream's remaining bytes (bounded in size and time) so its connection is reusable."""
+    seen = 0
+    with anyio.move_on_after(timeout_s):
+        try:
+            async for chunk in chunks:
+                seen += len(chunk)
+                if seen > max_bytes:
+                    return
+        except (httpx.HTTPError, WorkerError):
+            return  # the stream already delivered its answer; a bad tail only costs the reuse
 
 
 async def _read_bounded(resp: httpx.Response, timeout_s: float) -> bytes:
