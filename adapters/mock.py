@@ -239,7 +239,18 @@ class MockAdapter:
 
     # -- contract -------------------------------------------------------------------------
     async def health(self) -> WorkerHealth:
-        return WorkerHealth(live=True, ready=self.ready)
+        """Ready unless told otherwise, or while an engine-wide ``engine.loading`` /
+        ``conn.port_closed`` rule still has work to do (endless, or ``first=N`` not used up):
+        an HTTP adapter would see the engine loading (or not listening) then, too."""
+        live, ready = True, self.ready
+        for state in self._rules:
+            rule = state.rule
+            if rule.id not in ("engine.loading", "conn.port_closed") or rule.rate is not None:
+                continue
+            if rule.first is None or state.applied < rule.first:
+                ready = False
+                live = live and rule.id != "conn.port_closed"
+        return WorkerHealth(live=live, ready=ready)
 
     async def props(self) -> WorkerProps:
         return WorkerProps(slots_total=self.slots, slots_free=max(0, self.slots - len(self._tasks)))

@@ -200,3 +200,18 @@ async def test_cancel_from_another_task_interrupts_a_slow_stream() -> None:
             await adapter.cancel("slow")
     assert events[-1].data["stop_reason"] == "cancelled"
     assert check_stream(events) == []
+
+
+@pytest.mark.anyio
+async def test_health_follows_engine_wide_loading_and_port_closed() -> None:
+    from adapters.mock import MockAdapter
+
+    assert (await MockAdapter(faults=["engine.loading"]).health()).to_dict() == {
+        "live": True,
+        "ready": False,
+    }
+    assert (await MockAdapter(faults=["conn.port_closed"]).health()).to_dict() == {
+        "live": False,
+        "ready": False,
+    }
+    assert (await MockAdapter().health()).ready is True
