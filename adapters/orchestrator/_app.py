@@ -276,9 +276,21 @@ class _Facade:
     async def _produce(self, adm: _Admitted, send: MemoryObjectSendStream[TokenEvent]) -> None:
         """Pull the host stream into the bounded channel (tokens wait; metrics may drop)."""
         events = self.host.submit(adm.pool_id, adm.request, correlation_id=adm.correlation_id)
+        t0 = anyio.current_time()
+        tokens = 0
+        saw_metrics = False
         try:
             async with send:
                 async for ev in events:
+                    if ev.kind == "token":
+                        tokens += 1
+                    elif ev.kind == "end" and not saw_metrics:
+                        # Every successful stream carries the planning fields at least once.
+                        ev_m = TokenEvent.metrics(**self._planning(adm, t0, tokens, done=True))
+                        try:
+                            send.send_nowait(ev_m)
+                        except anyio.WouldBlock:
+                            self.sse_drops.inc()
                     if ev.kind == "started":
                         ev = TokenEvent(
                             "started",
@@ -289,6 +301,10 @@ class _Facade:
                             },
                         )
                     if ev.kind == "metrics":
+                        saw_metrics = True
+                        ev = TokenEvent(
+                            "metrics", {**ev.data, **self._planning(adm, t0, tokens, done=False)}
+                        )
                         try:
                             send.send_nowait(ev)
                         except anyio.WouldBlock:
@@ -304,6 +320,32 @@ class _Facade:
             if close is not None:
                 with anyio.CancelScope(shield=True):
                     await close()
+
+    def _planning(self, adm: _Admitted, t0: float, tokens: int, *, done: bool) -> dict[str, Any]:
+        """Additive planning fields of a ``metrics`` frame (OC-METRICS-7110).
+
+        ``queue_depth``: unfinished admitted tasks of the pool. ``kv_warmth``: the facade has no
+        view of engine caches, so it reports the caller's hint (``kv_hint: reuse``) and nothing
+        more. ``on_time_probability`` is a documented heuristic, not a model: the decode rate so
+        far projects the finish time of the remaining ``max_tokens``; 1.0 when that lands
+        within ``deadline_ms``, else the fraction of it that fits (a finished stream: 1.0 or 0.0).
+        """
+        req = adm.request
+        elapsed_ms = (anyio.current_time() - t0) * 1000.0
+        deadline = float(req.deadline_ms)
+        if done or tokens == 0:
+            projected = elapsed_ms
+        else:
+            projected = elapsed_ms + (req.max_tokens - tokens) * (elapsed_ms / tokens)
+        if done:
+            p = 1.0 if elapsed_ms <= deadline else 0.0
+        else:
+            p = 1.0 if projected <= deadline else max(0.0, min(1.0, deadline / projected))
+        return {
+            "on_time_probability": round(p, 3),
+            "queue_depth": sum(1 for t in self.tasks.values() if t.pool_id == adm.pool_id),
+            "kv_warmth": req.kv_hint is not None and req.kv_hint.value == "reuse",
+        }
 
     async def _sse(self, adm: _Admitted) -> AsyncIterator[bytes]:
         req = adm.request

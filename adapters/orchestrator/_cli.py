@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +66,12 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks one)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="port (default 8080; 0 picks a free one, shown in the start-up line)",
+    )
     p.add_argument(
         "--bind",
         action="append",
@@ -116,8 +122,25 @@ def _run(args: argparse.Namespace) -> int:
         auth=AuthPolicy(token=token, optional=args.auth_optional),
     )
     pools = ", ".join(f"{b.pool_id}/{b.replica_id}={b.dialect}" for b in bindings)
-    print(
-        f"llorch-conformance orchestrator on http://{args.host}:{args.port} ({pools})", flush=True
-    )
-    uvicorn.run(create_app(host, cfg), host=args.host, port=args.port, log_level="warning")
+    # Bind (and listen) before announcing: the printed URL carries the real port, so --port 0
+    # works for tests and scripts, and a client may connect as soon as the line is out.
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    port = sock.getsockname()[1]
+    shown = f"[{args.host}]" if family == socket.AF_INET6 else args.host
+    print(f"llorch-conformance orchestrator on http://{shown}:{port} ({pools})", flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(host, cfg), log_level="warning"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     return 0

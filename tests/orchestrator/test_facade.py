@@ -241,3 +241,14 @@ def test_bearer_auth() -> None:
 def test_optional_auth_lets_loopback_in() -> None:
     with Env(FakeAdapter(), auth=AuthPolicy(token=TOKEN, optional=True)) as e:
         assert e.client.post("/v1/tasks", json=task()).status_code == 202
+
+
+def test_metrics_frames_carry_planning_fields(env: Env) -> None:
+    env.client.post("/v1/tasks", json=task(kv_hint="reuse"))
+    events = env.events("t-0")
+    metrics = [e for e in events if e.kind == "metrics"]
+    assert metrics, "a successful stream carries at least one metrics frame"
+    m = metrics[-1].data
+    assert 0.0 <= m["on_time_probability"] <= 1.0
+    assert isinstance(m["queue_depth"], int) and m["kv_warmth"] is True
+    assert check_stream(events) == []
