@@ -37,6 +37,7 @@ _COMMAND_MODULES = (
     "conformance.rbee._cli",
     "reports._cli",
     "reports.gate._cli",
+    "conformance.real._cli",
 )
 
 

@@ -1,0 +1,133 @@
+"""The real-engine tier: a real ``llama-server`` in the loop, a drift check against the mock.
+
+Public API::
+
+    from conformance.real import LlamaServer, write_tiny_model, run_drift_check
+
+    model = write_tiny_model(tmp / "tiny.gguf", seed=1)        # ~300 KB, random weights
+    with LlamaServer(model.path) as srv:                       # free loopback port, /health 200
+        report = run_drift_check(srv, out_dir=tmp / "drift")   # probes real + mock, compares
+        assert not report.critical
+
+The same server is what ``llorch-conformance run --dialect llamacpp --engine-url URL`` needs:
+``llorch-conformance real-engine`` starts one and prints its URL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mock_engines._cassette import Cassette, Exchange
+
+from ._drift import (
+    CRITICAL_PATHS,
+    SEVERITIES,
+    DriftItem,
+    DriftReport,
+    compare_cassettes,
+    drift_ok,
+    probe_llamacpp,
+)
+from ._model import CHATML_TEMPLATE, TinyModel, tiny_vocab, write_tiny_model
+from ._server import EngineUnavailable, HealthObservation, LlamaServer, find_llama_server, free_port
+
+__all__ = [
+    "CHATML_TEMPLATE",
+    "CRITICAL_PATHS",
+    "SEVERITIES",
+    "DriftItem",
+    "DriftReport",
+    "EngineUnavailable",
+    "HealthObservation",
+    "LlamaServer",
+    "TinyModel",
+    "compare_cassettes",
+    "drift_ok",
+    "find_llama_server",
+    "free_port",
+    "probe_llamacpp",
+    "probe_mock_llamacpp",
+    "run_drift_check",
+    "tiny_vocab",
+    "write_tiny_model",
+]
+
+
+def _loading_from_log(server: LlamaServer) -> Exchange | None:
+    """The real server's first 503 while loading, as an exchange (None if none was seen)."""
+    for obs in server.health_log:
+        if obs.status == 503:
+            return Exchange(
+                method="GET",
+                path="/health",
+                status=503,
+                response_headers=[("content-type", "application/json; charset=utf-8")],
+                chunks=[],
+                complete=True,
+                label="health.loading",
+            )._with_body(obs.body)
+    return None
+
+
+async def probe_mock_llamacpp(*, model: str | None = None) -> Cassette:
+    """The probe set against a fresh llama.cpp mock (loading observed via ``engine.loading``)."""
+    import httpx
+
+    from mock_engines import run_mock_engine
+    from mock_engines._cassette import record_exchange
+
+    async with run_mock_engine("llamacpp", seed=42, model=model) as eng:
+
+        async def loading() -> Exchange | None:
+            eng.set_faults(["engine.loading"])
+            try:
+                async with httpx.AsyncClient(base_url=eng.base_url, timeout=10.0) as c:
+                    return await record_exchange(c, "GET", "/health")
+            finally:
+                eng.set_faults([])
+
+        cas = await probe_llamacpp(eng.base_url, loading=loading)
+    return cas
+
+
+def run_drift_check(
+    server: LlamaServer, *, out_dir: str | Path | None = None, mock_model: str | None = None
+) -> DriftReport:
+    """Probe the running real server and a fresh mock, compare, and write the evidence.
+
+    Writes ``drift-report.json``/``.md`` and both recordings (``real.cassette.json``,
+    ``mock.cassette.json``) into ``out_dir`` when given.
+    """
+    import anyio
+
+    async def both() -> tuple[Cassette, Cassette]:
+        async def loading() -> Exchange | None:
+            return _loading_from_log(server)
+
+        real = await probe_llamacpp(server.base_url, loading=loading)
+        mock = await probe_mock_llamacpp(model=mock_model)
+        return real, mock
+
+    real, mock = anyio.run(both)
+    report = compare_cassettes(real, mock)
+    if out_dir is not None:
+        d = Path(out_dir)
+        report.write(d)
+        real.save(d / "real.cassette.json")
+        mock.save(d / "mock.cassette.json")
+        (d / "health-log.json").write_text(
+            json.dumps(
+                [
+                    {
+                        "t": round(o.t, 4),
+                        "status": o.status,
+                        "body": o.body.decode("utf-8", "replace"),
+                    }
+                    for o in server.health_log
+                ],
+                indent=1,
+            )
+            + "\n"
+        )
+    return report

@@ -1,0 +1,268 @@
+"""``record``, ``replay``, ``drift`` and ``real-engine``: the real-engine tier on the command line.
+
+* ``record --engine-url URL --dialect D --out CASSETTE`` — send the dialect's probe set (plus any
+  ``--request``) to a live engine and write the raw frames and timing to a cassette.
+* ``replay --cassette C [--speed F]`` — serve a cassette as a mock engine (prints the URL), so CI
+  can gate an adapter on a recording: ``llorch-conformance run --engine-url <that URL>``.
+* ``drift --engine-url URL --out DIR`` — the drift check of a running llama.cpp server against
+  the llama.cpp mock; exit 1 on critical drift.
+* ``real-engine [--model M]`` — start a real ``llama-server`` (tiny random model by default) on a
+  free loopback port, print its URL and serve until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+#: Probe sets of the other dialects: (label, method, path, JSON body or None).
+_GENERIC: dict[str, list[tuple[str, str, str, Any]]] = {
+    "vllm": [
+        ("health", "GET", "/health", None),
+        ("models", "GET", "/v1/models", None),
+        ("chat", "POST", "/v1/chat/completions", {"max_tokens": 8, "seed": 1}),
+        ("chat.stream", "POST", "/v1/chat/completions", {"max_tokens": 8, "stream": True}),
+    ],
+    "openai": [
+        ("models", "GET", "/v1/models", None),
+        ("chat", "POST", "/v1/chat/completions", {"max_tokens": 8, "seed": 1}),
+        ("chat.stream", "POST", "/v1/chat/completions", {"max_tokens": 8, "stream": True}),
+    ],
+    "tgi": [
+        ("health", "GET", "/health", None),
+        ("info", "GET", "/info", None),
+        ("generate", "POST", "/generate", {"inputs": "Hello", "parameters": {"max_new_tokens": 8}}),
+        (
+            "generate.stream",
+            "POST",
+            "/generate_stream",
+            {"inputs": "Hello", "parameters": {"max_new_tokens": 8}},
+        ),
+    ],
+    "triton": [
+        ("ready", "GET", "/v2/health/ready", None),
+        ("metadata", "GET", "/v2", None),
+    ],
+}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "record",
+        help="record a live engine's answers (raw frames + timing) to a cassette",
+        description="Send the dialect's probe set (and any --request) to a live engine and "
+        "write requests, raw response chunks and their timing to a cassette file.",
+    )
+    p.add_argument("--engine-url", required=True, metavar="URL")
+    p.add_argument("--dialect", required=True, metavar="ENGINE")
+    p.add_argument("--out", required=True, type=Path, metavar="CASSETTE")
+    p.add_argument("--model", default=None, help="model name for chat/triton probes")
+    p.add_argument(
+        "--request",
+        action="append",
+        default=[],
+        metavar="'METHOD /path [JSON]'",
+        help="an extra request to record (repeatable)",
+    )
+    p.add_argument("--no-probes", action="store_true", help="record only the --request exchanges")
+    p.add_argument("--timeout", type=float, default=60.0, help="per request, seconds")
+    p.set_defaults(func=_record)
+
+    p = sub.add_parser(
+        "replay",
+        help="serve a cassette as a mock engine (timing-faithful, with a speed factor)",
+    )
+    p.add_argument("--cassette", required=True, type=Path)
+    p.add_argument("--speed", type=float, default=1.0, help="2 = twice as fast; 0 = no delays")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--fault", action="append", default=[], help="a fault to apply (repeatable)")
+    p.set_defaults(func=_replay)
+
+    p = sub.add_parser(
+        "drift",
+        help="drift check: a live llama.cpp server against the llama.cpp mock",
+    )
+    p.add_argument("--engine-url", required=True, metavar="URL")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.set_defaults(func=_drift)
+
+    p = sub.add_parser(
+        "real-engine",
+        help="start a real llama-server (tiny random model) on loopback and print its URL",
+    )
+    p.add_argument("--model", type=Path, default=None, help="a GGUF file (default: tiny model)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--parallel", type=int, default=2)
+    p.add_argument("--ctx-size", type=int, default=512)
+    p.set_defaults(func=_real_engine)
+
+
+def _parse_request(spec: str) -> tuple[str, str, Any]:
+    from adapters.api import UsageError
+
+    parts = spec.strip().split(None, 2)
+    if len(parts) < 2 or not parts[1].startswith("/"):
+        raise UsageError(f"--request {spec!r}: expected 'METHOD /path [JSON]'")
+    body: Any = None
+    if len(parts) == 3:
+        try:
+            body = json.loads(parts[2])
+        except ValueError as exc:
+            raise UsageError(f"--request {spec!r}: body is not JSON ({exc})") from None
+    return parts[0].upper(), parts[1], body
+
+
+def _record(args: argparse.Namespace) -> int:
+    import anyio
+    import httpx
+
+    from adapters.api import UsageError
+    from conformance._targets import KNOWN_DIALECTS
+    from mock_engines._cassette import Cassette, record_exchange
+
+    from ._drift import probe_llamacpp
+
+    if args.dialect not in KNOWN_DIALECTS or args.dialect == "mock":
+        raise UsageError(f"unknown dialect {args.dialect!r}")
+    if not args.engine_url.startswith(("http://", "https://")):
+        raise UsageError(f"--engine-url must be an http(s) URL, got {args.engine_url!r}")
+    extra = [_parse_request(s) for s in args.request]
+    base = args.engine_url.rstrip("/")
+
+    async def go() -> Cassette:
+        if args.dialect == "llamacpp" and not args.no_probes:
+            cas = await probe_llamacpp(base, request_timeout=args.timeout)
+        else:
+            cas = Cassette(dialect=args.dialect, engine_url=base)
+        async with httpx.AsyncClient(base_url=base, timeout=args.timeout, trust_env=False) as c:
+            probes = [] if args.no_probes or args.dialect == "llamacpp" else _GENERIC[args.dialect]
+            for label, method, path, body in probes:
+                if body is not None and "chat" in label:
+                    body = {
+                        "model": args.model or "model",
+                        "messages": [{"role": "user", "content": "Hi"}],
+                        **body,
+                    }
+                cas.exchanges.append(
+                    await record_exchange(c, method, path, json_body=body, label=label)
+                )
+            for i, (method, path, body) in enumerate(extra):
+                cas.exchanges.append(
+                    await record_exchange(c, method, path, json_body=body, label=f"request.{i}")
+                )
+        return cas
+
+    cas = anyio.run(go)
+    broken = [e for e in cas.exchanges if e.error is not None]
+    if cas.exchanges and len(broken) == len(cas.exchanges):
+        raise UsageError(f"engine at {base} did not answer: {broken[0].error}")
+    path = cas.save(args.out)
+    print(
+        f"recorded {len(cas.exchanges)} exchanges ({len(broken)} transport errors) "
+        f"from {cas.dialect} {cas.engine_version or ''} to {path}".replace("  ", " "),
+        flush=True,
+    )
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+    import sys
+
+    from adapters.api import UsageError
+    from mock_engines._cassette import Cassette, ReplayDialect
+    from mock_engines._core import EngineContext, MockEngineApp
+    from mock_engines._server import EngineServer
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port")
+    cas = Cassette.load(args.cassette)
+    ctx = EngineContext(ReplayDialect(cas, speed=args.speed), faults=args.fault)
+    app = MockEngineApp(ctx)
+    try:
+        server = EngineServer(app, args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot bind {args.host}:{args.port}: {exc.strerror}") from None
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.request_stop)
+        task = loop.create_task(server.serve())
+        await loop.run_in_executor(None, server.ready.wait)
+        print(
+            f"replaying {len(cas.exchanges)} {cas.dialect} exchanges "
+            f"(speed {args.speed}) on {server.base_url}",
+            flush=True,
+        )
+        await task
+
+    factory = server.config.get_loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+    print("stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _drift(args: argparse.Namespace) -> int:
+    import anyio
+
+    from adapters.api import UsageError
+
+    from . import probe_mock_llamacpp
+    from ._drift import compare_cassettes, probe_llamacpp
+
+    if not args.engine_url.startswith(("http://", "https://")):
+        raise UsageError(f"--engine-url must be an http(s) URL, got {args.engine_url!r}")
+
+    async def both() -> Any:
+        real = await probe_llamacpp(args.engine_url.rstrip("/"))
+        mock = await probe_mock_llamacpp()
+        return real, mock
+
+    real, mock = anyio.run(both)
+    if all(e.error is not None for e in real.exchanges):
+        raise UsageError(f"engine at {args.engine_url} did not answer")
+    report = compare_cassettes(real, mock)
+    _json_path, m = report.write(args.out)
+    real.save(Path(args.out) / "real.cassette.json")
+    mock.save(Path(args.out) / "mock.cassette.json")
+    c = report.counts()
+    print(", ".join(f"{c[s]} {s}" for s in c) + f" — {m}", flush=True)
+    for item in report.critical:
+        print(f"CRITICAL {item.probe} {item.path}: real={item.real!r} mock={item.mock!r}")
+    return 1 if report.critical else 0
+
+
+def _real_engine(args: argparse.Namespace) -> int:
+    import signal
+    import tempfile
+    import threading
+
+    from ._model import write_tiny_model
+    from ._server import LlamaServer
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with tempfile.TemporaryDirectory(prefix="llorch-real-") as tmp:
+        model = args.model or write_tiny_model(Path(tmp) / "tiny.gguf", seed=args.seed).path
+        with LlamaServer(
+            Path(model),
+            seed=args.seed,
+            port=args.port,
+            parallel=args.parallel,
+            ctx_size=args.ctx_size,
+            log_path=Path(tmp) / "server.log",
+        ) as srv:
+            print(f"llama-server (pid {srv.pid}) on {srv.base_url}", flush=True)
+            while not stop.wait(0.5):  # wakes for signals on every platform
+                pass
+    return 0
