@@ -1,7 +1,7 @@
 """Cassettes: record exchanges with a live engine once, replay them byte- and timing-faithfully.
 
 A vendor records a real engine (``llorch-conformance record --engine-url URL --dialect D --out
-C``) and gates CI on the replay (``llorch-conformance replay --cassette C``, or
+C``) and gates CI on the replay (``llorch-conformance replay-cassette --cassette C``, or
 :func:`run_replay_engine` in a test). The replay is a mock engine like the others — same core,
 same journal, same fault catalogue — whose dialect answers from the cassette.
 
@@ -123,6 +123,11 @@ class Exchange:
     @property
     def body(self) -> bytes:
         return b"".join(c.data for c in self.chunks)
+
+    def _with_body(self, body: bytes, t: float = 0.0) -> Exchange:
+        """Set the whole body as one chunk (for exchanges built from other observations)."""
+        self.chunks = [Chunk(t, body)] if body else []
+        return self
 
     def header(self, name: str) -> str | None:
         n = name.lower()

@@ -1,8 +1,8 @@
-"""``record``, ``replay``, ``drift`` and ``real-engine``: the real-engine tier on the command line.
+"""``record``, ``replay-cassette``, ``drift`` and ``real-engine``: the real-engine tier on the command line.
 
 * ``record --engine-url URL --dialect D --out CASSETTE`` — send the dialect's probe set (plus any
   ``--request``) to a live engine and write the raw frames and timing to a cassette.
-* ``replay --cassette C [--speed F]`` — serve a cassette as a mock engine (prints the URL), so CI
+* ``replay-cassette --cassette C [--speed F]`` — serve a cassette as a mock engine (prints the URL), so CI
   can gate an adapter on a recording: ``llorch-conformance run --engine-url <that URL>``.
 * ``drift --engine-url URL --out DIR`` — the drift check of a running llama.cpp server against
   the llama.cpp mock; exit 1 on critical drift.
@@ -73,7 +73,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_record)
 
     p = sub.add_parser(
-        "replay",
+        "replay-cassette",
         help="serve a cassette as a mock engine (timing-faithful, with a speed factor)",
     )
     p.add_argument("--cassette", required=True, type=Path)
