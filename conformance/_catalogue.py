@@ -62,10 +62,6 @@ class Layer(StrEnum):
 PENDING_COMPONENTS: dict[str, str] = {
     "worker registration": "the facade has no worker-registration route yet (POST /v1/workers/register)",
     "proxy auth": "TRUST_PROXY_AUTH (a MAY) is not implemented by the facade",
-    "proof bundles": (
-        "the proof-bundle writer (reports/) is proven by its own tests (tests/reports); "
-        "the conformance scenarios for PB-* are a later issue"
-    ),
 }
 
 #: The shape every catalogue ID has; a feature tag of this shape that is not in the catalogue is
@@ -128,7 +124,7 @@ _HOST = None  # built: adapters.host; proven by features/host
 _ORCH = None  # built: adapters.orchestrator; proven by features/orchestrator
 _WREG = "worker registration"
 _PROXY = "proxy auth"
-_PB = "proof bundles"
+_PB = None  # built: reports (ProofBundle, write_bundle); proven by features/proof_bundle
 _WKRP = None  # built: mock_engines.rbee, adapters.rbee_worker, conformance.rbee
 
 # (id, level, layer, text, source, pending)

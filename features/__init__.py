@@ -24,6 +24,7 @@ AREAS = (
     "observability",
     "oracle",
     "orchestrator",
+    "proof_bundle",
     "security",
     "stream",
     "worker",

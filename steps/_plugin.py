@@ -26,6 +26,7 @@ pytest_plugins = [
     "steps._then_more",
     "steps._host",
     "steps._orch",
+    "steps._bundle",
     "steps.worker_steps",
 ]
 
