@@ -413,6 +413,90 @@ class _Facade:
             await self.host.cancel(adm.pool_id, task_id)
         return Response(status_code=204, headers={"X-Correlation-Id": cid})
 
+    async def register_worker(self, request: Request) -> Response:
+        """``POST /v1/workers/register`` (AUTH-1003): bind an engine as a replica; token required.
+
+        Unlike the task routes, registration never falls back to loopback trust: without a
+        configured token nothing can register, and the caller must present that token.
+        Body: ``{engine, url?, pool_id = "default", replica_id = "r0", config?}``.
+        """
+        cid = request.state.correlation_id
+        client = request.client.host if request.client else None
+        decision = self.config.auth.decide(request.headers.get("authorization"), client)
+        if self.config.auth.token is None or not decision.ok or decision.identity == "localhost":
+            code, msg = (
+                (decision.code, decision.message)
+                if decision.code is not None
+                else (40101, "MISSING_TOKEN")
+            )
+            LOGGER.warning(
+                "worker registration refused",
+                extra={"identity": decision.identity, "event": "auth_failed"},
+            )
+            return JSONResponse(
+                {"code": code, "message": msg, "hint": "registration needs the API token"},
+                status_code=401,
+                headers={"X-Correlation-Id": cid, "WWW-Authenticate": "Bearer"},
+            )
+        try:
+            raw = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _envelope(400, "INVALID_PARAMS", "body is not valid JSON", cid)
+        if not isinstance(raw, dict):
+            return _envelope(400, "INVALID_PARAMS", "body must be a JSON object", cid)
+        pool = raw.get("pool_id", "default")
+        replica = raw.get("replica_id", "r0")
+        engine = raw.get("engine")
+        url = raw.get("url", "mock://local" if engine == "mock" else None)
+        extra = raw.get("config", {})
+        for name, value in (
+            ("pool_id", pool),
+            ("replica_id", replica),
+            ("engine", engine),
+            ("url", url),
+        ):
+            if not isinstance(value, str) or not value:
+                return _envelope(
+                    400,
+                    "INVALID_PARAMS",
+                    f"{name} must be a non-empty string",
+                    cid,
+                    field_name=name,
+                )
+        if not isinstance(extra, dict):
+            return _envelope(
+                400, "INVALID_PARAMS", "config must be an object", cid, field_name="config"
+            )
+        from adapters import create_adapter
+        from adapters.api import HarnessError
+
+        pool, replica, engine, url = str(pool), str(replica), str(engine), str(url)
+
+        try:
+            adapter = create_adapter(engine, url, pool_id=pool, replica_id=replica, **extra)
+        except (HarnessError, TypeError, ValueError) as exc:
+            return _envelope(400, "INVALID_PARAMS", str(exc)[:200], cid, field_name="engine")
+        old = self.host.bind(pool, replica, adapter)
+        if old is not None:
+            close = getattr(old, "aclose", None)
+            if close is not None and self.tg is not None:
+                self.tg.start_soon(close)  # in-flight streams keep it until they finish
+        narrate(
+            ACTOR,
+            "worker_register",
+            pool,
+            f"Registers {engine} replica {replica} in pool {pool}",
+            pool_id=pool,
+            replica_id=replica,
+            engine=engine,
+            identity=decision.identity,
+            correlation_id=cid,
+        )
+        return JSONResponse(
+            {"ok": True, "identity": decision.identity, "pool_id": pool, "replica_id": replica},
+            headers={"X-Correlation-Id": cid},
+        )
+
     async def capabilities(self, request: Request) -> Response:
         engines = []
         for pool in self.host.pools():
@@ -523,6 +607,7 @@ def create_app(host: AdapterHost, config: FacadeConfig | None = None) -> ASGIApp
         Route("/v1/tasks", facade.enqueue, methods=["POST"]),
         Route("/v1/tasks/{task_id}/stream", facade.stream, methods=["GET"]),
         Route("/v1/tasks/{task_id}/cancel", facade.cancel, methods=["POST"]),
+        Route("/v1/workers/register", facade.register_worker, methods=["POST"]),
         Route("/v1/capabilities", facade.capabilities, methods=["GET"]),
         Route("/v1/pools/{pool_id}/health", facade.pool_health, methods=["GET"]),
         Route("/metrics", facade.metrics, methods=["GET"]),

@@ -252,3 +252,45 @@ def test_metrics_frames_carry_planning_fields(env: Env) -> None:
     assert 0.0 <= m["on_time_probability"] <= 1.0
     assert isinstance(m["queue_depth"], int) and m["kv_warmth"] is True
     assert check_stream(events) == []
+
+
+def test_worker_registration_requires_the_token() -> None:
+    with Env(FakeAdapter(), auth=AuthPolicy(token=TOKEN, optional=True)) as e:
+        body = {"engine": "mock", "pool_id": "p2", "replica_id": "r9"}
+        r = e.client.post("/v1/workers/register", json=body)
+        assert r.status_code == 401 and r.json()["code"] == 40101  # loopback trust is not enough
+        r = e.client.post(
+            "/v1/workers/register",
+            json=body,
+            headers={"Authorization": "Bearer wrong-wrong-wrong-1"},
+        )
+        assert r.status_code == 401 and r.json()["code"] == 40102
+        auth = {"Authorization": "Bearer " + TOKEN}
+        r = e.client.post("/v1/workers/register", json={"engine": 5}, headers=auth)
+        assert r.status_code == 400 and r.json()["field"] == "engine"
+        r = e.client.post(
+            "/v1/workers/register", json={"engine": "ollama", "url": "http://x"}, headers=auth
+        )
+        assert r.status_code == 400 and "unknown adapter" in r.json()["message"]
+        r = e.client.post("/v1/workers/register", json=body, headers=auth)
+        assert r.status_code == 200
+        assert r.json() == {
+            "ok": True,
+            "identity": r.json()["identity"],
+            "pool_id": "p2",
+            "replica_id": "r9",
+        }
+        assert r.json()["identity"].startswith("token:") and TOKEN not in r.text
+        # the new pool now takes tasks
+        assert (
+            e.client.post(
+                "/v1/tasks", json=task(placement={"mode": "pin", "pin_pool_id": "p2"}), headers=auth
+            ).status_code
+            == 202
+        )
+        assert check_stream(e.events("t-0", headers=auth)) == []
+
+
+def test_worker_registration_is_refused_without_a_configured_token(env: Env) -> None:
+    r = env.client.post("/v1/workers/register", json={"engine": "mock"})
+    assert r.status_code == 401 and r.json()["message"] == "MISSING_TOKEN"
