@@ -60,7 +60,6 @@ class Layer(StrEnum):
 
 #: Components not built in this project yet -> why. A requirement with ``pending`` set names one.
 PENDING_COMPONENTS: dict[str, str] = {
-    "worker registration": "the facade has no worker-registration route yet (POST /v1/workers/register)",
     "proxy auth": "TRUST_PROXY_AUTH (a MAY) is not implemented by the facade",
 }
 
@@ -122,7 +121,7 @@ _SRC_WKR = (
 
 _HOST = None  # built: adapters.host; proven by features/host
 _ORCH = None  # built: adapters.orchestrator; proven by features/orchestrator
-_WREG = "worker registration"
+_WREG = None  # built: POST /v1/workers/register; proven by features/orchestrator/registration
 _PROXY = "proxy auth"
 _PB = None  # built: reports (ProofBundle, write_bundle); proven by features/proof_bundle
 _WKRP = None  # built: mock_engines.rbee, adapters.rbee_worker, conformance.rbee

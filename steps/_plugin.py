@@ -27,6 +27,7 @@ pytest_plugins = [
     "steps._host",
     "steps._orch",
     "steps._bundle",
+    "steps._registration",
     "steps.worker_steps",
 ]
 
