@@ -42,6 +42,25 @@ def register(sub: Any) -> None:
         help="black-box subset against a live engine (needs --dialect)",
     )
     p.add_argument(
+        "--orchestrator-url",
+        metavar="URL",
+        help="judge an orchestrator facade at URL black-box (tasks, SSE, cancel, auth, metrics); "
+        "scenarios it cannot control are reported unsupported",
+    )
+    p.add_argument(
+        "--orchestrator-pool",
+        default="default",
+        metavar="POOL",
+        help="with --orchestrator-url: the pool standing for the target (default: default)",
+    )
+    p.add_argument(
+        "--orchestrator-token-env",
+        default="LLORCH_API_TOKEN",
+        metavar="NAME",
+        help="with --orchestrator-url: environment variable holding its API token "
+        "(default LLORCH_API_TOKEN; a token is never taken from the command line)",
+    )
+    p.add_argument(
         "--level",
         choices=("must", "should"),
         default="should",
@@ -128,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     gate = prepare_gate(args)
     if args.queen_listen and not args.worker_url:
         raise UsageError("--queen-listen needs --worker-url")
+    if args.orchestrator_url and args.worker_url:
+        raise UsageError("--orchestrator-url and --worker-url are different targets: pick one")
     if args.worker_url:  # the rbee worker target (conformance.rbee)
         from conformance.rbee._cli import worker_run
 
@@ -147,6 +168,9 @@ def _run(args: argparse.Namespace) -> int:
             dialect=args.dialect,
             engine_url=args.engine_url,
             only=only,
+            orchestrator_url=args.orchestrator_url,
+            orchestrator_pool=args.orchestrator_pool,
+            orchestrator_token_env=args.orchestrator_token_env,
             level=args.level,
             requirements=args.requirement,
             seed=args.seed,
@@ -172,6 +196,7 @@ def _run(args: argparse.Namespace) -> int:
             "adapter": args.adapter,
             "dialect": args.dialect,
             "engine_url": args.engine_url,
+            "orchestrator_url": args.orchestrator_url,
             "only": only,
             "level": args.level,
             "requirements": args.requirement,

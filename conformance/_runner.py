@@ -101,6 +101,9 @@ def run_suite(
     dialect: str | None = None,
     engine_url: str | None = None,
     only: Sequence[str] = (),
+    orchestrator_url: str | None = None,
+    orchestrator_pool: str = "default",
+    orchestrator_token_env: str = "LLORCH_API_TOKEN",
     level: str = "should",
     requirements: Sequence[str] = (),
     seed: int = 0,
@@ -115,7 +118,15 @@ def run_suite(
     from .plugin import suite_module_path
 
     # Resolve here first: bad input is one clear UsageError line, before pytest starts.
-    resolve_targets(adapter=adapter, dialect=dialect, engine_url=engine_url, only=only)
+    resolve_targets(
+        adapter=adapter,
+        dialect=dialect,
+        engine_url=engine_url,
+        only=only,
+        orchestrator_url=orchestrator_url,
+        orchestrator_pool=orchestrator_pool,
+        orchestrator_token_env=orchestrator_token_env,
+    )
     run_id = run_id or make_run_id()
     out_dir = out if out is not None else Path("llorch-results") / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +163,12 @@ def run_suite(
             args += ["--llorch-engine-url", engine_url]
         if only:
             args += ["--llorch-only", ",".join(only)]
+        if orchestrator_url:
+            args += [
+                "--llorch-orchestrator-url", orchestrator_url,
+                "--llorch-orchestrator-pool", orchestrator_pool,
+                "--llorch-orchestrator-token-env", orchestrator_token_env,
+            ]  # fmt: skip
         for rid in requirements:
             args += ["--llorch-requirement", rid]
         n_jobs = jobs

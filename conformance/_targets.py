@@ -8,7 +8,14 @@ it speaks. Three sources, in the order the issue lists them:
   entry point in the group ``llorch_conformance.adapters`` (the dialect comes from
   ``--dialect`` or from a ``dialect`` attribute of the factory);
 * ``--engine-url URL``: the same adapters against a live engine instead of a mock engine. Then
-  scenarios that need fault control or the engine journal are reported ``unsupported``.
+  scenarios that need fault control or the engine journal are reported ``unsupported``;
+* ``--orchestrator-url URL``: no adapter at all — the "adapter" is an orchestrator facade reached
+  over HTTP (``POST /v1/tasks``, ``GET /v1/tasks/{id}/stream``, ``POST /v1/tasks/{id}/cancel``,
+  ``GET /v1/capabilities``, ``GET /v1/pools/{pool}/health``), given the WorkerAdapter shape by
+  ``steps._orch.FacadeView``. Its API token comes from an environment variable (default
+  ``LLORCH_API_TOKEN``), never from argv; the target keeps only the variable's *name*. The URL is
+  probed once (``GET /v1/capabilities``) so a wrong URL or a refused token is one clear usage
+  error before any scenario runs.
 
 Why resolution is lazy: the pytest plugin must stay light (no adapters or mock engines imported
 until a run asks for them), so this module imports adapters only inside :func:`resolve_targets`.
@@ -17,6 +24,7 @@ until a run asks for them), so this module imports adapters only inside :func:`r
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -24,11 +32,24 @@ from typing import Any
 
 from adapters.api import UsageError
 
-__all__ = ["ENTRY_POINT_GROUP", "KNOWN_DIALECTS", "Target", "resolve_targets"]
+__all__ = [
+    "DEFAULT_TOKEN_ENV",
+    "ENTRY_POINT_GROUP",
+    "KNOWN_DIALECTS",
+    "ORCHESTRATOR_DIALECT",
+    "Target",
+    "probe_orchestrator",
+    "resolve_targets",
+]
 
 ENTRY_POINT_GROUP = "llorch_conformance.adapters"
 #: Engine dialects the mock engines can speak (the harness's vocabulary for ``--dialect``).
 KNOWN_DIALECTS = ("llamacpp", "vllm", "tgi", "openai", "triton", "mock")
+#: The dialect of an ``--orchestrator-url`` target: no engine dialect is known behind it, so
+#: ``@dialect:`` scenarios are not applicable to it.
+ORCHESTRATOR_DIALECT = "orchestrator"
+#: Where the orchestrator's API token is read from unless ``--orchestrator-token-env`` says.
+DEFAULT_TOKEN_ENV = "LLORCH_API_TOKEN"
 
 Factory = Callable[..., Any]
 
@@ -43,19 +64,33 @@ class Target:
     origin: str = "builtin"  # builtin | vendor | entry-point
     spec: str = ""
     engine_url: str | None = None
+    orchestrator_url: str | None = None
+    orchestrator_pool: str = "default"
+    #: The *name* of the variable holding the orchestrator's API token (never the token).
+    token_env: str = DEFAULT_TOKEN_ENV
 
     @property
     def live(self) -> bool:
-        return self.engine_url is not None
+        """No mock engine under the harness's control (a live engine or an orchestrator URL)."""
+        return self.engine_url is not None or self.orchestrator_url is not None
+
+    @property
+    def orchestrator(self) -> bool:
+        return self.orchestrator_url is not None
 
     def describe(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "name": self.name,
             "dialect": self.dialect,
             "origin": self.origin,
             "spec": self.spec,
             "engine_url": self.engine_url,
         }
+        if self.orchestrator_url is not None:
+            d["orchestrator_url"] = self.orchestrator_url
+            d["orchestrator_pool"] = self.orchestrator_pool
+            d["token_env"] = self.token_env
+        return d
 
 
 def _builtin() -> dict[str, Factory]:
@@ -112,11 +147,35 @@ def resolve_targets(
     dialect: str | None = None,
     engine_url: str | None = None,
     only: Sequence[str] = (),
+    orchestrator_url: str | None = None,
+    orchestrator_pool: str = "default",
+    orchestrator_token_env: str = DEFAULT_TOKEN_ENV,
+    probe: bool = True,
 ) -> list[Target]:
     """Resolve the command-line choice into targets; bad input raises :class:`UsageError`.
 
     ``only`` restricts the built-in adapters to those dialects (``--only llamacpp,vllm``).
+    ``orchestrator_url`` selects the black-box orchestrator target instead of adapters (and is
+    probed unless ``probe`` is false).
     """
+    if orchestrator_url is not None:
+        clash = [
+            flag
+            for flag, value in (
+                ("--adapter", adapter),
+                ("--dialect", dialect),
+                ("--engine-url", engine_url),
+                ("--only", ",".join(only)),
+            )
+            if value
+        ]
+        if clash:
+            raise UsageError(
+                f"--orchestrator-url drives the orchestrator itself; drop {', '.join(clash)}"
+            )
+        return [
+            _orchestrator_target(orchestrator_url, orchestrator_pool, orchestrator_token_env, probe)
+        ]
     if dialect is not None and dialect not in KNOWN_DIALECTS:
         raise UsageError(f"unknown dialect {dialect!r} (known: {', '.join(KNOWN_DIALECTS)})")
     if engine_url is not None and not engine_url.startswith(("http://", "https://")):
@@ -148,3 +207,75 @@ def resolve_targets(
         Target(n, n, table[n], "builtin", f"adapters.BUILTIN_ADAPTERS[{n!r}]", engine_url)
         for n in names
     ]
+
+
+def _orchestrator_factory(pool: str, token_env: str) -> Factory:
+    """``(url, **harness_config) -> FacadeView``; the token is read from the environment here,
+    at use, so it never travels in the Target (which is pickled to xdist workers and described
+    in results)."""
+
+    def factory(base_url: str, **_config: Any) -> Any:
+        from steps._orch import FacadeView
+
+        return FacadeView(base_url, None, token=os.environ.get(token_env) or None, pool=pool)
+
+    factory.dialect = ORCHESTRATOR_DIALECT  # type: ignore[attr-defined]
+    return factory
+
+
+def _orchestrator_target(url: str, pool: str, token_env: str, probe: bool) -> Target:
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--orchestrator-url must be an http(s) URL, got {url!r}")
+    if not pool or "/" in pool:
+        raise UsageError(f"--orchestrator-pool {pool!r}: expected a pool id without '/'")
+    if not token_env or not token_env.replace("_", "").isalnum():
+        raise UsageError(
+            f"--orchestrator-token-env {token_env!r}: not an environment variable name"
+        )
+    url = url.rstrip("/")
+    if probe:
+        probe_orchestrator(url, token=os.environ.get(token_env) or None, token_env=token_env)
+    return Target(
+        "orchestrator",
+        ORCHESTRATOR_DIALECT,
+        _orchestrator_factory(pool, token_env),
+        "orchestrator",
+        url,
+        orchestrator_url=url,
+        orchestrator_pool=pool,
+        token_env=token_env,
+    )
+
+
+def probe_orchestrator(
+    url: str, *, token: str | None, token_env: str = DEFAULT_TOKEN_ENV, timeout_s: float = 5.0
+) -> None:
+    """One ``GET /v1/capabilities``: unreachable, not an orchestrator or a refused token is a
+    :class:`UsageError` (one line, exit 2) — the run could judge nothing, so no verdict."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with httpx.Client(trust_env=False, timeout=timeout_s) as client:
+            r = client.get(f"{url}/v1/capabilities", headers=headers)
+    except httpx.HTTPError as exc:
+        raise UsageError(
+            f"--orchestrator-url {url}: cannot reach the orchestrator ({type(exc).__name__}: {exc})"
+        ) from None
+    if r.status_code in (401, 403):
+        hint = "refused the token in" if token else "wants a token; none is set in"
+        raise UsageError(
+            f"--orchestrator-url {url}: the orchestrator {hint} ${token_env} "
+            f"(GET /v1/capabilities answered {r.status_code})"
+        )
+    body: Any = None
+    if r.status_code == 200:
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+    if not isinstance(body, dict) or not isinstance(body.get("engines"), list):
+        raise UsageError(
+            f"--orchestrator-url {url}: not an orchestrator facade "
+            f"(GET /v1/capabilities answered {r.status_code} without an engines list)"
+        )

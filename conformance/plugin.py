@@ -17,6 +17,8 @@ What it does when active:
   ``--strict-markers`` would refuse);
 * targets: every scenario is parametrised over the selected adapters (``llorch_target``), or run
   once for ``@per-run`` scenarios; ``@dialect:`` scenarios run only on targets of that dialect;
+  ``--llorch-orchestrator-url`` replaces the adapters by one black-box orchestrator target (the
+  step library reports what it cannot control there as unsupported);
 * status per scenario — pass, fail (``ConformanceFailure`` or ``AssertionError`` in a step),
   unsupported (:class:`Unsupported`), skipped, error (anything else) — with the failing
   requirement IDs and evidence, carried in ``report.user_properties`` so it survives
@@ -131,6 +133,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption("--llorch-engine-url", metavar="URL", help="drive a live engine (black-box subset)")
     g.addoption(
+        "--llorch-orchestrator-url",
+        metavar="URL",
+        help="judge an orchestrator facade at URL black-box (instead of adapters)",
+    )
+    g.addoption(
+        "--llorch-orchestrator-pool",
+        default="default",
+        metavar="POOL",
+        help="the orchestrator pool whose health/capabilities stand for the target",
+    )
+    g.addoption(
+        "--llorch-orchestrator-token-env",
+        default="LLORCH_API_TOKEN",
+        metavar="NAME",
+        help="environment variable holding the orchestrator's API token (never on argv)",
+    )
+    g.addoption(
         "--llorch-level",
         choices=("must", "should"),
         default="should",
@@ -156,6 +175,7 @@ def _options_used(config: pytest.Config) -> bool:
         or opt.llorch_dialect
         or opt.llorch_only
         or opt.llorch_engine_url
+        or opt.llorch_orchestrator_url
         or opt.llorch_requirement
         or opt.llorch_seed is not None
         or opt.llorch_results
@@ -213,6 +233,11 @@ def _activate(config: pytest.Config) -> _State:
             dialect=opt.llorch_dialect,
             engine_url=opt.llorch_engine_url,
             only=only,
+            orchestrator_url=opt.llorch_orchestrator_url,
+            orchestrator_pool=opt.llorch_orchestrator_pool,
+            orchestrator_token_env=opt.llorch_orchestrator_token_env,
+            # the controller probes; xdist workers trust it (one probe per run, not per worker)
+            probe=not hasattr(config, "workerinput"),
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None

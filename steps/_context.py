@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -323,6 +324,11 @@ class ScenarioContext:
     # -- engine -----------------------------------------------------------------------------
     def need_engine(self, what: str = "fault control and the engine journal") -> Any:
         """The mock engine; ``unsupported`` for live engines and in-process adapters."""
+        if getattr(self.target, "orchestrator", False):
+            self.unsupported(
+                f"orchestrator at {self.target.orchestrator_url}: no {what} behind a black-box "
+                "orchestrator"
+            )
         if self.live:
             self.unsupported(f"live engine at {self.target.engine_url}: no {what}")
         if self.in_process:
@@ -343,6 +349,8 @@ class ScenarioContext:
         return engine
 
     def base_url(self) -> str:
+        if getattr(self.target, "orchestrator", False):
+            return str(self.target.orchestrator_url)
         if self.live:
             return str(self.target.engine_url)
         if self.in_process:
@@ -538,11 +546,18 @@ class ScenarioContext:
             with contextlib.suppress(Exception):
                 self.engine.set_faults([])
 
+    def _target_token(self) -> str | None:
+        """The orchestrator target's API token (read from its variable), so evidence redacts it."""
+        env = getattr(self.target, "token_env", None) if self.target is not PER_RUN else None
+        if not isinstance(env, str):
+            return None
+        return os.environ.get(env) or None
+
     def evidence(self) -> dict[str, Any]:
         """Redacted, JSON-able evidence a reviewer can read without rerunning anything."""
         from adapters.http_util import redact
 
-        secrets = [s for s in (self.api_key, *self.env_secrets) if s]
+        secrets = [s for s in (self.api_key, *self.env_secrets, self._target_token()) if s]
         ev: dict[str, Any] = {
             "target": None if self.per_run else self.target.describe(),
             "seed": self.seed,

@@ -6,6 +6,12 @@ uvicorn on a socket bound (and listening) before the server thread starts — so
 start-up — and the steps speak to it over real HTTP: ``POST /v1/tasks``, then the SSE stream of
 ``GET /v1/tasks/{id}/stream`` decoded with the shared byte-level decoder. A view gives that HTTP
 round trip the WorkerAdapter shape, so the ordinary stream/cancel/plan steps judge the SSE.
+
+The ``--orchestrator-url`` target (``conformance._targets``) uses the same view on a facade the
+harness does not own: there is no inner adapter, so health/props/capabilities/engine_version go
+to ``GET /v1/pools/{pool}/health`` and ``GET /v1/capabilities``; the steps then use the target's
+view instead of serving a facade, the token is the one from the target's environment variable,
+and whatever needs the in-process facade (its logs, its code) is ``unsupported``.
 """
 
 from __future__ import annotations
@@ -16,10 +22,19 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
 from pytest_bdd import given, parsers, then, when
 
-from adapters.api import TaskRequest, TokenEvent
+from adapters.api import (
+    Capabilities,
+    HarnessError,
+    ProtocolError,
+    TaskRequest,
+    TokenEvent,
+    WorkerHealth,
+    WorkerProps,
+)
 
 from ._context import LogCapture, ScenarioContext
 
@@ -51,32 +66,98 @@ BUDGETS = {
 
 
 class FacadeView:
-    """``submit``/``cancel`` over the facade's HTTP API, in the WorkerAdapter shape."""
+    """``submit``/``cancel`` over the facade's HTTP API, in the WorkerAdapter shape.
+
+    ``inner`` is the adapter behind an in-process facade; ``None`` for an orchestrator the
+    harness does not own, whose health, props and capabilities then come over HTTP from
+    ``pool``'s entries.
+    """
 
     def __init__(
-        self, base_url: str, inner: Any, *, token: str | None, http2: bool = False
+        self,
+        base_url: str,
+        inner: Any,
+        *,
+        token: str | None,
+        http2: bool = False,
+        pool: str = POOL,
     ) -> None:
         self.base_url = base_url
         self.inner = inner
         self.token = token
         self.http2 = http2
+        self.pool = pool
         self.statuses: list[tuple[str, int]] = []
         self.http_versions: list[str] = []
+
+    @property
+    def remote(self) -> bool:
+        return self.inner is None
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
+    async def _get_json(self, path: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+            r = await client.get(f"{self.base_url}{path}", headers=self._headers())
+        self.statuses.append((path, r.status_code))
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        if r.status_code != 200 or not isinstance(body, dict):
+            raise ProtocolError(f"GET {path} answered {r.status_code} without a JSON object")
+        return body
+
+    async def _pool_caps(self) -> dict[str, Any]:
+        engines = (await self._get_json("/v1/capabilities")).get("engines")
+        entries = [e for e in engines or () if isinstance(e, dict)]
+        entry = next((e for e in entries if e.get("pool_id") == self.pool), None)
+        if entry is None:
+            raise ProtocolError(f"GET /v1/capabilities lists no engine for pool {self.pool!r}")
+        return entry
+
     async def health(self) -> Any:
-        return await self.inner.health()
+        if not self.remote:
+            return await self.inner.health()
+        body = await self._get_json(f"/v1/pools/{self.pool}/health")
+        return WorkerHealth(live=bool(body.get("live")), ready=bool(body.get("ready")))
 
     async def props(self) -> Any:
-        return await self.inner.props()
+        if not self.remote:
+            return await self.inner.props()
+        slots = (await self._pool_caps()).get("concurrency")
+        return WorkerProps(slots_total=slots if isinstance(slots, int) else None)
 
     async def capabilities(self) -> Any:
-        return await self.inner.capabilities()
+        if not self.remote:
+            return await self.inner.capabilities()
+        e = await self._pool_caps()
+
+        def opt_int(key: str) -> int | None:
+            v = e.get(key)
+            return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+        def strs(key: str) -> tuple[str, ...]:
+            v = e.get(key)
+            return tuple(str(x) for x in v) if isinstance(v, list) else ()
+
+        return Capabilities(
+            engine=str(e.get("engine", "")),
+            engine_version=str(e.get("engine_version", "")),
+            sampler_profile_version=e.get("sampler_profile_version"),
+            ctx_max=opt_int("ctx_max"),
+            max_tokens_out=opt_int("max_tokens_out"),
+            slots=opt_int("slots") if opt_int("slots") is not None else opt_int("concurrency"),
+            supported_workloads=strs("supported_workloads") or ("completion",),
+            features=strs("features"),
+            declared_unsupported=strs("declared_unsupported"),
+        )
 
     async def engine_version(self) -> str:
-        return str(await self.inner.engine_version())
+        if not self.remote:
+            return str(await self.inner.engine_version())
+        return str((await self._pool_caps()).get("engine_version", ""))
 
     async def submit_gen(self, request: TaskRequest) -> AsyncIterator[TokenEvent]:
         from adapters.http_util import SSEDecoder
@@ -117,6 +198,8 @@ class FacadeView:
                 f"{self.base_url}/v1/tasks/{task_id}/cancel", headers=self._headers()
             )
             self.statuses.append(("cancel", r.status_code))
+        if not 200 <= r.status_code < 300:  # the contract answers 204; a refusal is no cancel
+            raise ProtocolError(f"POST /v1/tasks/{task_id}/cancel answered {r.status_code}")
 
     async def aclose(self) -> None:
         close = getattr(self.inner, "aclose", None)
@@ -181,10 +264,65 @@ def facade(ctx: ScenarioContext) -> FacadeView:
     view = ctx.scratch.get("facade")
     if view is None:
         opts = ctx.scratch.get("facade_pending", {})
-        view = serve_facade(ctx, **opts)
+        if getattr(ctx.target, "orchestrator", False):
+            view = remote_facade(ctx, needs_token=bool(opts.get("token")))
+        else:
+            view = serve_facade(ctx, **opts)
         view.http2 = bool(ctx.scratch.get("facade_http2"))
     assert isinstance(view, FacadeView)
     return view
+
+
+def remote_facade(ctx: ScenarioContext, *, needs_token: bool) -> FacadeView:
+    """The ``--orchestrator-url`` target's view (its factory builds it; no facade is served)."""
+    view = ctx.get_adapter()
+    if not isinstance(view, FacadeView):
+        raise HarnessError(f"the orchestrator target built {type(view).__name__}, not a FacadeView")
+    if needs_token and not view.token:
+        ctx.unsupported(
+            f"orchestrator at {view.base_url}: no API token in ${ctx.target.token_env}, so its "
+            "token checks cannot be judged (run with the orchestrator's token in that variable)"
+        )
+    ctx.scratch["facade"] = view
+    ctx.notes["facade"] = {
+        "base_url": view.base_url,
+        "auth": "token" if view.token else "none",
+        "pool": view.pool,
+        "black_box": True,
+    }
+    return view
+
+
+#: Feature folders whose scenarios run against an ``--orchestrator-url`` target: the facade's
+#: own (every scenario; steps report what they cannot control as unsupported) and the generic
+#: ones that need only the WorkerAdapter shape (their ``@black-box`` scenarios).
+ORCHESTRATOR_FEATURES = frozenset({"orchestrator"})
+ORCHESTRATOR_BLACK_BOX_FEATURES = frozenset({"stream", "cancel"})
+
+
+def orchestrator_gate(url: str, folder: str, tags: set[str], *, per_run: bool) -> str | None:
+    """Why a scenario cannot apply to the orchestrator at ``url`` (``None``: it runs)."""
+    where = f"orchestrator at {url}"
+    if per_run:
+        return (
+            f"{where}: a run-wide check of this project's own code (features/{folder}), "
+            "not of the orchestrator under test"
+        )
+    if folder in ORCHESTRATOR_FEATURES:
+        return None
+    if folder in ORCHESTRATOR_BLACK_BOX_FEATURES and "black-box" in tags:
+        return None
+    if folder == "host":
+        return f"{where}: drives the in-process adapter host, which a black-box orchestrator hides"
+    if "black-box" in tags:
+        return (
+            f"{where}: judges an adapter in-process (its surface, logs, determinism signals or a "
+            "worker served from it), not the orchestrator's HTTP surface"
+        )
+    return (
+        f"{where}: needs the mock engine behind the adapter (fault control, the engine journal "
+        "or the generation plan)"
+    )
 
 
 @when("the facade streams the task")
@@ -217,6 +355,19 @@ def facade_invalid(llorch_ctx: ScenarioContext) -> None:
     llorch_ctx.notes["invalid"] = llorch_ctx.scratch["invalid"]
 
 
+async def _drain(view: FacadeView, task_id: str) -> None:
+    """Cancel an admitted task and read its stream to the end, so it frees its admission slot
+    (an orchestrator the harness does not own lives on after the scenario)."""
+    with anyio.move_on_after(10.0):
+        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+            await client.post(f"{view.base_url}/v1/tasks/{task_id}/cancel", headers=view._headers())
+            async with client.stream(
+                "GET", f"{view.base_url}/v1/tasks/{task_id}/stream", headers=view._headers()
+            ) as resp:
+                async for _ in resp.aiter_raw():
+                    pass
+
+
 @when("tasks are submitted without a token, with a wrong token and with the token")
 def facade_auth_attempts(llorch_ctx: ScenarioContext) -> None:
     view = facade(llorch_ctx)
@@ -229,13 +380,21 @@ def facade_auth_attempts(llorch_ctx: ScenarioContext) -> None:
                 json=llorch_ctx.make_request().to_dict(),
                 headers=headers,
             )
-            return r.status_code, r.json()
+            try:
+                return r.status_code, r.json()
+            except ValueError:
+                return r.status_code, {"body": r.text[:200]}
 
+    token = view.token or TOKEN
     got = {
         "none": llorch_ctx.portal.call(attempt, None),
         "wrong": llorch_ctx.portal.call(attempt, "Bearer wrong-token-0123456789abcdef"),
-        "right": llorch_ctx.portal.call(attempt, f"Bearer {TOKEN}"),
+        "right": llorch_ctx.portal.call(attempt, f"Bearer {token}"),
     }
+    for status, body in got.values():
+        task_id = body.get("task_id") if status == 202 and isinstance(body, dict) else None
+        if isinstance(task_id, str) and task_id:
+            llorch_ctx.portal.call(_drain, view, task_id)
     llorch_ctx.scratch["auth_attempts"] = got
     llorch_ctx.notes["auth_attempts"] = {k: v[0] for k, v in got.items()}
 
@@ -246,7 +405,7 @@ def facade_metrics(llorch_ctx: ScenarioContext) -> None:
 
     async def scrape() -> str:
         async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
-            r = await client.get(f"{view.base_url}/metrics")
+            r = await client.get(f"{view.base_url}/metrics", headers=view._headers())
             return r.text
 
     llorch_ctx.scratch["metrics_text"] = llorch_ctx.portal.call(scrape)
@@ -309,6 +468,12 @@ def auth_results(llorch_ctx: ScenarioContext) -> None:
 @then("the facade logged identities as token fingerprints, never the token")
 def auth_identity_logs(llorch_ctx: ScenarioContext) -> None:
     from adapters.http_util import fp6
+
+    view = facade(llorch_ctx)
+    if view.remote:
+        llorch_ctx.unsupported(
+            f"orchestrator at {view.base_url}: its logs are not visible to a black-box harness"
+        )
 
     idents = []
     for r in llorch_ctx.logs.records:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,12 +83,17 @@ def llorch_ctx(
     )
     ctx.logs.install()
     try:
+        orch = _orchestrator_reason(request, llorch_target, tags)
+        if orch is not None:
+            ctx.unsupported(orch)
+        # (an orchestrator target is live too, but its gate is the one above)
+        engine_live = ctx.live and not getattr(llorch_target, "orchestrator", False)
+        if llorch_target is not PER_RUN and engine_live and "black-box" not in tags:
+            ctx.unsupported(
+                f"live engine at {llorch_target.engine_url}: this scenario needs the mock "
+                "engine (fault control, journal or plan)"
+            )
         if llorch_target is not PER_RUN:
-            if ctx.live and "black-box" not in tags:
-                ctx.unsupported(
-                    f"live engine at {llorch_target.engine_url}: this scenario needs the mock "
-                    "engine (fault control, journal or plan)"
-                )
             needs = sorted(t.split(":", 1)[1] for t in tags if t.startswith("needs:"))
             if needs:
                 declared = set(ctx.declared_unsupported())
@@ -107,3 +113,31 @@ def llorch_ctx(
                 node._llorch_evidence = ctx.evidence()
             except Exception as exc:
                 node._llorch_evidence = {"error": f"evidence collection failed: {exc!r}"}
+
+
+def _feature_folder(node: Any) -> str:
+    """The folder of the scenario's feature file under ``features/`` ("" when unknown)."""
+    from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+    fn = getattr(node, "function", None)
+    template = scenario_wrapper_template_registry.get(fn) if fn is not None else None
+    filename = getattr(getattr(template, "feature", None), "filename", "") or ""
+    return Path(filename).parent.name
+
+
+def _orchestrator_reason(request: pytest.FixtureRequest, target: Any, tags: set[str]) -> str | None:
+    """For ``--orchestrator-url`` runs: why this scenario is unsupported (``None``: it runs)."""
+    from ._orch import orchestrator_gate
+
+    per_run = target is PER_RUN
+    if per_run:
+        state = active_state(request.config)
+        targets = state.targets if state is not None else []
+        if not targets or not all(getattr(t, "orchestrator", False) for t in targets):
+            return None
+        url = targets[0].orchestrator_url
+    elif getattr(target, "orchestrator", False):
+        url = target.orchestrator_url
+    else:
+        return None
+    return orchestrator_gate(url, _feature_folder(request.node), tags, per_run=per_run)

@@ -10,7 +10,17 @@ from adapters.api import check_stream
 
 from ._context import STREAM_LIMIT_S, ScenarioContext, StreamRun
 
-_GRAMMAR_IDS = ("WA-INT-3001", "ADAPT-3001", "ADAPT-3000", "HTU-1003", "OC-ADAPT-OAI-6011")
+#: The adapter's grammar IDs, and the facade's (SSE order, nothing after the terminal frame) for
+#: the same check on an SSE stream: a failure names those the scenario carries.
+_GRAMMAR_IDS = (
+    "WA-INT-3001",
+    "ADAPT-3001",
+    "ADAPT-3000",
+    "HTU-1003",
+    "OC-ADAPT-OAI-6011",
+    "SSE-1002",
+    "ORCH-3407",
+)
 _ERROR_IDS = (
     "ADAPT-3002",
     "WA-INT-3004",

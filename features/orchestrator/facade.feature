@@ -1,7 +1,10 @@
 Feature: Adapters behind the orchestrator facade
   Each target adapter is bound in an adapter host behind the orchestrator facade
   (adapters.orchestrator) served over real HTTP; tasks are admitted with POST /v1/tasks and
-  their events read from the SSE stream, decoded byte by byte.
+  their events read from the SSE stream, decoded byte by byte. Under --orchestrator-url the same
+  scenarios judge an orchestrator the harness does not own: what needs the engine behind it (faults,
+  journal, generation plan), its logs or its code is reported unsupported. Token faithfulness
+  against the plan is the long-stream scenario's (SSE-1004), which needs the engine.
 
   @SSE-1002 @ORCH-3409
   Scenario: The facade streams the adapter's tokens as SSE in order
@@ -9,7 +12,7 @@ Feature: Adapters behind the orchestrator facade
     And a completion of 12 tokens for prompt "Through the facade"
     When the facade streams the task
     Then the stream follows the contract grammar
-    And the tokens reproduce the generation plan
+    And the stream ends with end
     And the started event carries queue_position and predicted_start_ms
     And the facade answered the stream with HTTP 200
 
@@ -73,7 +76,7 @@ Feature: Adapters behind the orchestrator facade
     When the facade streams the task
     Then the facade client negotiated HTTP/1.1 and the stream behaved the same
     And the stream follows the contract grammar
-    And the tokens reproduce the generation plan
+    And the stream ends with end
 
   @OC-METRICS-7101 @OC-METRICS-7102
   Scenario: The facade's metrics follow the metrics contract
