@@ -28,7 +28,9 @@ Choices:
 * **Matching** on replay: first an exact match on method, path, query and the canonical JSON of
   the body (key order ignored); then a fallback on method, path and the body's ``stream`` flag,
   so an adapter's own requests (other prompts, other seeds) still get a recorded answer of the
-  right shape. Repeated matches walk the recorded list in order and then repeat the last one.
+  right shape: only complete exchanges qualify, and the choice among them is a hash of the
+  request, so the same request always gets the same answer. Repeated exact matches walk the
+  recorded list in order and then repeat the last one.
   The header ``x-llorch-replay: exact|fallback`` tells which; no match at all gets the dialect's
   own 404 envelope with ``x-llorch-replay: miss``.
 * **Timing**: each chunk is due at its recorded offset divided by ``speed`` (``speed=0`` sends
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -370,14 +373,15 @@ class ReplayDialect(Dialect):
         self.json_content_type = self.base.json_content_type
         self.unsupported_faults = self.base.unsupported_faults
         self._exact: dict[tuple[str, str, str, str], _Cursor] = {}
-        self._loose: dict[tuple[str, str, bool], _Cursor] = {}
+        self._loose: dict[tuple[str, str, bool], list[Exchange]] = {}
         for ex in cassette.exchanges:
             if ex.error is not None or ex.status == 0:
                 continue  # nothing to replay: the engine never answered
             k = (ex.method, ex.path, ex.query, _canonical(ex.request_body))
             self._exact.setdefault(k, _Cursor()).items.append(ex)
-            lk = (ex.method, ex.path, _stream_flag(ex.request_body))
-            self._loose.setdefault(lk, _Cursor()).items.append(ex)
+            if ex.complete and not ex.disconnected:
+                lk = (ex.method, ex.path, _stream_flag(ex.request_body))
+                self._loose.setdefault(lk, []).append(ex)
 
     def routes(self) -> Sequence[Route]:
         seen: set[tuple[str, str]] = set()
@@ -393,11 +397,16 @@ class ReplayDialect(Dialect):
         cur = self._exact.get((req.method, req.path, q, _canonical(req.body)))
         if cur is not None:
             return cur.next(), "exact"
-        cur = self._loose.get((req.method, req.path, _stream_flag(req.body)))
-        if cur is None:
-            cur = self._loose.get((req.method, req.path, not _stream_flag(req.body)))
-        if cur is not None:
-            return cur.next(), "fallback"
+        canon = _canonical(req.body)
+        flag = _stream_flag(req.body)
+        cands = self._loose.get((req.method, req.path, flag)) or self._loose.get(
+            (req.method, req.path, not flag)
+        )
+        if cands:
+            # Deterministic: the same unrecorded request always gets the same recorded answer
+            # (a determinism check must not see the cassette's order), different ones spread.
+            h = int.from_bytes(hashlib.sha256(f"{req.query}|{canon}".encode()).digest()[:4], "big")
+            return cands[h % len(cands)], "fallback"
         return None, "miss"
 
     def _answer(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:

@@ -172,3 +172,45 @@ def test_cassette_never_stores_secrets_and_rejects_bad_files(tmp_path: Path) -> 
         Cassette.load(bad)
     with pytest.raises(ConfigError):
         Cassette.load(tmp_path / "missing.json")
+
+
+def test_fallback_is_deterministic_and_skips_cut_recordings() -> None:
+    def ex(body: bytes, text: bytes, *, cut: bool = False) -> Exchange:
+        return Exchange(
+            method="POST",
+            path="/completion",
+            request_body=body,
+            status=200,
+            response_headers=[
+                ("content-type", "text/event-stream"),
+                ("transfer-encoding", "chunked"),
+            ],
+            chunks=[Chunk(0.0, text)],
+            complete=not cut,
+            disconnected=cut,
+        )
+
+    cas = Cassette(
+        "llamacpp",
+        [
+            ex(b'{"stream":true,"seed":1}', b"data: {}\n\n", cut=True),
+            ex(b'{"stream":true,"seed":2}', b'data: {"a":1}\n\n'),
+            ex(b'{"stream":true,"seed":3}', b'data: {"b":2}\n\n'),
+        ],
+    )
+    with (
+        run_replay_engine(cas, speed=0) as rep,
+        httpx.Client(base_url=rep.base_url, timeout=TIMEOUT) as c,
+    ):
+        answers = set()
+        for seed in range(20):
+            body = json.dumps({"stream": True, "seed": 100 + seed}).encode()
+            first = c.post("/completion", content=body)
+            again = c.post("/completion", content=body)
+            assert first.headers["x-llorch-replay"] == "fallback"
+            assert first.content == again.content
+            answers.add(first.content)
+        assert b"data: {}\n\n" not in answers  # the cut recording is never a fallback
+        assert len(answers) == 2
+        # an exact match still gets its own (even cut) recording
+        assert c.post("/completion", content=b'{"stream":true,"seed":1}').content == b"data: {}\n\n"
