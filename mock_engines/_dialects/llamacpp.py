@@ -27,9 +27,9 @@ sources ``server.cpp``, ``server-http.cpp``, ``server-task.cpp``, ``server-commo
 * An error after the headers: ``data: {"error":{code,message,type}}\\n\\n`` and the stream closes
   without ``[DONE]``.
 * Wrong JSON types fall back to defaults (``json_value`` only warns); a missing ``prompt`` is
-  ``invalid_argument`` → 400; an unparsable body throws ``json::parse_error``, which
-  ``ex_wrapper`` turns into **500** ``server_error`` — that is what llama.cpp really answers, so
-  the mock does too (documented divergence from "4xx for bad input").
+  ``invalid_argument`` → 400; an unparsable body is **400** ``invalid_request_error`` with the
+  ``json.exception.parse_error`` text (measured on a real ``llama-server`` b11434 by the drift
+  check in ``conformance.real``; older builds answered 500 ``server_error`` here).
 * Overload: llama.cpp has no 429; when the mock's queue is full it answers 503
   ``unavailable_error`` "no slot available" (the ``/slots?fail_on_no_slot=1`` wording).
 * Keep-alive comment ``:\\n\\n`` (``sse_ping_interval``), used by ``stream.keepalive_flood``.
@@ -486,7 +486,7 @@ class LlamaCppDialect(Dialect):
         }
 
     def completion(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
-        body = req.json_object(parse_status=500)
+        body = req.json_object(parse_status=400)
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]
@@ -575,7 +575,7 @@ class LlamaCppDialect(Dialect):
         return stream, include_usage
 
     def oai_chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
-        body = req.json_object(parse_status=500)
+        body = req.json_object(parse_status=400)
         messages = body.get("messages")
         if not isinstance(messages, list):
             raise EngineError(400, "'messages' is required and must be an array")
@@ -665,7 +665,7 @@ class LlamaCppDialect(Dialect):
         )
 
     def oai_completion(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
-        body = req.json_object(parse_status=500)
+        body = req.json_object(parse_status=400)
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]

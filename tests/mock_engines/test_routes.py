@@ -134,7 +134,7 @@ def test_request_seed_defaults_to_engine_seed() -> None:
 
 BAD = {
     "llamacpp": [
-        ("/completion", b"{not json", 500, "server_error"),
+        ("/completion", b"{not json", 400, "invalid_request_error"),  # real b11434: 400
         ("/completion", b"[1,2]", 400, "invalid_request_error"),
         ("/completion", b'{"n_predict": 3}', 400, "invalid_request_error"),
         ("/completion", b'{"prompt": {"a": 1}}', 400, "invalid_request_error"),
