@@ -234,7 +234,9 @@ def _orchestrator_target(url: str, pool: str, token_env: str, probe: bool) -> Ta
         )
     url = url.rstrip("/")
     if probe:
-        probe_orchestrator(url, token=os.environ.get(token_env) or None, token_env=token_env)
+        probe_orchestrator(
+            url, token=os.environ.get(token_env) or None, token_env=token_env, pool=pool
+        )
     return Target(
         "orchestrator",
         ORCHESTRATOR_DIALECT,
@@ -248,10 +250,16 @@ def _orchestrator_target(url: str, pool: str, token_env: str, probe: bool) -> Ta
 
 
 def probe_orchestrator(
-    url: str, *, token: str | None, token_env: str = DEFAULT_TOKEN_ENV, timeout_s: float = 5.0
+    url: str,
+    *,
+    token: str | None,
+    token_env: str = DEFAULT_TOKEN_ENV,
+    pool: str | None = None,
+    timeout_s: float = 5.0,
 ) -> None:
-    """One ``GET /v1/capabilities``: unreachable, not an orchestrator or a refused token is a
-    :class:`UsageError` (one line, exit 2) — the run could judge nothing, so no verdict."""
+    """One ``GET /v1/capabilities``: unreachable, not an orchestrator, a refused token or (when
+    the engines name their pools) an unknown ``pool`` is a :class:`UsageError` (one line,
+    exit 2) — the run could judge nothing, so no verdict."""
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -278,4 +286,10 @@ def probe_orchestrator(
         raise UsageError(
             f"--orchestrator-url {url}: not an orchestrator facade "
             f"(GET /v1/capabilities answered {r.status_code} without an engines list)"
+        )
+    pools = {e.get("pool_id") for e in body["engines"] if isinstance(e, dict)} - {None}
+    if pool is not None and pools and pool not in pools:
+        raise UsageError(
+            f"--orchestrator-pool {pool!r}: the orchestrator at {url} lists pools "
+            f"{', '.join(sorted(map(str, pools)))}"
         )

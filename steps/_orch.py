@@ -163,9 +163,11 @@ class FacadeView:
         from adapters.http_util import SSEDecoder
 
         async with httpx.AsyncClient(http2=self.http2, trust_env=False, timeout=20.0) as client:
-            r = await client.post(
-                f"{self.base_url}/v1/tasks", json=request.to_dict(), headers=self._headers()
-            )
+            body = request.to_dict()
+            if self.remote and self.pool != POOL and not body.get("placement"):
+                # the target is that pool: its tasks go there too, not to the default pool
+                body["placement"] = {"pin_pool_id": self.pool, "allow_fallback": False}
+            r = await client.post(f"{self.base_url}/v1/tasks", json=body, headers=self._headers())
             self.statuses.append(("enqueue", r.status_code))
             if r.status_code != 202:
                 body = (

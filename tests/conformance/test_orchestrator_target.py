@@ -22,7 +22,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -69,7 +71,7 @@ def orchestrator() -> Iterator[str]:
     """The real facade over the mock adapter, with a bearer token, on a port the OS picked."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "conformance.cli", "orchestrator", "--port", "0",
-         "--bind", "default/r0=mock"],
+         "--bind", "default/r0=mock", "--bind", "gpu/r0=mock"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -118,7 +120,7 @@ def test_real_facade_passes_and_reports_what_it_cannot_control(
     results = RunResults.read(tmp_path / "results.json")
     verdicts = _by_requirement(results)
     for rid in (
-        "SSE-1002", "SSE-1005", "ORCH-3408", "ORCH-3409", "AUTH-1001", "AUTH-1005",
+        "SSE-1002", "SSE-1005", "ORCH-3408", "ORCH-3409", "AUTH-1001", "AUTH-1003", "AUTH-1005",
         "OC-METRICS-7101", "OC-METRICS-7102", "ADAPT-3000",
     ):  # fmt: skip
         assert verdicts.get(rid) == "pass", (rid, verdicts.get(rid))
@@ -150,6 +152,26 @@ def test_real_facade_passes_and_reports_what_it_cannot_control(
     # The token is read from the environment and never written out.
     blob = (tmp_path / "results.json").read_text("utf-8") + proc.stdout + proc.stderr
     assert TOKEN not in blob
+
+
+def test_orchestrator_pool_is_where_the_tasks_go(orchestrator: str, tmp_path: Path) -> None:
+    """``--orchestrator-pool gpu``: health/capabilities of that pool, and tasks pinned to it."""
+    proc = run(
+        "run", "--orchestrator-url", orchestrator, "--orchestrator-pool", "gpu",
+        "--requirement", "SSE-1002", "--out", str(tmp_path), "-j", "1", "--no-progress",
+        "--no-bundle",
+        env=_env(LLORCH_API_TOKEN=TOKEN),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert _by_requirement(RunResults.read(tmp_path / "results.json"))["SSE-1002"] == "pass"
+    metrics = httpx.get(f"{orchestrator}/metrics", timeout=10).text
+    enqueued = {
+        s.labels["pool_id"]: s.value
+        for fam in text_string_to_metric_families(metrics)
+        for s in fam.samples
+        if s.name == "tasks_enqueued_total"
+    }
+    assert enqueued.get("gpu", 0) >= 1 and "default" not in enqueued, enqueued
 
 
 def _broken_facade(flaw: str) -> Starlette:
@@ -289,6 +311,10 @@ def test_unreachable_or_wrong_orchestrator_is_one_clear_line(orchestrator: str) 
         _one_line(
             run("run", "--orchestrator-url", srv.base_url, env=env), "not an orchestrator facade"
         )
+    _one_line(
+        run("run", "--orchestrator-url", orchestrator, "--orchestrator-pool", "nope", env=env),
+        "--orchestrator-pool 'nope'",
+    )
     wrong = _env(LLORCH_API_TOKEN="not-the-token-0123456789")
     _one_line(run("run", "--orchestrator-url", orchestrator, env=wrong), "refused the token")
     _one_line(run("run", "--orchestrator-url", orchestrator, env=_env()), "wants a token")
