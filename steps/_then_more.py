@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from typing import Any
 
 from pytest_bdd import parsers, then
@@ -418,15 +419,19 @@ def log_fields_more(llorch_ctx: ScenarioContext) -> None:
     )
 
 
+# "retry", "retried", "retries", "retrying", "backoff"/"back-off": the English forms a log may use.
+_RETRY_WORDS = re.compile(r"retr(y|ied|ies|ying)|back-?off")
+
+
 @then("a log record mentions the retry")
 def log_retry(llorch_ctx: ScenarioContext) -> None:
     for r in llorch_ctx.logs.records:
         f = LogCapture.fields(r)
         text = r.getMessage().lower()
         if (
-            "retry" in text
-            or "retrying" in text
-            or any("retry" in str(k) or k == "attempt" for k in f if f.get(k) is not None)
+            _RETRY_WORDS.search(text)
+            or any(_RETRY_WORDS.search(str(k)) or k == "attempt" for k in f if f.get(k) is not None)
+            or str(f.get("action", "")).lower() == "retry"
         ):
             return
     llorch_ctx.fail(
