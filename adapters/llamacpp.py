@@ -10,8 +10,11 @@ Wire facts used (reference/engine-dialects.md §1, from ggml-org/llama.cpp ``too
   stream that ends without the ``stop: true`` frame is an EOF before the terminal frame
   (WORKER_RESET). An in-stream error is ``data: {"error": {code, message, type}}`` and the stream
   closes; its ``code`` is an HTTP status and maps through the table like one.
-* ``tokens_predicted`` counts generated tokens and rises by one per frame; a repeat or reversal is
-  a protocol violation (``frame.duplicate_index`` / ``frame.out_of_order_index``).
+* ``tokens_predicted`` counts generated tokens and rises with every frame; a repeat or reversal
+  is a protocol violation (``frame.duplicate_index`` / ``frame.out_of_order_index``). It may
+  rise by more than one: the server holds back the text of an incomplete UTF-8 sequence (byte
+  tokens) and sends it with a later token in one frame (seen on a real ``llama-server`` b11434 in
+  the real-engine tier, e.g. ``1 → 3`` with ``content`` "� slot").
 * Readiness: ``GET /health`` → 200 ready; 503 ``Loading model`` (every route answers so while
   loading) → live but not ready; refused → not live.
 * Capacity: ``GET /slots`` (per-slot ``is_processing``) → slots total/free; when slots are
@@ -97,6 +100,18 @@ def condition_for_error_type(kind: str, message: str = "") -> UpstreamCondition:
     return UpstreamCondition.SERVER_ERROR
 
 
+def _check_predicted(st: StreamState, index: object) -> None:
+    """``tokens_predicted`` must rise strictly; unlike other engines' indices it may skip (see
+    the module docstring: held-back partial UTF-8 arrives with a later token)."""
+    if isinstance(index, bool) or not isinstance(index, int):
+        return
+    last = st.last_index
+    if last is not None and index <= last:
+        kind = "repeated" if index == last else "out of order"
+        raise protocol_error(f"upstream token index {kind}: {index} after {last}")
+    st.last_index = index
+
+
 class LlamaCppAdapter(HttpAdapter):
     """Adapter for ``llama-server``; construct with ``(base_url, **explicit config)``."""
 
@@ -174,7 +189,7 @@ class LlamaCppAdapter(HttpAdapter):
             return self._parse_generic(data, st)
         if frame.stop or frame.error is not None:
             return self._parse_generic(data, st)
-        st.check_index(frame.tokens_predicted)
+        _check_predicted(st, frame.tokens_predicted)
         if frame.tokens_evaluated is not None:
             st.prompt_tokens = frame.tokens_evaluated
         return frame.content
@@ -219,7 +234,7 @@ class LlamaCppAdapter(HttpAdapter):
                 st.last_index = predicted
                 return content
             return None
-        st.check_index(predicted)
+        _check_predicted(st, predicted)
         if content is None:
             return None
         if not isinstance(content, str):
