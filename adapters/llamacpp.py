@@ -157,6 +157,35 @@ class LlamaCppAdapter(HttpAdapter):
             features=("seed", "stop", "native_completion", "cancel:close"),
         )
 
+    async def engine_metrics(self) -> list[dict[str, Any]]:
+        """Scrape ``GET /metrics`` (OC-ADAPT-5001a): the engine's own Prometheus samples.
+
+        Each sample comes back as ``{name, labels, value}`` with the engine's labels plus the
+        relabelling the metrics contract asks of forwarded engine metrics: ``engine``,
+        ``engine_version``, ``pool_id`` and ``replica_id``. llama-server serves ``/metrics`` only
+        when started with ``--metrics``; without it the endpoint answers 501, which is raised as
+        the mapped ``WorkerError`` (the caller asked for something the engine does not offer).
+        """
+        from prometheus_client.parser import text_string_to_metric_families
+
+        resp = await self.get("/metrics")
+        version = await self.engine_version()
+        extra = {
+            "engine": self.engine,
+            "engine_version": version,
+            "pool_id": self.pool_id,
+            "replica_id": self.replica_id,
+        }
+        try:
+            families = list(text_string_to_metric_families(resp.text))
+        except ValueError as exc:
+            raise protocol_error(f"GET /metrics: not Prometheus text ({exc})"[:200]) from None
+        return [
+            {"name": sample.name, "labels": {**sample.labels, **extra}, "value": sample.value}
+            for family in families
+            for sample in family.samples
+        ]
+
     async def _fetch_engine_version(self, *, retry: bool) -> str:
         props = await self.get_object("/props", retry=retry)
         build = props.get("build_info")

@@ -123,3 +123,20 @@ async def test_triton_capabilities_from_model_config() -> None:
     async with TritonAdapter(BASE, model="llm") as adapter:
         caps = await adapter.capabilities()
     assert (caps.engine_version, caps.ctx_max, caps.slots) == ("2.73.0", 8192, 2)
+
+
+@pytest.mark.anyio
+async def test_llamacpp_engine_metrics_are_scraped_and_relabelled() -> None:
+    from mock_engines import run_mock_engine
+
+    async with run_mock_engine("llamacpp") as eng:
+        async with LlamaCppAdapter(eng.base_url, pool_id="p7", replica_id="r3") as ad:
+            samples = await ad.engine_metrics()
+        assert eng.journal.find(path="/metrics")
+    names = {s["name"] for s in samples}
+    assert any(n.startswith("llamacpp:") for n in names), names
+    for s in samples:
+        assert s["labels"]["engine"] == "llamacpp"
+        assert s["labels"]["pool_id"] == "p7" and s["labels"]["replica_id"] == "r3"
+        assert s["labels"]["engine_version"]
+        assert isinstance(s["value"], int | float)
