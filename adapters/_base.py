@@ -490,6 +490,11 @@ class HttpAdapter:
             engine_version=self._engine_version,
             pool_id=self.pool_id,
             replica_id=self.replica_id,
+            **(
+                {"correlation_id": request.extra["correlation_id"]}
+                if "correlation_id" in request.extra
+                else {}
+            ),
             **fields,
         )
 
@@ -507,11 +512,19 @@ class HttpAdapter:
         return "unknown"
 
     async def _open(
-        self, task: _Task, path: str, body: bytes, deadline: float, timeline: RetryTimeline
+        self,
+        task: _Task,
+        path: str,
+        body: bytes,
+        deadline: float,
+        timeline: RetryTimeline,
+        correlation_id: str | None = None,
     ) -> httpx.Response | WorkerError | None:
         """Send the stream request; retry only connect failures and 429/503 before the body.
 
-        Returns the response, the terminal WorkerError, or ``None`` when cancelled.
+        Returns the response, the terminal WorkerError, or ``None`` when cancelled. A correlation
+        id (set by the adapter host in ``TaskRequest.extra``, AH-1003) goes upstream as
+        ``X-Correlation-Id`` so engine logs can be joined with ours.
         """
         url = self.url(path)
         headers = {
@@ -519,6 +532,8 @@ class HttpAdapter:
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
         }
+        if correlation_id:
+            headers["X-Correlation-Id"] = correlation_id
 
         async def op(attempt: int) -> httpx.Response:
             req = self._client.build_request("POST", url, content=body, headers=headers)
@@ -600,7 +615,10 @@ class HttpAdapter:
             version = await self._version_for_submit(deadline)
             labels["engine_version"] = version
             body = json.dumps(body_obj, ensure_ascii=False, separators=(",", ":")).encode()
-            opened = await self._open(task, path, body, deadline, timeline)
+            cid = request.extra.get("correlation_id")
+            opened = await self._open(
+                task, path, body, deadline, timeline, cid if isinstance(cid, str) else None
+            )
             if len(timeline):
                 # OC-ADAPT-OAI-6030: retries and back-off are logged (once, not per attempt).
                 self._log(

@@ -398,3 +398,17 @@ def test_identity_fingerprint_survives_narration() -> None:
     rec = cap.records[0]
     assert rec.fields["identity"] == "token:9f86d0"
     assert "abcdefgh12345678" not in rec.fields["note"]
+
+
+async def test_correlation_id_reaches_the_engine_through_a_real_adapter() -> None:
+    from adapters.llamacpp import LlamaCppAdapter
+    from mock_engines import run_mock_engine
+
+    async with run_mock_engine("llamacpp") as eng:
+        async with LlamaCppAdapter(eng.base_url) as ad:
+            h = host()
+            h.bind("p0", "r0", ad)
+            events = await collect(h.submit("p0", req(engine="llamacpp"), correlation_id="cid-42"))
+        assert check_stream(events) == []
+        entry = eng.journal.find(path="/completion")[-1]
+        assert ("x-correlation-id", "cid-42") in [(k.lower(), v) for k, v in entry.headers]
