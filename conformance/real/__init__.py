@@ -11,6 +11,12 @@ Public API::
 
 The same server is what ``llorch-conformance run --dialect llamacpp --engine-url URL`` needs:
 ``llorch-conformance real-engine`` starts one and prints its URL.
+
+Cassettes (record once, replay in CI) are re-exported here from :mod:`mock_engines._cassette`::
+
+    cas = Cassette.load("real.cassette.json")
+    with run_replay_engine(cas, speed=2.0) as eng:   # a mock engine answering from the recording
+        ...
 """
 
 from __future__ import annotations
@@ -18,7 +24,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mock_engines._cassette import Cassette, Exchange
+from mock_engines._cassette import (
+    CASSETTE_VERSION,
+    Cassette,
+    Chunk,
+    Exchange,
+    ReplayDialect,
+    record_exchange,
+    run_replay_engine,
+)
 
 from ._drift import (
     CRITICAL_PATHS,
@@ -33,14 +47,19 @@ from ._model import CHATML_TEMPLATE, TinyModel, tiny_vocab, write_tiny_model
 from ._server import EngineUnavailable, HealthObservation, LlamaServer, find_llama_server, free_port
 
 __all__ = [
+    "CASSETTE_VERSION",
     "CHATML_TEMPLATE",
     "CRITICAL_PATHS",
     "SEVERITIES",
+    "Cassette",
+    "Chunk",
     "DriftItem",
     "DriftReport",
     "EngineUnavailable",
+    "Exchange",
     "HealthObservation",
     "LlamaServer",
+    "ReplayDialect",
     "TinyModel",
     "compare_cassettes",
     "drift_ok",
@@ -48,7 +67,9 @@ __all__ = [
     "free_port",
     "probe_llamacpp",
     "probe_mock_llamacpp",
+    "record_exchange",
     "run_drift_check",
+    "run_replay_engine",
     "tiny_vocab",
     "write_tiny_model",
 ]

@@ -1,0 +1,19 @@
+"""``conformance.real.__all__`` is honest: every name exists and nothing public is missing."""
+
+from __future__ import annotations
+
+import conformance.real as real
+from mock_engines import _cassette
+
+
+def test_all_names_exist() -> None:
+    for name in real.__all__:
+        assert hasattr(real, name), name
+    for name in _cassette.__all__:
+        assert name in real.__all__, f"{name} is not re-exported by conformance.real"
+
+
+def test_no_public_name_is_left_out() -> None:
+    public = {n for n in vars(real) if not n.startswith("_") and n not in ("annotations", "json")}
+    public -= {"Path"}
+    assert public <= set(real.__all__) | {n for n in public if n.islower() and "_" not in n}
