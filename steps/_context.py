@@ -479,7 +479,7 @@ class ScenarioContext:
             "session_id": "s-llorch",
             "workload": "completion",
             "model_ref": "hf:llorch/mock-model",
-            "engine": _engine_for(self.dialect),
+            "engine": self._orchestrator_engine() or _engine_for(self.dialect),
             "ctx": 4096,
             "priority": "interactive",
             "max_tokens": 8,
@@ -490,6 +490,24 @@ class ScenarioContext:
         fields.update(self.request_fields)
         fields.update(overrides)
         return TaskRequest.from_dict(fields)
+
+    def _orchestrator_engine(self) -> str | None:
+        engine: str | None = self.scratch.get("orchestrator_engine")
+        return engine
+
+    def learn_orchestrator_engine(self) -> None:
+        """Read the engine an orchestrator target's pool lists (``/v1/capabilities``), so its
+        tasks name the engine that pool serves. Called from sync code (the fixture), never
+        inside the portal: ``make_request`` also runs inside async step helpers."""
+        if not getattr(self.target, "orchestrator", False):
+            return
+        try:
+            caps = self.call(self.get_adapter().capabilities)
+            engine = str(getattr(caps, "engine", ""))
+        except Exception:  # the scenario's own steps judge the orchestrator's answers
+            engine = ""
+        if engine in _ENGINES:
+            self.scratch["orchestrator_engine"] = engine
 
     def stream(self, adapter: Any = None, **kwargs: Any) -> StreamRun:
         adapter = adapter if adapter is not None else self.get_adapter()
@@ -638,6 +656,9 @@ def _fault_spec(fault_id: str) -> Any:
         if spec.id == fault_id:
             return spec
     return None
+
+
+_ENGINES = frozenset({"llamacpp", "vllm", "tgi", "triton", "openai", "mock"})
 
 
 def _engine_for(dialect: str) -> str:

@@ -93,6 +93,7 @@ def llorch_ctx(
                 f"live engine at {llorch_target.engine_url}: this scenario needs the mock "
                 "engine (fault control, journal or plan)"
             )
+        ctx.learn_orchestrator_engine()
         if llorch_target is not PER_RUN:
             needs = sorted(t.split(":", 1)[1] for t in tags if t.startswith("needs:"))
             if needs:

@@ -224,7 +224,7 @@ def _broken_facade(flaw: str) -> Starlette:
     async def capabilities(request: Request) -> Response:
         if not authorised(request):
             return refused(request)
-        engine = {"engine": "mock", "engine_version": "broken-1", "pool_id": "default"}
+        engine = {"engine": "vllm", "engine_version": "broken-1", "pool_id": "default"}
         return JSONResponse({"api_version": "1.0.0", "engines": [engine]})
 
     async def health(request: Request) -> Response:
@@ -271,6 +271,10 @@ def test_broken_facade_fails_the_right_requirement(
         (s.scenario, s.failed_requirements, s.message) for s in failed
     ]
     assert f"FAIL orchestrator {requirement}" in proc.stdout
+    # Streamed tasks name the engine the pool lists in /v1/capabilities, not a placeholder.
+    streamed = [s for s in results.scenarios if (s.evidence.get("request") or {}).get("engine")]
+    assert all(s.evidence["request"]["engine"] == "vllm" for s in streamed)
+    assert streamed or flaw == "any_token"  # the auth scenario streams nothing
 
 
 def _refusing_port() -> socket.socket:
