@@ -17,6 +17,8 @@ compares what an adapter could notice:
 * **cancel by disconnect**: after the client drops a stream, every slot must be idle again;
 * **token counting**: whether ``tokens_predicted`` ever rises by more than one between frames
   (the real server does when it holds back partial UTF-8) — major, the mock never does;
+* **keep-alive after a stream**: whether the engine closes the connection after a streamed
+  response (the real server does, though it advertises ``Keep-Alive``) — major;
 * **health during loading**: the first 503 the real server answered while loading (if the
   start was slow enough to catch one) against the mock's loading answer.
 
@@ -263,10 +265,40 @@ async def probe_llamacpp(
             cas.exchanges.append(last)
         cas.notes["cancel_slots_idle"] = idle
         await rec("health.after", "GET", "/health")
+    cas.notes["closes_after_stream"] = await _closes_after_stream(base_url)
     if props.status == 200:
         with contextlib.suppress(ValueError):
             cas.engine_version = str(json.loads(props.body).get("build_info", ""))
     return cas
+
+
+async def _closes_after_stream(base_url: str) -> bool | None:
+    """Does the engine close a keep-alive connection right after a streamed response?
+
+    Raw socket, one streamed ``/completion``; after the chunked terminator, wait up to a second
+    for EOF. ``None`` when the probe itself could not run.
+    """
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    body = json.dumps(dict(_GEN, stream=True)).encode()
+    req = (
+        f"POST /completion HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    try:
+        with anyio.fail_after(15.0):
+            async with await anyio.connect_tcp(host, int(port.rstrip("/"))) as sock:
+                await sock.send(req)
+                data = b""
+                while not data.endswith(b"0\r\n\r\n"):
+                    data += await sock.receive()
+                with anyio.move_on_after(1.0):
+                    try:
+                        await sock.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                        return True
+                return False
+    except (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,6 +602,21 @@ def compare_cassettes(real: Cassette, mock: Cassette) -> DriftReport:
                 mj,
                 "the real server holds back partial UTF-8 and sends it with a later token, "
                 "so tokens_predicted can skip; adapters must accept gaps",
+            )
+        )
+    rc, mc = real.notes.get("closes_after_stream"), mock.notes.get("closes_after_stream")
+    if rc is not None and mc is not None and rc != mc:
+        rep.items.append(
+            DriftItem(
+                "keepalive.after_stream",
+                "connection closed after a streamed response",
+                "major",
+                "behaviour",
+                rc,
+                mc,
+                "the real server advertises Keep-Alive but closes after a stream: a pooled "
+                "client that reuses the connection races the close and gets 'server "
+                "disconnected without a response' on its next (non-idempotent) POST",
             )
         )
     ri, mi = real.notes.get("cancel_slots_idle"), mock.notes.get("cancel_slots_idle")
