@@ -1,7 +1,7 @@
 """Targets: which adapters a run drives, against which engine.
 
 A target is an adapter factory ``(base_url, **config) -> WorkerAdapter`` plus the engine dialect
-it speaks. Three sources, in the order the issue lists them:
+it speaks. Four sources, in the order the issue lists them:
 
 * the built-in adapters (default): ``adapters.BUILTIN_ADAPTERS`` (dialect → factory);
 * a vendor's adapter: ``--adapter package.module:factory --dialect <engine>``, or the *name* of an
@@ -211,8 +211,7 @@ def resolve_targets(
 
 def _orchestrator_factory(pool: str, token_env: str) -> Factory:
     """``(url, **harness_config) -> FacadeView``; the token is read from the environment here,
-    at use, so it never travels in the Target (which is pickled to xdist workers and described
-    in results)."""
+    at use, so it never travels in the Target (which is described in results and bundles)."""
 
     def factory(base_url: str, **_config: Any) -> Any:
         from steps._orch import FacadeView
@@ -231,6 +230,11 @@ def _orchestrator_target(url: str, pool: str, token_env: str, probe: bool) -> Ta
     if not token_env or not token_env.replace("_", "").isalnum():
         raise UsageError(
             f"--orchestrator-token-env {token_env!r}: not an environment variable name"
+        )
+    if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        raise UsageError(
+            f"--orchestrator-url: no credentials in the URL (it is recorded in results); put the "
+            f"token in ${token_env}"
         )
     url = url.rstrip("/")
     if probe:

@@ -308,6 +308,10 @@ def test_unreachable_or_wrong_orchestrator_is_one_clear_line(orchestrator: str) 
         sock.close()
     _one_line(run("run", "--orchestrator-url", "ftp://x", env=env), "must be an http(s) URL")
     _one_line(
+        run("run", "--orchestrator-url", "http://me:secret@127.0.0.1:1", env=env),
+        "no credentials in the URL",
+    )
+    _one_line(
         run("run", "--orchestrator-url", orchestrator, "--worker-url", orchestrator, env=env),
         "pick one",
     )
