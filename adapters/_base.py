@@ -214,6 +214,8 @@ class HttpAdapter:
     eof_is_terminal: bool = False
     #: Accepted success ``Content-Type`` prefixes for the stream.
     stream_content_types: ClassVar[tuple[str, ...]] = ("text/event-stream",)
+    #: Extra headers on the stream request only (llama.cpp: ``Connection: close``).
+    stream_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -531,6 +533,7 @@ class HttpAdapter:
             **self._headers,
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
+            **self.stream_headers,
         }
         if correlation_id:
             headers["X-Correlation-Id"] = correlation_id

@@ -27,7 +27,8 @@ Wire facts used (reference/engine-dialects.md §1, from ggml-org/llama.cpp ``too
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -116,6 +117,11 @@ class LlamaCppAdapter(HttpAdapter):
     """Adapter for ``llama-server``; construct with ``(base_url, **explicit config)``."""
 
     engine = "llamacpp"
+    # llama-server closes the connection after every streamed response although it advertises
+    # Keep-Alive; a pooled connection reused for the next POST races that close and fails with
+    # "server disconnected without sending a response" (1 in 40 sequential tasks on a real
+    # b11434 in the real-engine tier). Asking for the close up front removes the race.
+    stream_headers: ClassVar[Mapping[str, str]] = {"Connection": "close"}
 
     async def health(self) -> WorkerHealth:
         return await self.probe("/health", ready=_READY, not_ready=_NOT_READY)
