@@ -45,4 +45,4 @@ def test_json_round_trip_keeps_everything(tmp_path: Path) -> None:
     back = RunResults.read(path)
     assert back.to_dict()["scenarios"] == res.to_dict()["scenarios"]
     assert back.seed == 42 and back.run_id == "run-1"
-    assert "PB-1001" in {d["id"] for d in res.to_dict()["not_covered_layer_not_built"]}
+    assert "AUTH-1006" in {d["id"] for d in res.to_dict()["not_covered_layer_not_built"]}
