@@ -161,6 +161,10 @@ class LlamaCppAdapter(HttpAdapter):
             slots=total if isinstance(total, int) else None,
             supported_workloads=("completion",),
             features=("seed", "stop", "native_completion", "cancel:close"),
+            # The real llama-server closes the connection after every stream despite
+            # Keep-Alive, so this adapter asks for Connection: close on its stream POSTs (see
+            # ``stream_headers``); stream connections are therefore never reused.
+            declared_unsupported=("connection_reuse",),
         )
 
     async def engine_metrics(self) -> list[dict[str, Any]]:

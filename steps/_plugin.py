@@ -55,7 +55,9 @@ def llorch_engines(llorch_seed: int) -> Iterator[EnginePool]:
 
 
 #: Capabilities an adapter may declare unsupported (``Capabilities.declared_unsupported``).
-KNOWN_NEEDS = frozenset({"cancel", "api_key", "tls", "deadline", "metrics_scrape", "retries"})
+KNOWN_NEEDS = frozenset(
+    {"cancel", "api_key", "tls", "deadline", "metrics_scrape", "retries", "connection_reuse"}
+)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ Feature: The shared HTTP layer
   Scenario: Upstream statuses map through the one table
     Then every upstream status maps to the table's code, retriability and Retry-After
 
-  @HTU-PERF-1301 @ORCH-3612
+  @HTU-PERF-1301 @ORCH-3612 @needs:connection_reuse
   Scenario: Connections are reused across tasks
     Given a completion of 4 tokens for prompt "Again and again"
     When the adapter streams the task 3 times
