@@ -7,7 +7,7 @@ engine on a loopback socket, with faults mixed in at seeded rates:
 * ``a`` — vLLM mock: 429 with Retry-After at 10 %, mid-stream disconnects at 10 %;
 * ``b`` — llama.cpp mock: mid-stream stalls at 10 % (longer than the adapter's inter-chunk
   timeout, so they surface as DECODE_TIMEOUT);
-* ``c`` — vLLM mock that fails its first requests with 503 (the breaker must open) and then
+* ``c`` — vLLM mock that fails its first 10 generation requests with 503 (the breaker must open) and then
   recovers (the breaker must close again).
 
 Some tasks are cancelled by the caller right after their first token. For every task the driver
@@ -92,7 +92,7 @@ def run_load(n_tasks: int = 200, *, cancel_every: int = 10, seed: int = 1) -> Lo
             )
         )
         c = stack.enter_context(
-            run_mock_engine("vllm", seed=seed, model="m", faults=["http.503;first=20"])
+            run_mock_engine("vllm", seed=seed, model="m", faults=["http.503;first=10"])
         )
         return anyio.run(_drive, n_tasks, cancel_every, seed, http, retry, (a, b, c))
 
@@ -166,13 +166,17 @@ async def _drive(
             for n in order:
                 tg.start_soon(one, n)
         # Let the recovering replica prove it closes again: probe until the breaker is closed.
-        for k in range(200):
+        # Bounded by time, not by count: on a loaded machine each half-open trial takes longer.
+        probe_until = anyio.current_time() + 30.0
+        k = 0
+        while anyio.current_time() < probe_until:
             if host.breaker("p", "c").state is BreakerState.CLOSED and any(
                 "open" in t for t in _transitions(host)
             ):
                 break
             async for _ in host.submit("p", _request(n_tasks + k)):
                 pass
+            k += 1
             await anyio.sleep(0.02)
     report.wall_s = time.perf_counter() - t0
     report.breaker_transitions = _transitions(host)
