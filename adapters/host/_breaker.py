@@ -61,6 +61,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._trials = 0
+        #: How many successes and failures were recorded (lets a caller tell "no verdict").
+        self.verdicts = 0
 
     @property
     def state(self) -> BreakerState:
@@ -107,6 +109,7 @@ class CircuitBreaker:
         A success that arrives while the breaker is open belongs to a call let through before
         it opened; it says nothing about the replica *now*, so it changes nothing.
         """
+        self.verdicts += 1
         state = self.state
         if state is BreakerState.OPEN:
             return
@@ -115,7 +118,14 @@ class CircuitBreaker:
         if state is BreakerState.HALF_OPEN:
             self._set(BreakerState.CLOSED)
 
+    def release_trial(self) -> None:
+        """A call let through while half-open ended without a verdict (cancelled, the caller's
+        own error, an adapter bug): give its trial slot back, or the breaker would wait forever."""
+        if self._state is BreakerState.HALF_OPEN and self._trials > 0:
+            self._trials -= 1
+
     def record_failure(self) -> None:
+        self.verdicts += 1
         state = self.state
         self._failures += 1
         if state is BreakerState.HALF_OPEN or (

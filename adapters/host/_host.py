@@ -389,7 +389,10 @@ class AdapterHost:
             await self._describe(rep)
         self._rr += 1
         order = ready[self._rr % len(ready) :] + ready[: self._rr % len(ready)]
-        best = max(order, key=lambda r: (r.slots or 1) - r.in_flight)
+        # A half-open replica gets its trial call first: otherwise a replica with fewer slots
+        # than its peers would never be probed and so never recover.
+        probing = [r for r in order if r.breaker.state is BreakerState.HALF_OPEN]
+        best = probing[0] if probing else max(order, key=lambda r: (r.slots or 1) - r.in_flight)
         if not best.breaker.allow():  # half-open trial already taken by another task
             raise WorkerError(
                 WorkerErrorKind.POOL_UNAVAILABLE,
@@ -406,6 +409,16 @@ class AdapterHost:
         rep = await self._pick(pool_id)
         task.replica = rep
         rep.in_flight += 1
+        verdicts = rep.breaker.verdicts
+        try:
+            return await self._attempt(rep, pool_id, request, task)
+        finally:
+            if rep.breaker.verdicts == verdicts:  # no success or failure was recorded
+                rep.breaker.release_trial()
+
+    async def _attempt(
+        self, rep: _Replica, pool_id: str, request: TaskRequest, task: _Task
+    ) -> _Opened:
         try:
             stream = rep.adapter.submit(request).__aiter__()
         except WorkerError as err:  # e.g. InvalidTaskRequest raised before anything was sent

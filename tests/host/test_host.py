@@ -412,3 +412,28 @@ async def test_correlation_id_reaches_the_engine_through_a_real_adapter() -> Non
         assert check_stream(events) == []
         entry = eng.journal.find(path="/completion")[-1]
         assert ("x-correlation-id", "cid-42") in [(k.lower(), v) for k, v in entry.headers]
+
+
+async def test_half_open_replica_gets_the_trial_even_with_fewer_slots() -> None:
+    clock = Clock()
+    h = host(clock=clock, breaker=BreakerConfig(failure_threshold=1, open_s=5))
+    small = FakeAdapter("small", slots=1, default=fail(503))
+    big = FakeAdapter("big", slots=8)
+    h.bind("p0", "small", small)
+    h.bind("p0", "big", big)
+    h.breaker("p0", "small").record_failure()  # open
+    clock.t += 5  # half-open now
+    small.default = ok()
+    await collect(h.submit("p0", req()))
+    assert len(small.submits) == 1  # the trial went to the recovering replica
+    assert h.breaker("p0", "small").state is BreakerState.CLOSED
+
+
+def test_a_trial_without_verdict_gives_its_slot_back() -> None:
+    clock = Clock()
+    b = CircuitBreaker(BreakerConfig(failure_threshold=1, open_s=1), clock=clock)
+    b.record_failure()
+    clock.t += 1
+    assert b.allow() and not b.would_allow()
+    b.release_trial()  # e.g. the trial task was cancelled before any token
+    assert b.would_allow() and b.state is BreakerState.HALF_OPEN
