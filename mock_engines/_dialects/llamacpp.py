@@ -33,6 +33,10 @@ sources ``server.cpp``, ``server-http.cpp``, ``server-task.cpp``, ``server-commo
 * Overload: llama.cpp has no 429; when the mock's queue is full it answers 503
   ``unavailable_error`` "no slot available" (the ``/slots?fail_on_no_slot=1`` wording).
 * Keep-alive comment ``:\\n\\n`` (``sse_ping_interval``), used by ``stream.keepalive_flood``.
+* Key sets of ``/props``, ``/slots`` (``next_token`` is a one-element array), ``/metrics`` series,
+  ``/v1/models`` entries and ``generation_settings`` follow a current build (b11434), as measured
+  by the real-engine drift check (``conformance.real``, ``tests/real``); the values are that
+  build's defaults.
 * Engine version: ``build_info`` ``b6710-3df2244`` (``b<build>-<commit>``), reported in
   ``/props`` and as ``system_fingerprint``.
 """
@@ -225,20 +229,41 @@ class LlamaCppDialect(Dialect):
             "top_k": top_k,
             "top_p": top_p,
             "min_p": 0.05,
+            "top_n_sigma": -1.0,
+            "xtc_probability": 0.0,
+            "xtc_threshold": 0.1,
             "typical_p": 1.0,
             "repeat_last_n": 64,
             "repeat_penalty": 1.0,
             "presence_penalty": 0.0,
             "frequency_penalty": 0.0,
+            "dry_multiplier": 0.0,
+            "dry_base": 1.75,
+            "dry_allowed_length": 2,
+            "dry_penalty_last_n": 64,
+            "dry_sequence_breakers": ["\n", ":", '"', "*"],
             "mirostat": 0,
+            "mirostat_tau": 5.0,
+            "mirostat_eta": 0.1,
+            "adaptive_target": -1.0,
+            "adaptive_decay": 0.9,
             "stop": list(stop),
             "max_tokens": n_predict,
             "n_keep": 0,
             "n_discard": 0,
             "ignore_eos": False,
             "stream": stream,
+            "logit_bias": [],
             "n_probs": 0,
             "min_keep": 0,
+            "grammar": "",
+            "grammar_lazy": False,
+            "grammar_triggers": [],
+            "preserved_tokens": [],
+            "chat_format": "Content-only",
+            "reasoning_format": "deepseek",
+            "reasoning_in_content": False,
+            "generation_prompt": "",
             "samplers": [
                 "penalties",
                 "dry",
@@ -254,6 +279,8 @@ class LlamaCppDialect(Dialect):
             "speculative.p_min": 0.75,
             "timings_per_token": False,
             "post_sampling_probs": False,
+            "speculative.types": "none",
+            "backend_sampling": False,
             "lora": [],
         }
 
@@ -262,35 +289,35 @@ class LlamaCppDialect(Dialect):
             self,
             200,
             {
-                "default_generation_settings": {
-                    "id": 0,
-                    "id_task": -1,
-                    "n_ctx": 4096,
-                    "speculative": False,
-                    "is_processing": False,
-                    "params": self._settings(ctx),
-                    "prompt": "",
-                    "next_token": {
-                        "has_next_token": True,
-                        "has_new_line": False,
-                        "n_remain": -1,
-                        "n_decoded": 0,
-                        "stopping_word": "",
-                    },
-                },
+                "default_generation_settings": {"params": self._settings(ctx), "n_ctx": 4096},
                 "total_slots": ctx.slots.slots,
                 "model_alias": ctx.model,
+                "model_ftype": "Q4_K - Medium",
                 "model_path": f"/models/{ctx.model}",
-                "modalities": {"vision": False, "audio": False},
+                "modalities": {"vision": False, "video": False, "audio": False},
+                "media_marker": "<__media__>",
                 "endpoint_slots": True,
                 "endpoint_props": False,
                 "endpoint_metrics": True,
                 "chat_template": "{% for message in messages %}<|{{ message.role }}|>\n{{ message.content }}\n{% endfor %}<|assistant|>\n",
-                "chat_template_caps": {"supports_system_role": True, "supports_tools": False},
+                "ui": False,
+                "ui_settings": {},
+                "chat_template_caps": {
+                    "supports_object_arguments": False,
+                    "supports_parallel_tool_calls": False,
+                    "supports_preserve_reasoning": False,
+                    "supports_reasoning_effort": False,
+                    "supports_string_content": True,
+                    "supports_system_role": True,
+                    "supports_tool_calls": False,
+                    "supports_tools": False,
+                    "supports_typed_content": False,
+                },
                 "bos_token": "<s>",
                 "eos_token": "</s>",
                 "build_info": self.engine_version,
                 "is_sleeping": False,
+                "cors_proxy_enabled": False,
             },
         )
 
@@ -308,14 +335,18 @@ class LlamaCppDialect(Dialect):
                     "n_ctx": 4096,
                     "speculative": False,
                     "is_processing": owner is not None,
+                    "n_prompt_tokens": 0,
+                    "n_prompt_tokens_processed": 0,
+                    "n_prompt_tokens_cache": 0,
                     "params": self._settings(ctx),
-                    "next_token": {
-                        "has_next_token": owner is not None,
-                        "has_new_line": False,
-                        "n_remain": -1,
-                        "n_decoded": 0,
-                        "stopping_word": "",
-                    },
+                    "next_token": [
+                        {
+                            "has_next_token": owner is not None,
+                            "has_new_line": False,
+                            "n_remain": -1,
+                            "n_decoded": 0,
+                        }
+                    ],
                 }
             )
         return json_reply(self, 200, out)
@@ -338,6 +369,12 @@ class LlamaCppDialect(Dialect):
                 "Number of prompt tokens processed.",
                 st.prompt_tokens_total,
             ),
+            (
+                "prompt_tokens_cached_total",
+                "counter",
+                "Number of prompt tokens reused from the cache",
+                0,
+            ),
             ("prompt_seconds_total", "counter", "Prompt process time", st.prompt_seconds_total),
             (
                 "tokens_predicted_total",
@@ -359,10 +396,22 @@ class LlamaCppDialect(Dialect):
             ),
             ("n_tokens_max", "counter", "Largest observed n_tokens.", 0),
             (
-                "n_busy_slots_per_decode",
+                "spec_decode_num_draft_tokens_total",
                 "counter",
-                "Average number of busy slots per llama_decode() call",
-                0.0,
+                "Speculative: Total draft tokens generated",
+                0,
+            ),
+            (
+                "spec_decode_num_accepted_tokens_total",
+                "counter",
+                "Speculative: Total draft tokens accepted by the target model",
+                0,
+            ),
+            (
+                "spec_decode_num_drafts_total",
+                "counter",
+                "Speculative: Total speculative decoding verification steps",
+                0,
             ),
             (
                 "prompt_tokens_seconds",
@@ -378,6 +427,12 @@ class LlamaCppDialect(Dialect):
             ),
             ("requests_processing", "gauge", "Number of requests processing.", pool.busy),
             ("requests_deferred", "gauge", "Number of requests deferred.", pool.queued),
+            (
+                "n_busy_slots_per_decode",
+                "gauge",
+                "Average number of busy slots per llama_decode() call",
+                0.0,
+            ),
         ]
         lines = []
         for name, kind, help_text, value in series:
@@ -398,10 +453,12 @@ class LlamaCppDialect(Dialect):
         meta = {
             "vocab_type": 1,
             "n_vocab": 32000,
+            "n_ctx": 4096,
             "n_ctx_train": 2048,
             "n_embd": 2048,
             "n_params": 1100048384,
             "size": 667815936,
+            "ftype": "Q4_K - Medium",
         }
         return json_reply(
             self,
@@ -433,7 +490,13 @@ class LlamaCppDialect(Dialect):
                 "data": [
                     {
                         "id": ctx.model,
+                        "aliases": [ctx.model],
+                        "tags": [],
                         "object": "model",
+                        "architecture": {
+                            "input_modalities": ["text"],
+                            "output_modalities": ["text"],
+                        },
                         "created": ctx.created(),
                         "owned_by": "llamacpp",
                         "meta": meta,

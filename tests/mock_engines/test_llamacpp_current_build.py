@@ -1,0 +1,62 @@
+"""Key sets of the llama.cpp mock follow a current llama-server build (drift check, b11434).
+
+Each assertion is a drift the real-engine tier (``tests/real``, ``conformance.real``) found
+between the mock and a real ``llama-server`` and that the mock now reproduces.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from mock_engines import run_mock_engine
+
+TIMEOUT = 10.0
+
+
+def test_llamacpp_mock_key_sets_match_a_current_build() -> None:
+    with (
+        run_mock_engine("llamacpp", seed=1) as eng,
+        httpx.Client(base_url=eng.base_url, timeout=TIMEOUT) as c,
+    ):
+        props = c.get("/props").json()
+        slots = c.get("/slots").json()
+        metrics = c.get("/metrics").text
+        models = c.get("/v1/models").json()
+        final = c.post("/completion", json={"prompt": "x", "n_predict": 2}).json()
+    assert set(props["default_generation_settings"]) == {"params", "n_ctx"}
+    for key in ("model_ftype", "media_marker", "ui", "ui_settings", "cors_proxy_enabled"):
+        assert key in props
+    assert props["modalities"] == {"vision": False, "video": False, "audio": False}
+    assert props["chat_template_caps"]["supports_tool_calls"] is False
+    assert isinstance(slots[0]["next_token"], list)
+    assert set(slots[0]["next_token"][0]) == {
+        "has_next_token",
+        "has_new_line",
+        "n_remain",
+        "n_decoded",
+    }
+    assert slots[0]["n_prompt_tokens_cache"] == 0
+    for series in (
+        "prompt_tokens_cached_total",
+        "spec_decode_num_draft_tokens_total",
+        "spec_decode_num_accepted_tokens_total",
+        "spec_decode_num_drafts_total",
+    ):
+        assert f"\nllamacpp:{series} " in metrics
+    assert "# TYPE llamacpp:n_busy_slots_per_decode gauge" in metrics
+    entry = models["data"][0]
+    assert entry["aliases"] == [entry["id"]]
+    assert entry["architecture"]["input_modalities"] == ["text"]
+    assert {"n_ctx", "ftype"} <= set(entry["meta"])
+    gs = final["generation_settings"]
+    for key in (
+        "dry_sequence_breakers",
+        "xtc_threshold",
+        "top_n_sigma",
+        "chat_format",
+        "reasoning_format",
+        "grammar_triggers",
+        "backend_sampling",
+        "speculative.types",
+    ):
+        assert key in gs, key  # fmt: skip
