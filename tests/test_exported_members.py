@@ -7,7 +7,13 @@ import inspect
 
 import pytest
 
-PUBLIC_PACKAGES = ["adapters.api", "adapters.http_util", "mock_engines", "conformance.errors", "reports"]
+PUBLIC_PACKAGES = [
+    "adapters.api",
+    "adapters.http_util",
+    "mock_engines",
+    "conformance.errors",
+    "reports",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_PACKAGES)
