@@ -234,6 +234,8 @@ class _Facade:
         pos = self._position(req.priority)
         adm = _Admitted(req, pool, cid, pos, pos * 100)
         self.tasks[req.task_id] = adm
+        if self.tg is not None:
+            self.tg.start_soon(self._expire_unopened, adm)
         self.enqueued.labels(engine, "any", pool, "any", req.priority.value).inc()
         self._depth(pool, req.priority)
         narrate(
@@ -257,6 +259,25 @@ class _Facade:
             "streams": {"sse": f"/v1/tasks/{req.task_id}/stream"},
         }
         return JSONResponse(body, status_code=202, headers={"X-Correlation-Id": cid})
+
+    async def _expire_unopened(self, adm: _Admitted) -> None:
+        """Free the admission slot of a task whose stream nobody opened before its deadline.
+
+        Without this a client that enqueues and walks away holds a slot forever; the task's own
+        ``deadline_ms`` is the natural bound (it could not be met any more anyway).
+        """
+        await anyio.sleep(adm.request.deadline_ms / 1000)
+        if self.tasks.get(adm.request.task_id) is adm and not adm.streaming:
+            self.tasks.pop(adm.request.task_id, None)
+            self._depth(adm.pool_id, adm.request.priority)
+            narrate(
+                ACTOR,
+                "expire",
+                adm.request.task_id,
+                "Drops a task whose stream was never opened before its deadline",
+                task_id=adm.request.task_id,
+                correlation_id=adm.correlation_id,
+            )
 
     async def stream(self, request: Request) -> Response:
         cid = request.state.correlation_id

@@ -294,3 +294,17 @@ def test_worker_registration_requires_the_token() -> None:
 def test_worker_registration_is_refused_without_a_configured_token(env: Env) -> None:
     r = env.client.post("/v1/workers/register", json={"engine": "mock"})
     assert r.status_code == 401 and r.json()["message"] == "MISSING_TOKEN"
+
+
+def test_unopened_task_frees_its_slot_after_its_deadline() -> None:
+    with Env(FakeAdapter(), admission_capacity=1) as e:
+        assert e.client.post("/v1/tasks", json=task("a", deadline_ms=150)).status_code == 202
+        assert e.client.post("/v1/tasks", json=task("b")).status_code == 429
+        done = threading.Event()
+        for _ in range(250):  # bounded wait for the expiry (the deadline is 150 ms)
+            r = e.client.post("/v1/tasks", json=task("b"))
+            if r.status_code == 202:
+                break
+            done.wait(0.02)
+        assert r.status_code == 202
+        assert e.client.get("/v1/tasks/a/stream").status_code == 404
