@@ -33,7 +33,7 @@ from ._contract import (
 )
 from ._heartbeat import HeartbeatAttempt, HeartbeatSender
 from ._runner import WorkerServer, run_worker_bridge
-from ._serve import ServedApp, bind_socket
+from ._serve import ServedApp, ServedHandle, bind_socket
 
 __all__ = [
     "HEARTBEAT_INTERVAL_SECS",
@@ -50,6 +50,7 @@ __all__ = [
     "InferRequest",
     "InferResponse",
     "ServedApp",
+    "ServedHandle",
     "WorkerApiSpec",
     "WorkerBridge",
     "WorkerHeartbeat",

@@ -8,60 +8,20 @@ same path as SIGTERM in the CLI: ``stopping`` → drain → ``stopped`` → fina
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any
-
 from adapters.api import WorkerAdapter
 
 from ._bridge import BridgeConfig, WorkerBridge
-from ._serve import ServedApp, bind_socket
+from ._serve import ServedApp, ServedHandle, bind_socket
 
 __all__ = ["WorkerServer", "run_worker_bridge"]
 
 
-class WorkerServer:
-    """Handle on a running bridge."""
+class WorkerServer(ServedHandle):
+    """Handle on a running bridge (``bridge`` plus the :class:`ServedHandle` surface)."""
 
     def __init__(self, bridge: WorkerBridge, served: ServedApp) -> None:
+        super().__init__(served)
         self.bridge = bridge
-        self._served = served
-
-    @property
-    def base_url(self) -> str:
-        return self._served.base_url
-
-    @property
-    def port(self) -> int:
-        return self._served.port
-
-    @property
-    def running(self) -> bool:
-        return self._served.running
-
-    def start(self) -> WorkerServer:
-        self._served.start()
-        return self
-
-    def stop(self) -> None:
-        self._served.stop()
-
-    def __enter__(self) -> WorkerServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> WorkerServer:
-        await self._served.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self._served.__aexit__(*exc)
 
 
 def run_worker_bridge(

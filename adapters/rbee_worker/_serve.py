@@ -17,12 +17,12 @@ import socket
 import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["ServedApp", "bind_socket", "make_server"]
+__all__ = ["ServedApp", "ServedHandle", "bind_socket", "make_server"]
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0, *, listen: bool = False) -> socket.socket:
@@ -165,3 +165,43 @@ class ServedApp:
         import anyio.to_thread
 
         await anyio.to_thread.run_sync(self.stop)
+
+
+class ServedHandle:
+    """Base of the handles on a served app (bridge, mock worker): URL, port, start/stop, and
+    ``with``/``async with`` — written once here; subclasses add their own attributes."""
+
+    def __init__(self, served: ServedApp) -> None:
+        self._served = served
+
+    @property
+    def base_url(self) -> str:
+        return self._served.base_url
+
+    @property
+    def port(self) -> int:
+        return self._served.port
+
+    @property
+    def running(self) -> bool:
+        return self._served.running
+
+    def start(self) -> Self:
+        self._served.start()
+        return self
+
+    def stop(self) -> None:
+        self._served.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await self._served.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._served.__aexit__(*exc)

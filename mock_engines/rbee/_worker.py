@@ -22,7 +22,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Final
 
 import anyio
@@ -36,6 +35,7 @@ from adapters.rbee_worker import (
     HeartbeatSender,
     InferRequest,
     ServedApp,
+    ServedHandle,
     WorkerApiSpec,
     WorkerInfo,
     WorkerStatus,
@@ -262,38 +262,12 @@ class MockWorker:
             self._in_flight -= 1
 
 
-class MockWorkerServer:
-    """Handle on a running mock worker (``base_url``, ``worker``, graceful ``stop``)."""
+class MockWorkerServer(ServedHandle):
+    """Handle on a running mock worker (``worker`` plus the :class:`ServedHandle` surface)."""
 
     def __init__(self, worker: MockWorker, served: ServedApp) -> None:
+        super().__init__(served)
         self.worker = worker
-        self._served = served
-
-    @property
-    def base_url(self) -> str:
-        return self._served.base_url
-
-    @property
-    def port(self) -> int:
-        return self._served.port
-
-    def start(self) -> MockWorkerServer:
-        self._served.start()
-        return self
-
-    def stop(self) -> None:
-        self._served.stop()
-
-    def __enter__(self) -> MockWorkerServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def run_mock_worker(
