@@ -19,6 +19,7 @@ from ._faults import FAULT_HEADER, FAULT_IDS, FaultParam, FaultRule, FaultSpec
 from ._journal import Journal, JournalEntry, redact_secret
 from ._plan import GenerationPlan, chat_prompt, make_plan, tokenize
 from ._profile import PROFILES, Profile, load_profile
+from ._proxy import FaultProxy, ObservedGeneration, run_fault_proxy
 from ._runner import MockEngine, create_app, run_mock_engine
 from ._wire import Dialect, EngineError, Frame, FrameKind, MockRequest, Reply, Route, StreamReply
 
@@ -32,6 +33,7 @@ __all__ = [
     "EngineContext",
     "EngineError",
     "FaultParam",
+    "FaultProxy",
     "FaultRule",
     "FaultSpec",
     "Frame",
@@ -42,6 +44,7 @@ __all__ = [
     "MockEngine",
     "MockEngineApp",
     "MockRequest",
+    "ObservedGeneration",
     "Profile",
     "Reply",
     "Route",
@@ -53,6 +56,7 @@ __all__ = [
     "load_profile",
     "make_plan",
     "redact_secret",
+    "run_fault_proxy",
     "run_mock_engine",
     "tokenize",
 ]

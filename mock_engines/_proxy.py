@@ -1,0 +1,1408 @@
+"""A fault-injecting reverse proxy in front of a *live* engine, with the mock engine's controls.
+
+Why: against a live engine (``run --engine-url``) the suite cannot make the engine fail on cue, so
+every scenario that needs a fault or the engine journal used to be ``unsupported``. The proxy sits
+between adapter and engine on loopback and passes the engine's own bytes through as they arrive
+(no whole-response buffering), bending them on request: split writes, a cut inside a UTF-8
+character, silence, a reset after N events or bytes, a corrupted or missing frame, a duplicated or
+reordered token frame, an oversized frame, keep-alive floods, a wrong Content-Type, and statuses
+before the first byte (429 with Retry-After, 503, ...) in the engine's own error envelope.
+
+The control surface is the mock engine's, so steps need almost no changes:
+
+* the same fault catalogue and selection (``mock_engines._faults``): engine-wide rules
+  (:meth:`FaultProxy.set_faults`, ``POST /__mock__/config``) or per request (``X-Mock-Fault``),
+  ``first=N`` / ``rate=P``; engine-wide rules apply to the dialect's generation routes;
+* the same :class:`~mock_engines._journal.Journal`: every request the adapter sent, redacted
+  headers, body, status, frames as sent to the adapter, first/last byte times, disconnects and
+  cancels, open connections. ``entry.plan`` is an :class:`ObservedGeneration`: the token texts
+  and stop reason parsed from the engine's *unmodified* stream — the live engine's own output is
+  the oracle, since no plan exists for it.
+
+How it is built: the request side is the mock engine's raw-ASGI app and uvicorn server
+(:class:`~mock_engines._core.MockEngineApp` subclassed, :class:`~mock_engines._server.EngineServer`
+reused), so request parsing, body limits, connection counting, ``conn.*`` faults, the closed port
+and the ``/__mock__/`` control endpoints are exactly the mock's. Only dispatch differs: instead of
+rendering a plan it forwards to the engine over a small HTTP/1.1 client on raw asyncio streams
+(bounded head, bounded chunk lines, bounded SSE events, an idle-connection pool) and applies the
+selected fault to the response stream incrementally.
+
+Security: the proxy contacts only the configured engine URL (scheme, host and port fixed at
+construction; the request path is appended to the URL's own path), never a URL taken from a
+request; hop-by-hop headers and ``X-Mock-Fault`` are not forwarded; TLS to an https engine is
+verified.
+
+Faults the proxy realises with the dialect's rendering instead of engine bytes (the engine cannot
+be made to produce them): ``http.<status>``, ``http.429_retry_after``, ``engine.overload``,
+``engine.loading`` (llama.cpp's 503 envelope) and ``stream.error_event`` (the in-stream error
+shape, after the engine's own first events). ``conn.port_closed`` / ``engine.loading`` on
+port-closed dialects close the proxy's own port, which is the port the adapter was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+import time
+import urllib.parse
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from adapters.api import ConfigError
+
+from ._core import DEFAULT_MAX_BODY, EngineContext, MockEngineApp, Receive, Send, _WatchState
+from ._dialects import get_dialect
+from ._faults import FAULT_HEADER, FaultRule
+from ._journal import Journal, JournalEntry
+from ._server import EngineServer, ThreadedServer
+from ._wire import MockRequest, Reply, StreamReply, dumps
+
+__all__ = [
+    "ENGINE_PROBES",
+    "FaultProxy",
+    "ObservedGeneration",
+    "ProxyApp",
+    "ProxyContext",
+    "UpstreamError",
+    "run_fault_proxy",
+]
+
+#: Limits: what a hostile engine (or client) can make the proxy hold at once.
+MAX_HEAD_BYTES = 64 * 1024
+MAX_CHUNK_LINE = 1024
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+MAX_IDLE_CONNECTIONS = 16
+READ_SIZE = 64 * 1024
+CONNECT_TIMEOUT_S = 10.0
+HEAD_TIMEOUT_S = 300.0
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        FAULT_HEADER,
+    }
+)
+
+#: Faults that change the body's length or need it whole: Content-Length cannot be kept.
+_BODY_FAULTS = frozenset(
+    {
+        "frame.malformed_json",
+        "frame.missing_terminal",
+        "frame.duplicate_index",
+        "frame.out_of_order_index",
+        "stream.error_event",
+        "stream.keepalive_flood",
+        "frame.oversized",
+    }
+)
+
+#: Where each dialect's engine tells its version and served model (path, JSON key path).
+ENGINE_PROBES: dict[str, dict[str, tuple[str, tuple[str | int, ...]]]] = {
+    "llamacpp": {
+        "version": ("/props", ("build_info",)),
+        "model": ("/v1/models", ("data", 0, "id")),
+    },
+    "vllm": {"version": ("/version", ("version",)), "model": ("/v1/models", ("data", 0, "id"))},
+    "openai": {"model": ("/v1/models", ("data", 0, "id"))},
+    "tgi": {"version": ("/info", ("version",)), "model": ("/info", ("model_id",))},
+    "triton": {"version": ("/v2", ("version",))},
+}
+
+
+class UpstreamError(Exception):
+    """The engine could not be reached or answered something that is not HTTP/1.x."""
+
+
+# ---------------------------------------------------------------------------------------------
+# What the engine generated (the live oracle)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ObservedGeneration:
+    """The engine's own output for one request, parsed from its unmodified response.
+
+    Shaped like :class:`~mock_engines._plan.GenerationPlan` where steps read it: ``tokens`` (one
+    text per content event), ``stop_reason`` (``length`` / ``eos`` / ``stop``, ``None`` when the
+    engine did not say), ``text``, ``completion_tokens``. ``complete`` is true once the engine's
+    response ended normally (a fault may cut the adapter off earlier; the proxy then stops
+    reading, and the tokens are what the engine had sent by then).
+    """
+
+    tokens: list[str] = field(default_factory=list)
+    stop_reason: str | None = None
+    stop_string: str | None = None
+    upstream_status: int | None = None
+    complete: bool = False
+    source: str = "engine"
+    token_ids: tuple[int, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens)
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.tokens)
+
+
+_KIND_TOKEN, _KIND_META, _KIND_TERMINAL, _KIND_COMMENT = 0, 1, 2, 3
+
+_LLAMA_STOP = {"eos": "eos", "limit": "length", "word": "stop"}
+_TGI_STOP = {"eos_token": "eos", "length": "length", "stop_sequence": "stop"}
+
+
+def _finish(reason: Any, extra: Any = None) -> str | None:
+    """An OpenAI-style finish reason as a plan stop reason."""
+    if reason == "length":
+        return "length"
+    if reason == "stop":
+        return "stop" if isinstance(extra, str | int) and not isinstance(extra, bool) else "eos"
+    return None
+
+
+def classify_event(event: bytes) -> tuple[int, str | None, str | None, list[str | int] | None]:
+    """``(kind, token text, stop reason, JSON path of the token text)`` of one SSE event.
+
+    Dialect-agnostic on purpose: the shapes of llama.cpp, OpenAI/vLLM, TGI and Triton do not
+    overlap, so one classifier reads all of them (and an unknown shape is ``META``: passed
+    through, never counted as a token).
+    """
+    payload: list[bytes] = []
+    only_comments = True
+    for line in event.splitlines():
+        if not line:
+            continue
+        if line.startswith(b":"):
+            continue
+        only_comments = False
+        if line.startswith(b"data:"):
+            v = line[5:]
+            payload.append(v[1:] if v.startswith(b" ") else v)
+    if only_comments:
+        return _KIND_COMMENT, None, None, None
+    data = b"\n".join(payload).strip()
+    if data == b"[DONE]":
+        return _KIND_TERMINAL, None, None, None
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return _KIND_META, None, None, None
+    if not isinstance(obj, dict) or "error" in obj:
+        return _KIND_META, None, None, None
+    # llama.cpp native /completion
+    if "content" in obj and "stop" in obj:
+        text = obj.get("content")
+        text = text if isinstance(text, str) and text else None
+        if obj.get("stop") is True:
+            reason = _LLAMA_STOP.get(str(obj.get("stop_type")))
+            return _KIND_TERMINAL, text, reason, ["content"] if text else None
+        return (_KIND_TOKEN, text, None, ["content"]) if text else (_KIND_META, None, None, None)
+    # OpenAI-compatible (vLLM, llama.cpp /v1, OpenAI)
+    choices = obj.get("choices")
+    if isinstance(choices, list):
+        if not choices or not isinstance(choices[0], dict):
+            return _KIND_META, None, None, None
+        ch = choices[0]
+        reason = _finish(ch.get("finish_reason"), ch.get("stop_reason"))
+        text = ch.get("text")
+        path: list[str | int] = ["choices", 0, "text"]
+        if not isinstance(text, str):
+            delta = ch.get("delta")
+            text = delta.get("content") if isinstance(delta, dict) else None
+            path = ["choices", 0, "delta", "content"]
+        if isinstance(text, str) and text:
+            return _KIND_TOKEN, text, reason, path
+        return _KIND_META, None, reason, None
+    # TGI
+    tok = obj.get("token")
+    if isinstance(tok, dict):
+        text = tok.get("text") if not tok.get("special") else None
+        text = text if isinstance(text, str) and text else None
+        tpath: list[str | int] | None = ["token", "text"] if text else None
+        if obj.get("generated_text") is not None:
+            details = obj.get("details")
+            fr = details.get("finish_reason") if isinstance(details, dict) else None
+            return _KIND_TERMINAL, text, _TGI_STOP.get(str(fr)), tpath
+        return (_KIND_TOKEN, text, None, tpath) if text else (_KIND_META, None, None, None)
+    # Triton generate extension
+    if "text_output" in obj:
+        text = obj.get("text_output")
+        text = text if isinstance(text, str) and text else None
+        fr = obj.get("finish_reason")
+        if isinstance(fr, list):
+            fr = fr[0] if fr else None
+        if fr in ("length", "stop"):
+            return _KIND_TERMINAL, text, _finish(fr), ["text_output"] if text else None
+        return (
+            (_KIND_TOKEN, text, None, ["text_output"]) if text else (_KIND_META, None, None, None)
+        )
+    return _KIND_META, None, None, None
+
+
+def observe_body(body: bytes) -> tuple[str | None, str | None]:
+    """(text, stop reason) of a complete non-streamed generation body (best effort)."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(obj, dict):
+        return None, None
+    if isinstance(obj.get("content"), str):
+        return obj["content"], _LLAMA_STOP.get(str(obj.get("stop_type")))
+    choices = obj.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        ch = choices[0]
+        text = ch.get("text")
+        if not isinstance(text, str):
+            msg = ch.get("message")
+            text = msg.get("content") if isinstance(msg, dict) else None
+        return (text if isinstance(text, str) else None), _finish(
+            ch.get("finish_reason"), ch.get("stop_reason")
+        )
+    if isinstance(obj.get("generated_text"), str):
+        details = obj.get("details")
+        fr = details.get("finish_reason") if isinstance(details, dict) else None
+        return obj["generated_text"], _TGI_STOP.get(str(fr))
+    if isinstance(obj.get("text_output"), str):
+        return obj["text_output"], None
+    return None, None
+
+
+def _set_path(obj: Any, path: list[str | int], value: str) -> None:
+    for key in path[:-1]:
+        obj = obj[key]
+    obj[path[-1]] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine side: a small HTTP/1.1 client on raw streams
+# ---------------------------------------------------------------------------------------------
+
+
+class _Conn:
+    __slots__ = ("reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.transport.abort()
+
+
+class UpstreamResponse:
+    """Status, headers and a body iterator of one engine response (the connection is owned)."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        conn: _Conn,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        method: str,
+    ) -> None:
+        self._up = upstream
+        self._conn: _Conn | None = conn
+        self.status = status
+        self.headers = headers
+        self._method = method
+        self._done = False
+        self._reusable = True
+        for k, v in headers:
+            if k == b"connection" and b"close" in v.lower():
+                self._reusable = False
+
+    def header(self, name: bytes) -> bytes | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+    async def body(self) -> AsyncGenerator[bytes, None]:
+        """The body's bytes as they arrive (de-chunked); bounded pieces."""
+        if self._conn is None:
+            raise UpstreamError("response already released")
+        reader = self._conn.reader
+        if self._method == "HEAD" or self.status in (204, 304) or 100 <= self.status < 200:
+            self._done = True
+            return
+        te = (self.header(b"transfer-encoding") or b"").lower()
+        cl = self.header(b"content-length")
+        if b"chunked" in te:
+            while True:
+                line = await reader.readuntil(b"\n")
+                if len(line) > MAX_CHUNK_LINE:
+                    raise UpstreamError("chunk-size line too long")
+                size_txt = line.split(b";", 1)[0].strip()
+                try:
+                    size = int(size_txt, 16)
+                except ValueError:
+                    raise UpstreamError(f"bad chunk size {size_txt[:20]!r}") from None
+                if size < 0:
+                    raise UpstreamError("negative chunk size")
+                if size == 0:
+                    # trailers, then the blank line
+                    total = 0
+                    while True:
+                        t = await reader.readuntil(b"\n")
+                        total += len(t)
+                        if total > MAX_HEAD_BYTES:
+                            raise UpstreamError("trailers too long")
+                        if t in (b"\r\n", b"\n"):
+                            break
+                    break
+                while size > 0:
+                    piece = await reader.read(min(size, READ_SIZE))
+                    if not piece:
+                        raise UpstreamError("engine closed the connection inside a chunk")
+                    size -= len(piece)
+                    yield piece
+                crlf = await reader.readuntil(b"\n")
+                if crlf.strip():
+                    raise UpstreamError("chunk not followed by CRLF")
+        elif cl is not None:
+            try:
+                left = int(cl)
+            except ValueError:
+                raise UpstreamError("bad Content-Length") from None
+            while left > 0:
+                piece = await reader.read(min(left, READ_SIZE))
+                if not piece:
+                    raise UpstreamError("engine closed the connection before Content-Length")
+                left -= len(piece)
+                yield piece
+        else:
+            self._reusable = False
+            while True:
+                piece = await reader.read(READ_SIZE)
+                if not piece:
+                    break
+                yield piece
+        self._done = True
+
+    def release(self) -> None:
+        """Give the connection back (reused when the body was read to its end) or close it."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._done and self._reusable:
+            self._up.put_idle(conn)
+        else:
+            conn.close()
+
+
+class Upstream:
+    """The one engine the proxy may contact: scheme, host, port and base path fixed here."""
+
+    def __init__(self, engine_url: str) -> None:
+        u = urllib.parse.urlsplit(engine_url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ConfigError(
+                f"engine URL must be http(s)://host[:port][/path], got {engine_url!r}"
+            )
+        if u.username or u.password:
+            raise ConfigError("engine URL must not carry credentials")
+        if u.query or u.fragment:
+            raise ConfigError("engine URL must not carry a query or fragment")
+        self.url = engine_url.rstrip("/")
+        self.scheme = u.scheme
+        self.host = u.hostname
+        try:
+            port = u.port
+        except ValueError:
+            raise ConfigError(f"engine URL has a bad port: {engine_url!r}") from None
+        self.port = port or (443 if u.scheme == "https" else 80)
+        self.base_path = u.path.rstrip("/")
+        default = (u.scheme == "http" and self.port == 80) or (
+            u.scheme == "https" and self.port == 443
+        )
+        hostpart = f"[{self.host}]" if ":" in self.host else self.host
+        self.host_header = (hostpart if default else f"{hostpart}:{self.port}").encode("idna")
+        self._ssl: ssl.SSLContext | None = (
+            ssl.create_default_context() if u.scheme == "https" else None
+        )
+        self._idle: list[_Conn] = []
+        self.connections_opened = 0
+
+    def put_idle(self, conn: _Conn) -> None:
+        if len(self._idle) >= MAX_IDLE_CONNECTIONS or conn.reader.at_eof():
+            conn.close()
+            return
+        self._idle.append(conn)
+
+    def close_idle(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+    async def _connect(self) -> _Conn:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if self._ssl else None,
+                    limit=MAX_HEAD_BYTES,
+                )
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(f"cannot connect to the engine at {self.url}: {exc!r}") from None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            import socket
+
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connections_opened += 1
+        return _Conn(reader, writer)
+
+    def _request_bytes(
+        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> bytes:
+        lines = [f"{method} {self.base_path}{target} HTTP/1.1".encode("latin-1")]
+        lines.append(b"host: " + self.host_header)
+        for k, v in headers:
+            if k.lower() in _HOP_BY_HOP:
+                continue
+            if "\r" in k or "\n" in k or "\r" in v or "\n" in v:
+                continue
+            lines.append(f"{k}: {v}".encode("latin-1", "replace"))
+        if body or method in ("POST", "PUT", "PATCH"):
+            lines.append(b"content-length: " + str(len(body)).encode())
+        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+    async def request(
+        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> UpstreamResponse:
+        """Send one request; returns once the response head arrived (the body is streamed)."""
+        if not target.startswith("/") or any(c in target for c in "\r\n "):
+            raise UpstreamError(f"refusing request target {target[:60]!r}")
+        data = self._request_bytes(method, target, headers, body)
+        for attempt in range(2):
+            pooled = bool(self._idle) and attempt == 0
+            conn = self._idle.pop() if pooled else await self._connect()
+            try:
+                conn.writer.write(data)
+                await conn.writer.drain()
+                async with asyncio.timeout(HEAD_TIMEOUT_S):
+                    head = await conn.reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError as exc:
+                conn.close()
+                if pooled and not exc.partial:
+                    continue  # a stale idle connection: the engine closed it; try a fresh one
+                raise UpstreamError("the engine closed the connection without a response") from None
+            except asyncio.LimitOverrunError:
+                conn.close()
+                raise UpstreamError("response head too large") from None
+            except (OSError, TimeoutError) as exc:
+                conn.close()
+                if pooled:
+                    continue
+                raise UpstreamError(f"engine request failed: {exc!r}") from None
+            except BaseException:
+                conn.close()
+                raise
+            return self._parse_head(conn, head, method)
+        raise UpstreamError("the engine closed the connection without a response")
+
+    def _parse_head(self, conn: _Conn, head: bytes, method: str) -> UpstreamResponse:
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+            conn.close()
+            raise UpstreamError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
+        try:
+            status = int(parts[1])
+        except ValueError:
+            conn.close()
+            raise UpstreamError(f"bad status line {lines[0][:60]!r}") from None
+        headers: list[tuple[bytes, bytes]] = []
+        for line in lines[1:]:
+            if not line:
+                continue
+            k, sep, v = line.partition(b":")
+            if not sep:
+                continue
+            headers.append((k.strip().lower(), v.strip()))
+        return UpstreamResponse(self, conn, status, headers, method)
+
+    async def get_json(self, path: str) -> Any:
+        """A small GET for probes (version, model); ``None`` when anything goes wrong."""
+        try:
+            resp = await self.request("GET", path, [("accept", "application/json")], b"")
+        except UpstreamError:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for piece in resp.body():
+                size += len(piece)
+                if size > 1 << 20:
+                    return None
+                chunks.append(piece)
+        except (UpstreamError, asyncio.IncompleteReadError, OSError):
+            return None
+        finally:
+            resp.release()
+        if resp.status != 200:
+            return None
+        try:
+            return json.loads(b"".join(chunks))
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Context and app
+# ---------------------------------------------------------------------------------------------
+
+
+class ProxyContext(EngineContext):
+    """The mock engine's state machine (faults, selection counters, loading, closed port,
+    journal), with an :class:`Upstream` instead of plans."""
+
+    def __init__(
+        self,
+        dialect: str,
+        engine_url: str,
+        *,
+        seed: int = 0,
+        faults: Iterable[str | FaultRule] = (),
+        control: bool = True,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        journal: Journal | None = None,
+    ) -> None:
+        super().__init__(
+            get_dialect(dialect),
+            seed=seed,
+            profile="fast",
+            faults=faults,
+            control=control,
+            max_body_bytes=max_body_bytes,
+            journal=journal,
+        )
+        self.upstream = Upstream(engine_url)
+        self.engine_version: str | None = None
+        self.served_model: str | None = None
+
+    def config_dict(self) -> dict[str, Any]:
+        d = super().config_dict()
+        d.update(
+            proxy=True,
+            engine_url=self.upstream.url,
+            engine_version=self.engine_version,
+            model=self.served_model,
+        )
+        d.pop("profile", None)
+        return d
+
+    async def probe(self) -> None:
+        """Learn the engine's version and served model from its own endpoints (best effort)."""
+        for what, (path, keys) in ENGINE_PROBES.get(self.dialect.name, {}).items():
+            obj = await self.upstream.get_json(path)
+            for k in keys:
+                if isinstance(k, int) and isinstance(obj, list) and len(obj) > k:
+                    obj = obj[k]
+                elif isinstance(k, str) and isinstance(obj, dict):
+                    obj = obj.get(k)
+                else:
+                    obj = None
+                    break
+            if isinstance(obj, str | int | float) and not isinstance(obj, bool) and str(obj):
+                if what == "version":
+                    self.engine_version = str(obj)
+                else:
+                    self.served_model = str(obj)
+
+
+class ProxyApp(MockEngineApp):
+    """The mock engine's ASGI app with dispatch replaced by forwarding to the engine."""
+
+    ctx: ProxyContext
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        super().__init__(ctx)
+
+    async def _dispatch(
+        self,
+        req: MockRequest,
+        entry: JournalEntry,
+        receive: Receive,
+        send: Send,
+        transport: Any,
+    ) -> None:
+        ctx = self.ctx
+        dialect = self.dialect
+        header_rule: FaultRule | None = None
+        raw_fault = req.headers.get(FAULT_HEADER)
+        if raw_fault:
+            try:
+                header_rule = FaultRule.parse(raw_fault)
+                ctx.check_applies(header_rule)
+                if header_rule.id == "conn.port_closed" or (
+                    header_rule.id == "engine.loading" and dialect.loading_mode == "port_closed"
+                ):
+                    raise ConfigError(
+                        f"fault {header_rule.id} on {dialect.name} is an engine state "
+                        "(port closed); select it engine-wide, not per request"
+                    )
+            except ConfigError as exc:
+                entry.fault = raw_fault
+                entry.fault_note = f"rejected: {exc}"
+                await self._send_reply(send, entry, dialect.error_reply(400, f"proxy: {exc}"), None)
+                return
+        route, params, _other = ctx.match(req.method, req.path)
+        req.path_params = params
+        if route is not None:
+            entry.route = route.path
+            entry.generation = route.generation
+        rule = header_rule if header_rule is not None else ctx.select_request_fault(route)
+        if rule is not None:
+            entry.fault = str(rule)
+            if rule is header_rule and (rule.first is not None or rule.rate is not None):
+                entry.fault_note = "first=/rate= select among requests; ignored per request"
+        if dialect.loading_mode == "http_503" and (
+            ctx.is_loading() or (rule is not None and rule.id == "engine.loading")
+        ):
+            await self._send_reply(send, entry, dialect.loading_reply(req), None)
+            return
+        if rule is not None:
+            fid = rule.id
+            if fid == "conn.accept_then_close":
+                entry.aborted = True
+                await self._abort(transport, receive)
+                return
+            if fid.startswith("http.") and fid[5:].isdigit():
+                reply = dialect.status_fault_reply(int(fid[5:]), req)
+                await self._send_reply(send, entry, reply, rule)
+                return
+            if fid == "http.429_retry_after":
+                reply = dialect.rate_limit_reply(req, rule.int_param("seconds"))
+                await self._send_reply(send, entry, reply, rule)
+                return
+            if fid == "engine.overload":
+                over = dialect.overload_reply(req, ctx)
+                await self._send_any(send, receive, entry, over, None, transport)
+                return
+        state = _WatchState()
+        task = asyncio.current_task()
+        watcher = asyncio.create_task(self._watch(receive, entry, state, task))
+        try:
+            await self._forward(req, entry, rule, receive, send, transport, state)
+        except asyncio.CancelledError:
+            cur = asyncio.current_task()
+            if state.client_gone:
+                if cur is not None:
+                    cur.uncancel()
+                return
+            if self._shutting_down and transport is not None:
+                if cur is not None:
+                    cur.uncancel()
+                state.aborting = True
+                entry.aborted = True
+                transport.close()
+                return
+            raise
+        finally:
+            state.done = True
+            if not watcher.done():
+                watcher.cancel()
+
+    async def _forward(
+        self,
+        req: MockRequest,
+        entry: JournalEntry,
+        rule: FaultRule | None,
+        receive: Receive,
+        send: Send,
+        transport: Any,
+        state: _WatchState,
+    ) -> None:
+        up = self.ctx.upstream
+        target = urllib.parse.quote(req.path, safe="/:@!$&'()*+,;=-._~%")
+        if entry.query:
+            target += "?" + entry.query
+        headers = [(k, v) for k, v in req.headers.items() if k != "accept-encoding"]
+        try:
+            resp = await up.request(req.method, target, headers, req.body)
+        except UpstreamError as exc:
+            # The adapter sees what an unreachable engine looks like through a proxy: the
+            # connection closes without a response.
+            entry.fault_note = f"engine unreachable: {exc}"
+            entry.aborted = True
+            state.aborting = True
+            await self._abort(transport, receive)
+            return
+        observed = ObservedGeneration(upstream_status=resp.status) if entry.generation else None
+        if observed is not None:
+            entry.plan = observed
+        try:
+            await _Relay(
+                self, req, entry, rule, resp, observed, send, receive, transport, state
+            ).run()
+        finally:
+            resp.release()
+
+    def ok_headers(
+        self, resp: UpstreamResponse, rule: FaultRule | None, keep_length: bool
+    ) -> list[tuple[bytes, bytes]]:
+        hs = [(k, v) for k, v in resp.headers if k.decode("latin-1") not in _HOP_BY_HOP]
+        if keep_length:
+            cl = resp.header(b"content-length")
+            if cl is not None:
+                hs.append((b"content-length", cl))
+        if rule is not None and rule.id == "http.wrong_content_type" and 200 <= resp.status < 300:
+            ct = str(rule.param("content_type") or "text/plain").encode("latin-1")
+            hs = [(k, v) for k, v in hs if k != b"content-type"]
+            hs.append((b"content-type", ct))
+        return hs
+
+
+def _find_event_end(buf: bytearray | bytes, start: int) -> int:
+    """Index just past the first blank line at/after ``start`` (``-1`` when none yet)."""
+    i = buf.find(b"\n\n", start)
+    j = buf.find(b"\r\n\r\n", start)
+    if i == -1 and j == -1:
+        return -1
+    if j != -1 and (i == -1 or j < i):
+        return j + 4
+    return i + 2
+
+
+class _Relay:
+    """Streams one engine response to the adapter, applying the fault as bytes arrive."""
+
+    def __init__(
+        self,
+        app: ProxyApp,
+        req: MockRequest,
+        entry: JournalEntry,
+        rule: FaultRule | None,
+        resp: UpstreamResponse,
+        observed: ObservedGeneration | None,
+        send: Send,
+        receive: Receive,
+        transport: Any,
+        state: _WatchState,
+    ) -> None:
+        self.app = app
+        self.req = req
+        self.entry = entry
+        self.rule = rule
+        self.fid = rule.id if rule is not None else ""
+        self.resp = resp
+        self.observed = observed
+        self.send = send
+        self.receive = receive
+        self.transport = transport
+        self.state = state
+        self.ok = 200 <= resp.status < 300
+        ct = (resp.header(b"content-type") or b"").lower()
+        self.sse = ct.startswith(b"text/event-stream")
+        self.events_sent = 0
+        self.tokens_seen = 0
+        self.bytes_sent = 0
+        self.started = False
+        self.done_fault = False
+        self.held: bytes | None = None  # out_of_order: the token frame held back
+        self.last_token: bytes | None = None
+        self.lag: bytes | None = None  # cut_utf8: the event held one step back
+        self.ka_left = 0
+        self.ka_per = 0
+        self.stalled = False
+        self.json_done = False
+        self.dup_done = False
+        self.ooo_done = False
+        self.inflated = False
+        self.notes: list[str] = []
+
+    # -- writing ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        keep_length = not (self.ok and self.fid in _BODY_FAULTS)
+        hs = self.app.ok_headers(self.resp, self.rule if self.ok else None, keep_length)
+        if self.fid == "conn.slow_headers":
+            await asyncio.sleep(self.rule.int_param("delay_ms") / 1000.0)  # type: ignore[union-attr]
+        self.entry.status = self.resp.status
+        await self.send({"type": "http.response.start", "status": self.resp.status, "headers": hs})
+        if self.fid == "stall.before_first_byte" and self.ok:
+            await asyncio.sleep(self.rule.int_param("delay_ms") / 1000.0)  # type: ignore[union-attr]
+        if self.fid == "stream.keepalive_flood" and self.ok and self.sse:
+            ka = self.app.dialect.keepalive or b":\n\n"
+            count = max(0, self.rule.int_param("count"))  # type: ignore[union-attr]
+            before = count // 2
+            self.ka_left = count - before
+            self.ka_per = max(1, self.ka_left // 16)
+            if before:
+                await self.write(ka * before, frame=None)
+
+    async def write(self, data: bytes, frame: bytes | None) -> bool:
+        """Write ``data`` (split when the fault says so); False once the fault cut the stream."""
+        if self.done_fault:
+            return False
+        entry = self.entry
+        if self.ok and self.fid == "midstream.disconnect_bytes":
+            limit = max(0, self.rule.int_param("after_bytes"))  # type: ignore[union-attr]
+            room = limit - self.bytes_sent
+            if len(data) >= room:
+                if room > 0:
+                    await self._raw(data[:room])
+                await self.cut()
+                return False
+        if self.ok and self.fid == "midstream.cut_utf8":
+            for i, b in enumerate(data):
+                if b >= 0xC0:
+                    await self._raw(data[: i + 1])
+                    await self.cut()
+                    return False
+        if self.ok and self.fid == "frame.split_every_byte":
+            for i in range(len(data)):
+                await self._raw(data[i : i + 1])
+        elif self.ok and self.fid == "frame.split_utf8":
+            start = 0
+            for i, b in enumerate(data):
+                if b >= 0xC0:
+                    await self._raw(data[start : i + 1])
+                    start = i + 1
+            if start < len(data):
+                await self._raw(data[start:])
+        else:
+            await self._raw(data)
+        if frame is not None:
+            entry.frames.append(frame)
+        self.app.journal.notify()
+        return True
+
+    async def _raw(self, data: bytes) -> None:
+        if not data:
+            return
+        await self.send({"type": "http.response.body", "body": data, "more_body": True})
+        self.bytes_sent += len(data)
+        self.entry.n_writes += 1
+        if self.entry.t_first_byte is None:
+            self.entry.t_first_byte = time.monotonic()
+
+    async def cut(self) -> None:
+        """Close the connection mid-response (the fault's end)."""
+        self.done_fault = True
+        self.state.aborting = True
+        self.entry.aborted = True
+        self.entry.t_last_byte = time.monotonic()
+        await self.app._abort(self.transport, self.receive)
+
+    # -- the stream -------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.start()
+        if not self.ok:
+            # Engine errors pass through untouched (a fault applies to successful answers).
+            await self._pipe_raw()
+        elif self.sse:
+            await self._pipe_events()
+        elif self.fid == "frame.malformed_json" or (
+            self.observed is not None and self.fid != "midstream.disconnect_bytes"
+        ):
+            await self._pipe_whole()
+        else:
+            await self._pipe_raw()
+        if self.done_fault:
+            return
+        self._note()
+        self.state.done = True
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        self.entry.t_last_byte = time.monotonic()
+        if self.entry.t_first_byte is None:
+            self.entry.t_first_byte = self.entry.t_last_byte
+        self.entry.completed = True
+        self.app.journal.notify()
+
+    def _note(self) -> None:
+        if self.notes:
+            note = "; ".join(self.notes)
+            self.entry.fault_note = (
+                note if self.entry.fault_note is None else f"{self.entry.fault_note}; {note}"
+            )
+
+    async def _pipe_raw(self) -> None:
+        try:
+            async with contextlib.aclosing(self.resp.body()) as body:
+                async for piece in body:
+                    if not await self.write(piece, piece):
+                        return
+        except (UpstreamError, asyncio.IncompleteReadError, OSError) as exc:
+            self.notes.append(f"engine stream broke: {exc!r}"[:200])
+            self._note()
+            await self.cut()
+
+    async def _pipe_whole(self) -> None:
+        """A non-streamed body, read whole (bounded) so a fault can rewrite it."""
+        buf = bytearray()
+        try:
+            async with contextlib.aclosing(self.resp.body()) as pieces:
+                async for piece in pieces:
+                    buf += piece
+                    if len(buf) > MAX_EVENT_BYTES:
+                        self.notes.append("body too large to rewrite; passed through")
+                        if not await self.write(bytes(buf), None):
+                            return
+                        buf.clear()
+                        async for rest in pieces:
+                            if not await self.write(rest, None):
+                                return
+                        return
+        except (UpstreamError, asyncio.IncompleteReadError, OSError) as exc:
+            self.notes.append(f"engine stream broke: {exc!r}"[:200])
+            self._note()
+            await self.cut()
+            return
+        body = bytes(buf)
+        obs = self.observed
+        if obs is not None:
+            text, reason = observe_body(body)
+            if text:
+                obs.tokens.append(text)
+            obs.stop_reason = reason
+            obs.complete = True
+        if self.fid == "frame.malformed_json":
+            i = body.rfind(b"}")
+            if i != -1:
+                body = body[:i] + body[i + 1 :]
+            else:
+                self.notes.append("no JSON object to corrupt")
+        elif self.fid == "frame.missing_terminal":
+            self.notes.append("non-streamed response: no terminal frame to drop")
+        elif self.fid in _BODY_FAULTS:
+            self.notes.append("applies to streamed responses only; sent normally")
+        if self.fid == "stall.midstream":
+            self.notes.append("non-streamed response: the stall comes before the body")
+            await asyncio.sleep(self.rule.int_param("delay_ms") / 1000.0)  # type: ignore[union-attr]
+        if not await self.write(body, body):
+            return
+        if self.fid == "midstream.disconnect":
+            self.notes.append("non-streamed response: closed after the body")
+            self._note()
+            await self.cut()
+
+    async def _pipe_events(self) -> None:
+        try:
+            async with contextlib.aclosing(self._events()) as events:
+                async for event in events:
+                    if not await self._event(event):
+                        return
+            if self.observed is not None:
+                self.observed.complete = True
+        except (UpstreamError, asyncio.IncompleteReadError, OSError) as exc:
+            self.notes.append(f"engine stream broke: {exc!r}"[:200])
+            self._note()
+            await self.cut()
+            return
+        await self._end_of_stream()
+
+    async def _events(self) -> AsyncGenerator[bytes, None]:
+        """The engine's SSE events (each with its blank line) as they complete; an event over
+        :data:`MAX_EVENT_BYTES` is passed on in pieces rather than buffered further."""
+        buf = bytearray()
+        scan = 0
+        async with contextlib.aclosing(self.resp.body()) as pieces:
+            async for piece in pieces:
+                buf += piece
+                while True:
+                    end = _find_event_end(buf, max(0, scan - 3))
+                    if end == -1:
+                        scan = len(buf)
+                        if len(buf) > MAX_EVENT_BYTES:
+                            yield bytes(buf)
+                            buf.clear()
+                            scan = 0
+                        break
+                    yield bytes(buf[:end])
+                    del buf[:end]
+                    scan = 0
+        if buf:
+            yield bytes(buf)
+
+    async def _end_of_stream(self) -> None:
+        """Faults that still owe something when the engine's stream ended."""
+        fid = self.fid
+        if self.held is not None:
+            held, self.held = self.held, None
+            self.notes.append("fewer than two token frames; nothing to reorder")
+            if not await self.write(held, held):
+                return
+        if fid == "midstream.cut_utf8":
+            lag, self.lag = self.lag, None
+            self.notes.append(
+                "body has no multi-byte character; cut in the middle of the last frame"
+            )
+            if lag:
+                await self._raw(lag[: max(1, len(lag) // 2)])
+            await self.cut()
+            return
+        if fid in ("midstream.disconnect", "stall.midstream") and not self.done_fault:
+            k = self.rule.int_param("after_events")  # type: ignore[union-attr]
+            if self.events_sent < k:
+                self.notes.append(f"stream has fewer than {k} events; fault at its end")
+            if fid == "midstream.disconnect":
+                await self.cut()
+                return
+        if fid == "stream.keepalive_flood" and self.ka_left:
+            ka = self.app.dialect.keepalive or b":\n\n"
+            await self.write(ka * self.ka_left, None)
+            self.ka_left = 0
+        if not await self._late_duplicate():
+            return
+        if fid == "frame.malformed_json" and not self.json_done:
+            self.notes.append("no JSON frame to corrupt")
+        if fid == "frame.oversized" and not self.inflated:
+            self.notes.append("no token frame to inflate")
+
+    async def _event_fault_before(self, kind: int) -> None:
+        """``midstream.disconnect`` / ``stall.midstream`` once ``after_events`` events went out."""
+        rule = self.rule
+        if rule is None or kind == _KIND_COMMENT:
+            return
+        if self.fid == "midstream.disconnect" and self.events_sent >= rule.int_param(
+            "after_events"
+        ):
+            await self.cut()
+        elif (
+            self.fid == "stall.midstream"
+            and not self.done_fault
+            and self.events_sent == rule.int_param("after_events")
+            and not self.stalled
+        ):
+            self.stalled = True
+            await asyncio.sleep(rule.int_param("delay_ms") / 1000.0)
+
+    async def _event(self, event: bytes) -> bool:
+        """One SSE event from the engine; False once the stream was cut."""
+        kind, text, reason, path = classify_event(event)
+        obs = self.observed
+        if obs is not None:
+            if text is not None:
+                obs.tokens.append(text)
+            if reason is not None:
+                obs.stop_reason = reason
+        rule = self.rule
+        fid = self.fid
+        if rule is None:
+            return await self.write(event, event)
+        await self._event_fault_before(kind)
+        if self.done_fault:
+            return False
+        counts = kind != _KIND_COMMENT
+        if fid == "frame.missing_terminal" and kind == _KIND_TERMINAL:
+            return True
+        if fid == "stream.keepalive_flood" and self.ka_left and counts:
+            ka = self.app.dialect.keepalive or b":\n\n"
+            n = self.ka_left if kind == _KIND_TERMINAL else min(self.ka_per, self.ka_left)
+            self.ka_left -= n
+            if not await self.write(ka * n, None):
+                return False
+        if (
+            fid == "frame.malformed_json"
+            and counts
+            and not self.json_done
+            and self.events_sent >= rule.int_param("after_events")
+        ):
+            i = event.rfind(b"}")
+            if i != -1:
+                self.json_done = True
+                event = event[:i] + event[i + 1 :]
+        if (
+            fid == "stream.error_event"
+            and counts
+            and self.events_sent >= rule.int_param("after_events")
+        ):
+            return await self._error_event()
+        if kind == _KIND_TOKEN or (kind == _KIND_TERMINAL and text is not None and path):
+            k = rule.int_param("after_events")
+            idx = self.tokens_seen
+            self.tokens_seen += 1
+            if kind == _KIND_TOKEN:
+                if fid == "frame.duplicate_index" and idx == k:
+                    self.last_token = None
+                    if not await self.write(event, event):
+                        return False
+                    self.events_sent += 1
+                    self.dup_done = True
+                elif fid == "frame.duplicate_index" and not self.dup_done:
+                    self.last_token = event
+                if fid == "frame.out_of_order_index" and not self.ooo_done:
+                    if self.held is None and idx >= k:
+                        self.held = event
+                        return True
+                    if self.held is not None:
+                        held, self.held = self.held, None
+                        self.ooo_done = True
+                        if not await self.write(event, event):
+                            return False
+                        self.events_sent += 1
+                        event = held
+                if fid == "frame.oversized" and idx == k and path:
+                    event = self._inflate(event, path)
+        if kind == _KIND_TERMINAL:
+            if self.held is not None:
+                held, self.held = self.held, None
+                self.notes.append("fewer than two token frames; nothing to reorder")
+                if not await self.write(held, held):
+                    return False
+            if not await self._late_duplicate():
+                return False
+        if fid == "midstream.cut_utf8":
+            # one event of lag, so a stream without any multi-byte character can still be cut
+            # inside its last frame
+            lag, self.lag = self.lag, event
+            if lag is None:
+                return True
+            event = lag
+        ok = await self.write(event, event)
+        if ok and counts:
+            self.events_sent += 1
+        return ok
+
+    async def _late_duplicate(self) -> bool:
+        """``frame.duplicate_index`` on a stream with fewer tokens: repeat the last one."""
+        if self.fid != "frame.duplicate_index" or self.dup_done or self.last_token is None:
+            return True
+        last, self.last_token = self.last_token, None
+        self.dup_done = True
+        self.notes.append("fewer token frames than after_events; the last one repeated")
+        return await self.write(last, last)
+
+    def _inflate(self, event: bytes, path: list[str | int]) -> bytes:
+        size = max(1, self.rule.int_param("size"))  # type: ignore[union-attr]
+        try:
+            lines = [ln for ln in event.splitlines() if ln.startswith(b"data:")]
+            obj = json.loads(b"\n".join(ln[5:].lstrip(b" ") for ln in lines))
+            _set_path(obj, path, "")
+            base = len(b"data: " + dumps(obj) + b"\n\n")
+            _set_path(obj, path, "x" * max(0, size - base))
+            self.inflated = True
+            return b"data: " + dumps(obj) + b"\n\n"
+        except (ValueError, KeyError, IndexError, TypeError):
+            self.notes.append("token frame could not be inflated")
+            return event
+
+    async def _error_event(self) -> bool:
+        """The dialect's in-stream error after the engine's first events; the engine is left."""
+        msg = str(self.rule.param("message") or "mock in-stream failure")  # type: ignore[union-attr]
+        frames = _error_frames(self.app.ctx, self.req, msg)
+        if frames is None:
+            self.notes.append("this response has no in-stream error shape")
+            return True
+        for f in frames:
+            if not await self.write(f, f):
+                return False
+        await self._finish_early()
+        return False
+
+    async def _finish_early(self) -> None:
+        """End the adapter's response normally now, leaving the engine's (closed on release)."""
+        self.done_fault = True
+        self.resp._reusable = False
+        self._note()
+        self.state.done = True
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        self.entry.t_last_byte = time.monotonic()
+        self.entry.completed = True
+        self.app.journal.notify()
+
+
+def _error_frames(ctx: EngineContext, req: MockRequest, message: str) -> list[bytes] | None:
+    """The dialect's in-stream error frames for this route (rendered by the mock's handler)."""
+    route, params, _ = ctx.match(req.method, req.path)
+    if route is None:
+        return None
+    shadow = MockRequest(req.method, req.path, req.query, req.headers, req.body, dict(params))
+    try:
+        result = route.handler(shadow, ctx)
+    except Exception:
+        return None
+    if isinstance(result, StreamReply) and result.error_frames is not None:
+        return result.error_frames(message)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The handle
+# ---------------------------------------------------------------------------------------------
+
+
+class FaultProxy:
+    """A running fault proxy in front of one engine: the same handle shape as a mock engine
+    (``base_url``, ``journal``, ``set_faults``, ``reset``, ``dialect``, ``engine_version``,
+    ``model``, ``check_applies``), plus ``engine_url``."""
+
+    #: Steps read this to know the plan comes from the engine's own output.
+    observed = True
+
+    def __init__(
+        self,
+        dialect: str,
+        engine_url: str,
+        *,
+        seed: int = 0,
+        faults: Iterable[str | FaultRule] = (),
+        control: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        probe: bool = True,
+    ) -> None:
+        self.ctx = ProxyContext(
+            dialect,
+            engine_url,
+            seed=seed,
+            faults=faults,
+            control=control,
+            max_body_bytes=max_body_bytes,
+        )
+        self.app = ProxyApp(self.ctx)
+        self._server = EngineServer(self.app, host, port)
+        self._thread = ThreadedServer(self._server)
+        self._running = False
+        self._probe = probe
+
+    # -- facts ----------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def engine_url(self) -> str:
+        return self.ctx.upstream.url
+
+    @property
+    def journal(self) -> Journal:
+        return self.ctx.journal
+
+    @property
+    def dialect(self) -> str:
+        return self.ctx.dialect.name
+
+    @property
+    def engine_version(self) -> str | None:
+        """The engine's own version (from its endpoints), ``None`` when it does not say."""
+        return self.ctx.engine_version
+
+    @property
+    def model(self) -> str | None:
+        """The engine's served model name, ``None`` when unknown."""
+        return self.ctx.served_model
+
+    @property
+    def upstream_connections(self) -> int:
+        """Connections the proxy opened to the engine (idle ones are reused)."""
+        return self.ctx.upstream.connections_opened
+
+    # -- control --------------------------------------------------------------------------------
+    def set_faults(self, faults: Iterable[str | FaultRule]) -> None:
+        self.ctx.set_faults(faults)
+
+    def check_applies(self, rule: FaultRule) -> None:
+        self.ctx.check_applies(rule)
+
+    def reset(self) -> None:
+        self.ctx.reset()
+
+    def start(self) -> FaultProxy:
+        if not self._running:
+            self._thread.start()
+            self._running = True
+            if self._probe:
+                loop = self._server._loop
+                if loop is not None:
+                    fut = asyncio.run_coroutine_threadsafe(self.ctx.probe(), loop)
+                    with contextlib.suppress(Exception):
+                        fut.result(timeout=15.0)
+        return self
+
+    def stop(self) -> None:
+        if self._running:
+            self._running = False
+            loop = self._server._loop
+            if loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self.ctx.upstream.close_idle)
+            self._thread.stop()
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> FaultProxy:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(self.start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(self.stop)
+
+
+def run_fault_proxy(
+    dialect: str,
+    engine_url: str,
+    *,
+    seed: int = 0,
+    faults: Iterable[str | FaultRule] = (),
+    control: bool = True,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    probe: bool = True,
+) -> FaultProxy:
+    """A fault proxy for ``engine_url``: ``with run_fault_proxy("llamacpp", url) as px:``.
+
+    ``ConfigError`` for an unknown dialect or a URL that is not ``http(s)://host[:port][/path]``.
+    """
+    if not isinstance(dialect, str):
+        raise ConfigError("dialect must be a name such as 'llamacpp'")
+    return FaultProxy(
+        dialect,
+        engine_url,
+        seed=seed,
+        faults=faults,
+        control=control,
+        host=host,
+        port=port,
+        probe=probe,
+    )
+
+
+# Reply is re-exported for type checkers of _send_any's union in subclasses.
+_ = Reply
