@@ -28,6 +28,7 @@ from ._audit import AuditHit, audit_bundle, audit_text
 from ._browser import chromium_path, dump_dom, screenshot_html
 from ._bundle import BundleResult, RedactionAuditError, RedactionLeak, write_bundle
 from ._checker import HeaderProblem, check_headers
+from ._failures import FailureCase, FailureGroup, group_failures, render_console
 from ._render_allure import AllureCase, write_allure_results
 from ._replay import ReplayReport, replay_bundle
 from ._run_hook import add_run_options, bundle_run
@@ -45,6 +46,8 @@ __all__ = [
     "AuditHit",
     "BundleError",
     "BundleResult",
+    "FailureCase",
+    "FailureGroup",
     "HeaderProblem",
     "Problem",
     "ProofBundle",
@@ -61,9 +64,11 @@ __all__ = [
     "check_headers",
     "chromium_path",
     "dump_dom",
+    "group_failures",
     "load_private_key",
     "load_public_key",
     "make_run_id",
+    "render_console",
     "replay_bundle",
     "safe_name",
     "screenshot_html",

@@ -47,6 +47,7 @@ from conformance._results import RunResults, ScenarioResult
 
 from ._attest import build_statement, load_private_key, sign_statement, statement_bytes
 from ._audit import AuditHit, audit_bundle
+from ._failures import group_failures, groups_to_json
 from ._model import (
     TIMING_COLUMNS,
     ScenarioFiles,
@@ -542,6 +543,7 @@ def _write_all(
         files_index=files_index,
         fail_on=fail_on,
     )
+    summary["failure_groups"] = groups_to_json(group_failures(res, fail_on=fail_on))
     problems = validate_summary(summary)
     if problems:  # a writer bug; never ship a bundle verify would reject
         raise BundleError("summary.json does not match its schema: " + "; ".join(problems[:5]))

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from ._failures import groups_from_json
 from ._model import (
     ScenarioFiles,
     StreamTiming,
@@ -45,6 +46,10 @@ pre{background:#fafafa;border:1px solid #ddd;padding:4px;max-height:30em;overflo
 details{margin:.3em 0}summary{cursor:pointer}
 .muted{color:#777}.req-text{max-width:40em}
 svg text{font:10px sans-serif}
+.group{border:1px solid #e0a0a0;border-left:6px solid #c03030;padding:.3em .8em;margin:.8em 0;background:#fff8f8}
+.group.nogate{border-color:#ccc;border-left-color:#c9a040;background:#fffdf5}
+.group h3{font-size:1.05em;margin:.3em 0}.group td{font-size:13px}.hint{background:#eef6ff;padding:2px 6px}
+.cases td.seen{color:#7a1010}.reason{display:block;font-size:12px;color:#7a1010;max-width:28em}
 """
 
 
@@ -260,6 +265,9 @@ def render_html(
     for n, p in enumerate(placed):
         for rid in {*p.result.requirements, *p.result.failed_requirements}:
             index.setdefault((p.result.adapter, rid), []).append(n)
+    reasons = {
+        (v["adapter"], v["requirement"]): str(v.get("message", "")) for v in summary["verdicts"]
+    }
     res = summary["result"]
     c = summary["counts"]
     out = [
@@ -274,6 +282,7 @@ def render_html(
         "<p>Scenarios: "
         + ", ".join(f"{_e(c[s])} {s}" for s in ("pass", "fail", "unsupported", "skipped", "error"))
         + ".</p>",
+        *_failures_html(summary, placed),
         "<h2>Requirements × adapters</h2>",
         '<table id="matrix"><thead><tr><th>requirement</th><th>level</th><th class="req-text">text</th>'
         + "".join(f"<th>{_e(adapter_label(a))}</th>" for a in adapters)
@@ -290,7 +299,9 @@ def render_html(
             links = " ".join(
                 f'<a href="#sc-{n}">{i + 1}</a>' for i, n in enumerate(index.get((a, rid), []))
             )
-            cells.append(f'<td class="{_e(st)}">{_e(st)} {links}</td>')
+            why = reasons.get((a, rid), "") if st in ("fail", "error") else ""
+            reason = f'<span class="reason">{_e(why[:160])}</span>' if why else ""
+            cells.append(f'<td class="{_e(st)}">{_e(st)} {links}{reason}</td>')
         note = (
             f' <span class="muted">(not covered: {_e(r["pending"])})</span>'
             if r.get("pending") and not r["verdicts"]
@@ -321,7 +332,7 @@ def render_html(
         events = events_of(ev)
         reqs = ", ".join(f'<a href="#req-{_e(r)}">{_e(r)}</a>' for r in s.requirements)
         out.append(
-            f'<section id="sc-{n}" class="scenario"><details><summary><span class="{_e(s.status)}">{_e(s.status)}</span> '
+            f'<section id="sc-{n}" class="scenario"><details{" open" if s.status in ("fail", "error") else ""}><summary><span class="{_e(s.status)}">{_e(s.status)}</span> '
             f"<code>{_e(adapter_label(s.adapter))}</code> — {_e(feature_label(s.feature))}: {_e(s.scenario)} [{reqs}]</summary>"
             f"<p>Evidence files: <code>{_e(p.dir)}/</code> · <code>{_e(s.nodeid)}</code> · {_e(s.duration_s)} s</p>"
         )
@@ -335,3 +346,54 @@ def render_html(
         out.append("</details></section>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def _failures_html(summary: Mapping[str, Any], placed: Sequence[ScenarioFiles]) -> list[str]:
+    """The failures-first view: one card per root cause, every reason inline, before the matrix."""
+    groups = groups_from_json(summary.get("failure_groups"))
+    anchor = {(p.result.adapter, p.result.nodeid): n for n, p in enumerate(placed)}
+    if not groups:
+        bad = summary["counts"].get("fail", 0) + summary["counts"].get("error", 0)
+        if bad:
+            return []  # an older summary without groups: the matrix and scenarios still show it
+        return [
+            '<h2 id="failures">Failures</h2><p>None: every scenario that ran passed or was declared unsupported.</p>'
+        ]
+    n_cases = sum(len(g.cases) for g in groups)
+    out = [
+        '<h2 id="failures">Failures, grouped by root cause</h2>',
+        f"<p>{_e(n_cases)} failing scenarios in {_e(len(groups))} problems; problems that fail "
+        "the run come first. Fix the first one first: one bug often fails many scenarios.</p>",
+    ]
+    for g in groups:
+        err = bool(g.cases) and g.cases[0].status == "error"
+        tag = "ERROR" if err else "FAIL"
+        if not g.gating:
+            tag += " (does not fail the run)"
+        reqs = ", ".join(f'<a href="#req-{_e(r)}">{_e(r)}</a>' for r in g.requirements)
+        out.append(
+            f'<div class="group{"" if g.gating else " nogate"}" id="problem-{_e(g.number)}">'
+            f"<h3>{_e(g.number)}. {_e(tag)} <code>{_e(adapter_label(g.adapter))}</code> — "
+            f'{_e(g.cause)} <span class="muted">({_e(len(g.cases))} scenario'
+            f"{'s' if len(g.cases) != 1 else ''})</span></h3>"
+            f"<p>Requirements: {reqs}</p>"
+        )
+        if g.hint:
+            out.append(f'<p class="hint"><strong>Hint:</strong> {_e(g.hint)}</p>')
+        out.append(
+            '<table class="cases"><thead><tr><th>scenario</th><th>fails</th><th>fault</th>'
+            "<th>budgets</th><th>expected</th><th>seen</th><th>evidence</th></tr></thead><tbody>"
+        )
+        for c in g.cases:
+            n = anchor.get((c.adapter, c.nodeid))
+            link = f'<a href="#sc-{n}">transcript</a> · ' if n is not None else ""
+            out.append(
+                f"<tr><td>{_e(c.feature)} › {_e(c.scenario)}</td>"
+                f"<td>{_e(', '.join(c.requirements))}</td>"
+                f"<td><code>{_e(', '.join(c.faults) or '—')}</code></td>"
+                f"<td>{_e(c.budgets or '—')}</td><td>{_e(c.expected)}</td>"
+                f'<td class="seen">{_e(c.seen)}</td>'
+                f"<td>{link}<code>{_e(c.evidence)}</code></td></tr>"
+            )
+        out.append("</tbody></table></div>")
+    return out

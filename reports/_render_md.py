@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from adapters.api import ERROR_MAPPING, ErrorCode, UpstreamCondition
 
+from ._failures import groups_from_json, render_markdown
 from ._model import adapter_label, feature_label
 
 __all__ = [
@@ -133,6 +134,8 @@ def render_test_report(summary: Mapping[str, Any], env: Mapping[str, Any]) -> st
         "`junit.xml`, `allure-results/`, `timings.csv`, `error_mapping_table.md`, `environment.json`, "
         "`requirements.json`, `seeds.txt`, `manifest.json` (SHA-256 of every file) and "
         "`attestation/` (in-toto statement, optional signature).",
+        "",
+        *render_markdown(groups_from_json(summary.get("failure_groups"))),
         "",
         "## Verdicts per requirement and adapter",
         "",

@@ -114,6 +114,9 @@ def llorch_ctx(
             ctx.logs.remove()
             try:
                 node._llorch_evidence = ctx.evidence()
+                step = getattr(node, "_llorch_failed_step", None)
+                if step:
+                    node._llorch_evidence["failed_step"] = step
             except Exception as exc:
                 node._llorch_evidence = {"error": f"evidence collection failed: {exc!r}"}
 
@@ -144,3 +147,17 @@ def _orchestrator_reason(request: pytest.FixtureRequest, target: Any, tags: set[
     else:
         return None
     return orchestrator_gate(url, _feature_folder(request.node), tags, per_run=per_run)
+
+
+def pytest_bdd_step_error(
+    request: pytest.FixtureRequest,
+    feature: Any,
+    scenario: Any,
+    step: Any,
+    step_func: Any,
+    step_func_args: Any,
+    exception: Exception,
+) -> None:
+    """Remember the step that failed: failure reports show it as what was expected."""
+    kind = str(getattr(step, "type", "") or getattr(step, "keyword", "")).strip().capitalize()
+    request.node._llorch_failed_step = f"{kind} {getattr(step, 'name', '')}".strip()

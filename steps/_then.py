@@ -63,6 +63,41 @@ def grammar(llorch_ctx: ScenarioContext) -> None:
     )
 
 
+def _fault_context(ctx: ScenarioContext) -> str:
+    """`` after fault X (first-byte/inter-chunk timeout 0.3 s, deadline_ms 400)``: what the
+    scenario did to the engine and the budgets the adapter was given, for failure titles."""
+    parts = []
+    if ctx.timeouts_s is not None:
+        parts.append(f"first-byte/inter-chunk timeout {ctx.timeouts_s:g} s")
+    deadline = ctx.request_fields.get("deadline_ms")
+    if deadline is not None:
+        parts.append(f"deadline_ms {deadline}")
+    if ctx.max_attempts is not None:
+        parts.append(f"{ctx.max_attempts} attempt(s)")
+    faults = ", ".join(str(f) for f in ctx.faults) if ctx.faults else ""
+    text = f" after the injected fault {faults}" if faults else ""
+    if parts:
+        text += f" ({', '.join(parts)})"
+    return text
+
+
+def _env_proxy_note(ctx: ScenarioContext, term: Any) -> str:
+    """Name the usual cause when an adapter cannot connect in an environment-proxy scenario."""
+    if not ctx.notes.get("env_vars_set") or term is None or term.kind != "error":
+        return ""
+    try:
+        reached = len(ctx.generation_entries())
+    except Exception:
+        return ""
+    if reached:
+        return ""
+    return (
+        " — no request reached the engine while this scenario had HTTP_PROXY/HTTPS_PROXY/"
+        "ALL_PROXY=http://127.0.0.1:9 set in the environment: the adapter's HTTP client read the "
+        "environment's proxy settings (httpx: trust_env=False)"
+    )
+
+
 @then("the stream ends with end")
 def ends_with_end(llorch_ctx: ScenarioContext) -> None:
     run = llorch_ctx.last
@@ -71,7 +106,7 @@ def ends_with_end(llorch_ctx: ScenarioContext) -> None:
     llorch_ctx.check(
         term is not None and term.kind == "end",
         "the stream did not end with an end event",
-        f"terminal: {None if term is None else term.to_dict()}",
+        f"terminal: {None if term is None else term.to_dict()}{_env_proxy_note(llorch_ctx, term)}",
         ids=(*_GRAMMAR_IDS, "WA-INT-3003", "HTU-1005", "OC-ADAPT-OAI-6002"),
     )
 
@@ -97,7 +132,8 @@ def ends_with_code(llorch_ctx: ScenarioContext, code: str, flag: str) -> None:
     want_retriable = flag.strip().lower() == "true"
     if term is None or term.kind != "error":
         llorch_ctx.fail(
-            f"expected a terminal error {code} (retriable={want_retriable})",
+            f"expected a terminal error {code} (retriable={want_retriable})"
+            f"{_fault_context(llorch_ctx)}",
             f"terminal: {None if term is None else term.to_dict()}",
             ids=_ERROR_IDS,
         )
