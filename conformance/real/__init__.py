@@ -1,4 +1,4 @@
-"""The real-engine tier: a real ``llama-server`` in the loop, a drift check against the mock.
+"""The real-engine tier: real ``llama-server``, vLLM and Triton in the loop; drift checks.
 
 Public API::
 
@@ -9,8 +9,19 @@ Public API::
         report = run_drift_check(srv, out_dir=tmp / "drift")   # probes real + mock, compares
         assert not report.critical
 
-The same server is what ``llorch-conformance run --dialect llamacpp --engine-url URL`` needs:
-``llorch-conformance real-engine`` starts one and prints its URL.
+    hf = write_tiny_hf_model(tmp / "hf", seed=1)              # runs in the vLLM venv
+    with VllmServer(hf.path, served_model_name="tiny") as vllm:  # 30-110 s to /health 200
+        ...
+    repo = write_triton_repo(tmp / "repo")                     # python models, vLLM-backend shape
+    with TritonServer(repo) as triton:                         # tritonserver 2.51 (pytriton)
+        ...
+
+The engines' venvs (vLLM needs torch; pytriton carries tritonserver) are found by
+``find_vllm_venv``/``find_triton_venv``: an explicit path, ``$LLORCH_VLLM_VENV`` /
+``$LLORCH_TRITON_VENV``, then ``${LLORCH_REAL_HOME:-~/.cache/llorch-real}/{vllm,triton}-venv``
+(where ``.ci/run`` installs them). The servers are what ``llorch-conformance run --dialect D
+--engine-url URL`` needs: ``llorch-conformance real-engine --engine llamacpp|vllm|triton``
+starts one and prints its URL.
 
 Cassettes (record once, replay in CI) are re-exported here from :mod:`mock_engines._cassette`::
 
@@ -44,34 +55,56 @@ from ._drift import (
     probe_llamacpp,
 )
 from ._model import CHATML_TEMPLATE, TinyModel, tiny_vocab, write_tiny_model
+from ._proc import EngineProcess, real_home
 from ._server import EngineUnavailable, HealthObservation, LlamaServer, find_llama_server, free_port
+from ._triton import (
+    TRITON_MODELS,
+    TritonInstall,
+    TritonServer,
+    find_triton_venv,
+    prepare_triton,
+    write_triton_repo,
+)
+from ._vllm import HfModel, VllmServer, find_vllm_venv, write_tiny_hf_model
 
 __all__ = [
     "CASSETTE_VERSION",
     "CHATML_TEMPLATE",
     "CRITICAL_PATHS",
     "SEVERITIES",
+    "TRITON_MODELS",
     "Cassette",
     "Chunk",
     "DriftItem",
     "DriftReport",
+    "EngineProcess",
     "EngineUnavailable",
     "Exchange",
     "HealthObservation",
+    "HfModel",
     "LlamaServer",
     "ReplayDialect",
     "TinyModel",
+    "TritonInstall",
+    "TritonServer",
+    "VllmServer",
     "compare_cassettes",
     "drift_ok",
     "find_llama_server",
+    "find_triton_venv",
+    "find_vllm_venv",
     "free_port",
+    "prepare_triton",
     "probe_llamacpp",
     "probe_mock_llamacpp",
+    "real_home",
     "record_exchange",
     "run_drift_check",
     "run_replay_engine",
     "tiny_vocab",
+    "write_tiny_hf_model",
     "write_tiny_model",
+    "write_triton_repo",
 ]
 
 

