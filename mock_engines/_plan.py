@@ -157,6 +157,13 @@ class GenerationPlan:
     prompt_tokens: int
     completion_tokens: int
     stop: tuple[str, ...] = field(default=())
+    #: The sampling knobs the plan was drawn with (the engine's parsed view of the request, so
+    #: the harness can compare what an adapter forwarded with what its task asked for).
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    ignore_eos: bool = False
+    min_tokens: int = 0
 
     @property
     def text(self) -> str:
@@ -273,4 +280,9 @@ def make_plan(
         prompt_tokens=prompt_tokens,
         completion_tokens=generated,
         stop=stops,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        ignore_eos=ignore_eos,
+        min_tokens=min_tokens,
     )

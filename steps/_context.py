@@ -6,9 +6,12 @@ so a hanging adapter fails the scenario instead of the run. Waiting on the engin
 journal's ``wait_for_sync`` with a bounded timeout — never a fixed sleep.
 
 Verdicts: a step that finds the adapter wrong calls :meth:`ScenarioContext.fail`, which raises
-:class:`~adapters.api.ConformanceFailure` naming the requirement(s). Which requirement: the step
-names the IDs it checks; those that the scenario carries are blamed (the scenario's tags when
-none match). Anything else that goes wrong in a step is a harness error.
+:class:`~adapters.api.ConformanceFailure` naming the requirement(s) the failed check proves. A
+check lists the IDs it proves, most specific first; those the scenario carries are named, and
+when the scenario carries none of them the check's first ID is (an index bug found by the TLS
+scenario fails the stream grammar requirement, never the TLS ones). The scenario's other tags
+are then not proven by this run, not failed. Anything else that goes wrong in a step is a
+harness error.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class StreamRun:
     hung: bool = False
     t_start: float = 0.0
     t_end: float = 0.0
+    cancel_called_at: float | None = None
     cancel_returned_at: float | None = None
     cancel_error: BaseException | None = None
     tokens_after_cancel: int = 0
@@ -71,6 +75,9 @@ class StreamRun:
 
     def first_token_time(self) -> float | None:
         return next((t for t, e in self.events if e.kind == "token"), None)
+
+    def terminal_time(self) -> float | None:
+        return next((t for t, e in reversed(self.events) if e.kind in ("end", "error")), None)
 
     def transcript(self) -> list[dict[str, Any]]:
         return [
@@ -99,6 +106,7 @@ async def collect_stream(
     n_tokens = 0
 
     async def do_cancel() -> None:
+        run.cancel_called_at = time.monotonic()
         try:
             with anyio.fail_after(CALL_LIMIT_S):
                 await adapter.cancel(request.task_id)
@@ -261,6 +269,7 @@ class ScenarioContext:
         engines: EnginePool,
         seed: int,
         getfixturevalue: Callable[[str], Any],
+        scenario_key: str = "",
     ) -> None:
         self.target = target
         self.requirements = requirements
@@ -268,6 +277,7 @@ class ScenarioContext:
         self.portal = portal
         self.engines = engines
         self.seed = seed
+        self.scenario_key = scenario_key
         self._getfixturevalue = getfixturevalue
         self.engine: Any = None
         self.adapter: Any = None
@@ -279,6 +289,8 @@ class ScenarioContext:
         self.env_secrets: list[str] = []
         self.faults: list[str] = []
         self.request_fields: dict[str, Any] = {}
+        #: ``TaskRequest.extra`` of the scenario's task (stop, endpoint, engine_params).
+        self.request_extra: dict[str, Any] = {}
         self.runs: list[StreamRun] = []
         self.replica_runs: list[StreamRun] = []
         self.replica_journals: list[Any] = []
@@ -309,7 +321,14 @@ class ScenarioContext:
 
     # -- verdicts ---------------------------------------------------------------------------
     def fail(self, title: str, detail: str = "", ids: Iterable[str] = ()) -> NoReturn:
-        named = [i for i in ids if i in self.requirements] or list(self.requirements) or ["?"]
+        """Raise the failure of the requirement(s) the failed check proves (module docstring)."""
+        proven = list(dict.fromkeys(ids))
+        named = (
+            [i for i in proven if i in self.requirements]
+            or proven[:1]
+            or list(self.requirements)
+            or ["?"]
+        )
         exc = ConformanceFailure(named[0], title, detail)
         exc.requirements = named  # type: ignore[attr-defined]
         raise exc
@@ -485,11 +504,28 @@ class ScenarioContext:
             "max_tokens": 8,
             "deadline_ms": 30_000,
             "prompt": "hello",
-            "seed": self.seed,
+            "seed": self.task_seed,
         }
         fields.update(self.request_fields)
         fields.update(overrides)
-        return TaskRequest.from_dict(fields)
+        request = TaskRequest.from_dict(fields)
+        if self.request_extra:
+            request = dataclasses.replace(request, extra=dict(self.request_extra))
+        return request
+
+    @property
+    def task_seed(self) -> int:
+        """The scenario's own task seed: derived from the run seed and the scenario, never the
+        engines' default seed (so a dropped seed shows; ``steps._oracle``)."""
+        from ._oracle import derive_task_seed
+
+        return derive_task_seed(self.seed, self.scenario_key or "|".join(self.requirements))
+
+    def expected_plan(self, request: TaskRequest, dialect: str | None = None) -> Any:
+        """The independent oracle's plan for ``request`` (``steps._oracle.expected_plan``)."""
+        from ._oracle import expected_plan
+
+        return expected_plan(request, dialect or self.dialect, self.seed)
 
     def _orchestrator_engine(self) -> str | None:
         engine: str | None = self.scratch.get("orchestrator_engine")

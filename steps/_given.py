@@ -20,6 +20,13 @@ def task_seed(llorch_ctx: ScenarioContext, seed: int) -> None:
     llorch_ctx.request_fields["seed"] = seed
 
 
+@given("the task carries a seed of its own")
+def own_seed(llorch_ctx: ScenarioContext) -> None:
+    """The default, spelled out: a seed derived from the run seed and the scenario, never the
+    engine's default seed (``steps._oracle.derive_task_seed``)."""
+    llorch_ctx.request_fields["seed"] = llorch_ctx.task_seed
+
+
 @given("the task asks for strict determinism")
 def strict_determinism(llorch_ctx: ScenarioContext) -> None:
     llorch_ctx.request_fields["determinism"] = "strict"

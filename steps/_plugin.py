@@ -82,6 +82,7 @@ def llorch_ctx(
         engines=llorch_engines,
         seed=llorch_seed,
         getfixturevalue=request.getfixturevalue,
+        scenario_key=_scenario_key(node),
     )
     ctx.logs.install()
     try:
@@ -119,6 +120,16 @@ def llorch_ctx(
                     node._llorch_evidence["failed_step"] = step
             except Exception as exc:
                 node._llorch_evidence = {"error": f"evidence collection failed: {exc!r}"}
+
+
+def _scenario_key(node: Any) -> str:
+    """The scenario's identity without its target: the same on every adapter (the cross-adapter
+    scenarios compare one task), different between scenarios and outline examples."""
+    name = str(getattr(node, "originalname", None) or getattr(node, "name", ""))
+    callspec = getattr(node, "callspec", None)
+    params = getattr(callspec, "params", {}) if callspec is not None else {}
+    extra = sorted(f"{k}={v!r}" for k, v in params.items() if k != "llorch_target")
+    return "|".join([name, *extra])
 
 
 def _feature_folder(node: Any) -> str:

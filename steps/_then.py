@@ -201,37 +201,61 @@ def error_message_short(llorch_ctx: ScenarioContext) -> None:
 
 # -- the plan oracle ---------------------------------------------------------------------------
 def planned(ctx: ScenarioContext, run: StreamRun) -> Any:
-    """The plan the engine rendered for this run (journal), or the in-process adapter's plan."""
-    if ctx.in_process:
-        from mock_engines import make_plan
+    """The plan this run's task must produce: computed from the task alone (``steps._oracle``),
+    never from the request the adapter sent. A target without an engine journal (live engines,
+    black-box orchestrators) is reported unsupported by the journal check first."""
+    if not ctx.in_process:
+        journal_plan(ctx, run)
+    return ctx.expected_plan(run.request)
 
-        req = run.request
-        strict = str(req.determinism) == "strict" if req.determinism is not None else False
-        return make_plan(
-            req.prompt or "",
-            seed=req.seed if req.seed is not None else ctx.seed,
-            max_tokens=req.max_tokens,
-            temperature=0.0 if strict else None,
-            top_p=1.0 if strict else None,
-        )
+
+def journal_plan(ctx: ScenarioContext, run: StreamRun) -> Any:
+    """The engine's parsed view of the adapter's generation request for ``run`` (journal)."""
     entries = [e for e in ctx.generation_entries() if getattr(e, "plan", None) is not None]
-    if not entries:
+    mine = [e for e in entries if e.t_received >= run.t_start] or entries
+    if not mine:
         ctx.fail(
             "the engine rendered no generation for this task",
             "the journal has no generation request with a plan",
-            ids=_GRAMMAR_IDS,
+            ids=("ADAPT-3000", *_GRAMMAR_IDS),
         )
-    return entries[-1].plan
+    return mine[-1].plan
+
+
+def check_forwarded(ctx: ScenarioContext, run: StreamRun) -> None:
+    """What the adapter forwarded (the engine's parsed request) must be what the task asked for:
+    prompt or messages, max_tokens, seed, stop sequences, engine parameters, greedy under
+    ``determinism: strict``."""
+    if ctx.in_process:
+        return
+    from ._oracle import forwarded_problems
+
+    parsed = journal_plan(ctx, run)
+    problems = forwarded_problems(run.request, parsed, ctx.dialect)
+    ctx.notes["forwarded"] = [p.describe() for p in problems] or "as asked"
+    if problems:
+        ctx.fail(
+            "the engine did not receive what the task asked for",
+            "; ".join(p.describe() for p in problems),
+            ids=problems[0].ids,
+        )
 
 
 @then("the tokens reproduce the generation plan")
 def tokens_match_plan(llorch_ctx: ScenarioContext) -> None:
     run = llorch_ctx.last
     ended_cleanly(llorch_ctx, run)
+    check_forwarded(llorch_ctx, run)
     plan = planned(llorch_ctx, run)
     want = list(plan.tokens)
     got = run.tokens
-    llorch_ctx.notes["plan"] = {"tokens": want[:64], "stop_reason": plan.stop_reason}
+    llorch_ctx.notes["plan"] = {
+        "tokens": want[:64],
+        "stop_reason": plan.stop_reason,
+        "seed": plan.seed,
+        "max_tokens": plan.max_tokens,
+        "stop": list(plan.stop),
+    }
     if got == want:
         return
     joined_ok = "".join(got) == "".join(want)
@@ -240,18 +264,21 @@ def tokens_match_plan(llorch_ctx: ScenarioContext) -> None:
         min(len(got), len(want)),
     )
     llorch_ctx.fail(
-        "the tokens differ from the engine's generation plan"
+        "the tokens differ from the plan of the task"
         + (" (same text, different token boundaries)" if joined_ok else ""),
         f"{len(got)} tokens vs {len(want)} planned; first difference at #{first}: "
         f"got {got[first : first + 3]!r}, planned {want[first : first + 3]!r}",
         ids=(
+            "WA-INT-3001",
             "HTU-1003",
             "ADAPT-3001",
-            "WA-INT-3001",
             "OC-ADAPT-OAI-6011",
             "OC-ADAPT-OAI-6001",
             "HTU-PERF-1302",
             "ADAPT-3101",
+            "OC-ADAPT-5001",
+            "OC-ADAPT-5020",
+            "ADAPT-3000",
         ),
     )
 
@@ -272,6 +299,8 @@ def tokens_prefix(llorch_ctx: ScenarioContext) -> None:
 @then("the end event reports the plan's token count and stop reason")
 def end_matches_plan(llorch_ctx: ScenarioContext) -> None:
     run = llorch_ctx.last
+    ended_cleanly(llorch_ctx, run)
+    check_forwarded(llorch_ctx, run)
     plan = planned(llorch_ctx, run)
     term = run.terminal
     if term is None or term.kind != "end":
@@ -350,7 +379,7 @@ def metrics_latency(llorch_ctx: ScenarioContext) -> None:
 @then("there is one token event per upstream content delta")
 def token_per_delta(llorch_ctx: ScenarioContext) -> None:
     run = llorch_ctx.last
-    plan = planned(llorch_ctx, run)
+    plan = journal_plan(llorch_ctx, run)  # the deltas the engine really sent
     llorch_ctx.check(
         len(run.tokens) == len(plan.tokens),
         "token events do not follow the upstream deltas one to one",
@@ -534,25 +563,48 @@ def started_profile(llorch_ctx: ScenarioContext, profile: str) -> None:
 
 @then("all adapters yield the same normalised events")
 def oracle_same(llorch_ctx: ScenarioContext) -> None:
+    """Every adapter against the plan computed from the task (never adapter against adapter, so
+    a single selected target is still judged), then all of them against each other."""
     runs: dict[str, StreamRun] = llorch_ctx.scratch.get("oracle_runs", {})
     if len(runs) < 1:
         llorch_ctx.unsupported("no target with a mock engine was selected")
     normal = {name: _normalise(run) for name, run in runs.items()}
+    dialects: dict[str, str] = llorch_ctx.scratch.get("oracle_dialects", {})
     llorch_ctx.notes["oracle_normalised"] = {
         n: {k: v for k, v in d.items() if k != "tokens"} for n, d in normal.items()
     }
-    reference_name, reference = next(iter(normal.items()))
     diffs = []
     for name, norm in normal.items():
-        if norm != reference:
-            keys = [k for k in norm if norm[k] != reference.get(k)]
-            diffs.append(f"{name} differs from {reference_name} in {keys}")
+        run = runs[name]
+        want = _planned_events(llorch_ctx.expected_plan(run.request, dialects.get(name)))
+        keys = [k for k in want if norm.get(k) != want[k]]
+        if keys:
+            diffs.append(
+                f"{name} differs from the task's plan in {keys}"
+                + "".join(
+                    f"; {k}: got {norm.get(k)!r:.80}, planned {want[k]!r:.80}" for k in keys[:2]
+                )
+            )
     llorch_ctx.check(
         not diffs,
-        "adapters disagree on one plan",
+        "adapters do not yield the task's plan as normalised events",
         "; ".join(diffs),
-        ids=("ADAPT-3001", "WA-INT-3001"),
+        ids=("WA-INT-3001", "ADAPT-3001"),
     )
+
+
+def _planned_events(plan: Any) -> dict[str, Any]:
+    """The normalised events a conformant adapter yields for ``plan``."""
+    tokens = list(plan.tokens)
+    return {
+        "problems": [],
+        "tokens": tokens,
+        "indices": list(range(len(tokens))),
+        "text": "".join(tokens),
+        "terminal": "end",
+        "tokens_out": len(tokens),
+        "stop_reason": plan.stop_reason,
+    }
 
 
 def _normalise(run: StreamRun) -> dict[str, Any]:

@@ -150,6 +150,7 @@ def every_adapter(llorch_ctx: ScenarioContext) -> None:
             aclose = getattr(adapter, "aclose", None)
             if aclose is not None:
                 llorch_ctx.call(aclose)
+    llorch_ctx.scratch["oracle_dialects"] = {t.name: t.dialect for t in state.targets}
     llorch_ctx.notes["oracle_skipped"] = skipped
     llorch_ctx.notes["oracle"] = {name: run.transcript()[-3:] for name, run in results.items()}
     llorch_ctx.scratch["oracle_runs"] = results

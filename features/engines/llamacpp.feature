@@ -32,7 +32,7 @@ Feature: llama.cpp adapter
   @OC-ADAPT-5010
   Scenario: llama.cpp replicas agree on detokenization and sampler profile
     Given a completion of 24 tokens for prompt "Normalise me"
-    And the task seed is 5010
+    And the task carries a seed of its own
     And the task names sampler profile "v1"
     When the task is streamed on two replicas of the engine
     Then both replicas produced identical token streams
