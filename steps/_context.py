@@ -229,8 +229,11 @@ class EnginePool:
     at a time per worker; nothing is shared across workers).
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, live: Mapping[str, str] | None = None) -> None:
         self.seed = seed
+        #: dialect → live engine URL (``run --engine-url``): those dialects get a fault proxy
+        #: (:mod:`mock_engines._proxy`) in front of the live engine instead of a mock engine.
+        self.live: dict[str, str] = dict(live or {})
         self._engines: dict[tuple[str, str], Any] = {}
         self._cms: list[Any] = []
 
@@ -238,13 +241,22 @@ class EnginePool:
         key = (dialect, variant)
         handle = self._engines.get(key)
         if handle is None:
-            from mock_engines import run_mock_engine
-
-            cm = run_mock_engine(dialect, seed=self.seed, **options)
+            cm = self.new(dialect, **options)
             handle = cm.__enter__()
             self._cms.append(cm)
             self._engines[key] = handle
         return handle
+
+    def new(self, dialect: str, **options: Any) -> Any:
+        """A fresh (not yet started) engine handle: a mock, or a proxy for a live dialect."""
+        url = self.live.get(dialect)
+        if url is not None:
+            from mock_engines import run_fault_proxy
+
+            return run_fault_proxy(dialect, url, seed=self.seed)
+        from mock_engines import run_mock_engine
+
+        return run_mock_engine(dialect, seed=self.seed, **options)
 
     def close(self) -> None:
         while self._cms:
@@ -348,21 +360,25 @@ class ScenarioContext:
                 f"orchestrator at {self.target.orchestrator_url}: no {what} behind a black-box "
                 "orchestrator"
             )
-        if self.live:
+        if self.live and self.dialect not in self.engines.live:
             self.unsupported(f"live engine at {self.target.engine_url}: no {what}")
         if self.in_process:
             self.unsupported(f"in-process adapter {self.target.name!r}: no engine journal")
         if self.engine is None:
+            # a live engine is reached through the fault proxy in front of it
             self.engine = self.engines.get(self.dialect)
             self.engine.reset()
         return self.engine
 
+    @property
+    def proxied(self) -> bool:
+        """A live engine behind the fault proxy: faults and journal work, the plan is observed."""
+        return self.live and self.dialect in self.engines.live
+
     def _private_engine(self) -> Any:
         if self.live or self.in_process:
             self.need_engine()
-        from mock_engines import run_mock_engine
-
-        engine = run_mock_engine(self.dialect, seed=self.seed)
+        engine = self.engines.new(self.dialect)
         engine.start()
         self.add_cleanup(engine.stop)
         return engine
@@ -370,7 +386,7 @@ class ScenarioContext:
     def base_url(self) -> str:
         if getattr(self.target, "orchestrator", False):
             return str(self.target.orchestrator_url)
-        if self.live:
+        if self.live and not self.proxied:
             return str(self.target.engine_url)
         if self.in_process:
             return "mock://local"

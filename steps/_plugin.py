@@ -46,8 +46,14 @@ def llorch_seed(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture(scope="session")
-def llorch_engines(llorch_seed: int) -> Iterator[EnginePool]:
-    pool = EnginePool(llorch_seed)
+def llorch_engines(request: pytest.FixtureRequest, llorch_seed: int) -> Iterator[EnginePool]:
+    state = active_state(request.config)
+    live = {
+        t.dialect: t.engine_url
+        for t in (state.targets if state is not None else [])
+        if getattr(t, "engine_url", None) and getattr(t, "fault_proxy", True)
+    }
+    pool = EnginePool(llorch_seed, live)
     try:
         yield pool
     finally:
@@ -91,7 +97,12 @@ def llorch_ctx(
             ctx.unsupported(orch)
         # (an orchestrator target is live too, but its gate is the one above)
         engine_live = ctx.live and not getattr(llorch_target, "orchestrator", False)
-        if llorch_target is not PER_RUN and engine_live and "black-box" not in tags:
+        if (
+            llorch_target is not PER_RUN
+            and engine_live
+            and not ctx.proxied
+            and "black-box" not in tags
+        ):
             ctx.unsupported(
                 f"live engine at {llorch_target.engine_url}: this scenario needs the mock "
                 "engine (fault control, journal or plan)"

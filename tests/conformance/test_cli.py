@@ -60,20 +60,25 @@ def test_run_passes_writes_results_and_prints_wall_time(tmp_path: Path) -> None:
     assert [s.status for s in results.scenarios] == ["pass"]
 
 
-def test_live_engine_needing_fault_control_is_unsupported_not_skipped(tmp_path: Path) -> None:
-    """Against a live engine the fault scenarios are reported unsupported, visibly."""
+def test_live_engine_faults_run_through_the_fault_proxy(tmp_path: Path) -> None:
+    """Against a live engine the fault scenarios run through the fault proxy in front of it
+    (mock_engines._proxy): they pass, with the proxy's journal as evidence."""
     from mock_engines import run_mock_engine
 
     with run_mock_engine("llamacpp", seed=3) as engine:
         proc = run_cli(
             "run", "--dialect", "llamacpp", "--engine-url", engine.base_url,
-            "--requirement", "WA-INT-3004", "--out", str(tmp_path), "-j", "1", "--no-progress",
+            "--requirement", "WA-INT-3008", "--out", str(tmp_path), "-j", "1", "--no-progress",
         )  # fmt: skip
+        seen = [e for e in engine.journal.entries if e.generation]
     assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
     results = RunResults.read(tmp_path / "results.json")
     statuses = {s.status for s in results.scenarios}
-    assert statuses == {"unsupported"}, statuses
-    assert all("live engine" in s.message for s in results.scenarios)
+    assert statuses == {"pass"}, [(s.scenario, s.status, s.message) for s in results.scenarios]
+    for s in results.scenarios:
+        assert s.evidence["target"]["engine_url"] == engine.base_url
+        assert s.evidence.get("journal"), s.scenario
+    assert seen, "the live engine itself was never reached"
 
 
 def test_level_must_leaves_out_should_only_scenarios(tmp_path: Path) -> None:
