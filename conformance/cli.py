@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "conformance._cmd_run",
     "conformance._cmd_list",
     "mock_engines._cli",
+    "mock_engines._proxy_cli",
     "adapters.orchestrator._cli",
     "adapters.rbee_worker._cli",
     "conformance.rbee._cli",

@@ -22,8 +22,8 @@ class TlsEngine:
     base_url: str
     journal: Any
     app: Any
-    engine_version: str
-    model: str
+    engine_version: str | None
+    model: str | None
 
     def reset(self) -> None:
         self.app.ctx.reset()
@@ -33,8 +33,8 @@ class TlsEngine:
 
 
 def serve_tls(ctx: ScenarioContext, *, trusted: bool) -> TlsEngine:
-    if ctx.live or ctx.in_process:
-        ctx.unsupported("TLS scenarios need a mock engine served by the harness")
+    if ctx.in_process or (ctx.live and not ctx.proxied):
+        ctx.unsupported("TLS scenarios need a mock engine or fault proxy served by the harness")
     import trustme
     import uvicorn
 
@@ -51,7 +51,17 @@ def serve_tls(ctx: ScenarioContext, *, trusted: bool) -> TlsEngine:
     cert.private_key_pem.write_to_path(str(keyfile))
     ca.cert_pem.write_to_path(str(cafile))
 
-    app = create_app(ctx.dialect, seed=ctx.seed)
+    version, model = None, None
+    if ctx.proxied:
+        # a live engine: the TLS endpoint is a fault proxy in front of it (its facts probed once)
+        from mock_engines._proxy import ProxyApp, ProxyContext
+
+        shared = ctx.engines.get(ctx.dialect)
+        version, model = shared.engine_version, shared.model
+        app: Any = ProxyApp(ProxyContext(ctx.dialect, str(ctx.target.engine_url), seed=ctx.seed))
+    else:
+        app = create_app(ctx.dialect, seed=ctx.seed)
+        version, model = app.ctx.dialect.engine_version, app.ctx.model
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -79,8 +89,8 @@ def serve_tls(ctx: ScenarioContext, *, trusted: bool) -> TlsEngine:
         base_url=f"https://127.0.0.1:{port}",
         journal=app.ctx.journal,
         app=app,
-        engine_version=app.ctx.dialect.engine_version,
-        model=app.ctx.model,
+        engine_version=version,
+        model=model,
     )
     ctx.engine = engine
     ctx.notes["tls"] = {"trusted": trusted, "base_url": engine.base_url}
