@@ -231,7 +231,9 @@ def _environment(results: RunResults, config_digest: str) -> dict[str, Any]:
                 "origin": t.get("origin"),
                 "spec": t.get("spec"),
                 "engine_url": t.get("engine_url"),
-                "version": _adapter_version(t),
+                # --adapter-version / the installed distribution (the target says), else ours
+                "version": str(t["version"]) if t.get("version") else _adapter_version(t),
+                "distribution": t.get("distribution"),
                 "engine_version": _find_key(ev, "engine_version") or "not observed in this run",
             }
         )

@@ -233,7 +233,7 @@ def diff_views(
     """Compare two loaded bundles (see the module docstring for every rule)."""
     policy = policy or TimingPolicy()
     today = today or dt.datetime.now(dt.UTC).date()
-    statuses, outcomes = apply_waivers(new.verdicts, waivers, today=today)
+    statuses, outcomes = apply_waivers(new.verdicts, waivers, today=today, causes=new.causes)
     gating_levels = _GATING_LEVELS[fail_on]
     report = GateReport(
         base=_ident(base),

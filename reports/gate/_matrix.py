@@ -12,7 +12,13 @@ lists one entry per suite version (newest run of each), newest suite first:
   levels or texts changed), whatever it said then: it does not answer the current question.
 
 Run-wide scenarios (adapter ``*``) compare adapters with each other; they are not one adapter's
-claim and are left out.
+claim and are left out, as are names that are no target of the run (the placeholder of
+scenarios no selected adapter could run): a row is an adapter the run actually tested.
+
+Identity: the adapter's name and version as the run recorded them (``--adapter-name``,
+``--adapter-version``, else the installed distribution). An adapter without a known version
+cannot be told apart from a changed copy of itself, so each of its runs is its own row
+("unversioned, run <id>") instead of being merged into one cell with other code.
 """
 
 from __future__ import annotations
@@ -94,6 +100,23 @@ def _suite_key(v: str) -> tuple[Any, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.+-]", v))
 
 
+def _version_label(view: BundleView, adapter: str) -> str:
+    info = view.adapters.get(adapter)
+    version = info.version if info else "unknown"
+    if version.startswith("unknown"):
+        where = f"{info.spec}, " if info and info.spec else ""
+        return f"unversioned ({where}run {view.run_id})"
+    return version
+
+
+def _tested(view: BundleView) -> list[str]:
+    """Adapters the run tested: its targets (environment.json); older bundles without that
+    list fall back to the verdicts' names minus placeholders."""
+    if view.adapters:
+        return sorted(view.adapters)
+    return [a for a in view.adapter_names() if a not in ("run-wide", "?", "-", "n/a", "unknown")]
+
+
 def _entry(view: BundleView, adapter: str, current: str) -> MatrixEntry:
     info = view.adapters.get(adapter)
     statuses = [s for (a, _), s in view.verdicts.items() if a == adapter]
@@ -105,7 +128,7 @@ def _entry(view: BundleView, adapter: str, current: str) -> MatrixEntry:
     subset = bool(sel.get("requirements")) or sel.get("level") == "must"
     return MatrixEntry(
         adapter=adapter,
-        adapter_version=info.version if info else "unknown",
+        adapter_version=_version_label(view, adapter),
         dialect=(info.dialect if info and info.dialect else "?"),
         engine_version=info.engine_version if info else "unknown",
         suite_version=view.suite_version,
@@ -127,7 +150,7 @@ def build_matrix(views: Sequence[BundleView]) -> Matrix:
     best: dict[tuple[tuple[str, str], tuple[str, str], str], MatrixEntry] = {}
     counts: dict[tuple[tuple[str, str], tuple[str, str], str], int] = {}
     for view in views:
-        for adapter in view.adapter_names():
+        for adapter in _tested(view):
             if adapter == "run-wide":
                 continue
             e = _entry(view, adapter, current)

@@ -40,11 +40,26 @@ def _ms(x: float) -> str:
 
 def render_gate_markdown(report: GateReport) -> str:
     n = report.problems()
-    head = (
-        "## ✅ llorch-conformance gate: no regressions"
-        if not n
-        else f"## ❌ llorch-conformance gate: {n} regression{'s' if n != 1 else ''}"
-    )
+    if not n:
+        head = "## ✅ llorch-conformance gate: no regressions"
+    else:
+        # The headline counts exactly what the sections below list as gating, by kind.
+        regs_n = len(report.regressions())
+        timing_n = len(report.timing_regressions()) if report.policy.mode == "gate" else 0
+        expired_n = len(report.expired_waivers())
+        kinds = [
+            f"{k} {label}{'s' if k != 1 else ''}"
+            for k, label in (
+                (regs_n, "status regression"),
+                (timing_n, "timing regression"),
+                (expired_n, "expired waiver"),
+            )
+            if k
+        ]
+        head = (
+            f"## ❌ llorch-conformance gate: {n} gating problem{'s' if n != 1 else ''} "
+            f"({', '.join(kinds)})"
+        )
     b, nw = report.base, report.new
     lines = [
         head,
@@ -54,7 +69,19 @@ def render_gate_markdown(report: GateReport) -> str:
         "",
     ]
     d = report.to_dict()["counts"]
-    parts = [f"{v} {k}" for k, v in sorted(d["changes"].items())]
+    gating_by_kind: dict[str, int] = {}
+    for c in report.status_changes:
+        if c.gating:
+            gating_by_kind[c.kind] = gating_by_kind.get(c.kind, 0) + 1
+    parts = []
+    for k, v in sorted(d["changes"].items()):
+        g = gating_by_kind.get(k, 0)
+        if g and g != v:
+            parts.append(f"{v} {k} ({g} gating, {v - g} below --fail-on {report.fail_on})")
+        elif g:
+            parts.append(f"{v} {k} (gating)")
+        else:
+            parts.append(f"{v} {k}")
     parts.append(f"{d['still_failing']} still failing (accepted in base)")
     if d["waived"]:
         parts.append(f"{d['waived']} waived")
@@ -70,7 +97,7 @@ def render_gate_markdown(report: GateReport) -> str:
 
     regs = report.regressions()
     if regs:
-        lines += ["### Status regressions", ""]
+        lines += [f"### Status regressions ({len(regs)}, gating)", ""]
         lines += md_table(
             ("adapter", "requirement", "level", "base", "new", "change", "message"),
             (
@@ -104,10 +131,10 @@ def render_gate_markdown(report: GateReport) -> str:
     if expired:
         lines += ["### Expired waivers (renew with a reason, or fix)", ""]
         lines += md_table(
-            ("requirement", "adapter", "expired", "reason", "where"),
+            ("covers", "adapter", "expired", "reason", "where"),
             (
                 (
-                    w.waiver.requirement,
+                    w.waiver.covers,
                     w.waiver.adapter,
                     w.waiver.expires,
                     w.waiver.reason,
@@ -140,14 +167,19 @@ def render_gate_markdown(report: GateReport) -> str:
     if report.waivers:
         lines += ["<details><summary>Waivers</summary>", ""]
         lines += md_table(
-            ("requirement", "adapter", "state", "expires", "waived for", "reason"),
+            ("#", "covers", "adapter", "state", "expires", "waived", "reason"),
             (
                 (
-                    w.waiver.requirement,
+                    w.waiver.source.rpartition("#")[2],
+                    w.waiver.covers,
                     w.waiver.adapter,
                     w.state,
                     w.waiver.expires,
-                    ", ".join(w.waived) or "—",
+                    (
+                        f"{len(w.waived_verdicts)} verdict(s) of {', '.join(w.waived)}"
+                        if w.waived_verdicts
+                        else "—"
+                    ),
                     w.waiver.reason,
                 )
                 for w in report.waivers

@@ -203,7 +203,7 @@ def _waivers_only(
     from ._waivers import apply_waivers
 
     today = today or dt.datetime.now(dt.UTC).date()
-    statuses, outcomes = apply_waivers(new.verdicts, waivers, today=today)
+    statuses, outcomes = apply_waivers(new.verdicts, waivers, today=today, causes=new.causes)
     levels = {"MUST"} if fail_on == "must" else {"MUST", "SHOULD"}
     unwaived = sorted(
         k
@@ -228,10 +228,11 @@ def _waivers_only(
         lines.append("")
     if outcomes:
         lines += md_table(
-            ("requirement", "adapter", "state", "expires", "waived for", "reason"),
+            ("#", "covers", "adapter", "state", "expires", "waived for", "reason"),
             (
                 (
-                    o.waiver.requirement,
+                    o.waiver.source.rpartition("#")[2],
+                    o.waiver.covers,
                     o.waiver.adapter,
                     o.state,
                     o.waiver.expires,

@@ -18,12 +18,27 @@ The formula (one place, so reports can quote it):
   metric regressed when ``delta > allowed``. ``min_delta_ms`` keeps sub-millisecond statistics
   (a mock engine's inter-token gap is ~0 ms) from turning scheduler noise into a verdict.
 
-* p99 gates only with at least :data:`MIN_P99_SAMPLES` samples on each side: below that the
-  nearest-rank p99 is simply the slowest sample, one scheduler hiccup; it is still reported.
+* the noise model comes from the runs' own samples, and a change must stand out of it to gate:
+
+  - one sample on either side (or a single pair) is no noise estimate at all: reported, never
+    gated ("spread 0: one sample");
+  - **p50** gates when the paired spread is positive (the allowance above already holds it), or
+    when the spread is 0 because *every* stream moved the same way (a constant shift: the paired
+    evidence is unanimous); a spread of 0 from ties (most pairs unchanged, a few moved) proves
+    nothing and falls back to the rule for p99;
+  - **p99** (a tail: one scheduler hiccup moves it, and pairing does not describe tails) gates only
+    when the distribution-free confidence intervals of the two quantiles are disjoint: the
+    95 % interval of the q-quantile of n sorted samples is ``[x(l), x(u)]`` with
+    ``l = floor(nq - 1.96 sqrt(nq(1-q)))`` and ``u = ceil(nq + 1.96 sqrt(nq(1-q)))`` (1-based
+    order statistics, the normal approximation of the binomial); an interval whose rank falls
+    outside the samples is unbounded, so a p99 needs several hundred samples to gate, and the
+    new run's lower bound must exceed the base run's upper bound; below
+    :data:`MIN_P99_SAMPLES` it is not even considered.
 
 ``mode`` decides what a timing regression does: ``gate`` (exit 1, the default), ``warn`` (reported
 under its own heading, never failing — for shared CI runners whose load swings more than any
-adapter change), ``off`` (not computed).
+adapter change: a loaded machine slows *every* stream, which the statistics rightly call real),
+``off`` (not computed).
 
 Faster is never a regression. A uniform slowdown of every stream has a small spread and is
 caught by the percentage; noisy streams widen the allowance by ``spread_k`` spreads.
@@ -46,11 +61,13 @@ __all__ = [
     "TimingMode",
     "TimingPolicy",
     "compare_timings",
+    "quantile_bounds",
     "robust_spread",
 ]
 
 _MAD_TO_SIGMA: Final = 1.4826
 STATISTICS: Final = (50.0, 99.0)
+_Z: Final = 1.96  # two-sided 95 % for the quantile bounds
 MIN_P99_SAMPLES: Final = 10
 TimingMode = Literal["gate", "warn", "off"]
 
@@ -113,6 +130,44 @@ def robust_spread(values: Sequence[float]) -> float:
     return _MAD_TO_SIGMA * statistics.median(abs(v - med) for v in values)
 
 
+def quantile_bounds(values: Sequence[float], q: float) -> tuple[float | None, float | None]:
+    """95 % distribution-free confidence bounds of the ``q``-quantile (module docstring);
+    ``None`` where the rank falls outside the samples (the bound is not known)."""
+    xs = sorted(values)
+    n = len(xs)
+    if n == 0:
+        return None, None
+    half = _Z * math.sqrt(n * q * (1.0 - q))
+    lo, hi = math.floor(n * q - half), math.ceil(n * q + half)
+    return (xs[lo - 1] if lo >= 1 else None), (xs[hi - 1] if hi <= n else None)
+
+
+def _stands_out(
+    q: float, bs: Sequence[float], ns: Sequence[float], diffs: Sequence[float], spread: float
+) -> tuple[bool, str]:
+    """Is the change of the ``q``-quantile beyond the runs' own noise? (why not, if not)."""
+    if min(len(bs), len(ns)) < 2 or len(diffs) < 2:
+        return False, "spread 0: one sample is no noise estimate, not gated"
+    if q <= 50.0:
+        if spread > 0:
+            return True, ""
+        if diffs and min(diffs) > 0:
+            return True, ""  # every stream slower by the same amount: unanimous
+    if q > 50.0 and min(len(bs), len(ns)) < MIN_P99_SAMPLES:
+        return False, f"p99 needs >= {MIN_P99_SAMPLES} samples: not gated"
+    _, base_hi = quantile_bounds(bs, q / 100.0)
+    new_lo, _ = quantile_bounds(ns, q / 100.0)
+    if base_hi is None or new_lo is None:
+        what = "spread 0 from ties; " if q <= 50.0 else ""
+        return False, f"{what}too few samples to bound p{int(q)}: not gated"
+    if new_lo <= base_hi:
+        what = "spread 0 from ties; " if q <= 50.0 else ""
+        return False, (
+            f"{what}within noise: new p{int(q)} >= {new_lo:.1f} overlaps base <= {base_hi:.1f}"
+        )
+    return True, ""
+
+
 def compare_timings(base: BundleView, new: BundleView, policy: TimingPolicy) -> list[TimingChange]:
     """Every (adapter, metric, statistic) both runs measured, with its verdict."""
     out: list[TimingChange] = []
@@ -136,12 +191,12 @@ def compare_timings(base: BundleView, new: BundleView, policy: TimingPolicy) -> 
                 bq, nq = percentile(bs, q), percentile(ns, q)
                 assert bq is not None and nq is not None  # non-empty samples
                 delta = nq - bq
-                few = q > 50 and min(len(bs), len(ns)) < MIN_P99_SAMPLES
                 allowed = max(
                     policy.max_regression_pct / 100.0 * abs(bq),
                     policy.spread_k * spread,
                     policy.min_delta_ms,
                 )
+                real, why = _stands_out(q, bs, ns, diffs, spread)
                 out.append(
                     TimingChange(
                         adapter=adapter,
@@ -154,8 +209,8 @@ def compare_timings(base: BundleView, new: BundleView, policy: TimingPolicy) -> 
                         spread_ms=round(spread, 3),
                         samples_base=len(bs),
                         samples_new=len(ns),
-                        regression=delta > allowed and not few,
-                        note=f"p99 needs >= {MIN_P99_SAMPLES} samples: not gated" if few else "",
+                        regression=delta > allowed and real,
+                        note=why if delta > allowed and not real else "",
                     )
                 )
     return out

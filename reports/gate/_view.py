@@ -51,6 +51,7 @@ class AdapterInfo:
     dialect: str | None
     version: str
     engine_version: str
+    spec: str = ""  # how the run loaded it (module:factory, entry point, built-in)
 
 
 @dataclass
@@ -68,6 +69,9 @@ class BundleView:
     verdicts: dict[tuple[str, str], str]
     messages: dict[tuple[str, str], str]
     adapters: dict[str, AdapterInfo]
+    #: (adapter, requirement) -> texts a waiver's ``cause`` is matched against: the verdict's
+    #: message and the root causes (and titles) of the failure groups that include it.
+    causes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     #: metric -> adapter -> stream key -> samples (one value, or every gap for ``itl_ms``).
     samples: dict[str, dict[str, dict[StreamKey, tuple[float, ...]]]] = field(default_factory=dict)
 
@@ -155,6 +159,18 @@ def load_bundle(path: str | Path) -> BundleView:
         verdicts[key] = str(v["status"])
         if v.get("message"):
             messages[key] = str(v["message"])
+    causes: dict[tuple[str, str], list[str]] = {k: [m] for k, m in messages.items()}
+    groups = summary.get("failure_groups")
+    for g in groups if isinstance(groups, list) else []:
+        if not isinstance(g, Mapping):
+            continue
+        for c in g.get("cases", []) if isinstance(g.get("cases"), list) else []:
+            if not isinstance(c, Mapping):
+                continue
+            texts = [str(g.get("cause", "")), str(c.get("title", "")), str(c.get("detail", ""))]
+            for rid in c.get("requirements", []) if isinstance(c.get("requirements"), list) else []:
+                key = (adapter_label(str(c.get("adapter", g.get("adapter", "")))), str(rid))
+                causes.setdefault(key, []).extend(t for t in texts if t)
     env = _read_json(root, "environment.json", required=False) or {}
     adapters: dict[str, AdapterInfo] = {}
     for a in env.get("adapters", []) if isinstance(env, Mapping) else []:
@@ -165,6 +181,7 @@ def load_bundle(path: str | Path) -> BundleView:
                 dialect=str(a["dialect"]) if a.get("dialect") else None,
                 version=str(a.get("version") or "unknown"),
                 engine_version=str(a.get("engine_version") or "unknown"),
+                spec=str(a.get("spec") or ""),
             )
     reqs = _read_json(root, "requirements.json", required=False)
     rows = reqs.get("catalogue", []) if isinstance(reqs, Mapping) else []
@@ -184,5 +201,6 @@ def load_bundle(path: str | Path) -> BundleView:
         verdicts=verdicts,
         messages=messages,
         adapters=adapters,
+        causes=causes,
         samples=_samples(results) if isinstance(results, Mapping) else {},
     )

@@ -1,15 +1,31 @@
-"""Waivers: known failures, each with requirement, adapter, reason and expiry date.
+"""Waivers: known failures, each with what it covers, adapter, reason and expiry date.
 
 Format: YAML (comments carry the context a reviewer needs; dates are native), checked against
 :data:`WAIVER_SCHEMA` (JSON Schema draft 2020-12)::
 
     version: 1
     waivers:
-      - requirement: ADAPT-3001          # a catalogue ID
-        adapter: acme_llamacpp           # adapter name as the run shows it; glob allowed ("*")
-        reason: upstream drops the last token on n_predict, acme#42
+      - cause: "comes before 'started'"  # a root cause: text of the failure (case-insensitive)
+        adapter: acme_vllm               # adapter name as the run shows it; glob allowed ("*")
+        reason: started is sent after the first token until acme#41 lands
         expires: 2026-12-31              # valid through this day (UTC), then the run fails
-        issue: https://example.invalid/acme/42   # optional
+        issue: https://example.invalid/acme/41   # optional
+      - requirement: ADAPT-3001          # or one catalogue ID ...
+        adapter: acme_*
+        reason: upstream drops the last token on n_predict, acme#42
+        expires: 2026-12-31
+      - requirements: [HTU-1001, ADAPT-3005]   # ... or several
+        cause: DECODE_TIMEOUT            # (requirement(s) and cause together: both must match)
+        adapter: acme_vllm
+        reason: no first-byte timeout yet, acme#43
+        expires: 2026-12-31
+
+Why a cause: one bug fails many requirements (a missing ``started`` event fails 30). A waiver is
+policy about a *known bug*, so one entry names the bug — text from the failure block's root cause
+or the failure message, as ``test_report.md`` prints it — and covers every failing verdict that
+bug produced, instead of one entry per requirement. A failing verdict matches a cause when the
+text occurs (case-insensitive) in its message or in the root cause of a failure group that
+includes it (``summary.json`` ``failure_groups``).
 
 Semantics (OpenTelemetry's conformance runner is the model: waivers fail once stale):
 
@@ -17,13 +33,13 @@ Semantics (OpenTelemetry's conformance runner is the model: waivers fail once st
   results keep ``fail`` (the bundle is evidence, the waiver is policy);
 * a waiver whose expiry date has passed fails the gate, whatever the verdict — someone has to
   renew it with a reason or fix the adapter;
-* a waiver whose requirement now passes for every adapter it matches is reported ``stale`` (so
-  it can be deleted); one that matches nothing in the run is reported ``unused``.
+* a waiver whose failure is gone for every adapter it matches is reported ``stale`` (so it can be
+  deleted); one that matches nothing in the run is reported ``unused``.
 * ``error`` verdicts (harness errors) are never waived: they are not known failures, they are an
   unknown verdict.
 
-A bad file raises :class:`ConfigError` naming the file, the entry (index and requirement) and the
-field.
+Entries are numbered from 1 in messages and reports. A bad file raises :class:`ConfigError`: one
+line naming the file, the entry (number and what it covers) and the field.
 """
 
 from __future__ import annotations
@@ -46,6 +62,8 @@ __all__ = [
     "parse_waivers",
 ]
 
+_ID_PATTERN: Final = r"^[A-Z][A-Z-]*-\d{4}[a-z]?$"
+
 WAIVER_SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "llorch-conformance/waivers/1",
@@ -59,10 +77,21 @@ WAIVER_SCHEMA: Final[dict[str, Any]] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["requirement", "adapter", "reason", "expires"],
+                "required": ["adapter", "reason", "expires"],
+                "anyOf": [
+                    {"required": ["requirement"]},
+                    {"required": ["requirements"]},
+                    {"required": ["cause"]},
+                ],
                 "additionalProperties": False,
                 "properties": {
-                    "requirement": {"type": "string", "pattern": r"^[A-Z][A-Z-]*-\d{4}[a-z]?$"},
+                    "requirement": {"type": "string", "pattern": _ID_PATTERN},
+                    "requirements": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "pattern": _ID_PATTERN},
+                    },
+                    "cause": {"type": "string", "minLength": 3},
                     "adapter": {"type": "string", "minLength": 1},
                     "reason": {"type": "string", "minLength": 3},
                     "expires": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
@@ -78,19 +107,46 @@ State = Literal["active", "expired", "stale", "unused"]
 
 @dataclass(frozen=True)
 class Waiver:
-    requirement: str
+    """One entry: it covers ``requirements`` (any, when empty) failing for ``cause`` (any, when
+    empty) on adapters matching the ``adapter`` glob."""
+
+    requirement: str  # the first covered ID, "" for a cause-only waiver (kept for old readers)
     adapter: str
     reason: str
     expires: dt.date
     issue: str = ""
-    source: str = ""  # "file#index", for messages
+    source: str = ""  # "file#number" (from 1), for messages
+    requirements: tuple[str, ...] = ()
+    cause: str = ""
+
+    def __post_init__(self) -> None:
+        if self.requirement and not self.requirements:
+            object.__setattr__(self, "requirements", (self.requirement,))
 
     def expired(self, today: dt.date) -> bool:
         """Valid through the expiry day itself."""
         return today > self.expires
 
-    def matches(self, adapter: str, requirement: str) -> bool:
-        return requirement == self.requirement and fnmatchcase(adapter, self.adapter)
+    @property
+    def covers(self) -> str:
+        """What the entry waives, in words (tables and messages)."""
+        parts = []
+        if self.requirements:
+            parts.append(", ".join(self.requirements))
+        if self.cause:
+            parts.append(f"cause “{self.cause}”")
+        return " · ".join(parts)
+
+    def matches(self, adapter: str, requirement: str, causes: Sequence[str] = ()) -> bool:
+        """Adapter glob, requirement (when named) and cause (when named, in any of ``causes``)."""
+        if not fnmatchcase(adapter, self.adapter):
+            return False
+        if self.requirements and requirement not in self.requirements:
+            return False
+        if self.cause:
+            needle = self.cause.casefold()
+            return any(needle in c.casefold() for c in causes)
+        return True
 
 
 @dataclass(frozen=True)
@@ -99,11 +155,15 @@ class WaiverOutcome:
     state: State
     waived: tuple[str, ...]  # adapters whose failure this waiver covered
     passing: tuple[str, ...]  # matched adapters where the requirement passes
+    waived_verdicts: tuple[tuple[str, str], ...] = ()  # (adapter, requirement) it turned waived
 
     def to_dict(self) -> dict[str, Any]:
         w = self.waiver
         return {
             "requirement": w.requirement,
+            "requirements": list(w.requirements),
+            "cause": w.cause,
+            "covers": w.covers,
             "adapter": w.adapter,
             "reason": w.reason,
             "expires": w.expires.isoformat(),
@@ -111,6 +171,7 @@ class WaiverOutcome:
             "source": w.source,
             "state": self.state,
             "waived": list(self.waived),
+            "waived_verdicts": [list(k) for k in self.waived_verdicts],
             "passing": list(self.passing),
         }
 
@@ -126,27 +187,50 @@ def _dates_to_text(obj: Any) -> Any:
     return obj
 
 
+def _entry_label(doc: Any, index: int) -> str:
+    """``entry 2 (ADAPT-3001)``: numbered from 1, with what the entry covers when readable."""
+    entry = doc["waivers"][index] if isinstance(doc, Mapping) else None
+    what = None
+    if isinstance(entry, Mapping):
+        if isinstance(entry.get("requirement"), str):
+            what = entry["requirement"]
+        elif isinstance(entry.get("requirements"), list) and entry["requirements"]:
+            what = ", ".join(str(r) for r in entry["requirements"][:3])
+        elif isinstance(entry.get("cause"), str):
+            what = f"cause {entry['cause'][:40]!r}"
+    return f"entry {index + 1}" + (f" ({what})" if what else "")
+
+
 def _where(doc: Any, path: Sequence[Any], err: Any) -> str:
-    """``entry 2 (ADAPT-3001), field 'expires'`` out of a jsonschema error."""
+    """``entry 2 (ADAPT-3001), field 'expires': …`` out of a jsonschema error, one line."""
     parts: list[str] = []
     if len(path) >= 2 and path[0] == "waivers" and isinstance(path[1], int):
-        entry = doc["waivers"][path[1]]
-        rid = entry.get("requirement") if isinstance(entry, Mapping) else None
-        parts.append(f"entry {path[1]}" + (f" ({rid})" if isinstance(rid, str) else ""))
+        parts.append(_entry_label(doc, path[1]))
         rest = list(path[2:])
     else:
         rest = list(path)
     field = ".".join(str(p) for p in rest)
+    if not rest and not path and err.validator == "type":
+        return "expected a mapping with a 'waivers:' list at the top"
     if err.validator == "required":
         inst = err.instance if isinstance(err.instance, Mapping) else {}
         missing = [f for f in err.validator_value if f not in inst]
         field = ", ".join(missing) or field
         parts.append(f"missing field {field!r}")
+    elif err.validator == "anyOf" and len(path) == 2:
+        parts.append("names nothing to waive: add 'requirement', 'requirements' or 'cause'")
     elif err.validator == "additionalProperties":
         inst = err.instance if isinstance(err.instance, Mapping) else {}
         allowed = set(err.schema.get("properties", {}))
         extra = sorted(str(k) for k in inst if k not in allowed)
-        parts.append(f"unknown field {', '.join(extra)!r}")
+        known = ", ".join(sorted(allowed))
+        parts.append(f"unknown field {', '.join(extra)!r} (known: {known})")
+    elif err.validator == "pattern" and rest and rest[0] in ("requirement", "requirements"):
+        parts.append(f"field {field!r}: {err.instance!r} is not a requirement ID like ADAPT-3001")
+    elif err.validator == "pattern" and rest == ["expires"]:
+        parts.append(f"field 'expires': {err.instance!r} is not a date like 2026-12-31")
+    elif err.validator == "type" and len(path) == 2:
+        parts.append(f"is {type(err.instance).__name__}, expected a mapping of fields")
     else:
         parts.append(f"field {field!r}: {err.message}" if field else err.message)
     return ", ".join(parts)
@@ -169,26 +253,32 @@ def parse_waivers(doc: Any, *, source: str = "<waivers>") -> list[Waiver]:
         raise ConfigError(f"{source}: {_where(doc, list(err.absolute_path), err)}{more}")
     out: list[Waiver] = []
     for i, raw in enumerate(doc["waivers"]):
-        where = f"{source}: entry {i} ({raw['requirement']})"
+        where = f"{source}: {_entry_label(doc, i)}"
         try:
             expires = dt.date.fromisoformat(raw["expires"])
         except ValueError:
             raise ConfigError(
                 f"{where}, field 'expires': {raw['expires']!r} is not a calendar date"
             ) from None
-        if not is_known(raw["requirement"]):
-            raise ConfigError(
-                f"{where}, field 'requirement': not a catalogue ID "
-                "(see 'llorch-conformance list requirements')"
-            )
+        reqs = [raw["requirement"]] if "requirement" in raw else []
+        reqs += [r for r in raw.get("requirements", []) if r not in reqs]
+        for rid in reqs:
+            if not is_known(rid):
+                field = "requirement" if rid == raw.get("requirement") else "requirements"
+                raise ConfigError(
+                    f"{where}, field {field!r}: {rid} is not a catalogue ID "
+                    "(see 'llorch-conformance list requirements')"
+                )
         out.append(
             Waiver(
-                requirement=raw["requirement"],
+                requirement=reqs[0] if reqs else "",
                 adapter=raw["adapter"],
                 reason=raw["reason"],
                 expires=expires,
                 issue=raw.get("issue", ""),
-                source=f"{source}#{i}",
+                source=f"{source}#{i + 1}",
+                requirements=tuple(reqs),
+                cause=str(raw.get("cause", "")),
             )
         )
     return out
@@ -231,28 +321,42 @@ def apply_waivers(
     waivers: Sequence[Waiver],
     *,
     today: dt.date,
+    causes: Mapping[tuple[str, str], Sequence[str]] | None = None,
 ) -> tuple[dict[tuple[str, str], str], list[WaiverOutcome]]:
     """Report-level statuses (``fail`` → ``waived`` where a live waiver matches) and outcomes.
 
-    An expired waiver waives nothing: its failures show as ``fail`` again.
+    ``causes`` gives, per failing (adapter, requirement), the texts a ``cause`` is searched in
+    (its message and root causes). An expired waiver waives nothing: its failures show as
+    ``fail`` again.
     """
+    causes = causes or {}
     statuses = dict(verdicts)
     outcomes: list[WaiverOutcome] = []
     for w in waivers:
-        matched = sorted((a, r) for (a, r) in verdicts if w.matches(a, r))
-        failing = tuple(a for a, r in matched if verdicts[(a, r)] == "fail")
-        passing = tuple(a for a, r in matched if verdicts[(a, r)] == "pass")
+        matched = sorted(k for k in verdicts if w.matches(k[0], k[1], causes.get(k, ())))
+        failing = [k for k in matched if verdicts[k] == "fail"]
+        # passing: the adapters the waiver names where the waived requirement(s) now pass
+        passing_keys = [
+            k
+            for k in verdicts
+            if verdicts[k] == "pass"
+            and fnmatchcase(k[0], w.adapter)
+            and (not w.requirements or k[1] in w.requirements)
+        ]
+        passing = tuple(sorted({a for a, _ in passing_keys}))
+        adapters = tuple(sorted({a for a, _ in failing}))
         if w.expired(today):
             outcomes.append(WaiverOutcome(w, "expired", (), passing))
             continue
-        for a in failing:
-            statuses[(a, w.requirement)] = "waived"
+        for k in failing:
+            statuses[k] = "waived"
+        tested = any(fnmatchcase(a, w.adapter) for a, _ in verdicts)
         if failing:
             state: State = "active"
-        elif passing:
+        elif passing or (w.cause and not w.requirements and tested):
             state = "stale"
         else:
             state = "unused"
-        outcomes.append(WaiverOutcome(w, state, failing, passing))
+        outcomes.append(WaiverOutcome(w, state, adapters, passing, tuple(failing)))
     # Two waivers on one verdict: the expired one must not undo the live one, nor the reverse.
     return statuses, outcomes

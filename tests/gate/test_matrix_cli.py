@@ -115,7 +115,7 @@ def test_run_gate_options_fail_fast_before_the_suite_runs(
     bad.write_text("waivers:\n  - requirement: ADAPT-3001\n", "utf-8")
     cases = [
         (["--baseline", str(tmp_path / "missing")], "not a directory"),
-        (["--waivers", str(bad)], "entry 0 (ADAPT-3001), missing field"),
+        (["--waivers", str(bad)], "entry 1 (ADAPT-3001), missing field"),
         (["--waivers", str(bad), "--no-bundle"], "drop --no-bundle"),
         (["--max-regression", "-1"], "percentage"),
     ]
@@ -245,3 +245,52 @@ def test_finish_gate_reads_the_bundle_where_it_really_went(tmp_path: Path) -> No
         proof_dir=str(tmp_path / "proof"), out=tmp_path / "out", fail_on="must", bundle_path=ours
     )
     assert finish_gate(GatePlan(baseline=load_bundle(base)), args, results, 1) == 1
+
+
+def _vendor_bundle(
+    base: Path, run_id: str, *, version: str | None, name: str = "acme-vllm"
+) -> Path:
+    """A vendor run (origin vendor, module on PYTHONPATH) plus a scenario no target could run."""
+    from conformance._results import RunResults
+    from reports import write_bundle
+
+    placeholder = scenario("n/a", adapter="?", reqs=("OC-ADAPT-5001",), status="skipped")
+    res = RunResults(
+        run_id=run_id,
+        seed=7,
+        target={
+            "targets": [
+                {
+                    "name": name,
+                    "dialect": "vllm",
+                    "origin": "vendor",
+                    "spec": "acme_adapter:make",
+                    "engine_url": None,
+                    "version": version,
+                }
+            ]
+        },
+        started_at=f"2026-03-0{run_id[-1]}T00:00:00Z",
+        scenarios=[scenario("x", adapter=name, reqs=("ADAPT-3001",)), placeholder],
+    )
+    return write_bundle(res, base=base, run_id=run_id).path
+
+
+def test_matrix_has_no_phantom_rows_and_keeps_unversioned_runs_apart(tmp_path: Path) -> None:
+    one = _vendor_bundle(tmp_path / "1", "run1", version=None)
+    two = _vendor_bundle(tmp_path / "2", "run2", version=None)
+    m = build_matrix([load_bundle(one), load_bundle(two)])
+    assert [r[0] for r in m.rows] == ["acme-vllm", "acme-vllm"]  # no "?" / "unknown" row
+    versions = sorted(r[1] for r in m.rows)
+    assert versions == [
+        "unversioned (acme_adapter:make, run run1)",
+        "unversioned (acme_adapter:make, run run2)",
+    ]
+    # a named version (--adapter-version) is one identity: the newest run wins the cell
+    three = _vendor_bundle(tmp_path / "3", "run3", version="1.4.0")
+    four = _vendor_bundle(tmp_path / "4", "run4", version="1.4.0")
+    m = build_matrix([load_bundle(three), load_bundle(four)])
+    (row,) = m.rows
+    assert row == ("acme-vllm", "1.4.0")
+    ((entry,),) = m.cells.values()
+    assert entry.run_id == "run4" and entry.superseded == 1

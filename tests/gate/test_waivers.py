@@ -47,22 +47,38 @@ def test_a_valid_file_loads(tmp_path: Path) -> None:
     [
         (
             GOOD.replace("    reason: fixed upstream, waiting for the release\n", ""),
-            r"entry 1 \(ADAPT-3002\), missing field 'reason'",
+            r"entry 2 \(ADAPT-3002\), missing field 'reason'",
         ),
         (
             GOOD.replace("2026-06-30", "2026-02-30"),
-            r"entry 0 \(ADAPT-3001\), field 'expires': '2026-02-30' is not a calendar date",
+            r"entry 1 \(ADAPT-3001\), field 'expires': '2026-02-30' is not a calendar date",
         ),
-        (GOOD.replace("2026-06-30", "next week"), r"entry 0 \(ADAPT-3001\), field 'expires'"),
+        (
+            GOOD.replace("2026-06-30", "next week"),
+            r"entry 1 \(ADAPT-3001\), field 'expires': 'next week' is not a date like 2026-12-31",
+        ),
         (
             GOOD.replace("ADAPT-3002", "ADAPT-9999"),
-            r"entry 1 \(ADAPT-9999\), field 'requirement': not a catalogue ID",
+            r"entry 2 \(ADAPT-9999\), field 'requirement': ADAPT-9999 is not a catalogue ID",
         ),
         (
             GOOD.replace("    issue:", "    ticket:"),
-            r"entry 1 \(ADAPT-3002\), unknown field 'ticket'",
+            r"entry 2 \(ADAPT-3002\), unknown field 'ticket' \(known: ",
         ),
-        ("waivers: [1, 2]\n", r"entry 0, field '': 1 is not of type 'object'|entry 0"),
+        ("waivers: [1, 2]\n", r"entry 1, is int, expected a mapping of fields"),
+        (
+            GOOD.replace("  - requirement: ADAPT-3001\n", "  - adapter2: x\n"),
+            r"entry 1, ",
+        ),
+        (
+            "waivers:\n  - adapter: a\n    reason: why not\n    expires: 2026-01-01\n",
+            r"entry 1, names nothing to waive: add 'requirement', 'requirements' or 'cause'",
+        ),
+        (
+            GOOD.replace("ADAPT-3001", "ADAPT3001"),
+            r"entry 1 \(ADAPT3001\), field 'requirement': 'ADAPT3001' is not a requirement ID",
+        ),
+        ("- 1\n", r"expected a mapping with a 'waivers:' list"),
         ("version: 1\n", r"missing field 'waivers'"),
         ("waivers:\n  - {requirement: [\n", r"not valid YAML"),
         ("", r"empty waiver file"),
@@ -130,3 +146,76 @@ def test_the_gate_reports_waived_never_pass_and_fails_on_expiry(tmp_path: Path) 
     assert [c.kind for c in expired.regressions()] == ["newly failing"]
     assert len(expired.expired_waivers()) == 1
     assert "Expired waivers" in render_gate_markdown(expired)
+
+
+def test_error_messages_are_one_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        from reports.gate import parse_waivers
+
+        parse_waivers({"waivers": [{"requirement": "ADAPT-3001", "adapter": "a"}]}, source="w.yaml")
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("w.yaml: entry 1 (ADAPT-3001), missing field")
+
+
+CAUSE = """\
+version: 1
+waivers:
+  - cause: "comes before 'started'"
+    adapter: acme
+    reason: started is sent late until acme#41
+    expires: 2026-12-31
+"""
+
+
+def test_one_waiver_per_root_cause_covers_every_requirement_it_failed(tmp_path: Path) -> None:
+    """One missing `started` fails three requirements through three different checks: one
+    cause waiver covers them all, and an unrelated failure stays unwaived."""
+    from tests.reports.test_failures import _no_started_evidence
+
+    def run(base: Path, rid: str, failing: bool) -> Path:
+        scen = [
+            scenario(
+                r,
+                adapter="acme",
+                reqs=(r,),
+                status="fail" if failing else "pass",
+                message=f"{r}: {msg}",
+            )
+            for r, msg in (
+                (
+                    "WA-INT-3001",
+                    "the stream breaks the grammar — event #0 (token) comes before 'started'",
+                ),
+                ("ADAPT-3003", "determinism signals are missing — missing: ['seed']"),
+                ("ADAPT-3002", "expected a terminal error DECODE_TIMEOUT (retriable=True)"),
+            )
+        ]
+        for sc in scen:
+            sc.evidence = {**sc.evidence, "streams": _no_started_evidence()["streams"]}
+        scen.append(
+            scenario(
+                "HTU-SEC-1402",
+                adapter="acme",
+                reqs=("HTU-SEC-1402",),
+                status="fail" if failing else "pass",
+                message="HTU-SEC-1402: an Authorization header was sent — got ['Bearer x']",
+            )
+        )
+        return build(base, rid, scen)
+
+    a, b = run(tmp_path / "a", "a", False), run(tmp_path / "b", "b", True)
+    ws = load_waivers(_write(tmp_path, CAUSE))
+    report = diff_views(load_bundle(a), load_bundle(b), waivers=ws, today=dt.date(2026, 6, 1))
+    (outcome,) = report.waivers
+    assert outcome.state == "active"
+    assert sorted(r for _, r in outcome.waived_verdicts) == [
+        "ADAPT-3002",
+        "ADAPT-3003",
+        "WA-INT-3001",
+    ]
+    assert [c.requirement for c in report.regressions()] == ["HTU-SEC-1402"]
+    md = render_gate_markdown(report)
+    assert "cause “comes before 'started'”" in md and "3 verdict(s) of acme" in md
+    # once fixed, the cause no longer occurs: the waiver is stale, to be deleted
+    fixed = diff_views(load_bundle(b), load_bundle(a), waivers=ws, today=dt.date(2026, 6, 1))
+    assert fixed.waivers[0].state == "stale"
