@@ -33,7 +33,15 @@ def register(sub: Any) -> None:
         metavar="ID[;k=v...]",
         help="engine-wide fault (repeatable); see 'llorch-conformance list faults'",
     )
-    p.add_argument("--model", default=None, help="served model name")
+    p.add_argument("--model", default=None, help="served model name (default: the dialect's)")
+    p.add_argument(
+        "--ctx-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="context length in tokens, as the deployment it stands in for (llama.cpp "
+        "--ctx-size, vLLM --max-model-len); prompts and max_tokens are held against it",
+    )
     p.add_argument("--api-key", default=None, help="require this key (or LLORCH_MOCK_API_KEY)")
     p.add_argument("--no-control", action="store_true", help="switch off /__mock__/ endpoints")
     p.set_defaults(func=_serve)
@@ -46,11 +54,16 @@ def _serve(args: argparse.Namespace) -> int:
 
     from adapters.api import UsageError
 
+    from ._plan import MAX_CONTEXT
     from ._runner import create_app
     from ._server import EngineServer
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port")
+    if args.ctx_size is not None and not 16 <= args.ctx_size <= MAX_CONTEXT:
+        raise UsageError(f"--ctx-size {args.ctx_size}: must be between 16 and {MAX_CONTEXT}")
+    if args.model is not None and not args.model.strip():
+        raise UsageError("--model must not be empty")
     api_key = args.api_key or os.environ.get("LLORCH_MOCK_API_KEY") or None
     app = create_app(
         args.dialect,
@@ -60,6 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
         control=not args.no_control,
         model=args.model,
         api_key=api_key,
+        ctx_size=args.ctx_size,
     )
     try:
         server = EngineServer(app, args.host, args.port)

@@ -42,7 +42,7 @@ from adapters.api import ConfigError
 
 from ._faults import FAULT_HEADER, FaultRule, RuleState, parse_faults
 from ._journal import Journal, JournalEntry
-from ._plan import GenerationPlan, make_plan
+from ._plan import MAX_CONTEXT, GenerationPlan, make_plan
 from ._profile import Profile, load_profile
 from ._wire import (
     Dialect,
@@ -167,8 +167,17 @@ class EngineContext:
         created: int | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY,
         journal: Journal | None = None,
+        ctx_size: int | None = None,
+        metrics: bool = True,
     ) -> None:
+        if ctx_size is not None and not 16 <= ctx_size <= MAX_CONTEXT:
+            raise ConfigError(f"ctx_size must be between 16 and {MAX_CONTEXT}, got {ctx_size}")
         self.dialect = dialect
+        #: The deployment's context length in tokens (llama.cpp ``--ctx-size``, vLLM
+        #: ``--max-model-len``): prompts and ``max_tokens`` are held against it as the engine does.
+        self.ctx_size = ctx_size or dialect.default_ctx_size
+        #: Whether the engine serves ``/metrics`` (llama.cpp needs ``--metrics``).
+        self.metrics_enabled = metrics
         self.seed = int(seed)
         self.profile = load_profile(profile)
         self.control = control
@@ -308,6 +317,7 @@ class EngineContext:
             "dialect": self.dialect.name,
             "engine_version": self.dialect.engine_version,
             "model": self.model,
+            "ctx_size": self.ctx_size,
             "seed": self.seed,
             "profile": self.profile.to_dict(),
             "faults": [str(r) for r in self.faults],

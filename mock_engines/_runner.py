@@ -36,11 +36,16 @@ def create_app(
     api_key: str | None = None,
     created: int | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    ctx_size: int | None = None,
+    metrics: bool = True,
 ) -> MockEngineApp:
     """The ASGI app of one mock engine (``app.ctx`` is its :class:`EngineContext`).
 
     ``control=False`` switches the ``/__mock__/`` control prefix off (the paths then get the
     engine's own 404). ``created`` fixes the ``created`` timestamps (golden-byte tests).
+    ``ctx_size`` is the deployment's context length (default: the dialect's own, see
+    :attr:`EngineContext.ctx_size`); ``metrics=False`` serves ``/metrics`` the way the engine does
+    when metrics are switched off (llama.cpp without ``--metrics``: 501).
     """
     ctx = EngineContext(
         get_dialect(dialect),
@@ -52,6 +57,8 @@ def create_app(
         api_key=api_key,
         created=created,
         max_body_bytes=max_body_bytes,
+        ctx_size=ctx_size,
+        metrics=metrics,
     )
     return MockEngineApp(ctx)
 
@@ -161,6 +168,8 @@ def run_mock_engine(
     host: str = "127.0.0.1",
     port: int = 0,
     ssl_context: ssl.SSLContext | None = None,
+    ctx_size: int | None = None,
+    metrics: bool = True,
 ) -> MockEngine:
     """A mock engine to use as ``with run_mock_engine("llamacpp") as eng:`` (or ``async with``).
 
@@ -179,5 +188,7 @@ def run_mock_engine(
         api_key=api_key,
         created=created,
         max_body_bytes=max_body_bytes,
+        ctx_size=ctx_size,
+        metrics=metrics,
     )
     return MockEngine(app, host, port, ssl_context)

@@ -246,6 +246,8 @@ class Dialect:
     name: ClassVar[str] = ""
     engine_version: str = "0"
     default_model: str = "mock-model"
+    #: Context length (tokens) when the deployment sets none (``serve --ctx-size``).
+    default_ctx_size: int = 4096
     loading_mode: Literal["http_503", "port_closed"] = "port_closed"
     unsupported_faults: frozenset[str] = frozenset()
     keepalive: bytes | None = None

@@ -47,12 +47,21 @@ from mock_engines._cassette import (
 
 from ._drift import (
     CRITICAL_PATHS,
+    DRIFT_DIALECTS,
     SEVERITIES,
+    Deployment,
     DriftItem,
     DriftReport,
+    Probe,
+    check_exposition,
     compare_cassettes,
+    discover,
     drift_ok,
+    probe_engine,
     probe_llamacpp,
+    probe_mock,
+    probes_for,
+    run_drift,
 )
 from ._model import CHATML_TEMPLATE, TinyModel, tiny_vocab, write_tiny_model
 from ._proc import EngineProcess, real_home
@@ -71,10 +80,12 @@ __all__ = [
     "CASSETTE_VERSION",
     "CHATML_TEMPLATE",
     "CRITICAL_PATHS",
+    "DRIFT_DIALECTS",
     "SEVERITIES",
     "TRITON_MODELS",
     "Cassette",
     "Chunk",
+    "Deployment",
     "DriftItem",
     "DriftReport",
     "EngineProcess",
@@ -83,22 +94,29 @@ __all__ = [
     "HealthObservation",
     "HfModel",
     "LlamaServer",
+    "Probe",
     "ReplayDialect",
     "TinyModel",
     "TritonInstall",
     "TritonServer",
     "VllmServer",
+    "check_exposition",
     "compare_cassettes",
+    "discover",
     "drift_ok",
     "find_llama_server",
     "find_triton_venv",
     "find_vllm_venv",
     "free_port",
     "prepare_triton",
+    "probe_engine",
     "probe_llamacpp",
+    "probe_mock",
     "probe_mock_llamacpp",
+    "probes_for",
     "real_home",
     "record_exchange",
+    "run_drift",
     "run_drift_check",
     "run_replay_engine",
     "tiny_vocab",
@@ -124,24 +142,18 @@ def _loading_from_log(server: LlamaServer) -> Exchange | None:
     return None
 
 
-async def probe_mock_llamacpp(*, model: str | None = None) -> Cassette:
-    """The probe set against a fresh llama.cpp mock (loading observed via ``engine.loading``)."""
-    import httpx
+async def probe_mock_llamacpp(
+    *, model: str | None = None, deployment: Deployment | None = None
+) -> Cassette:
+    """The llama.cpp probe set against a fresh mock (loading observed via ``engine.loading``).
 
-    from mock_engines import run_mock_engine
-    from mock_engines._cassette import record_exchange
-
-    async with run_mock_engine("llamacpp", seed=42, model=model) as eng:
-
-        async def loading() -> Exchange | None:
-            eng.set_faults(["engine.loading"])
-            try:
-                async with httpx.AsyncClient(base_url=eng.base_url, timeout=10.0) as c:
-                    return await record_exchange(c, "GET", "/health")
-            finally:
-                eng.set_faults([])
-
-        cas = await probe_llamacpp(eng.base_url, loading=loading)
+    ``deployment`` (the real server's, from :func:`discover`) makes the mock imitate it: model
+    name, context size and whether ``/metrics`` is on.
+    """
+    dep = deployment or Deployment("llamacpp", model=model)
+    if model is not None:
+        dep = Deployment("llamacpp", model, dep.ctx_size, dep.metrics, dep.version)
+    cas = await probe_mock(dep, loading=True)
     return cas
 
 
@@ -159,8 +171,9 @@ def run_drift_check(
         async def loading() -> Exchange | None:
             return _loading_from_log(server)
 
-        real = await probe_llamacpp(server.base_url, loading=loading)
-        mock = await probe_mock_llamacpp(model=mock_model)
+        dep = await discover("llamacpp", server.base_url)
+        real = await probe_engine(dep, server.base_url, loading=loading)
+        mock = await probe_mock_llamacpp(model=mock_model, deployment=dep)
         return real, mock
 
     real, mock = anyio.run(both)

@@ -4,10 +4,12 @@
   ``--request``) to a live engine and write the raw frames and timing to a cassette.
 * ``replay-cassette --cassette C [--speed F]`` — serve a cassette as a mock engine (prints the URL), so CI
   can gate an adapter on a recording: ``llorch-conformance run --engine-url <that URL>``.
-* ``drift --engine-url URL --out DIR`` — the drift check of a running llama.cpp server against
-  the llama.cpp mock; exit 1 on critical drift.
 * ``real-engine [--engine llamacpp|vllm|triton] [--model M]`` — start a real engine (tiny random
   model by default) on a free loopback port, print its URL and serve until SIGINT/SIGTERM.
+* ``drift [--dialect llamacpp|vllm|triton] --engine-url URL [--out DIR] [--model NAME]`` — the
+  drift check of a running real engine against the mock of its dialect (configured like the
+  discovered deployment); writes ``drift-report.json``/``.md`` and both recordings; exit 1 on
+  critical drift.
 """
 
 from __future__ import annotations
@@ -85,10 +87,28 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "drift",
-        help="drift check: a live llama.cpp server against the llama.cpp mock",
+        help="drift check: a live engine against the mock of its dialect",
+        description="Send the same probe set to a live engine and to the mock of its dialect "
+        "(configured with the engine's model name and context size), compare statuses, "
+        "content types, SSE framing, key sets and JSON types, error envelopes and metrics; "
+        "exit 1 on critical drift.",
+    )
+    p.add_argument(
+        "--dialect",
+        default="llamacpp",
+        metavar="D",
+        help="llamacpp (default), vllm or triton",
     )
     p.add_argument("--engine-url", required=True, metavar="URL")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="report directory (default: ./drift-<dialect>)",
+    )
+    p.add_argument("--model", default=None, help="model to probe (default: the engine's first)")
+    p.add_argument("--timeout", type=float, default=60.0, help="per request, seconds")
     p.set_defaults(func=_drift)
 
     p = sub.add_parser(
@@ -236,26 +256,38 @@ def _drift(args: argparse.Namespace) -> int:
 
     from adapters.api import UsageError
 
-    from . import probe_mock_llamacpp
-    from ._drift import compare_cassettes, probe_llamacpp
+    from ._drift import DRIFT_DIALECTS, run_drift
 
+    if args.dialect not in DRIFT_DIALECTS:
+        raise UsageError(
+            f"--dialect {args.dialect!r}: drift needs a real engine; one of "
+            + ", ".join(DRIFT_DIALECTS)
+        )
     if not args.engine_url.startswith(("http://", "https://")):
         raise UsageError(f"--engine-url must be an http(s) URL, got {args.engine_url!r}")
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    out = args.out if args.out is not None else Path(f"drift-{args.dialect}")
 
-    async def both() -> Any:
-        real = await probe_llamacpp(args.engine_url.rstrip("/"))
-        mock = await probe_mock_llamacpp()
-        return real, mock
+    async def go() -> Any:
+        return await run_drift(
+            args.dialect, args.engine_url, model=args.model, request_timeout=args.timeout
+        )
 
-    real, mock = anyio.run(both)
+    report, real, mock = anyio.run(go)
     if all(e.error is not None for e in real.exchanges):
         raise UsageError(f"engine at {args.engine_url} did not answer")
-    report = compare_cassettes(real, mock)
-    _json_path, m = report.write(args.out)
-    real.save(Path(args.out) / "real.cassette.json")
-    mock.save(Path(args.out) / "mock.cassette.json")
+    _json_path, m = report.write(out)
+    real.save(out / "real.cassette.json")
+    mock.save(out / "mock.cassette.json")
     c = report.counts()
-    print(", ".join(f"{c[s]} {s}" for s in c) + f" — {m}", flush=True)
+    print(
+        f"{args.dialect}: real {report.real_version or '?'} vs mock {report.mock_version}: "
+        f"{len(report.probes)} probes, {report.probes_agreeing()} agree; "
+        + ", ".join(f"{c[s]} {s}" for s in c)
+        + f" — {m}",
+        flush=True,
+    )
     for item in report.critical:
         print(f"CRITICAL {item.probe} {item.path}: real={item.real!r} mock={item.mock!r}")
     return 1 if report.critical else 0

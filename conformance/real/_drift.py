@@ -1,29 +1,49 @@
-"""Drift check: one probe set against the real ``llama-server`` and the llama.cpp mock.
+"""Drift check: the same probe set against a real engine and its mock, compared field by field.
 
-Mocks drift from the engines they copy. This module sends the *same* probes to both, records
-them as cassette exchanges (:mod:`mock_engines._cassette`, so the evidence is replayable) and
-compares what an adapter could notice:
+Mocks drift from the engines they copy. This module sends the *same* requests to a live engine
+(llama.cpp ``llama-server``, vLLM's OpenAI server, Triton with an LLM model) and to a fresh mock
+of that dialect in its default profile, configured like the deployment it stands in for (the
+real engine's model name and context size, discovered first — see :func:`discover`). Both
+sides are recorded as cassette exchanges (:mod:`mock_engines._cassette`), so the evidence is
+replayable, and then compared on what an adapter could notice.
 
-* **status codes** and the response **media type** — critical when they differ;
-* **framing** of streams: the ``data:`` prefix style, the terminal frame (``[DONE]`` or none),
-  the kind of the last frame, error frames — critical;
-* **key sets and value types** of every JSON body and every SSE frame, flattened to paths
-  (``choices[].delta.content``). Frames are grouped by role (``partial``, ``final``, ``done``,
-  ``error``) so a stream's first and last frames are compared with their counterparts. A key the
-  real engine has and the mock lacks is *major* (*critical* on the paths adapters read, listed
-  in :data:`CRITICAL_PATHS`); a key only the mock has is *minor*; a type mismatch is critical on
-  a critical path, else major; ``null`` against a value is *info* (values depend on the model);
-* **error envelopes**: the shape (above) and the ``error.type``/``error.code`` values — critical;
-* **cancel by disconnect**: after the client drops a stream, every slot must be idle again;
-* **token counting**: whether ``tokens_predicted`` ever rises by more than one between frames
-  (the real server does when it holds back partial UTF-8) — major, the mock never does;
-* **keep-alive after a stream**: whether the engine closes the connection after a streamed
-  response (the real server does, though it advertises ``Keep-Alive``) — major;
-* **health during loading**: the first 503 the real server answered while loading (if the
-  start was slow enough to catch one) against the mock's loading answer.
+Grading rules (one finding per difference, each with the probe label and a field path):
 
-Severities: ``critical`` fails the check; ``major`` and ``minor`` are reported; ``info`` is
-context. The report is JSON and Markdown, one line per finding with the probe and field path.
+**critical** — an adapter built against the mock would break on the real engine:
+
+* the HTTP **status** differs, or the response **media type** differs (``application/json``
+  vs ``text/plain`` vs ``text/event-stream``);
+* the body **kind** differs (JSON vs SSE vs text vs empty);
+* **SSE framing**: the ``data:`` prefix style, the kind of the last frame (``[DONE]``, an
+  error frame, a final frame, or none), or a whole frame role (``done``, ``error``, ``final``,
+  unparsable frames) present on one side only;
+* the **error envelope identity**: ``error.type`` or ``error.code`` values differ (adapters map
+  those to their error classes);
+* a key the real engine sends is **missing** in the mock, or has another JSON **type**, on a
+  path adapters read (:data:`CRITICAL_PATHS`);
+* the mock's **metrics exposition is invalid** (``prometheus_client``'s parser refuses it, or a
+  histogram lacks its ``_bucket`` series / ``+Inf`` bucket) while the real one is valid;
+* a transport error on either side; slots still busy after a client disconnect.
+
+**major** — visible, but only to code that reads beyond the common paths:
+
+* a key the real engine sends is **missing** in the mock, or has another JSON type, elsewhere;
+* a metrics **family** of the real engine is missing in the mock or has another type;
+* the ``Server`` header present on one side only; behaviours measured over several requests
+  (token-count steps, connection close after a stream);
+* a frame role other than the critical ones (e.g. the role delta) on one side only.
+
+**minor** — the mock says more than the engine, or says it slightly differently:
+
+* a key **only the mock** sends (extra keys); a metrics family only the mock has;
+* the same media type with other parameters (``charset``).
+
+**info** — context, never a failure: ``null`` against a value (values depend on the model),
+probes recorded on one side only, the real engine's own invalid exposition.
+
+``run_drift`` exits the CLI with 1 when any critical finding exists. Every report names both
+engine versions (the real engine's ``build_info``, ``/version`` or ``/v2`` version and the
+mock's) and the deployment the mock imitated.
 """
 
 from __future__ import annotations
@@ -42,14 +62,26 @@ from mock_engines._cassette import Cassette, Exchange, record_exchange
 
 __all__ = [
     "CRITICAL_PATHS",
+    "DRIFT_DIALECTS",
     "SEVERITIES",
+    "Deployment",
     "DriftItem",
     "DriftReport",
+    "Probe",
+    "check_exposition",
     "compare_cassettes",
+    "discover",
+    "drift_ok",
+    "probe_engine",
     "probe_llamacpp",
+    "probe_mock",
+    "probes_for",
+    "run_drift",
 ]
 
 SEVERITIES = ("critical", "major", "minor", "info")
+#: Dialects with a real engine to hold their mock against.
+DRIFT_DIALECTS = ("llamacpp", "vllm", "triton")
 
 #: Paths an adapter (ours or a vendor's) reads; drift there breaks adapters.
 CRITICAL_PATHS = frozenset(
@@ -93,6 +125,12 @@ CRITICAL_PATHS = frozenset(
         "model",
         "data",
         "data[].id",
+        "version",
+        "text_output",
+        "model_name",
+        "finish_reason",
+        "num_output_tokens",
+        "detail",
     }
 )
 
@@ -102,7 +140,7 @@ class DriftItem:
     probe: str
     path: str
     severity: str
-    kind: str  # status | media_type | framing | missing_in_mock | extra_in_mock | type | value
+    kind: str  # status | media_type | framing | missing_in_mock | extra_in_mock | type | value | metrics
     real: Any = None
     mock: Any = None
     note: str = ""
@@ -114,6 +152,8 @@ class DriftReport:
     mock_version: str
     items: list[DriftItem] = field(default_factory=list)
     probes: list[str] = field(default_factory=list)
+    dialect: str = "llamacpp"
+    deployment: dict[str, Any] = field(default_factory=dict)
 
     def by_severity(self, severity: str) -> list[DriftItem]:
         return [i for i in self.items if i.severity == severity]
@@ -125,23 +165,33 @@ class DriftReport:
     def counts(self) -> dict[str, int]:
         return {s: len(self.by_severity(s)) for s in SEVERITIES}
 
+    def probes_agreeing(self) -> int:
+        """Probes without any critical or major finding."""
+        bad = {i.probe for i in self.items if i.severity in ("critical", "major")}
+        return sum(1 for p in self.probes if p not in bad)
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "dialect": self.dialect,
             "real_version": self.real_version,
             "mock_version": self.mock_version,
+            "deployment": self.deployment,
             "probes": self.probes,
+            "probes_agreeing": self.probes_agreeing(),
             "counts": self.counts(),
             "items": [asdict(i) for i in self.items],
         }
 
     def to_markdown(self) -> str:
         c = self.counts()
+        dep = ", ".join(f"{k}={v}" for k, v in self.deployment.items() if v is not None)
         lines = [
-            "# Drift report: llama.cpp mock vs real llama-server",
+            f"# Drift report: {self.dialect} mock vs the real engine",
             "",
             f"- real engine: `{self.real_version}`",
-            f"- mock engine: `{self.mock_version}`",
-            f"- probes: {len(self.probes)} ({', '.join(self.probes)})",
+            f"- mock engine: `{self.mock_version}`" + (f" (imitating {dep})" if dep else ""),
+            f"- probes: {len(self.probes)}, agreeing (no critical/major finding): "
+            f"{self.probes_agreeing()} ({', '.join(self.probes)})",
             "- findings: " + ", ".join(f"{c[s]} {s}" for s in SEVERITIES),
             "",
             "| severity | probe | field path | kind | real | mock | note |",
@@ -172,16 +222,436 @@ def _cell(v: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Probes
+# Deployments and probe sets
 # ---------------------------------------------------------------------------------------------
 
-_GEN = {"prompt": "Hello world", "n_predict": 32, "seed": 42, "temperature": 0}
-_CHAT = {
-    "messages": [{"role": "user", "content": "Hi"}],
-    "max_tokens": 8,
-    "seed": 42,
-    "temperature": 0,
+
+@dataclass(slots=True)
+class Deployment:
+    """What the mock must imitate: the real engine's model name, context size and switches."""
+
+    dialect: str
+    model: str | None = None
+    ctx_size: int | None = None
+    metrics: bool = True
+    version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "ctx_size": self.ctx_size, "metrics": self.metrics}
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One request of a probe set.
+
+    ``raw`` is sent as is (bad JSON); ``body`` as JSON. ``mock_faults`` are switched on for the
+    mock only, to reproduce an engine-internal failure the real deployment is asked for through
+    the request itself (Triton's test model fails mid-stream on ``fail_after``).
+    """
+
+    label: str
+    method: str
+    path: str
+    body: Any = None
+    raw: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    mock_faults: tuple[str, ...] = ()
+    disconnect_after_chunks: int | None = None
+
+
+def _long_text(ctx: int, *, chars: bool) -> str:
+    """A prompt longer than ``ctx`` tokens on any tokenizer that keeps `` word`` pieces whole.
+
+    ``chars=True`` also exceeds vLLM's character pre-check (7 characters per token of context);
+    otherwise the prompt is short in characters and only the token count is over the limit.
+    """
+    if chars:
+        return " ".join(["hello"] * (ctx * 2 + 16))
+    return " ".join(["a"] * (ctx + 8))
+
+
+_TOOL = {
+    "type": "function",
+    "function": {"name": "f", "parameters": {"type": "object", "properties": {}}},
 }
+
+
+def _llamacpp_probes(dep: Deployment) -> list[Probe]:
+    ctx = dep.ctx_size or 4096
+    gen = {"prompt": "Hello world", "n_predict": 32, "seed": 42, "temperature": 0}
+    chat = {
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 8,
+        "seed": 42,
+        "temperature": 0,
+    }
+    return [
+        Probe("health", "GET", "/health"),
+        Probe("props", "GET", "/props"),
+        Probe("slots", "GET", "/slots"),
+        Probe("metrics", "GET", "/metrics"),
+        Probe("models", "GET", "/v1/models"),
+        Probe("completion", "POST", "/completion", dict(gen, stream=False)),
+        Probe("completion.stream", "POST", "/completion", dict(gen, stream=True)),
+        Probe("completion.n_predict_0", "POST", "/completion", dict(gen, n_predict=0)),
+        Probe(
+            "completion.n_predict_0.stream",
+            "POST",
+            "/completion",
+            dict(gen, n_predict=0, stream=True),
+        ),
+        Probe(
+            "err.prompt_too_long",
+            "POST",
+            "/completion",
+            {"prompt": _long_text(ctx, chars=True), "n_predict": 4},
+        ),
+        Probe(
+            "err.prompt_too_long.stream",
+            "POST",
+            "/completion",
+            {"prompt": _long_text(ctx, chars=True), "n_predict": 4, "stream": True},
+        ),
+        Probe("bad.missing_prompt", "POST", "/completion", {"n_predict": 4}),
+        Probe(
+            "bad.json",
+            "POST",
+            "/completion",
+            raw=b'{"prompt": "x",',
+            headers=(("content-type", "application/json"),),
+        ),
+        Probe("bad.route", "GET", "/no-such-route"),
+        Probe("oai.chat", "POST", "/v1/chat/completions", chat),
+        Probe(
+            "oai.chat.stream",
+            "POST",
+            "/v1/chat/completions",
+            dict(chat, stream=True, stream_options={"include_usage": True}),
+        ),
+        Probe(
+            "oai.completions.stream",
+            "POST",
+            "/v1/completions",
+            {"prompt": "Hello", "max_tokens": 6, "seed": 1, "stream": True},
+        ),
+        Probe("oai.chat.bad", "POST", "/v1/chat/completions", {"max_tokens": 2}),
+        Probe(
+            "oai.chat.prompt_too_long",
+            "POST",
+            "/v1/chat/completions",
+            dict(chat, messages=[{"role": "user", "content": _long_text(ctx, chars=True)}]),
+        ),
+        Probe(
+            "cancel.stream",
+            "POST",
+            "/completion",
+            dict(gen, n_predict=100, stream=True),
+            disconnect_after_chunks=1,
+        ),
+    ]
+
+
+def _vllm_probes(dep: Deployment) -> list[Probe]:
+    ctx = dep.ctx_size or 4096
+    m = dep.model or "model"
+    msgs = [{"role": "user", "content": "Hi"}]
+    chat = {"model": m, "messages": msgs, "max_tokens": 4, "temperature": 0}
+    cmpl = {"model": m, "prompt": "Hello", "max_tokens": 4, "temperature": 0}
+    usage = {"stream": True, "stream_options": {"include_usage": True}}
+    c, cc = "/v1/completions", "/v1/chat/completions"
+    return [
+        Probe("health", "GET", "/health"),
+        Probe("ping", "GET", "/ping"),
+        Probe("version", "GET", "/version"),
+        Probe("models", "GET", "/v1/models"),
+        Probe("load", "GET", "/load"),
+        Probe("metrics", "GET", "/metrics"),
+        Probe("tokenize", "POST", "/tokenize", {"model": m, "prompt": "hello world"}),
+        Probe("detokenize", "POST", "/detokenize", {"model": m, "tokens": [5, 6]}),
+        Probe("chat", "POST", cc, chat),
+        Probe("chat.stream", "POST", cc, dict(chat, **usage)),
+        Probe("chat.stream.no_usage", "POST", cc, dict(chat, stream=True)),
+        Probe("chat.n2", "POST", cc, dict(chat, n=2, temperature=1.0, seed=3)),
+        Probe("chat.logprobs", "POST", cc, dict(chat, logprobs=True, top_logprobs=2)),
+        Probe("chat.stop_list", "POST", cc, dict(chat, stop=["\n", "zz"])),
+        Probe("completions", "POST", c, cmpl),
+        Probe("completions.stream", "POST", c, dict(cmpl, **usage)),
+        Probe("completions.prompt_list", "POST", c, dict(cmpl, prompt=["Hello", "World"])),
+        Probe("completions.token_ids", "POST", c, dict(cmpl, prompt=[5, 6, 7])),
+        Probe("completions.token_id_lists", "POST", c, dict(cmpl, prompt=[[5, 6], [7, 8]])),
+        Probe("completions.n2", "POST", c, dict(cmpl, n=2, temperature=1.0, seed=3)),
+        Probe(
+            "completions.n2.stream", "POST", c, dict(cmpl, n=2, temperature=1.0, seed=3, **usage)
+        ),
+        Probe("completions.logprobs", "POST", c, dict(cmpl, logprobs=2)),
+        Probe("completions.echo", "POST", c, dict(cmpl, echo=True)),
+        Probe("completions.stop_list", "POST", c, dict(cmpl, stop=["\n", "zz"])),
+        Probe("err.prompt_too_long", "POST", c, dict(cmpl, prompt=_long_text(ctx, chars=True))),
+        Probe(
+            "err.prompt_too_many_tokens", "POST", c, dict(cmpl, prompt=_long_text(ctx, chars=False))
+        ),
+        Probe(
+            "err.prompt_too_long.chat.stream",
+            "POST",
+            cc,
+            dict(
+                chat,
+                messages=[{"role": "user", "content": _long_text(ctx, chars=True)}],
+                stream=True,
+            ),
+        ),
+        Probe("err.max_tokens_beyond_ctx", "POST", c, dict(cmpl, max_tokens=ctx + 1)),
+        Probe(
+            "err.max_tokens_beyond_ctx.stream",
+            "POST",
+            cc,
+            dict(chat, max_tokens=ctx + 1, stream=True),
+        ),
+        Probe("err.max_tokens_0", "POST", c, dict(cmpl, max_tokens=0)),
+        Probe("err.negative_temperature", "POST", cc, dict(chat, temperature=-1)),
+        Probe("err.empty_messages", "POST", cc, dict(chat, messages=[])),
+        Probe("err.tool_choice_auto", "POST", cc, dict(chat, tools=[_TOOL], tool_choice="auto")),
+        Probe(
+            "err.tool_choice_named",
+            "POST",
+            cc,
+            dict(chat, tools=[_TOOL], tool_choice={"type": "function", "function": {"name": "f"}}),
+        ),
+        Probe("err.missing_prompt", "POST", c, {"model": m, "max_tokens": 2}),
+        Probe("err.missing_messages", "POST", cc, {"model": m, "max_tokens": 2}),
+        Probe(
+            "err.bad_json",
+            "POST",
+            c,
+            raw=b'{"model":',
+            headers=(("content-type", "application/json"),),
+        ),
+        Probe("err.wrong_type", "POST", c, dict(cmpl, max_tokens="x")),
+        Probe("err.unknown_model", "POST", c, dict(cmpl, model="no-such-model")),
+        Probe(
+            "err.unknown_model.stream", "POST", cc, dict(chat, model="no-such-model", stream=True)
+        ),
+        Probe(
+            "err.stream_options_without_stream",
+            "POST",
+            c,
+            dict(cmpl, stream_options={"include_usage": True}),
+        ),
+        Probe("err.unknown_route", "GET", "/no-such-route"),
+        Probe("err.wrong_method", "GET", cc),
+    ]
+
+
+def _triton_probes(dep: Deployment) -> list[Probe]:
+    m = dep.model or "llm"
+    base = f"/v2/models/{m}"
+    gen = {"text_input": "Hello", "exclude_input_in_output": True, "parameters": {"max_tokens": 4}}
+    stream = {
+        "text_input": "Hello",
+        "stream": True,
+        "exclude_input_in_output": True,
+        "parameters": {"max_tokens": 4},
+    }
+    ret = {"return_finish_reason": True, "return_num_input_tokens": True}
+    ret["return_num_output_tokens"] = True
+    js = (("content-type", "application/json"),)
+    return [
+        Probe("live", "GET", "/v2/health/live"),
+        Probe("ready", "GET", "/v2/health/ready"),
+        Probe("server_metadata", "GET", "/v2"),
+        Probe("model_metadata", "GET", base),
+        Probe("model_metadata.version", "GET", f"{base}/versions/1"),
+        Probe("model_ready", "GET", f"{base}/ready"),
+        Probe("repository_index", "POST", "/v2/repository/index"),
+        Probe("generate", "POST", f"{base}/generate", gen),
+        Probe(
+            "generate.prompt_prepended",
+            "POST",
+            f"{base}/generate",
+            dict(gen, exclude_input_in_output=False),
+        ),
+        Probe("generate.outputs", "POST", f"{base}/generate", dict(gen, **ret)),
+        Probe("generate.on_stream_request", "POST", f"{base}/generate", stream),
+        Probe("generate_stream", "POST", f"{base}/generate_stream", stream),
+        Probe("generate_stream.outputs", "POST", f"{base}/generate_stream", dict(stream, **ret)),
+        Probe(
+            "err.stream.first_response",
+            "POST",
+            f"{base}/generate_stream",
+            dict(stream, exclude_input_in_output=False),
+        ),
+        Probe(
+            "err.stream.mid_stream",
+            "POST",
+            f"{base}/generate_stream",
+            dict(stream, parameters={"max_tokens": 4, "fail_after": 1}),
+            mock_faults=("stream.error_event;after_events=1;message=injected failure",),
+        ),
+        Probe("err.unknown_model.metadata", "GET", "/v2/models/no-such-model"),
+        Probe("err.unknown_model.ready", "GET", "/v2/models/no-such-model/ready"),
+        Probe("err.unknown_version.metadata", "GET", f"{base}/versions/9"),
+        Probe("err.unknown_model.generate", "POST", "/v2/models/no-such-model/generate", gen),
+        Probe(
+            "err.unknown_model.generate_stream",
+            "POST",
+            "/v2/models/no-such-model/generate_stream",
+            stream,
+        ),
+        Probe("err.bad_json", "POST", f"{base}/generate", raw=b'{"text_input":', headers=js),
+        Probe("err.wrong_type", "POST", f"{base}/generate", dict(gen, text_input=5)),
+        Probe(
+            "err.parameter_array",
+            "POST",
+            f"{base}/generate",
+            dict(gen, parameters={"stop": ["a"]}),
+        ),
+        Probe(
+            "err.missing_text_input", "POST", f"{base}/generate", {"parameters": {"max_tokens": 2}}
+        ),
+        Probe("err.infer_decoupled", "POST", f"{base}/infer", {"inputs": []}),
+        Probe("err.unknown_route", "GET", "/no-such-route"),
+        Probe("err.wrong_method", "POST", "/v2/health/ready"),
+        Probe("err.wrong_method.model", "GET", f"{base}/generate"),
+        Probe("err.metrics_on_http_port", "GET", "/metrics"),
+    ]
+
+
+def probes_for(dep: Deployment) -> list[Probe]:
+    """The probe set of a dialect, filled in for one deployment."""
+    return {"llamacpp": _llamacpp_probes, "vllm": _vllm_probes, "triton": _triton_probes}[
+        dep.dialect
+    ](dep)
+
+
+def _client(base_url: str, timeout: float) -> httpx.AsyncClient:
+    # identity: compare the bytes the engine writes (Triton gzips when the client accepts it).
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=8),
+        trust_env=False,
+        headers={"accept-encoding": "identity"},
+    )
+
+
+async def _get_json(c: httpx.AsyncClient, method: str, path: str) -> Any:
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        r = await c.request(method, path)
+        if r.status_code == 200:
+            return r.json()
+    return None
+
+
+async def discover(
+    dialect: str, base_url: str, *, model: str | None = None, request_timeout: float = 30.0
+) -> Deployment:
+    """Ask a running engine what it serves: model name, context size, version, switches."""
+    dep = Deployment(dialect, model=model)
+    async with _client(base_url, request_timeout) as c:
+        if dialect == "llamacpp":
+            props = await _get_json(c, "GET", "/props")
+            if isinstance(props, dict):
+                dep.version = str(props.get("build_info", ""))
+                dgs = props.get("default_generation_settings")
+                if isinstance(dgs, dict) and isinstance(dgs.get("n_ctx"), int):
+                    dep.ctx_size = dgs["n_ctx"]
+                dep.metrics = props.get("endpoint_metrics", True) is not False
+        elif dialect == "vllm":
+            ver = await _get_json(c, "GET", "/version")
+            if isinstance(ver, dict):
+                dep.version = f"vllm {ver.get('version', '')}"
+            models = await _get_json(c, "GET", "/v1/models")
+            data = models.get("data") if isinstance(models, dict) else None
+            if isinstance(data, list) and data and isinstance(data[0], dict):
+                dep.model = dep.model or str(data[0].get("id"))
+                mml = data[0].get("max_model_len")
+                dep.ctx_size = mml if isinstance(mml, int) else None
+        elif dialect == "triton":
+            meta = await _get_json(c, "GET", "/v2")
+            if isinstance(meta, dict):
+                dep.version = f"triton {meta.get('version', '')}"
+            if dep.model is None:
+                index = await _get_json(c, "POST", "/v2/repository/index")
+                if isinstance(index, list):
+                    ready = [e for e in index if isinstance(e, dict) and e.get("state") == "READY"]
+                    if ready:
+                        dep.model = str(ready[0].get("name"))
+    return dep
+
+
+async def probe_engine(
+    dep: Deployment,
+    base_url: str,
+    *,
+    set_faults: Callable[[list[str]], None] | None = None,
+    loading: Callable[[], Awaitable[Exchange | None]] | None = None,
+    request_timeout: float = 30.0,
+) -> Cassette:
+    """Run the dialect's probe set against an engine and return it as a cassette.
+
+    ``set_faults`` is given for a mock only (it switches each probe's ``mock_faults``).
+    ``loading`` produces the llama.cpp "health while loading" exchange.
+    """
+    cas = Cassette(dialect=dep.dialect, engine_url=base_url)
+    cas.engine_version = dep.version
+    cas.notes["deployment"] = dep.to_dict()
+    async with _client(base_url, request_timeout) as c:
+        if loading is not None:
+            ex = await loading()
+            if ex is not None:
+                ex.label = "health.loading"
+                cas.exchanges.append(ex)
+        for p in probes_for(dep):
+            if p.mock_faults:
+                cas.notes.setdefault("fault_probes", []).append(p.label)
+            if set_faults is not None and p.mock_faults:
+                set_faults(list(p.mock_faults))
+            try:
+                ex = await record_exchange(
+                    c,
+                    p.method,
+                    p.path,
+                    json_body=p.body,
+                    content=p.raw,
+                    headers=dict(p.headers) or None,
+                    label=p.label,
+                    disconnect_after_chunks=p.disconnect_after_chunks,
+                )
+            finally:
+                if set_faults is not None and p.mock_faults:
+                    set_faults([])
+            cas.exchanges.append(ex)
+            if p.label == "cancel.stream":
+                await _slots_after_cancel(c, cas)
+        if dep.dialect == "llamacpp":
+            cas.exchanges.append(await record_exchange(c, "GET", "/health", label="health.after"))
+    if dep.dialect == "llamacpp":
+        # The real server's close is intermittent (it raced ~1 request in 4 in
+        # bench_real_engine): try a few streams and report whether any connection was closed.
+        seen = [await _closes_after_stream(base_url) for _ in range(5)]
+        cas.notes["closes_after_stream"] = (
+            None if all(x is None for x in seen) else any(x is True for x in seen)
+        )
+    return cas
+
+
+async def _slots_after_cancel(c: httpx.AsyncClient, cas: Cassette) -> None:
+    """After the disconnect every slot must become idle again (bounded wait)."""
+    idle = False
+    last: Exchange | None = None
+    with anyio.move_on_after(10.0):
+        while True:
+            last = await record_exchange(c, "GET", "/slots", label="cancel.slots_after")
+            if last.status != 200:
+                break
+            slots = json.loads(last.body)
+            if isinstance(slots, list) and not any(s.get("is_processing") for s in slots):
+                idle = True
+                break
+            await anyio.sleep(0.02)  # polling the engine: it offers no event to wait on
+    if last is not None:
+        cas.exchanges.append(last)
+    cas.notes["cancel_slots_idle"] = idle
 
 
 async def probe_llamacpp(
@@ -190,91 +660,42 @@ async def probe_llamacpp(
     loading: Callable[[], Awaitable[Exchange | None]] | None = None,
     request_timeout: float = 30.0,
 ) -> Cassette:
-    """Run the probe set against a llama.cpp-speaking engine and return it as a cassette.
+    """The llama.cpp probe set against ``base_url`` (deployment discovered from ``/props``)."""
+    dep = await discover("llamacpp", base_url, request_timeout=request_timeout)
+    return await probe_engine(dep, base_url, loading=loading, request_timeout=request_timeout)
 
-    ``loading`` produces the "health while loading" exchange (engine-specific: the real server's
-    first 503 during start-up, the mock's ``engine.loading`` fault); ``None`` skips it.
+
+async def probe_mock(
+    dep: Deployment, *, loading: bool = False, request_timeout: float = 30.0
+) -> Cassette:
+    """The probe set against a fresh mock of ``dep.dialect`` configured like ``dep``.
+
+    ``loading=True`` (llama.cpp) records the mock's answer while loading (``engine.loading``).
     """
-    cas = Cassette(dialect="llamacpp", engine_url=base_url)
-    limits = httpx.Limits(max_connections=8)
-    async with httpx.AsyncClient(
-        base_url=base_url, timeout=request_timeout, limits=limits, trust_env=False
-    ) as c:
-        if loading is not None:
-            ex = await loading()
-            if ex is not None:
-                ex.label = "health.loading"
-                cas.exchanges.append(ex)
+    from mock_engines import run_mock_engine
 
-        async def rec(label: str, method: str, path: str, **kw: Any) -> Exchange:
-            ex = await record_exchange(c, method, path, label=label, **kw)
-            cas.exchanges.append(ex)
-            return ex
+    async with run_mock_engine(
+        dep.dialect, seed=42, model=dep.model, ctx_size=dep.ctx_size, metrics=dep.metrics
+    ) as eng:
 
-        await rec("health", "GET", "/health")
-        props = await rec("props", "GET", "/props")
-        await rec("slots", "GET", "/slots")
-        await rec("metrics", "GET", "/metrics")
-        await rec("models", "GET", "/v1/models")
-        await rec("completion", "POST", "/completion", json_body=dict(_GEN, stream=False))
-        await rec("completion.stream", "POST", "/completion", json_body=dict(_GEN, stream=True))
-        await rec("bad.missing_prompt", "POST", "/completion", json_body={"n_predict": 4})
-        await rec(
-            "bad.json",
-            "POST",
-            "/completion",
-            content=b'{"prompt": "x",',
-            headers={"content-type": "application/json"},
+        async def load_probe() -> Exchange | None:
+            eng.set_faults(["engine.loading"])
+            try:
+                async with _client(eng.base_url, 10.0) as c:
+                    return await record_exchange(c, "GET", "/health")
+            finally:
+                eng.set_faults([])
+
+        mdep = Deployment(
+            dep.dialect, dep.model, dep.ctx_size, dep.metrics, version=eng.engine_version
         )
-        await rec("bad.route", "GET", "/no-such-route")
-        await rec("oai.chat", "POST", "/v1/chat/completions", json_body=_CHAT)
-        await rec(
-            "oai.chat.stream",
-            "POST",
-            "/v1/chat/completions",
-            json_body=dict(_CHAT, stream=True, stream_options={"include_usage": True}),
+        return await probe_engine(
+            mdep,
+            eng.base_url,
+            set_faults=eng.set_faults,
+            loading=load_probe if loading else None,
+            request_timeout=request_timeout,
         )
-        await rec(
-            "oai.completions.stream",
-            "POST",
-            "/v1/completions",
-            json_body={"prompt": "Hello", "max_tokens": 6, "seed": 1, "stream": True},
-        )
-        await rec("oai.chat.bad", "POST", "/v1/chat/completions", json_body={"max_tokens": 2})
-        await rec(
-            "cancel.stream",
-            "POST",
-            "/completion",
-            json_body=dict(_GEN, n_predict=100, stream=True),
-            disconnect_after_chunks=1,
-        )
-        # After the disconnect every slot must become idle again (bounded wait).
-        idle = False
-        last: Exchange | None = None
-        with anyio.move_on_after(10.0):
-            while True:
-                last = await record_exchange(c, "GET", "/slots", label="cancel.slots_after")
-                if last.status != 200:
-                    break
-                slots = json.loads(last.body)
-                if isinstance(slots, list) and not any(s.get("is_processing") for s in slots):
-                    idle = True
-                    break
-                await anyio.sleep(0.02)  # polling the engine: it offers no event to wait on
-        if last is not None:
-            cas.exchanges.append(last)
-        cas.notes["cancel_slots_idle"] = idle
-        await rec("health.after", "GET", "/health")
-    # The real server's close is intermittent (it raced ~1 request in 4 in bench_real_engine):
-    # try a few streams and report whether any connection was closed.
-    seen = [await _closes_after_stream(base_url) for _ in range(5)]
-    cas.notes["closes_after_stream"] = (
-        None if all(x is None for x in seen) else any(x is True for x in seen)
-    )
-    if props.status == 200:
-        with contextlib.suppress(ValueError):
-            cas.engine_version = str(json.loads(props.body).get("build_info", ""))
-    return cas
 
 
 async def _closes_after_stream(base_url: str) -> bool | None:
@@ -285,7 +706,9 @@ async def _closes_after_stream(base_url: str) -> bool | None:
     or reset). ``None`` when the probe itself could not run.
     """
     host, _, port = base_url.removeprefix("http://").partition(":")
-    body = json.dumps(dict(_GEN, stream=True)).encode()
+    body = json.dumps(
+        {"prompt": "Hello world", "n_predict": 32, "seed": 42, "temperature": 0, "stream": True}
+    ).encode()
     req = (
         f"POST /completion HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -310,6 +733,63 @@ async def _closes_after_stream(base_url: str) -> bool | None:
         return None
 
 
+async def run_drift(
+    dialect: str,
+    engine_url: str,
+    *,
+    model: str | None = None,
+    request_timeout: float = 30.0,
+) -> tuple[DriftReport, Cassette, Cassette]:
+    """Discover the deployment, probe the real engine and a mock like it, and compare."""
+    base = engine_url.rstrip("/")
+    dep = await discover(dialect, base, model=model, request_timeout=request_timeout)
+    real = await probe_engine(dep, base, request_timeout=request_timeout)
+    mock = await probe_mock(dep, loading=False, request_timeout=request_timeout)
+    return compare_cassettes(real, mock), real, mock
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics exposition
+# ---------------------------------------------------------------------------------------------
+
+
+def check_exposition(text: str) -> tuple[dict[str, str], list[str]]:
+    """Parse a Prometheus text exposition: ``({family: type}, [problems])``.
+
+    Uses ``prometheus_client``'s parser (what a scraper built on it accepts), plus the rules it
+    does not enforce: every histogram label set needs ``_bucket`` series ending in
+    ``le="+Inf"`` (a histogram of only ``_count``/``_sum`` is not a histogram), and a family is
+    declared once.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families: dict[str, str] = {}
+    problems: list[str] = []
+    try:
+        parsed = list(text_string_to_metric_families(text))
+    except (ValueError, TypeError, IndexError) as exc:
+        return families, [f"unparsable exposition: {exc}"]
+    for fam in parsed:
+        if fam.name in families and fam.type != "unknown":
+            problems.append(f"{fam.name}: family declared twice")
+        families.setdefault(fam.name, fam.type)
+        if fam.type != "histogram":
+            continue
+        inf: set[tuple[tuple[str, str], ...]] = set()
+        series: set[tuple[tuple[str, str], ...]] = set()
+        for s in fam.samples:
+            labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+            if s.name.endswith("_bucket"):
+                if s.labels.get("le") in ("+Inf", "Inf", "inf"):
+                    inf.add(labels)
+            else:
+                series.add(labels)
+        for labels in sorted(series - inf):
+            where = ",".join(f"{k}={v}" for k, v in labels) or "no labels"
+            problems.append(f"{fam.name}: histogram without buckets ({where})")
+    return families, problems
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparison
 # ---------------------------------------------------------------------------------------------
@@ -331,11 +811,16 @@ def _type(v: Any) -> str:
     return "object"
 
 
+#: Objects whose keys are data, not schema (OpenAI completion logprobs: token -> logprob).
+_MAP_PATHS = frozenset({"choices[].logprobs.top_logprobs[]"})
+
+
 def _flatten(v: Any, prefix: str, out: dict[str, set[str]]) -> None:
     out.setdefault(prefix or "$", set()).add(_type(v))
     if isinstance(v, dict):
         for k, x in v.items():
-            _flatten(x, f"{prefix}.{k}" if prefix else str(k), out)
+            key = "*" if prefix in _MAP_PATHS else str(k)
+            _flatten(x, f"{prefix}.{key}" if prefix else key, out)
     elif isinstance(v, list):
         for x in v:
             _flatten(x, f"{prefix}[]" if prefix else "[]", out)
@@ -349,6 +834,8 @@ class _Shape:
     terminal: str | None = None  # role of the last frame
     roles: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, str] | None = None  # family -> type, for an exposition body
+    problems: list[str] = field(default_factory=list)
 
 
 def _role(obj: Any) -> str:
@@ -415,13 +902,9 @@ def _shape(ex: Exchange) -> _Shape:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         sh = _Shape("text", ct)
-        if ct.startswith("text/plain"):  # Prometheus: compare the series names as keys
-            names = {
-                ln.split(b" ")[0].split(b"{")[0].decode("latin-1"): {"series"}
-                for ln in body.splitlines()
-                if ln and not ln.startswith(b"#")
-            }
-            sh.roles["body"] = names
+        exposition = body.decode("utf-8", "replace")
+        if ct.startswith("text/plain") and ("# TYPE " in exposition or "# HELP " in exposition):
+            sh.metrics, sh.problems = check_exposition(exposition)
         return sh
     sh = _Shape("json", ct)
     _flatten(obj, "", sh.roles.setdefault("body", {}))
@@ -470,6 +953,10 @@ def _compare_exchange(label: str, real: Exchange, mock: Exchange) -> list[DriftI
                 mock.header("server"),
             )
         )
+    if real.status != mock.status:
+        # Another status is another resource (an error against a result): its key set says
+        # nothing more. The status (and media type) findings above carry the drift.
+        return out
     if real.disconnected or mock.disconnected:
         # What arrived before the client hung up depends on timing (the mock may flush the
         # whole stream in one write): only status and media type are comparable here; the
@@ -498,6 +985,8 @@ def _compare_exchange(label: str, real: Exchange, mock: Exchange) -> list[DriftI
                     "absent" if real_has else "present",
                 )
             )
+    if rs.metrics is not None or ms.metrics is not None:
+        out.extend(_compare_metrics(label, rs, ms))
     for key in ("error.type", "error.code"):
         if rs.values.get(key) != ms.values.get(key):
             out.append(
@@ -550,6 +1039,28 @@ def _compare_exchange(label: str, real: Exchange, mock: Exchange) -> list[DriftI
     return out
 
 
+def _compare_metrics(label: str, rs: _Shape, ms: _Shape) -> list[DriftItem]:
+    out: list[DriftItem] = []
+    if ms.problems and not rs.problems:
+        for p in ms.problems:
+            out.append(DriftItem(label, "exposition", "critical", "metrics", "valid", p))
+    elif rs.problems:
+        for p in rs.problems:
+            sev = "info" if p in ms.problems else "minor"
+            out.append(
+                DriftItem(label, "exposition", sev, "metrics", p, None, "the real engine's own")
+            )
+    rf, mf = rs.metrics or {}, ms.metrics or {}
+    for name in sorted(set(rf) | set(mf)):
+        if name not in mf:
+            out.append(DriftItem(label, name, "major", "metrics", rf[name], None, "family missing"))
+        elif name not in rf:
+            out.append(DriftItem(label, name, "minor", "metrics", None, mf[name], "extra family"))
+        elif rf[name] != mf[name]:
+            out.append(DriftItem(label, name, "major", "metrics", rf[name], mf[name], "type"))
+    return out
+
+
 def _max_step(ex: Exchange | None) -> int | None:
     """Largest rise of ``tokens_predicted`` between consecutive partial frames of a stream."""
     if ex is None or not ex.complete:
@@ -575,7 +1086,11 @@ def _max_step(ex: Exchange | None) -> int | None:
 
 def compare_cassettes(real: Cassette, mock: Cassette) -> DriftReport:
     """Compare two probe recordings label by label."""
-    rep = DriftReport(real.engine_version, mock.engine_version)
+    rep = DriftReport(real.engine_version, mock.engine_version, dialect=real.dialect)
+    dep = real.notes.get("deployment")
+    if isinstance(dep, dict):
+        rep.deployment = dict(dep)
+    faulted = set(real.notes.get("fault_probes") or ())
     mock_by = {e.label: e for e in mock.exchanges}
     real_by = {e.label: e for e in real.exchanges}
     for label, rex in real_by.items():
@@ -589,6 +1104,19 @@ def compare_cassettes(real: Cassette, mock: Cassette) -> DriftReport:
         for ex, who in ((rex, "real"), (mex, "mock")):
             if ex.error is not None:
                 rep.items.append(DriftItem(label, "-", "critical", "transport", who, ex.error))
+        if label in faulted and rex.error is None and "error" not in _shape(rex).roles:
+            rep.items.append(
+                DriftItem(
+                    label,
+                    "-",
+                    "info",
+                    "probe",
+                    "no failure",
+                    "injected failure",
+                    "this deployment does not fail on request (its model ignores fail_after)",
+                )
+            )
+            continue
         if rex.error is None and mex.error is None:
             rep.items.extend(_compare_exchange(label, rex, mex))
     for label in mock_by.keys() - real_by.keys():

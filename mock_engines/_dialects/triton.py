@@ -96,7 +96,7 @@ __all__ = [
     "sse",
 ]
 
-VERSION = "2.73.0"
+VERSION = "2.51.0"
 MODEL_VERSION = "1"
 MAX_INPUT_SIZE = 64 * 1024 * 1024  # --http-max-input-size default
 EXTENSIONS = (
@@ -244,6 +244,11 @@ def _err(status: int, message: str) -> Reply:
     return Reply(status, error_json(message).encode(), [(b"Content-Type", _JSON)])
 
 
+def _err_text(status: int, message: str) -> Reply:
+    """An error written by the HTTP frontend's own routing: JSON body, ``text/plain`` label."""
+    return Reply(status, error_json(message).encode(), [(b"Content-Type", b"text/plain")])
+
+
 def _empty(status: int) -> Reply:
     # libevhtp labels a reply without a body ``Content-Type: text/plain``.
     return Reply(status, b"", [(b"Content-Type", b"text/plain")])
@@ -266,7 +271,7 @@ class _Fail(Exception):
 class _ModelFail(Exception):
     """An error raised inside the model (vLLM backend): delivered as an error *response*."""
 
-    def __init__(self, message: str, status: int = 500) -> None:
+    def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -294,12 +299,12 @@ def _parse_body(body: bytes) -> Any:
         return out
 
     if not body.strip():
-        raise _Fail(400, "failed to parse the request JSON buffer: The document is empty. at 0")
+        raise _Fail(500, "failed to parse the request JSON buffer: The document is empty. at 0")
     try:
         return json.loads(body, object_pairs_hook=pairs)
     except UnicodeDecodeError:
         raise _Fail(
-            400, "failed to parse the request JSON buffer: Invalid encoding in string. at 0"
+            500, "failed to parse the request JSON buffer: Invalid encoding in string. at 0"
         ) from None
     except json.JSONDecodeError as exc:
         msg = exc.msg
@@ -307,7 +312,7 @@ def _parse_body(body: bytes) -> Any:
             if msg.startswith(py):
                 msg = rj
                 break
-        raise _Fail(400, f"failed to parse the request JSON buffer: {msg} at {exc.pos}") from None
+        raise _Fail(500, f"failed to parse the request JSON buffer: {msg} at {exc.pos}") from None
 
 
 def _input_value(name: str, value: Any) -> Any:
@@ -316,7 +321,9 @@ def _input_value(name: str, value: Any) -> Any:
     items = value if isinstance(value, list) else [value]
     if dtype == "BYTES":
         if not all(isinstance(v, str) for v in items):
-            raise _Fail(400, "attempt to access JSON non-string as string")
+            raise _Fail(
+                500, "Unable to parse JSON bytes array: attempt to access JSON non-string as string"
+            )
         size = sum(len(v.encode()) for v in items)
         if size > MAX_INPUT_SIZE:
             raise _Fail(
@@ -326,7 +333,7 @@ def _input_value(name: str, value: Any) -> Any:
                 "increase the limit.",
             )
     elif not all(isinstance(v, bool) for v in items):
-        raise _Fail(400, "attempt to access JSON non-boolean as boolean")
+        raise _Fail(500, "Unable to parse 'data': attempt to access JSON non-boolean as boolean")
     if dims == (1,) and len(items) != 1:
         raise _Fail(400, f"The schema can not convert input '{name}' to tensor with proper shape")
     return items
@@ -334,7 +341,7 @@ def _input_value(name: str, value: Any) -> Any:
 
 def _convert(data: Any, model: str) -> _Req:
     if not isinstance(data, dict):
-        raise _Fail(400, "failed to parse the request JSON buffer: request must be a JSON object")
+        raise _Fail(500, "attempt to get members for non-object")
     dupes = data.pop("\x00dupes", [])
     for d in dupes:
         if d in _INPUT_TYPES:
@@ -361,14 +368,18 @@ def _convert(data: Any, model: str) -> _Req:
     for key, value in data.items():
         if key == "parameters":
             if not isinstance(value, dict):
-                raise _Fail(400, "Expected JSON object for keyword: 'parameters'")
+                raise _Fail(
+                    500,
+                    "Expected JSON object for keyword: 'parameters': attempt to access JSON "
+                    "non-object as object",
+                )
             value.pop("\x00dupes", None)
             for k2, v2 in value.items():
                 take(k2, v2, "parameters")
         else:
             take(key, value, None)
     if "text_input" not in req.inputs:
-        prefix = f"[request id: {rid}] " if rid else ""
+        prefix = f"[request id: {rid or '<id_unknown>'}] "
         got = ",".join(f"'{n}'" for n in req.inputs)
         raise _Fail(
             400,
@@ -512,10 +523,16 @@ class TritonDialect(Dialect):
         return _err(status, message)
 
     def not_found_reply(self, req: MockRequest) -> Reply:
-        return _err(404, "Not Found")
+        return _err_text(404, "Not Found")
 
     def method_not_allowed_reply(self, req: MockRequest) -> Reply:
-        return _err(405, "Method Not Allowed")
+        # Model metadata and the inference routes answer through the JSON error path; health,
+        # readiness and the rest through the frontend's plain reply (measured on 2.51.0).
+        segs = req.path.strip("/").split("/")
+        model_route = len(segs) >= 3 and segs[:2] == ["v2", "models"] and segs[-1] != "ready"
+        if model_route:
+            return _err(405, "Method Not Allowed")
+        return _err_text(405, "Method Not Allowed")
 
     def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply:
         return _err(503, "Exceeds maximum queue size")
@@ -551,7 +568,7 @@ class TritonDialect(Dialect):
         model = req.path_params.get("model", "")
         version = req.path_params.get("version")
         if model != ctx.model:
-            raise _Fail(400, f"Request for unknown model: '{model}' is not found")
+            raise _Fail(404, f"Request for unknown model: '{model}' is not found")
         if version is not None and version != "" and version != MODEL_VERSION:
             if not version.lstrip("-").isdigit():
                 raise _Fail(
@@ -559,7 +576,7 @@ class TritonDialect(Dialect):
                     f"failed to get model version from specified version string '{version}' "
                     "(details: stoll), version should be an integral value > 0",
                 )
-            raise _Fail(400, f"Request for unknown model: '{model}' version {version} is not found")
+            raise _Fail(404, f"Request for unknown model: '{model}' version {version} is not found")
         if model in _state(self, ctx):
             raise _Fail(400, f"Request for unknown model: '{model}' has no available versions")
         return model
@@ -595,7 +612,7 @@ class TritonDialect(Dialect):
         try:
             self._check_model(req, ctx)
         except _Fail:
-            return _err(400, "Model version not ready")
+            return _err_text(400, "Model version not ready")
         return _empty(200)
 
     def _model_config(self, req: MockRequest, ctx: EngineContext) -> Reply:
@@ -732,7 +749,9 @@ class TritonDialect(Dialect):
             self._check_model(req, ctx)
         except _Fail as f:
             return _err(f.status, f.message)
-        return _err(501, "HTTP end point doesn't support models with decoupled transaction policy")
+        return _err_text(
+            501, "HTTP end point doesn't support models with decoupled transaction policy"
+        )
 
     # -- generate ---------------------------------------------------------------------------------
     def _generate(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:

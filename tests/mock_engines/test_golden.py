@@ -8,6 +8,7 @@ renderer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import httpx
@@ -143,6 +144,7 @@ def test_llamacpp_oai_completion_stream() -> None:
 
 
 def test_vllm_chat_stream_with_usage() -> None:
+    """Bytes as vLLM 0.32.0 writes them (measured by the drift check)."""
     plan = make_plan(chat_prompt(MSGS), seed=SEED, max_tokens=3)
     with run_mock_engine("vllm", created=CREATED) as eng:
         r = post(
@@ -154,9 +156,10 @@ def test_vllm_chat_stream_with_usage() -> None:
         )  # fmt: skip
     assert r.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert r.headers["x-request-id"] == "7f3c"
+    fp = "vllm-0.32.0-" + hashlib.sha256(eng.model.encode()).hexdigest()[:8]
     head = f'"id":"chatcmpl-7f3c","object":"chat.completion.chunk","created":{CREATED},"model":{js(eng.model)}'
     lines = [
-        f'data: {{{head},"choices":[{{"index":0,"delta":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":null}}],"prompt_token_ids":null}}'
+        f'data: {{{head},"choices":[{{"index":0,"delta":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":null}}],"prompt_token_ids":null,"prompt_text":null}}'
     ]
     for k, t in enumerate(plan.tokens):
         fin = '"length","stop_reason":null' if k == len(plan.tokens) - 1 else "null"
@@ -165,7 +168,7 @@ def test_vllm_chat_stream_with_usage() -> None:
         )
     lines.append(
         f'data: {{{head},"choices":[],"usage":{{"prompt_tokens":{plan.prompt_tokens},'
-        f'"total_tokens":{plan.prompt_tokens + 3},"completion_tokens":3}}}}'
+        f'"total_tokens":{plan.prompt_tokens + 3},"completion_tokens":3}},"system_fingerprint":"{fp}"}}'
     )
     lines.append("data: [DONE]")
     assert r.content == ("\n\n".join(lines) + "\n\n").encode()
@@ -180,14 +183,16 @@ def test_vllm_completion_stream_has_every_field() -> None:
             {"model": eng.model, "prompt": "Hello", "max_tokens": 2, "seed": SEED, "stream": True},
             **{"X-Request-Id": "r1"},
         )
+    fp = "vllm-0.32.0-" + hashlib.sha256(eng.model.encode()).hexdigest()[:8]
     head = f'"id":"cmpl-r1","object":"text_completion","created":{CREATED},"model":{js(eng.model)}'
     lines = []
     for k, t in enumerate(plan.tokens):
         last = k == len(plan.tokens) - 1
         fin = '"length"' if last else "null"
+        tail = f',"system_fingerprint":"{fp}"' if last else ""
         lines.append(
             f'data: {{{head},"choices":[{{"index":0,"text":{js(t)},"logprobs":null,"finish_reason":{fin},'
-            f'"stop_reason":null,"prompt_token_ids":null,"token_ids":null}}],"usage":null}}'
+            f'"stop_reason":null,"prompt_token_ids":null,"token_ids":null}}]{tail}}}'
         )
     lines.append("data: [DONE]")
     assert r.content == ("\n\n".join(lines) + "\n\n").encode()

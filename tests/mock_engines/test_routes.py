@@ -56,10 +56,19 @@ def test_vllm_info_routes(client: httpx.Client, dialect: str, engine: MockEngine
     assert card["permission"][0]["object"] == "model_permission"
     client.post("/v1/completions", json={"model": engine.model, "prompt": "Hi", "max_tokens": 2})
     m = client.get("/metrics").text
-    assert f'vllm:generation_tokens_total{{model_name="{engine.model}"}} 2.0' in m
-    assert "vllm:num_requests_running" in m and "vllm:time_to_first_token_seconds_count" in m
+    lab = f'engine="0",model_name="{engine.model}"'
+    assert f"vllm:generation_tokens_total{{{lab}}} 2.0" in m
+    assert "vllm:num_requests_running" in m
+    assert f'vllm:time_to_first_token_seconds_bucket{{{lab},le="+Inf"}} 1.0' in m
     assert client.get("/nope").json() == {"detail": "Not Found"}
-    assert client.get("/v1/completions").json() == {"detail": "Method Not Allowed"}
+    wrong = client.get("/v1/completions")
+    assert wrong.json() == {"detail": "Method Not Allowed"}
+    assert wrong.headers["allow"] == "POST"
+    assert client.get("/load").json() == {"server_load": 0}
+    tok = client.post("/tokenize", json={"model": engine.model, "prompt": "Hello world"}).json()
+    assert (tok["count"], tok["max_model_len"], tok["token_strs"]) == (2, 4096, None)
+    text = client.post("/detokenize", json={"model": engine.model, "tokens": tok["tokens"]})
+    assert text.json() == {"prompt": "Hello world"}
 
 
 @pytest.mark.parametrize("dialect", ["openai"])
@@ -141,8 +150,8 @@ BAD = {
         ("/v1/chat/completions", b'{"messages": "hi"}', 400, "invalid_request_error"),
     ],
     "vllm": [
-        ("/v1/completions", b"{not json", 400, "BadRequestError"),
-        ("/v1/completions", b'{"model": "Qwen/Qwen2.5-0.5B-Instruct"}', 400, "Bad Request"),
+        ("/v1/completions", b"{not json", 400, "Bad Request"),
+        ("/v1/completions", b'{"model": "Qwen/Qwen2.5-0.5B-Instruct"}', 400, "BadRequestError"),
         ("/v1/completions", b'{"prompt": "x", "max_tokens": "ten"}', 400, "Bad Request"),
         ("/v1/chat/completions", b'{"messages": [1]}', 400, "Bad Request"),
         ("/v1/completions", b'{"prompt": "x", "model": "other"}', 404, "NotFoundError"),
