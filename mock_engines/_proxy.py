@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import ssl
 import time
 import urllib.parse
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -115,10 +116,19 @@ ENGINE_PROBES: dict[str, dict[str, tuple[str, tuple[str | int, ...]]]] = {
     "llamacpp": {
         "version": ("/props", ("build_info",)),
         "model": ("/v1/models", ("data", 0, "id")),
+        "ctx_size": ("/props", ("default_generation_settings", "n_ctx")),
     },
-    "vllm": {"version": ("/version", ("version",)), "model": ("/v1/models", ("data", 0, "id"))},
+    "vllm": {
+        "version": ("/version", ("version",)),
+        "model": ("/v1/models", ("data", 0, "id")),
+        "ctx_size": ("/v1/models", ("data", 0, "max_model_len")),
+    },
     "openai": {"model": ("/v1/models", ("data", 0, "id"))},
-    "tgi": {"version": ("/info", ("version",)), "model": ("/info", ("model_id",))},
+    "tgi": {
+        "version": ("/info", ("version",)),
+        "model": ("/info", ("model_id",)),
+        "ctx_size": ("/info", ("max_total_tokens",)),
+    },
     "triton": {"version": ("/v2", ("version",))},
 }
 
@@ -150,15 +160,40 @@ class ObservedGeneration:
     complete: bool = False
     source: str = "engine"
     token_ids: tuple[int, ...] = ()
+    #: Parses the forwarded request the way the engine does (the dialect's own parser), on
+    #: first use: ``prompt``, ``seed``, ``max_tokens``, ``stop``, sampling knobs.
+    parse: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    _parsed: Any = field(default=None, repr=False, compare=False)
 
     @property
     def text(self) -> str:
         return "".join(self.tokens)
 
     @property
+    def request(self) -> Any:
+        """The engine's parsed view of the request (a plan of the dialect's parser), or None."""
+        if self._parsed is None and self.parse is not None:
+            parse, self.parse = self.parse, None
+            self._parsed = parse()
+        return self._parsed
+
+    def __getattr__(self, name: str) -> Any:
+        # What the adapter forwarded, as the engine parsed it (never the engine's output: that
+        # is ``tokens`` / ``stop_reason`` above). ``prompt_tokens`` is left out on purpose: the
+        # dialect's tokenizer is not the engine's.
+        if name in _REQUEST_FIELDS:
+            return getattr(self.request, name, None)
+        raise AttributeError(name)
+
+    @property
     def completion_tokens(self) -> int:
         return len(self.tokens)
 
+
+_REQUEST_FIELDS = frozenset(
+    {"prompt", "seed", "max_tokens", "stop", "temperature", "top_p", "top_k", "ignore_eos",
+     "min_tokens"}
+)  # fmt: skip
 
 _KIND_TOKEN, _KIND_META, _KIND_TERMINAL, _KIND_COMMENT = 0, 1, 2, 3
 
@@ -599,6 +634,7 @@ class ProxyContext(EngineContext):
         self.upstream = Upstream(engine_url)
         self.engine_version: str | None = None
         self.served_model: str | None = None
+        self.ctx_size: int | None = None
 
     def config_dict(self) -> dict[str, Any]:
         d = super().config_dict()
@@ -607,6 +643,7 @@ class ProxyContext(EngineContext):
             engine_url=self.upstream.url,
             engine_version=self.engine_version,
             model=self.served_model,
+            ctx_size=self.ctx_size,
         )
         d.pop("profile", None)
         return d
@@ -626,8 +663,10 @@ class ProxyContext(EngineContext):
             if isinstance(obj, str | int | float) and not isinstance(obj, bool) and str(obj):
                 if what == "version":
                     self.engine_version = str(obj)
-                else:
+                elif what == "model":
                     self.served_model = str(obj)
+                elif isinstance(obj, int) and obj > 0:
+                    self.ctx_size = obj
 
 
 class ProxyApp(MockEngineApp):
@@ -748,7 +787,13 @@ class ProxyApp(MockEngineApp):
             state.aborting = True
             await self._abort(transport, receive)
             return
-        observed = ObservedGeneration(upstream_status=resp.status) if entry.generation else None
+        observed = (
+            ObservedGeneration(
+                upstream_status=resp.status, parse=functools.partial(_parse_request, self.ctx, req)
+            )
+            if entry.generation
+            else None
+        )
         if observed is not None:
             entry.plan = observed
         try:
@@ -1225,19 +1270,30 @@ class _Relay:
         self.app.journal.notify()
 
 
-def _error_frames(ctx: EngineContext, req: MockRequest, message: str) -> list[bytes] | None:
-    """The dialect's in-stream error frames for this route (rendered by the mock's handler)."""
+def _dialect_reply(ctx: EngineContext, req: MockRequest) -> Reply | StreamReply | None:
+    """What the dialect's own handler makes of ``req`` (parse + render, no engine contacted)."""
     route, params, _ = ctx.match(req.method, req.path)
     if route is None:
         return None
     shadow = MockRequest(req.method, req.path, req.query, req.headers, req.body, dict(params))
     try:
-        result = route.handler(shadow, ctx)
+        return route.handler(shadow, ctx)
     except Exception:
         return None
+
+
+def _error_frames(ctx: EngineContext, req: MockRequest, message: str) -> list[bytes] | None:
+    """The dialect's in-stream error frames for this route (rendered by the mock's handler)."""
+    result = _dialect_reply(ctx, req)
     if isinstance(result, StreamReply) and result.error_frames is not None:
         return result.error_frames(message)
     return None
+
+
+def _parse_request(ctx: EngineContext, req: MockRequest) -> Any:
+    """The dialect parser's view of a forwarded generation request (its plan), or None."""
+    result = _dialect_reply(ctx, req)
+    return None if result is None else result.plan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1310,6 +1366,11 @@ class FaultProxy:
     def model(self) -> str | None:
         """The engine's served model name, ``None`` when unknown."""
         return self.ctx.served_model
+
+    @property
+    def ctx_size(self) -> int | None:
+        """The engine's context window in tokens, ``None`` when it does not say."""
+        return self.ctx.ctx_size
 
     @property
     def upstream_connections(self) -> int:
@@ -1402,7 +1463,3 @@ def run_fault_proxy(
         port=port,
         probe=probe,
     )
-
-
-# Reply is re-exported for type checkers of _send_any's union in subclasses.
-_ = Reply

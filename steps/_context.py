@@ -524,6 +524,15 @@ class ScenarioContext:
         }
         fields.update(self.request_fields)
         fields.update(overrides)
+        window = getattr(self.need_engine(), "ctx_size", None) if self.proxied else None
+        if isinstance(window, int) and "ctx" not in overrides and "ctx" not in self.request_fields:
+            # a live engine's context window is what it is: ask for no more than it has
+            fields["ctx"] = min(int(fields["ctx"]), window)
+            if isinstance(fields.get("max_tokens"), int) and fields["max_tokens"] > fields["ctx"]:
+                self.unsupported(
+                    f"live engine at {self.target.engine_url}: its context window ({window} "
+                    f"tokens) is smaller than this scenario's max_tokens ({fields['max_tokens']})"
+                )
         request = TaskRequest.from_dict(fields)
         if self.request_extra:
             request = dataclasses.replace(request, extra=dict(self.request_extra))

@@ -71,7 +71,7 @@ def engine_frames(engine: MockEngine) -> list[bytes]:
 
 # -- pass-through ----------------------------------------------------------------------------------
 def test_passthrough_is_byte_identical_and_journaled(engine: MockEngine, proxy: FaultProxy) -> None:
-    status, headers, body = stream(proxy)
+    status, headers, body = stream(proxy, body={**BODY, "seed": 5, "stop": ["zz"]})
     assert status == 200
     assert headers["content-type"].startswith("text/event-stream")
     assert body == b"".join(engine_frames(engine))
@@ -84,6 +84,11 @@ def test_passthrough_is_byte_identical_and_journaled(engine: MockEngine, proxy: 
     mock_plan = [e for e in engine.journal.entries if e.generation][-1].plan
     assert plan.tokens == list(mock_plan.tokens)
     assert plan.stop_reason == mock_plan.stop_reason
+    # what the adapter forwarded, as the engine's dialect parses it (the oracle's forward check)
+    assert plan.max_tokens == 8 and str(plan.prompt) == str(mock_plan.prompt)
+    assert plan.seed == mock_plan.seed == 5 and tuple(plan.stop) == tuple(mock_plan.stop) == ("zz",)
+    with pytest.raises(AttributeError):
+        _ = plan.prompt_tokens  # the dialect's tokenizer is not the engine's
 
 
 def test_non_streamed_and_plain_routes_pass_through(engine: MockEngine, proxy: FaultProxy) -> None:
@@ -101,6 +106,8 @@ def test_non_streamed_and_plain_routes_pass_through(engine: MockEngine, proxy: F
         assert missing.status_code == 404  # the engine's own 404, passed through
     assert proxy.engine_version == engine.engine_version
     assert proxy.model == engine.model
+    n_ctx = direct.json()["default_generation_settings"]["n_ctx"]
+    assert proxy.ctx_size == n_ctx
 
 
 def test_engine_errors_pass_through_untouched(engine: MockEngine, proxy: FaultProxy) -> None:
