@@ -424,7 +424,7 @@ class HttpAdapter:
                     "task_id", "is already in flight on this adapter", request.task_id
                 )
             path, body = self._stream_request(request, prompt)
-            _merge_engine_params(body, request.extra.get("engine_params"))
+            self._merge_engine_params(body, request.extra.get("engine_params"))
         except WorkerError as err:
             self.metrics.rejected(self.engine, err.code.value)
             raise
@@ -453,6 +453,15 @@ class HttpAdapter:
 
     def _strict(self, request: TaskRequest) -> bool:
         return request.determinism is DeterminismLevel.STRICT
+
+    async def _prepare_body(self, path: str, body: dict[str, Any], deadline: float) -> str:
+        """Last async look at the request before it is sent (e.g. a model name asked from the
+        engine once); returns the path. Bounded by the deadline, never on the per-token path."""
+        return path
+
+    def _merge_engine_params(self, body: dict[str, Any], params: object) -> None:
+        """Merge ``extra["engine_params"]`` into the body (a dialect may place them itself)."""
+        _merge_engine_params(body, params)
 
     def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
         """Path and JSON body of the native streaming call."""
@@ -617,6 +626,7 @@ class HttpAdapter:
         try:
             version = await self._version_for_submit(deadline)
             labels["engine_version"] = version
+            path = await self._prepare_body(path, body_obj, deadline)
             body = json.dumps(body_obj, ensure_ascii=False, separators=(",", ":")).encode()
             cid = request.extra.get("correlation_id")
             opened = await self._open(

@@ -16,16 +16,23 @@ Wire facts (reference/engine-dialects.md §2 and §4; vllm ``serving_chat.py`` /
   old vLLM flat form ``{"object": "error", ...}`` too. ``code`` is an HTTP status int on vLLM and a
   string (``rate_limit_exceeded``) on OpenAI.
 * Only choice ``index`` 0 is read (``n`` is always 1 here).
+* Model discovery: without a configured ``model`` the body names the task's ``model_ref``; the
+  adapter asks ``GET /v1/models`` once (cached per adapter, bounded by the task deadline) and,
+  when the engine does not serve that name but serves exactly one model, sends that one — a
+  vLLM started with ``--served-model-name tiny`` then answers instead of 404 "model ... does
+  not exist". With several served models the name is left as it is (no silent guess).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import anyio
 import msgspec
 
 from ._base import HttpAdapter, StreamState, json_frame, protocol_error
-from .api import TaskRequest
+from .api import TaskRequest, WorkerError
 from .llamacpp import engine_error
 
 __all__ = ["OpenAIStyleAdapter"]
@@ -68,6 +75,42 @@ class OpenAIStyleAdapter(HttpAdapter):
     default_endpoint: str = "completions"
     #: Path prefix of the API (``/v1``).
     api_prefix: str = "/v1"
+    #: Model ids the engine listed (``GET /v1/models``), asked once when no model is configured.
+    _served: tuple[str, ...] | None = None
+
+    async def served_models(self, *, retry: bool = True) -> tuple[str, ...]:
+        """The model ids the engine serves (``GET {prefix}/models``); remembered."""
+        doc = await self.get_object(f"{self.api_prefix}/models", retry=retry)
+        data = doc.get("data")
+        ids = (
+            tuple(m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str))
+            if isinstance(data, list)
+            else ()
+        )
+        self._served = ids
+        return ids
+
+    @staticmethod
+    def resolve_model(wanted: str, served: Sequence[str]) -> str:
+        """``wanted`` when served (or nothing is known), else the engine's only model."""
+        if not served or wanted in served:
+            return wanted
+        return served[0] if len(served) == 1 else wanted
+
+    async def _prepare_body(self, path: str, body: dict[str, Any], deadline: float) -> str:
+        if self.model is not None or not isinstance(body.get("model"), str):
+            return path
+        served = self._served
+        if served is None:
+            # One attempt, bounded: when it fails the stream request reports the real failure.
+            with anyio.move_on_after(max(0.0, min(deadline - anyio.current_time(), 2.0))):
+                try:
+                    served = await self.served_models(retry=False)
+                except WorkerError:
+                    served = None
+        if served:
+            body["model"] = self.resolve_model(body["model"], served)
+        return path
 
     def _endpoint(self, request: TaskRequest) -> str:
         endpoint = request.extra.get("endpoint", self.default_endpoint)

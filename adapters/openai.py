@@ -19,6 +19,8 @@ Wire facts used (reference/engine-dialects.md §4, the OpenAPI spec shipped in o
 * 429 carries ``Retry-After`` (seconds) → ``retry_after_ms``; ``x-ratelimit-reset-*`` is *not* a
   Retry-After. Stream retries only before the first byte (connect, 429, 503).
 * No slots, no published context size per model: ``props`` and ``ctx_max`` are ``None``.
+* ``model`` may be omitted for an OpenAI-compatible server that serves one model (a vLLM, a
+  llama-server): it is then asked once from ``GET {base}/models`` (:mod:`adapters._oai`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class OpenAIAdapter(OpenAIStyleAdapter):
         base_url: str,
         *,
         api_key: str,
-        model: str,
+        model: str | None = None,
         endpoint: str = "chat",
         **config: Any,
     ) -> None:
@@ -50,8 +52,8 @@ class OpenAIAdapter(OpenAIStyleAdapter):
             raise ConfigError(
                 "openai: api_key is required (passed explicitly, never from the environment)"
             )
-        if not model:
-            raise ConfigError("openai: model is required")
+        if model is not None and not model:
+            raise ConfigError("openai: model must not be empty (omit it to ask the server)")
         super().__init__(base_url, api_key=api_key, model=model, **config)
         self.default_endpoint = endpoint
         self.api_prefix = "" if self.base_url.endswith("/v1") else "/v1"
@@ -80,7 +82,17 @@ class OpenAIAdapter(OpenAIStyleAdapter):
         )
 
     async def _fetch_engine_version(self, *, retry: bool) -> str:
-        resp = await self.get(f"{self.api_prefix}/models/{self.model}", retry=retry)
+        model = self.model
+        if model is None:  # no model configured: the server's only one (see adapters._oai)
+            served = (
+                self._served if self._served is not None else await self.served_models(retry=retry)
+            )
+            if len(served) != 1:
+                raise protocol_error(
+                    f"GET {self.api_prefix}/models lists {len(served)} models; configure model="
+                )
+            model = served[0]
+        resp = await self.get(f"{self.api_prefix}/models/{model}", retry=retry)
         try:
             doc = resp.json()
         except ValueError:

@@ -5,10 +5,14 @@ Wire facts used (reference/engine-dialects.md §5, triton-inference-server/serve
 
 * ``POST /v2/models/{model}/generate_stream`` with ``{"id", "text_input", "stream": true,
   "exclude_input_in_output": true, "return_finish_reason": true, "return_num_input_tokens":
-  true, "return_num_output_tokens": true, "parameters": {max_tokens, seed, temperature, top_p,
-  stop}}`` — top-level keys naming inputs of the vLLM-backend-shaped model become input tensors,
-  sampling knobs travel as untyped request parameters (``determinism: strict`` sends
-  ``temperature 0`` and ``top_p 1``). Each model response is one ``data: {json}`` event (keys
+  true, "return_num_output_tokens": true, "sampling_parameters": "{max_tokens, seed,
+  temperature, top_p, stop}"}`` — top-level keys naming inputs of the vLLM-backend-shaped model
+  become input tensors; the sampling knobs are the backend's ``sampling_parameters`` JSON string
+  input (``determinism: strict`` sends ``temperature 0`` and ``top_p 1``). Not request
+  ``parameters``: real Triton 2.51 refuses lists there (a list of stop strings → 400
+  "parameter 'stop' has invalid type"), and the backend reads the request parameters — which
+  also carry every other non-input top-level key such as ``id`` — only when that input is
+  absent. Each model response is one ``data: {json}`` event (keys
   sorted) with the ``text_output`` delta, ``finish_reason`` (``"None"`` until the last response,
   then ``length``/``stop``), the token counts, ``model_name``, ``model_version`` and the echoed
   ``id``. There is **no terminator**: the chunked body ends after the final response. Because
@@ -25,6 +29,10 @@ Wire facts used (reference/engine-dialects.md §5, triton-inference-server/serve
   is unwrapped before reading the message).
 * ``GET /v2/health/ready``: 200 ready, 400 not ready (then ``/v2/health/live`` says if the process
   is live); refused while the repository loads.
+* Model discovery: without a configured ``model`` the adapter asks the repository index
+  (``POST /v2/repository/index``, ready models) once and takes the first model by name whose
+  metadata has a ``text_input`` input (an LLM-shaped model), so ``run --dialect triton
+  --engine-url URL`` works against a server without naming its model.
 * ``GET /v2`` server metadata ``version`` → engine version ``<version>``; ``GET
   /v2/models/{model}/config`` → ``instance_group[].count`` (slots) and ``parameters`` (a
   ``max_model_len``/``max_tokens`` entry gives ctx_max) when the server exposes them.
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx
 import msgspec
 
@@ -42,11 +51,13 @@ from .api import (
     Capabilities,
     ConfigError,
     TaskRequest,
+    UpstreamCondition,
     WorkerError,
     WorkerHealth,
     WorkerProps,
+    error_for_condition,
 )
-from .http_util import error_from_response
+from .http_util import error_from_exception, error_from_response
 from .llamacpp import engine_error
 
 __all__ = ["TritonAdapter"]
@@ -63,6 +74,7 @@ class _Response(msgspec.Struct):
 
 
 _RESPONSE = msgspec.json.Decoder(_Response)
+_PARAMS = msgspec.json.Encoder()
 
 
 class TritonAdapter(HttpAdapter):
@@ -71,10 +83,15 @@ class TritonAdapter(HttpAdapter):
     engine = "triton"
 
     def __init__(
-        self, base_url: str, *, model: str, require_finish_reason: bool = True, **config: Any
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        require_finish_reason: bool = True,
+        **config: Any,
     ) -> None:
-        if not model:
-            raise ConfigError("triton: model (the Triton model name) is required")
+        if model is not None and not model:
+            raise ConfigError("triton: model must not be empty (omit it to ask the server)")
         super().__init__(base_url, model=model, **config)
         #: With a backend that reports ``finish_reason`` (the vLLM backend does), the response
         #: carrying it is the terminal frame and an EOF before it is a reset; without one the
@@ -84,6 +101,73 @@ class TritonAdapter(HttpAdapter):
 
     def _model_path(self) -> str:
         return f"/v2/models/{self.model}"
+
+    async def served_models(self, *, retry: bool = True) -> tuple[str, ...]:
+        """Ready models that take ``text_input`` (LLM-shaped), by name; from the repository
+        index (``POST /v2/repository/index``) and each model's metadata."""
+        limit = self.http_config.total_timeout_s
+        try:
+            with anyio.fail_after(limit):
+                raw = await self._client.post(
+                    self.url("/v2/repository/index"), json={"ready": True}, headers=self._headers
+                )
+        except TimeoutError:
+            raise error_for_condition(
+                UpstreamCondition.TIMEOUT, f"POST /v2/repository/index took over {limit} s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise error_from_exception(exc, stage="connect", secrets=self._secrets) from None
+        if raw.status_code != 200:
+            raise error_from_response(
+                raw.status_code, raw.headers, raw.content, secrets=self._secrets
+            )
+        try:
+            resp = raw.json()
+        except ValueError:
+            raise protocol_error("POST /v2/repository/index: body is not JSON") from None
+        names = sorted(
+            {
+                m["name"]
+                for m in resp
+                if isinstance(m, dict)
+                and isinstance(m.get("name"), str)
+                and m.get("state", "READY") == "READY"
+            }
+            if isinstance(resp, list)
+            else set()
+        )
+        out: list[str] = []
+        for name in names:
+            meta = await self.get(f"/v2/models/{name}", accept=frozenset({200, 400, 404}))
+            doc = meta.json() if meta.status_code == 200 else {}
+            inputs = doc.get("inputs") if isinstance(doc, dict) else None
+            if isinstance(inputs, list) and any(
+                isinstance(i, dict) and i.get("name") == "text_input" for i in inputs
+            ):
+                out.append(name)
+        return tuple(out)
+
+    async def _ensure_model(self, *, retry: bool = True) -> str:
+        """The configured model, else the server's first LLM-shaped ready model (by name)."""
+        if self.model is None:
+            served = await self.served_models(retry=retry)
+            if not served:
+                raise error_for_condition(
+                    UpstreamCondition.MODEL_NOT_FOUND,
+                    "no ready model with a text_input input on this Triton server",
+                )
+            self.model = served[0]
+        return self.model
+
+    async def _prepare_body(self, path: str, body: dict[str, Any], deadline: float) -> str:
+        if self.model is not None:
+            return path
+        try:
+            with anyio.fail_after(max(0.0, min(deadline - anyio.current_time(), 5.0))):
+                await self._ensure_model(retry=False)
+        except (WorkerError, TimeoutError):
+            return path  # the stream request then reports the engine's own failure
+        return f"{self._model_path()}/generate_stream"
 
     async def health(self) -> WorkerHealth:
         ready = await self.probe(
@@ -109,12 +193,14 @@ class TritonAdapter(HttpAdapter):
         return doc if isinstance(doc, dict) else None
 
     async def props(self) -> WorkerProps:
+        await self._ensure_model()
         await self.get(f"{self._model_path()}/ready", accept=frozenset({200, 400}))
         config = await self._config()
         total = _instances(config)
         return WorkerProps(slots_total=total, slots_free=None)
 
     async def capabilities(self) -> Capabilities:
+        await self._ensure_model()
         await self.get_object(self._model_path())  # model metadata: the model must exist
         config = await self._config()
         ctx_max = _ctx_from_config(config)
@@ -155,9 +241,31 @@ class TritonAdapter(HttpAdapter):
             "return_finish_reason": True,
             "return_num_input_tokens": True,
             "return_num_output_tokens": True,
-            "parameters": params,
+            # The sampling knobs travel as the backend's ``sampling_parameters`` JSON input, not
+            # as request parameters: real Triton refuses a list (stop strings) among request
+            # parameters, and it hands every other top-level key (``id``) to the backend as a
+            # request parameter too, which the vLLM backend would pass to SamplingParams.
+            "sampling_parameters": _PARAMS.encode(params).decode(),
         }
         return f"{self._model_path()}/generate_stream", body
+
+    def _merge_engine_params(self, body: dict[str, Any], params: object) -> None:
+        """Sampling knobs in ``engine_params`` (under ``parameters`` or ``sampling_parameters``)
+        join the ``sampling_parameters`` JSON; other keys go to the top level as usual."""
+        if isinstance(params, dict):
+            knobs: dict[str, Any] = {}
+            rest: dict[str, Any] = {}
+            for key, value in params.items():
+                if key in ("parameters", "sampling_parameters") and isinstance(value, dict):
+                    knobs.update(value)
+                else:
+                    rest[key] = value
+            if knobs:
+                merged = msgspec.json.decode(body["sampling_parameters"])
+                merged.update(knobs)
+                body["sampling_parameters"] = _PARAMS.encode(merged).decode()
+            params = rest
+        super()._merge_engine_params(body, params)
 
     def _finalize(self, st: StreamState, request: TaskRequest, emitted: int) -> None:
         if st.stop_reason is None:

@@ -82,6 +82,7 @@ IMPLEMENTATION_NAMES = {
 }
 
 _DONE = b"data: [DONE]\n\n"
+FALLBACK_MODEL_ID = "mock-model"
 _ENGINES = ("llamacpp", "vllm", "tgi", "triton", "openai", "mock")
 
 
@@ -100,7 +101,10 @@ class BridgeConfig:
 
     dialect: str = "mock"
     worker_id: str = field(default_factory=lambda: f"worker-{uuid.uuid4().hex[:8]}")
-    model_id: str = "mock-model"
+    #: The model this worker serves; ``None`` = ask the engine once it is ready (the adapter's
+    #: ``served_models()``, i.e. ``GET /v1/models`` on the OpenAI-style engines), falling back
+    #: to ``FALLBACK_MODEL_ID`` where the adapter cannot say.
+    model_id: str | None = None
     device: str = "CPU-0"
     implementation: str | None = None
     version: str = field(default_factory=_version)
@@ -181,6 +185,7 @@ class WorkerBridge:
         self.own_adapter = own_adapter
         self._lifecycle = WorkerStatus.STARTING
         self._slots = self.config.slots or 1
+        self._model_id: str | None = self.config.model_id
         self._in_flight = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: anyio.Event | None = None
@@ -206,6 +211,32 @@ class WorkerBridge:
         )
 
     # -- status ------------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        """The configured model, else the engine's served one once known, else the fallback."""
+        return self._model_id or FALLBACK_MODEL_ID
+
+    async def _discover_model(self) -> None:
+        """Ask the adapter which model the engine serves (only when none was configured)."""
+        served_models = getattr(self.adapter, "served_models", None)
+        if served_models is None:
+            self._model_id = FALLBACK_MODEL_ID
+            return
+        try:
+            with anyio.fail_after(self.config.call_timeout_s):
+                served = await served_models()
+        except Exception as exc:  # the engine cannot say: never keep the worker unready for it
+            _LOG.warning(
+                "could not ask the engine for its model (%r); using %s", exc, FALLBACK_MODEL_ID
+            )
+            served = ()
+        self._model_id = str(served[0]) if served else FALLBACK_MODEL_ID
+        self._note_model()
+
+    def _note_model(self) -> None:
+        if self.sender is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.sender.poke)
+
     @property
     def slots(self) -> int:
         return self._slots
@@ -238,7 +269,7 @@ class WorkerBridge:
         c = self.config
         return WorkerInfo(
             id=c.worker_id,
-            model_id=c.model_id,
+            model_id=self.model_id,
             device=c.device,
             port=self.port,
             status=self.status,
@@ -294,6 +325,8 @@ class WorkerBridge:
                 with anyio.fail_after(self.config.call_timeout_s):
                     health = await self.adapter.health()
                 ready = bool(health.live and health.ready)
+                if ready and self._model_id is None:
+                    await self._discover_model()
                 if ready and not learned_slots:
                     with anyio.fail_after(self.config.call_timeout_s):
                         props = await self.adapter.props()
@@ -321,9 +354,9 @@ class WorkerBridge:
             "task_id": f"wkr-{uuid.uuid4().hex[:16]}",
             "session_id": f"wkr-{self.config.worker_id}",
             "workload": "completion",
-            "model_ref": f"hf:{self.config.model_id}"
-            if "://" not in self.config.model_id and ":" not in self.config.model_id
-            else self.config.model_id,
+            "model_ref": f"hf:{self.model_id}"
+            if "://" not in self.model_id and ":" not in self.model_id
+            else self.model_id,
             "engine": self.config.dialect if self.config.dialect in _ENGINES else "mock",
             "ctx": self.config.ctx,
             "priority": "interactive",

@@ -57,7 +57,11 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, required=True, help="port to listen on (0 picks one)")
     p.add_argument("--worker-id", default=None)
-    p.add_argument("--model-id", default="mock-model")
+    p.add_argument(
+        "--model-id",
+        default=None,
+        help="WorkerInfo.model_id (default: the engine's served model, GET /v1/models)",
+    )
     p.add_argument("--device", default="CPU-0")
     p.add_argument(
         "--implementation",
