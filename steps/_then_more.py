@@ -220,6 +220,12 @@ def at_most_connections(llorch_ctx: ScenarioContext, n: int) -> None:
 # -- determinism settings ----------------------------------------------------------------------
 def _walk(obj: Any, key: str) -> list[Any]:
     out: list[Any] = []
+    if isinstance(obj, str) and obj.startswith("{"):
+        # A JSON object carried as a string (Triton's ``sampling_parameters`` input).
+        try:
+            obj = json.loads(obj)
+        except ValueError:
+            return out
     if isinstance(obj, dict):
         for k, v in obj.items():
             if k == key:

