@@ -162,7 +162,11 @@ class ObservedGeneration:
     token_ids: tuple[int, ...] = ()
     #: Parses the forwarded request the way the engine does (the dialect's own parser), on
     #: first use: ``prompt``, ``seed``, ``max_tokens``, ``stop``, sampling knobs.
-    parse: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    parse: Callable[[], tuple[Any, str | None]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    #: Why the dialect parser could not read the forwarded request (then ``request`` is None).
+    parse_error: str | None = None
     _parsed: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -174,7 +178,7 @@ class ObservedGeneration:
         """The engine's parsed view of the request (a plan of the dialect's parser), or None."""
         if self._parsed is None and self.parse is not None:
             parse, self.parse = self.parse, None
-            self._parsed = parse()
+            self._parsed, self.parse_error = parse()
         return self._parsed
 
     def __getattr__(self, name: str) -> Any:
@@ -634,7 +638,8 @@ class ProxyContext(EngineContext):
         self.upstream = Upstream(engine_url)
         self.engine_version: str | None = None
         self.served_model: str | None = None
-        self.ctx_size: int | None = None
+        #: the engine's own context window (probed); ``ctx_size`` (the dialect parser's) follows it
+        self.engine_ctx_size: int | None = None
 
     def config_dict(self) -> dict[str, Any]:
         d = super().config_dict()
@@ -643,7 +648,7 @@ class ProxyContext(EngineContext):
             engine_url=self.upstream.url,
             engine_version=self.engine_version,
             model=self.served_model,
-            ctx_size=self.ctx_size,
+            engine_ctx_size=self.engine_ctx_size,
         )
         d.pop("profile", None)
         return d
@@ -664,8 +669,10 @@ class ProxyContext(EngineContext):
                 if what == "version":
                     self.engine_version = str(obj)
                 elif what == "model":
-                    self.served_model = str(obj)
+                    # the dialect parser (forwarded-request view) must accept the served name
+                    self.served_model = self.model = str(obj)
                 elif isinstance(obj, int) and obj > 0:
+                    self.engine_ctx_size = obj
                     self.ctx_size = obj
 
 
@@ -874,6 +881,7 @@ class _Relay:
         self.dup_done = False
         self.ooo_done = False
         self.inflated = False
+        self.last_token_path: tuple[bytes, list[str | int]] | None = None
         self.notes: list[str] = []
 
     # -- writing ----------------------------------------------------------------------------
@@ -1200,8 +1208,23 @@ class _Relay:
                             return False
                         self.events_sent += 1
                         event = held
-                if fid == "frame.oversized" and idx == k and path:
-                    event = self._inflate(event, path)
+                if fid == "frame.oversized" and path:
+                    if idx == k:
+                        event = self._inflate(event, path)
+                    else:
+                        self.last_token_path = (event, path)
+        if (
+            fid == "frame.oversized"
+            and not self.inflated
+            and (kind == _KIND_TERMINAL or reason is not None)
+            and self.last_token_path is not None
+        ):
+            # fewer token frames than after_events: the oversized frame is a copy of the last
+            # one, sent before the engine's finishing frame (which still follows)
+            big = self._inflate(*self.last_token_path)
+            self.notes.append("fewer token frames than after_events; a copy of the last inflated")
+            if not await self.write(big, big):
+                return False
         if kind == _KIND_TERMINAL:
             if self.held is not None:
                 held, self.held = self.held, None
@@ -1270,30 +1293,35 @@ class _Relay:
         self.app.journal.notify()
 
 
-def _dialect_reply(ctx: EngineContext, req: MockRequest) -> Reply | StreamReply | None:
-    """What the dialect's own handler makes of ``req`` (parse + render, no engine contacted)."""
+def _dialect_reply(
+    ctx: EngineContext, req: MockRequest
+) -> tuple[Reply | StreamReply | None, str | None]:
+    """What the dialect's own handler makes of ``req`` (parse + render, no engine contacted),
+    or why it could not."""
     route, params, _ = ctx.match(req.method, req.path)
     if route is None:
-        return None
+        return None, f"no {ctx.dialect.name} route {req.method} {req.path}"
     shadow = MockRequest(req.method, req.path, req.query, req.headers, req.body, dict(params))
     try:
-        return route.handler(shadow, ctx)
-    except Exception:
-        return None
+        return route.handler(shadow, ctx), None
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _error_frames(ctx: EngineContext, req: MockRequest, message: str) -> list[bytes] | None:
     """The dialect's in-stream error frames for this route (rendered by the mock's handler)."""
-    result = _dialect_reply(ctx, req)
+    result, _ = _dialect_reply(ctx, req)
     if isinstance(result, StreamReply) and result.error_frames is not None:
         return result.error_frames(message)
     return None
 
 
-def _parse_request(ctx: EngineContext, req: MockRequest) -> Any:
-    """The dialect parser's view of a forwarded generation request (its plan), or None."""
-    result = _dialect_reply(ctx, req)
-    return None if result is None else result.plan
+def _parse_request(ctx: EngineContext, req: MockRequest) -> tuple[Any, str | None]:
+    """The dialect parser's view of a forwarded generation request (its plan), or the reason."""
+    result, error = _dialect_reply(ctx, req)
+    if result is not None and result.plan is None:
+        return None, "the dialect parser made no plan of the request"
+    return (None, error) if result is None else (result.plan, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1370,7 +1398,7 @@ class FaultProxy:
     @property
     def ctx_size(self) -> int | None:
         """The engine's context window in tokens, ``None`` when it does not say."""
-        return self.ctx.ctx_size
+        return self.ctx.engine_ctx_size
 
     @property
     def upstream_connections(self) -> int:

@@ -307,6 +307,17 @@ def test_oversized_frame(proxy: FaultProxy) -> None:
     assert set(obj["content"]) == {"x"}
 
 
+def test_oversized_frame_on_a_short_stream_copies_the_last_token(proxy: FaultProxy) -> None:
+    body = {**BODY, "n_predict": 2}
+    _, _, raw = stream(proxy, "frame.oversized;size=100000;after_events=5", body)
+    evs = events(raw)
+    big = [e for e in evs if len(e) >= 90_000]
+    assert len(big) == 1 and b'"stop":true' in evs[-1]
+    assert evs.index(big[0]) == len(evs) - 2  # right before the engine's finishing frame
+    note = proxy.journal.last().fault_note  # type: ignore[union-attr]
+    assert note is not None and "copy of the last" in note
+
+
 def test_wrong_content_type(proxy: FaultProxy) -> None:
     _, headers, body = stream(proxy, "http.wrong_content_type")
     assert headers["content-type"] == "text/plain"
