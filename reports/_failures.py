@@ -10,6 +10,9 @@ A scenario's *root cause* is, in this order:
 2. a grammar violation in any stream the scenario recorded (``adapters.api.check_stream`` on
    the evidence transcripts; "no terminal event" is left out, since a scenario may stop reading
    on purpose): whatever check tripped, the broken stream is the cause;
+   — when the failed check is about that stream (it names the grammar, the event the violation
+   is about, or the violation); a check about something else keeps its own cause, so a second,
+   independent bug is not hidden behind the first;
 3. otherwise the failed check's title and the head of its detail, numbers and ids masked, so
    ``tokens_out=7`` and ``tokens_out=15`` read as one cause.
 
@@ -114,8 +117,9 @@ _HINTS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         ),
         (
             r"connections for",
-            "build one pooled client per adapter instance (in the constructor) and reuse it; "
-            "do not open or close a client per request",
+            "build one pooled client per adapter instance (in the constructor) and reuse it, "
+            "and read each stream to its end (after [DONE]) before closing it, so its "
+            "connection goes back to the pool",
         ),
         (
             r"greedy|seed was not sent|top_p",
@@ -138,7 +142,7 @@ _HINTS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
             "policy (capped full jitter, seeded; Retry-After when larger)",
         ),
         (
-            r"error code is|retriable=|mapping table",
+            r"error code is|retriable=|mapping table|did not end with an error|terminal error",
             "map upstream failures with adapters.api.error_for_status / error_for_condition "
             "(the ERROR_MAPPING table)",
         ),
@@ -298,6 +302,19 @@ def grammar_problem(ev: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _about_the_stream(text: str, problem: str) -> bool:
+    """Did this check fail *because of* the broken stream? Its text names the grammar, the
+    event the problem is about (``'started'`` carries the determinism signals, the sampler
+    profile, the correlation id), or the problem itself. A check about something else (the
+    request body, the logs, the connection count) keeps its own cause, so an independent bug
+    is not hidden behind the grammar group."""
+    low = text.lower()
+    if "grammar" in low or _mask(problem).lower() in _mask(low):
+        return True
+    quoted = re.findall(r"'(\w+)'", problem)
+    return any(q.lower() in low for q in quoted)
+
+
 def _terminal(ev: Mapping[str, Any]) -> str:
     """The last stream's terminal event in a few words (what the caller saw)."""
     streams = _streams(ev)
@@ -354,15 +371,66 @@ def _budgets(ev: Mapping[str, Any]) -> str:
 
 
 def _faults(ev: Mapping[str, Any]) -> tuple[str, ...]:
+    """The injected fault specs, each with what it does when the evidence says."""
     raw = ev.get("faults")
+    notes = ev.get("fault_descriptions")
+    notes = notes if isinstance(notes, Mapping) else {}
     if isinstance(raw, list | tuple):
-        return tuple(str(f) for f in raw if f)
+        return tuple(f"{f} ({notes[str(f)]})" if str(f) in notes else str(f) for f in raw if f)
     return ()
 
 
-def _hint(text: str, rids: Sequence[str], docs: str = "") -> str:
+#: What an adapter must do under a fault whose handling vendors most often get wrong (the
+#: failure names the fault; this says what the fault means for the event stream).
+_FAULT_HINTS: Final[tuple[tuple[str, str], ...]] = (
+    (
+        "frame.missing_terminal",
+        "the body ended without the engine's terminal frame (vLLM/OpenAI: data: [DONE]): an EOF "
+        "before it is a reset — end with error WORKER_RESET, retriable, not with end",
+    ),
+    (
+        "http.wrong_content_type",
+        "a 200 whose Content-Type is not text/event-stream is a protocol violation: check the "
+        "header before reading and end with error INTERNAL, not retriable",
+    ),
+    (
+        "stream.error_event",
+        'the engine sent an error frame inside the stream (vLLM: data: {"error": {...}}): end '
+        "the stream with one error event carrying the mapped code, never with end",
+    ),
+    (
+        "frame.malformed_json",
+        "a frame that is not valid JSON is a protocol violation: end with error INTERNAL, not "
+        "retriable (never raise, never skip it silently)",
+    ),
+    (
+        "frame.duplicate_index",
+        "a repeated or reordered upstream index must never reach the caller: end with error "
+        "INTERNAL",
+    ),
+    (
+        "frame.out_of_order_index",
+        "a repeated or reordered upstream index must never reach the caller: end with error "
+        "INTERNAL",
+    ),
+    (
+        "midstream.",
+        "a connection lost after the first byte is not retried: end with error WORKER_RESET, "
+        "retriable, after the tokens already sent",
+    ),
+    (
+        "conn.accept_then_close",
+        "a connection closed before any response is a reset: WORKER_RESET, retriable",
+    ),
+)
+
+
+def _hint(text: str, rids: Sequence[str], docs: str = "", faults: Sequence[str] = ()) -> str:
     low = text.lower()
-    hint = next((h for p, h in _HINTS if p.search(low)), "")
+    hint = ""
+    if "terminal error" in low or "end with an error" in low or "error code" in low:
+        hint = next((h for f in faults for fid, h in _FAULT_HINTS if f.startswith(fid)), "")
+    hint = hint or next((h for p, h in _HINTS if p.search(low)), "")
     docs = docs or next(
         (sec for rid in rids for prefix, sec in _DOC_SECTIONS if rid.startswith(prefix)), ""
     )
@@ -449,6 +517,8 @@ def _build(s: ScenarioResult, where: str, fail_on: str) -> tuple[FailureCase, tu
     shown = "" if detail.startswith("terminal:") and terminal else detail[:400]
     seen = "; ".join(x for x in (shown, terminal) if x)
     grammar = grammar_problem(ev) if s.status == "fail" else None
+    if grammar is not None and not _about_the_stream(f"{title} {detail}", grammar):
+        grammar = None  # a broken stream, but this check failed for a reason of its own
     if s.status == "error":
         key = ("error", _mask(title)[:160])
         cause = f"harness error: {title}"
@@ -477,9 +547,12 @@ def _build(s: ScenarioResult, where: str, fail_on: str) -> tuple[FailureCase, tu
         expected=_expected(s, rids),
         seen=seen,
         hint=_hint(
-            f"{cause} {title} {detail} {terminal}",
+            f"{cause} {title} {detail}",
             rids,
             "§4 event stream" if key[0] == "grammar" else "",
+            tuple(str(f) for f in ev.get("faults", ()) if f)
+            if isinstance(ev.get("faults"), list)
+            else (),
         ),
         evidence=where,
         gating=s.status == "error" or _gating(rids, fail_on),

@@ -675,6 +675,7 @@ class ScenarioContext:
             "retry_timelines": [r.retries for r in (self.runs + self.replica_runs)[-4:]],
             "notes": self.notes,
             "budgets": self._budgets(),
+            "fault_descriptions": _fault_descriptions(self.faults),
         }
         if self.engine is not None:
             try:
@@ -693,6 +694,23 @@ class ScenarioContext:
         ]
         text = json.dumps(ev, default=str, ensure_ascii=False)
         return dict(json.loads(redact(text, secrets)))
+
+
+def _fault_descriptions(faults: Iterable[str]) -> dict[str, str]:
+    """What each injected fault does, from the mock engines' catalogue (failure reports quote
+    it next to the fault spec)."""
+    try:
+        from mock_engines import fault_catalogue
+
+        by_id = {f.id: f.description for f in fault_catalogue()}
+    except Exception:  # evidence must never break a verdict
+        return {}
+    out: dict[str, str] = {}
+    for spec in faults:
+        fid = str(spec).split(";", 1)[0].strip()
+        if fid in by_id:
+            out[str(spec)] = by_id[fid]
+    return out
 
 
 def _scalar_fields(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -211,8 +211,10 @@ def at_most_connections(llorch_ctx: ScenarioContext, n: int) -> None:
         total <= n,
         f"the engine saw {total} TCP connections for {len(llorch_ctx.runs)} sequential tasks (at "
         f"most {n} allowed): the adapter does not reuse one pooled HTTP client across requests",
-        f"a keep-alive client opens one connection and reuses it; {total} means a new client or "
-        f"connection per request (counters: {counters})",
+        f"a keep-alive client opens one connection and reuses it; {total} means a new client "
+        f"per request, or streams closed before their body ended (a response closed early "
+        f"cannot return its connection to the pool: read to the end after the terminal frame) "
+        f"(counters: {counters})",
         ids=("HTU-PERF-1301", "ORCH-3612"),
     )
 
