@@ -479,7 +479,7 @@ def group_failures(
         buckets.items(),
         key=lambda kv: (
             not any(c.gating for c in kv[1]),
-            kv[0][1] != "error",
+            {"error": 0, "grammar": 1}.get(kv[0][1], 2),  # a broken stream explains most
             -len(kv[1]),
             kv[0][0],
             kv[0][2],

@@ -50,6 +50,8 @@ svg text{font:10px sans-serif}
 .group.nogate{border-color:#ccc;border-left-color:#c9a040;background:#fffdf5}
 .group h3{font-size:1.05em;margin:.3em 0}.group td{font-size:13px}.hint{background:#eef6ff;padding:2px 6px}
 .cases td.seen{color:#7a1010}.reason{display:block;font-size:12px;color:#7a1010;max-width:28em}
+.cases{table-layout:fixed;width:100%}.cases td{overflow-wrap:anywhere}.cases code{font-size:12px}
+ol.problems li{margin:.15em 0}
 """
 
 
@@ -364,6 +366,14 @@ def _failures_html(summary: Mapping[str, Any], placed: Sequence[ScenarioFiles]) 
         '<h2 id="failures">Failures, grouped by root cause</h2>',
         f"<p>{_e(n_cases)} failing scenarios in {_e(len(groups))} problems; problems that fail "
         "the run come first. Fix the first one first: one bug often fails many scenarios.</p>",
+        '<ol class="problems">',
+        *(
+            f'<li><a href="#problem-{_e(g.number)}">{_e(g.cause)}</a> — {_e(len(g.cases))} '
+            f"scenario{'s' if len(g.cases) != 1 else ''}"
+            f"{'' if g.gating else ' (does not fail the run)'}</li>"
+            for g in groups
+        ),
+        "</ol>",
     ]
     for g in groups:
         err = bool(g.cases) and g.cases[0].status == "error"
@@ -380,11 +390,21 @@ def _failures_html(summary: Mapping[str, Any], placed: Sequence[ScenarioFiles]) 
         )
         if g.hint:
             out.append(f'<p class="hint"><strong>Hint:</strong> {_e(g.hint)}</p>')
-        out.append(
-            '<table class="cases"><thead><tr><th>scenario</th><th>fails</th><th>fault</th>'
-            "<th>budgets</th><th>expected</th><th>seen</th><th>evidence</th></tr></thead><tbody>"
+        head = (
+            '<table class="cases"><colgroup><col style="width:17%"><col style="width:8%">'
+            '<col style="width:13%"><col style="width:12%"><col style="width:14%">'
+            '<col style="width:22%"><col style="width:14%"></colgroup><thead><tr>'
+            "<th>scenario</th><th>fails</th><th>fault</th><th>budgets</th><th>expected</th>"
+            "<th>seen</th><th>evidence</th></tr></thead><tbody>"
         )
-        for c in g.cases:
+        out.append(head)
+        shown = 5
+        for i, c in enumerate(g.cases):
+            if i == shown:
+                out.append(
+                    f"</tbody></table><details><summary>{_e(len(g.cases) - shown)} more "
+                    "scenarios with this cause (reasons inline)</summary>" + head
+                )
             n = anchor.get((c.adapter, c.nodeid))
             link = f'<a href="#sc-{n}">transcript</a> · ' if n is not None else ""
             out.append(
@@ -395,5 +415,5 @@ def _failures_html(summary: Mapping[str, Any], placed: Sequence[ScenarioFiles]) 
                 f'<td class="seen">{_e(c.seen)}</td>'
                 f"<td>{link}<code>{_e(c.evidence)}</code></td></tr>"
             )
-        out.append("</tbody></table></div>")
+        out.append("</tbody></table>" + ("</details>" if len(g.cases) > shown else "") + "</div>")
     return out

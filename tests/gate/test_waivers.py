@@ -186,8 +186,11 @@ def test_one_waiver_per_root_cause_covers_every_requirement_it_failed(tmp_path: 
                     "WA-INT-3001",
                     "the stream breaks the grammar — event #0 (token) comes before 'started'",
                 ),
-                ("ADAPT-3003", "determinism signals are missing — missing: ['seed']"),
-                ("ADAPT-3002", "expected a terminal error DECODE_TIMEOUT (retriable=True)"),
+                (
+                    "ADAPT-3003",
+                    "determinism signals are missing from started/end and logs — missing: ['seed']",
+                ),
+                ("ADAPT-3002", "started does not carry the sampler profile version — got None"),
             )
         ]
         for sc in scen:
