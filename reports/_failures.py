@@ -507,14 +507,18 @@ def group_failures(
 
 def _build(s: ScenarioResult, where: str, fail_on: str) -> tuple[FailureCase, tuple[str, str], str]:
     ev: Mapping[str, Any] = s.evidence if isinstance(s.evidence, Mapping) else {}
-    rids = tuple(s.failed_requirements or s.requirements)
+    # The check names the requirement(s) it proves first; the results model fails every ID
+    # the scenario carries, so those count too (gating, and "fails" in the block).
+    rids = tuple(dict.fromkeys([*s.failed_requirements, *s.requirements]))
     if s.status == "error":
         title, detail = s.message.strip().split("\n", 1)[0][:300], ""
     else:
         title, detail = _split_message(s.message)
     terminal = _terminal(ev)
-    # a detail that only dumps the terminal event says less than the summary of it
-    shown = "" if detail.startswith("terminal:") and terminal else detail[:400]
+    if detail.startswith("terminal:") and terminal:
+        # a dump of the terminal event says less than the summary of it; keep what follows it
+        detail = detail.split(" — ", 1)[1] if " — " in detail else ""
+    shown = detail[:400]
     seen = "; ".join(x for x in (shown, terminal) if x)
     grammar = grammar_problem(ev) if s.status == "fail" else None
     if grammar is not None and not _about_the_stream(f"{title} {detail}", grammar):
@@ -531,9 +535,9 @@ def _build(s: ScenarioResult, where: str, fail_on: str) -> tuple[FailureCase, tu
         rule = title.split(" after the injected fault", 1)[0]
         head = _mask(detail.split(";", 1)[0])[:40]
         key = ("check", f"{_mask(rule)} — {head}" if head else _mask(rule))
-        first = detail.split(";", 1)[0]
+        first = detail.split(";", 1)[0].split(": ", 1)[0] if len(detail) > 100 else detail
         first = first if len(first) <= 100 else first[:99] + "…"
-        cause = f"{rule} — {first}" if first and not first.startswith("terminal:") else rule
+        cause = f"{rule} — {first}" if first else rule
     case = FailureCase(
         adapter=s.adapter,
         status=s.status,

@@ -227,3 +227,27 @@ def test_a_fault_specific_hint_says_what_the_fault_means() -> None:
     (case,) = g.cases
     assert case.faults == ("frame.missing_terminal (the stream ends without its terminal frame)",)
     assert "data: [DONE]" in case.hint and "WORKER_RESET" in case.hint
+
+
+def test_the_note_after_a_terminal_dump_is_kept_and_carried_musts_gate() -> None:
+    """The check names a MAY first, but the scenario carries MUSTs the run fails too; the
+    useful part of the detail (after the dumped terminal event) must survive."""
+    ev = evidence(["a"])
+    ev["streams"][0]["transcript"] = [
+        {"t_ms": 2.0, "kind": "error", "data": {"code": "POOL_UNAVAILABLE", "retriable": True}}
+    ]
+    s = _scenario(
+        "env proxy",
+        "fail",
+        "HTU-1005: the stream did not end with an end event — terminal: {'kind': 'error'} — no "
+        "request reached the engine while this scenario had HTTP_PROXY set: the adapter's HTTP "
+        "client read the environment's proxy settings (httpx: trust_env=False)",
+        ev,
+        "HTU-1005",
+    )
+    s.requirements = ["HTU-1005", "HTU-EXP-1101"]
+    (g,) = group_failures(_results(s))
+    assert g.gating and g.requirements == ("HTU-1005", "HTU-EXP-1101")
+    (case,) = g.cases
+    assert case.seen.startswith("no request reached the engine")
+    assert "trust_env=False" in case.hint
