@@ -129,7 +129,15 @@ ENGINE_PROBES: dict[str, dict[str, tuple[str, tuple[str | int, ...]]]] = {
         "model": ("/info", ("model_id",)),
         "ctx_size": ("/info", ("max_total_tokens",)),
     },
-    "triton": {"version": ("/v2", ("version",))},
+    "triton": {
+        "version": ("/v2", ("version",)),
+        # the first ready model of the repository index (a POST: Triton's repository extension)
+        "model": ("POST /v2/repository/index", (0, "name")),
+        "ctx_size": (
+            "/v2/models/{model}/config",
+            ("parameters", "max_model_len", "string_value"),
+        ),
+    },
 }
 
 
@@ -581,9 +589,15 @@ class Upstream:
         return UpstreamResponse(self, conn, status, headers, method)
 
     async def get_json(self, path: str) -> Any:
-        """A small GET for probes (version, model); ``None`` when anything goes wrong."""
+        """A small GET for probes (version, model); ``None`` when anything goes wrong.
+        ``"POST /path"`` posts ``{"ready": true}`` instead (Triton's repository index)."""
+        method, body = "GET", b""
+        hs = [("accept", "application/json")]
+        if path.startswith("POST "):
+            method, path, body = "POST", path[5:], b'{"ready":true}'
+            hs.append(("content-type", "application/json"))
         try:
-            resp = await self.request("GET", path, [("accept", "application/json")], b"")
+            resp = await self.request(method, path, hs, body)
         except UpstreamError:
             return None
         chunks: list[bytes] = []
@@ -656,6 +670,10 @@ class ProxyContext(EngineContext):
     async def probe(self) -> None:
         """Learn the engine's version and served model from its own endpoints (best effort)."""
         for what, (path, keys) in ENGINE_PROBES.get(self.dialect.name, {}).items():
+            if "{model}" in path:
+                if not self.served_model:
+                    continue
+                path = path.replace("{model}", urllib.parse.quote(self.served_model, safe=""))
             obj = await self.upstream.get_json(path)
             for k in keys:
                 if isinstance(k, int) and isinstance(obj, list) and len(obj) > k:
@@ -671,9 +689,8 @@ class ProxyContext(EngineContext):
                 elif what == "model":
                     # the dialect parser (forwarded-request view) must accept the served name
                     self.served_model = self.model = str(obj)
-                elif isinstance(obj, int) and obj > 0:
-                    self.engine_ctx_size = obj
-                    self.ctx_size = obj
+                elif str(obj).isdigit() and int(obj) > 0:
+                    self.engine_ctx_size = self.ctx_size = int(obj)
 
 
 class ProxyApp(MockEngineApp):
@@ -954,6 +971,7 @@ class _Relay:
 
     async def cut(self) -> None:
         """Close the connection mid-response (the fault's end)."""
+        self._note()
         self.done_fault = True
         self.state.aborting = True
         self.entry.aborted = True
@@ -986,8 +1004,10 @@ class _Relay:
         self.app.journal.notify()
 
     def _note(self) -> None:
+        """Move the collected notes to the journal entry (once each)."""
         if self.notes:
             note = "; ".join(self.notes)
+            self.notes.clear()
             self.entry.fault_note = (
                 note if self.entry.fault_note is None else f"{self.entry.fault_note}; {note}"
             )
@@ -1108,12 +1128,20 @@ class _Relay:
             await self.cut()
             return
         if fid in ("midstream.disconnect", "stall.midstream") and not self.done_fault:
-            k = self.rule.int_param("after_events")  # type: ignore[union-attr]
-            if self.events_sent < k:
-                self.notes.append(f"stream has fewer than {k} events; fault at its end")
+            rule = self.rule
+            assert rule is not None
             if fid == "midstream.disconnect":
+                self.notes.append(
+                    f"stream has fewer than {rule.int_param('after_events')} events; fault at its end"
+                )
                 await self.cut()
                 return
+            if not self.stalled:
+                self.notes.append(
+                    f"stream has fewer than {rule.int_param('after_events')} events; fault at its end"
+                )
+                self.stalled = True
+                await asyncio.sleep(rule.int_param("delay_ms") / 1000.0)
         if fid == "stream.keepalive_flood" and self.ka_left:
             ka = self.app.dialect.keepalive or b":\n\n"
             await self.write(ka * self.ka_left, None)
@@ -1125,21 +1153,30 @@ class _Relay:
         if fid == "frame.oversized" and not self.inflated:
             self.notes.append("no token frame to inflate")
 
-    async def _event_fault_before(self, kind: int) -> None:
-        """``midstream.disconnect`` / ``stall.midstream`` once ``after_events`` events went out."""
+    async def _event_fault_before(self, kind: int, finishing: bool) -> None:
+        """``midstream.disconnect`` / ``stall.midstream`` once ``after_events`` events went out.
+
+        A live engine may finish sooner than the scenario planned (an early end of sequence):
+        then the fault fires before the engine's finishing frame, so it still lands mid-stream
+        rather than after a complete answer."""
         rule = self.rule
         if rule is None or kind == _KIND_COMMENT:
             return
-        if self.fid == "midstream.disconnect" and self.events_sent >= rule.int_param(
-            "after_events"
-        ):
+        if self.fid not in ("midstream.disconnect", "stall.midstream") or self.done_fault:
+            return
+        k = rule.int_param("after_events")
+        due = self.events_sent >= k
+        if not due and finishing:
+            due = True
+            self.notes.append(
+                f"the engine finished after {self.events_sent} of {k} events; "
+                "fault before its finishing frame"
+            )
+        if not due:
+            return
+        if self.fid == "midstream.disconnect":
             await self.cut()
-        elif (
-            self.fid == "stall.midstream"
-            and not self.done_fault
-            and self.events_sent == rule.int_param("after_events")
-            and not self.stalled
-        ):
+        elif not self.stalled:
             self.stalled = True
             await asyncio.sleep(rule.int_param("delay_ms") / 1000.0)
 
@@ -1156,7 +1193,7 @@ class _Relay:
         fid = self.fid
         if rule is None:
             return await self.write(event, event)
-        await self._event_fault_before(kind)
+        await self._event_fault_before(kind, kind == _KIND_TERMINAL or reason is not None)
         if self.done_fault:
             return False
         counts = kind != _KIND_COMMENT

@@ -195,6 +195,31 @@ def test_disconnect_after_events_cuts_and_closes_the_engine_side(
     )
 
 
+def test_a_short_stream_still_gets_its_midstream_fault(proxy: FaultProxy) -> None:
+    """The engine finishing before after_events: the cut lands before its finishing frame."""
+    body = {**BODY, "n_predict": 2}
+    got = bytearray()
+    with (
+        httpx.Client(timeout=TIMEOUT) as c,
+        c.stream(
+            "POST",
+            proxy.base_url + "/completion",
+            json=body,
+            headers={"x-mock-fault": "midstream.disconnect;after_events=10"},
+        ) as r,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        for piece in r.iter_raw():
+            got += piece
+    assert b'"stop":true' not in got and len(payloads(bytes(got))) == 2
+    e = proxy.journal.last()
+    assert e is not None and e.aborted and "before its finishing frame" in (e.fault_note or "")
+    status, _, raw = stream(proxy, "stall.midstream;after_events=10;delay_ms=200", body)
+    e = proxy.journal.last()
+    assert status == 200 and b'"stop":true' in raw and e is not None and e.t_last_byte is not None
+    assert e.t_last_byte - e.t_received >= 0.2
+
+
 def test_disconnect_bytes(proxy: FaultProxy) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
         stream(proxy, "midstream.disconnect_bytes;after_bytes=50")
