@@ -103,7 +103,10 @@ class OpenAIStyleAdapter(HttpAdapter):
         served = self._served
         if served is None:
             # One attempt, bounded: when it fails the stream request reports the real failure.
-            with anyio.move_on_after(max(0.0, min(deadline - anyio.current_time(), 2.0))):
+            # Bounded like the stream's own first byte: a silent engine must not make the
+            # lookup cost more than the stream request would.
+            limit = min(deadline - anyio.current_time(), self.http_config.first_byte_timeout_s, 2.0)
+            with anyio.move_on_after(max(0.0, limit)):
                 try:
                     served = await self.served_models(retry=False)
                 except WorkerError:

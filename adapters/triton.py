@@ -163,7 +163,8 @@ class TritonAdapter(HttpAdapter):
         if self.model is not None:
             return path
         try:
-            with anyio.fail_after(max(0.0, min(deadline - anyio.current_time(), 5.0))):
+            limit = min(deadline - anyio.current_time(), self.http_config.first_byte_timeout_s, 5.0)
+            with anyio.fail_after(max(0.0, limit)):
                 await self._ensure_model(retry=False)
         except (WorkerError, TimeoutError):
             return path  # the stream request then reports the engine's own failure

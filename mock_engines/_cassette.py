@@ -28,7 +28,8 @@ Choices:
 * **Matching** on replay: first an exact match on method, path, query and the canonical JSON of
   the body (key order ignored); then a fallback on method, path and the body's ``stream`` flag,
   so an adapter's own requests (other prompts, other seeds) still get a recorded answer of the
-  right shape: only complete exchanges qualify, and the choice among them is a hash of the
+  right shape: only complete exchanges qualify, those whose request had the same top-level
+  keys are preferred, then those answered 2xx, and the choice among them is a hash of the
   request, so the same request always gets the same answer. Repeated exact matches walk the
   recorded list in order and then repeat the last one.
   The header ``x-llorch-replay: exact|fallback`` tells which; no match at all gets the dialect's
@@ -312,6 +313,14 @@ def _canonical(body: bytes) -> str:
         return body.decode("latin-1")
 
 
+def _keys(body: bytes) -> frozenset[str] | None:
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return frozenset(obj) if isinstance(obj, dict) else None
+
+
 def _stream_flag(body: bytes) -> bool:
     try:
         obj = json.loads(body)
@@ -403,6 +412,12 @@ class ReplayDialect(Dialect):
             (req.method, req.path, not flag)
         )
         if cands:
+            # Closest recorded shape first: the same top-level keys (an adapter's own request
+            # recorded beside a probe set), then success answers (a recorded 400 of an error
+            # probe must not answer an ordinary request).
+            keys = _keys(req.body)
+            cands = [c for c in cands if _keys(c.request_body) == keys] or cands
+            cands = [c for c in cands if 200 <= c.status < 300] or cands
             # Deterministic: the same unrecorded request always gets the same recorded answer
             # (a determinism check must not see the cassette's order), different ones spread.
             h = int.from_bytes(hashlib.sha256(f"{req.query}|{canon}".encode()).digest()[:4], "big")

@@ -163,6 +163,45 @@ def _parse_request(spec: str) -> tuple[str, str, Any]:
     return parts[0].upper(), parts[1], body
 
 
+def _adapter_requests(dialect: str, model: str | None) -> list[tuple[str, str, str, Any]]:
+    """The requests the built-in adapter of ``dialect`` sends for a few sample tasks."""
+    from adapters import create_adapter
+    from adapters.api import TaskRequest
+
+    adapter: Any = create_adapter(dialect, "http://127.0.0.1:9", model=model)
+    out: list[tuple[str, str, str, Any]] = []
+    for i, (seed, strict, endpoint) in enumerate(
+        [(1, True, "completions"), (2, False, "completions"), (3, True, "chat")]
+    ):
+        if dialect != "vllm" and endpoint == "chat":
+            continue
+        task = TaskRequest.from_dict(
+            {
+                "task_id": f"record-{i}",
+                "session_id": "record",
+                "workload": "completion",
+                "model_ref": f"hf:{model or 'model'}",
+                "engine": dialect,
+                "ctx": 4096,
+                "priority": "interactive",
+                "max_tokens": 12,
+                "deadline_ms": 30_000,
+                "seed": seed,
+                "determinism": "strict" if strict else "best_effort",
+                "prompt": "Hello café 日本",
+            }
+        )
+        if endpoint == "chat":
+            object.__setattr__(task, "extra", {"endpoint": "chat"})
+        path, body = adapter._stream_request(task, "Hello café 日本")
+        if model and "model" in body:
+            body["model"] = model
+        out.append((f"adapter.{endpoint}.{i}", "POST", path, body))
+    if dialect == "triton":
+        out.append(("adapter.repository_index", "POST", "/v2/repository/index", {"ready": True}))
+    return out
+
+
 def _record(args: argparse.Namespace) -> int:
     import anyio
     import httpx
@@ -171,7 +210,7 @@ def _record(args: argparse.Namespace) -> int:
     from conformance._targets import KNOWN_DIALECTS
     from mock_engines._cassette import Cassette, record_exchange
 
-    from ._drift import probe_llamacpp
+    from ._drift import discover, probe_engine, probe_llamacpp
 
     if args.dialect not in KNOWN_DIALECTS or args.dialect == "mock":
         raise UsageError(f"unknown dialect {args.dialect!r}")
@@ -183,10 +222,28 @@ def _record(args: argparse.Namespace) -> int:
     async def go() -> Cassette:
         if args.dialect == "llamacpp" and not args.no_probes:
             cas = await probe_llamacpp(base, request_timeout=args.timeout)
+        elif args.dialect in ("vllm", "triton") and not args.no_probes:
+            # The drift probe set (error cases, key sets) plus what the built-in adapter itself
+            # sends, so the replay can gate that adapter: its requests then find recorded
+            # answers of their own shape.
+            dep = await discover(args.dialect, base, model=args.model, request_timeout=args.timeout)
+            cas = await probe_engine(dep, base, request_timeout=args.timeout)
+            cas.notes["adapter_requests"] = True
+            for label, method, path, body in _adapter_requests(args.dialect, dep.model):
+                async with httpx.AsyncClient(
+                    base_url=base, timeout=args.timeout, trust_env=False
+                ) as c:
+                    cas.exchanges.append(
+                        await record_exchange(c, method, path, json_body=body, label=label)
+                    )
         else:
             cas = Cassette(dialect=args.dialect, engine_url=base)
         async with httpx.AsyncClient(base_url=base, timeout=args.timeout, trust_env=False) as c:
-            probes = [] if args.no_probes or args.dialect == "llamacpp" else _GENERIC[args.dialect]
+            probes = (
+                []
+                if args.no_probes or args.dialect in ("llamacpp", "vllm", "triton")
+                else _GENERIC[args.dialect]
+            )
             for label, method, path, body in probes:
                 if body is not None and "chat" in label:
                     body = {
