@@ -270,6 +270,7 @@ def _level(rid: str) -> str:
 
 
 def _gating(rids: Iterable[str], fail_on: str) -> bool:
+    """Level-based fallback when the run's verdicts cannot be folded."""
     levels = {"MUST"} if fail_on == "must" else {"MUST", "SHOULD"}
     return any(_level(r) in levels or _level(r) == "?" for r in rids)
 
@@ -464,6 +465,12 @@ def group_failures(
     relative to the bundle root, as the bundle writer places them.
     """
     root = Path(bundle_dir) if bundle_dir is not None else None
+    # What fails the run is the results model's call (its folding rules), not ours.
+    failing: set[tuple[str, str]] | None
+    try:
+        failing = {(v.adapter, v.requirement) for v in results.failing(fail_on=fail_on)}
+    except Exception:  # an odd results file must still render
+        failing = None
     buckets: dict[tuple[str, str, str], list[FailureCase]] = {}
     causes: dict[tuple[str, str, str], str] = {}
     for p in assign_dirs(results):
@@ -471,7 +478,7 @@ def group_failures(
         if s.status not in ("fail", "error"):
             continue
         where = f"{root / p.dir}/" if root is not None else f"{p.dir}/"
-        case, key, cause = _build(s, where, fail_on)
+        case, key, cause = _build(s, where, fail_on, failing)
         k = (s.adapter, key[0], key[1])
         buckets.setdefault(k, []).append(case)
         causes.setdefault(k, cause)
@@ -505,7 +512,12 @@ def group_failures(
     return out
 
 
-def _build(s: ScenarioResult, where: str, fail_on: str) -> tuple[FailureCase, tuple[str, str], str]:
+def _build(
+    s: ScenarioResult,
+    where: str,
+    fail_on: str,
+    failing: set[tuple[str, str]] | None = None,
+) -> tuple[FailureCase, tuple[str, str], str]:
     ev: Mapping[str, Any] = s.evidence if isinstance(s.evidence, Mapping) else {}
     # The check names the requirement(s) it proves first; the results model fails every ID
     # the scenario carries, so those count too (gating, and "fails" in the block).
@@ -559,7 +571,12 @@ def _build(s: ScenarioResult, where: str, fail_on: str) -> tuple[FailureCase, tu
             else (),
         ),
         evidence=where,
-        gating=s.status == "error" or _gating(rids, fail_on),
+        gating=s.status == "error"
+        or (
+            any((s.adapter, r) in failing for r in rids)
+            if failing is not None
+            else _gating(rids, fail_on)
+        ),
         nodeid=s.nodeid,
     )
     return case, key, cause
