@@ -843,14 +843,53 @@ class ProxyApp(MockEngineApp):
 
 
 def _find_event_end(buf: bytearray | bytes, start: int) -> int:
-    """Index just past the first blank line at/after ``start`` (``-1`` when none yet)."""
+    """Index just past the first blank line at/after ``start`` (``-1`` when none yet).
+
+    The CRLF search is bounded by the LF one (``\r\n\r\n`` never contains ``\n\n``), so a
+    piece holding many events is scanned once, not once per event."""
     i = buf.find(b"\n\n", start)
-    j = buf.find(b"\r\n\r\n", start)
-    if i == -1 and j == -1:
-        return -1
-    if j != -1 and (i == -1 or j < i):
+    j = buf.find(b"\r\n\r\n", start, len(buf) if i == -1 else i)
+    if j != -1:
         return j + 4
-    return i + 2
+    return -1 if i == -1 else i + 2
+
+
+class _EventSplitter:
+    """Splits a byte stream into SSE events (each with its blank line) as they complete; an
+    event over :data:`MAX_EVENT_BYTES` is handed on in pieces rather than buffered further."""
+
+    __slots__ = ("buf", "scan")
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.scan = 0
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        buf = self.buf
+        buf += piece
+        out: list[bytes] = []
+        start = 0
+        scan = max(0, self.scan - 3)
+        while True:
+            end = _find_event_end(buf, scan)
+            if end == -1:
+                break
+            out.append(bytes(buf[start:end]))
+            start = scan = end
+        if start:
+            del buf[:start]
+        self.scan = len(buf)
+        if len(buf) > MAX_EVENT_BYTES:
+            out.append(bytes(buf))
+            buf.clear()
+            self.scan = 0
+        return out
+
+    def flush(self) -> bytes:
+        rest = bytes(self.buf)
+        self.buf.clear()
+        self.scan = 0
+        return rest
 
 
 class _Relay:
@@ -1073,6 +1112,9 @@ class _Relay:
             await self.cut()
 
     async def _pipe_events(self) -> None:
+        if self.rule is None:
+            await self._pipe_passthrough()
+            return
         try:
             async with contextlib.aclosing(self._events()) as events:
                 async for event in events:
@@ -1087,28 +1129,55 @@ class _Relay:
             return
         await self._end_of_stream()
 
+    async def _pipe_passthrough(self) -> None:
+        """No fault: each piece goes on the moment it arrives, exactly as the engine wrote it
+        (one write per piece, not per event); events are only split off for the journal."""
+        split = _EventSplitter()
+        frames = self.entry.frames
+        observe = self._observe if self.observed is not None else None
+        notify = self.app.journal.notify
+        try:
+            async with contextlib.aclosing(self.resp.body()) as pieces:
+                async for piece in pieces:
+                    for event in split.feed(piece):
+                        frames.append(event)
+                        if observe is not None:
+                            observe(event)
+                    await self._raw(piece)
+                    notify()
+            rest = split.flush()
+            if rest:
+                frames.append(rest)
+                if observe is not None:
+                    observe(rest)
+            if self.observed is not None:
+                self.observed.complete = True
+        except (UpstreamError, asyncio.IncompleteReadError, OSError) as exc:
+            self.notes.append(f"engine stream broke: {exc!r}"[:200])
+            self._note()
+            await self.cut()
+
+    def _observe(self, event: bytes) -> tuple[int, str | None, str | None, list[str | int] | None]:
+        """Classify one engine event and record its token text / stop reason."""
+        kind, text, reason, path = classify_event(event)
+        obs = self.observed
+        if obs is not None:
+            if text is not None:
+                obs.tokens.append(text)
+            if reason is not None:
+                obs.stop_reason = reason
+        return kind, text, reason, path
+
     async def _events(self) -> AsyncGenerator[bytes, None]:
-        """The engine's SSE events (each with its blank line) as they complete; an event over
-        :data:`MAX_EVENT_BYTES` is passed on in pieces rather than buffered further."""
-        buf = bytearray()
-        scan = 0
+        """The engine's SSE events (each with its blank line) as they complete."""
+        split = _EventSplitter()
         async with contextlib.aclosing(self.resp.body()) as pieces:
             async for piece in pieces:
-                buf += piece
-                while True:
-                    end = _find_event_end(buf, max(0, scan - 3))
-                    if end == -1:
-                        scan = len(buf)
-                        if len(buf) > MAX_EVENT_BYTES:
-                            yield bytes(buf)
-                            buf.clear()
-                            scan = 0
-                        break
-                    yield bytes(buf[:end])
-                    del buf[:end]
-                    scan = 0
-        if buf:
-            yield bytes(buf)
+                for event in split.feed(piece):
+                    yield event
+        rest = split.flush()
+        if rest:
+            yield rest
 
     async def _end_of_stream(self) -> None:
         """Faults that still owe something when the engine's stream ended."""
@@ -1182,13 +1251,7 @@ class _Relay:
 
     async def _event(self, event: bytes) -> bool:
         """One SSE event from the engine; False once the stream was cut."""
-        kind, text, reason, path = classify_event(event)
-        obs = self.observed
-        if obs is not None:
-            if text is not None:
-                obs.tokens.append(text)
-            if reason is not None:
-                obs.stop_reason = reason
+        kind, text, reason, path = self._observe(event)
         rule = self.rule
         fid = self.fid
         if rule is None:

@@ -565,3 +565,25 @@ async def test_adapters_through_the_proxy_see_the_engine_tokens(dialect: str) ->
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_event_splitter_reassembles_any_chunking() -> None:
+    import random
+
+    from mock_engines._proxy import _EventSplitter
+
+    body = b"".join(
+        [b": ping\n\n", b'data: {"content":"a\xc3\xa9","stop":false}\n\n'] * 20
+        + [b'data: {"x":1}\r\n\r\n', b"data: [DONE]\n\n", b"data: tail-without-end"]
+    )
+    rng = random.Random(4)
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(1, len(body)), rng.randint(0, 40)))
+        split = _EventSplitter()
+        out: list[bytes] = []
+        for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True):
+            out.extend(split.feed(body[a:b]))
+        rest = split.flush()
+        assert b"".join(out) + rest == body
+        assert rest == b"data: tail-without-end"
+        assert len(out) == 42 and all(e.endswith((b"\n\n", b"\r\n\r\n")) for e in out)
