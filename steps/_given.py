@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import secrets as _secrets
 from typing import Any
 
 from pytest_bdd import given, parsers
+
+from adapters.api import HarnessError
 
 from ._context import ScenarioContext
 
@@ -18,6 +21,48 @@ def completion_task(llorch_ctx: ScenarioContext, n: int, prompt: str) -> None:
 @given(parsers.parse("the task seed is {seed:d}"))
 def task_seed(llorch_ctx: ScenarioContext, seed: int) -> None:
     llorch_ctx.request_fields["seed"] = seed
+
+
+@given(parsers.parse("the task asks for the {endpoint} endpoint"))
+def task_endpoint(llorch_ctx: ScenarioContext, endpoint: str) -> None:
+    """``TaskRequest.extra["endpoint"]``: ``chat`` (messages) or ``completions`` (prompt)."""
+    llorch_ctx.request_extra["endpoint"] = endpoint
+
+
+@given(parsers.parse("the task passes engine parameters '{params}'"))
+def task_engine_params(llorch_ctx: ScenarioContext, params: str) -> None:
+    """``TaskRequest.extra["engine_params"]``: engine fields the contract has no field for."""
+    try:
+        value = json.loads(params)
+    except ValueError as exc:
+        raise HarnessError(f"engine parameters in a feature are not JSON: {exc}") from None
+    llorch_ctx.request_extra["engine_params"] = value
+
+
+@given("the task stops at a sequence its plan contains")
+def task_stop_sequence(llorch_ctx: ScenarioContext) -> None:
+    """Stop sequences through ``TaskRequest.extra["stop"]``: one that occurs in the middle of the
+    task's own plan (it spans a token boundary, so an adapter that only compares whole tokens
+    misses it) and one that never occurs. Chosen from the plan computed from the task, so it
+    varies with the task seed like everything else."""
+    plan = llorch_ctx.expected_plan(llorch_ctx.make_request())
+    text = plan.text
+    tokens = list(plan.tokens)
+    starts = [sum(len(t) for t in tokens[:k]) for k in range(len(tokens))]
+    order = sorted(range(1, max(1, len(tokens) - 1)), key=lambda k: abs(k - len(tokens) // 2))
+    chosen: str | None = None
+    for k in order:
+        piece = tokens[k]
+        if not piece.strip() or k + 1 >= len(tokens):
+            continue
+        candidate = piece + tokens[k + 1][:1]
+        if candidate.strip() and text.find(candidate) == starts[k]:
+            chosen = candidate
+            break
+    if chosen is None:
+        raise HarnessError(f"the task's plan has no usable stop sequence: {tokens!r}")
+    llorch_ctx.request_extra["stop"] = [chosen, "\u241e-never-in-a-plan"]
+    llorch_ctx.notes["stop_sequences"] = llorch_ctx.request_extra["stop"]
 
 
 @given("the task carries a seed of its own")

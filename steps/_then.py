@@ -61,6 +61,33 @@ def grammar(llorch_ctx: ScenarioContext) -> None:
         "; ".join(problems[:8]),
         ids=_GRAMMAR_IDS,
     )
+    check_values(llorch_ctx, run)
+
+
+#: Counts of an ending (``end`` summary, tokens delivered) and typed metrics: the TokenEvent
+#: payloads (ADAPT-3001) and the README_LLM/metrics fields (ADAPT-3004).
+_VALUE_IDS = ("ADAPT-3001", "WA-INT-3001", "ADAPT-3004", "OC-ADAPT-5020", "OC-ADAPT-OAI-6031")
+
+
+def check_values(ctx: ScenarioContext, run: StreamRun) -> None:
+    """Value checks of every stream: non-negative counts that agree with the delivered tokens on
+    whatever ending (``end``, cancelled ``end``, ``error``), and metrics typed per the contract."""
+    from ._values import count_problems, metrics_problems
+
+    delivered = len(run.tokens)
+    problems: list[str] = []
+    for _, ev in run.events:
+        if ev.kind == "metrics" and isinstance(ev.data, dict):
+            problems.extend(metrics_problems(ev.data, delivered))
+    term = run.terminal
+    if term is not None and isinstance(term.data, dict):
+        problems.extend(count_problems(term.kind, term.data, delivered))
+    ctx.check(
+        not problems,
+        "the stream reports counts or metrics that cannot be true",
+        "; ".join(problems[:6]),
+        ids=_VALUE_IDS,
+    )
 
 
 def _fault_context(ctx: ScenarioContext) -> str:
@@ -109,6 +136,7 @@ def ends_with_end(llorch_ctx: ScenarioContext) -> None:
         f"terminal: {None if term is None else term.to_dict()}{_env_proxy_note(llorch_ctx, term)}",
         ids=(*_GRAMMAR_IDS, "WA-INT-3003", "HTU-1005", "OC-ADAPT-OAI-6002"),
     )
+    check_values(llorch_ctx, run)
 
 
 @then("the stream ends with an error event")
@@ -164,6 +192,26 @@ def ends_with_code(llorch_ctx: ScenarioContext, code: str, flag: str) -> None:
             *_ERROR_IDS,
         ),
     )
+    check_values(llorch_ctx, run)
+
+
+@then(parsers.parse('the stream ends with the mapping table\'s error for "{condition}"'))
+def ends_with_mapped(llorch_ctx: ScenarioContext, condition: str) -> None:
+    """The expected code and retriability come from ``ERROR_MAPPING`` (never typed twice)."""
+    from adapters.api import UpstreamCondition, mapping_for_condition
+
+    try:
+        row = mapping_for_condition(UpstreamCondition(condition))
+    except ValueError:
+        from adapters.api import HarnessError
+
+        raise HarnessError(f"unknown upstream condition {condition!r} in a feature") from None
+    llorch_ctx.notes["mapping_row"] = {
+        "condition": condition,
+        "code": row.code.value,
+        "retriable": row.retriable,
+    }
+    ends_with_code(llorch_ctx, row.code.value, "true" if row.retriable else "false")
 
 
 @then(parsers.parse("the error carries retry_after_ms of {ms:d}"))
@@ -348,41 +396,64 @@ def no_replacement(llorch_ctx: ScenarioContext) -> None:
 
 @then("every metrics event carries only numbers")
 def metrics_numbers(llorch_ctx: ScenarioContext) -> None:
-    for _, ev in llorch_ctx.last.events:
-        if ev.kind != "metrics":
-            continue
-        bad = {
-            k: v
-            for k, v in ev.data.items()
-            if isinstance(v, bool) or not isinstance(v, int | float | str | dict | type(None))
-        }
-        llorch_ctx.check(
-            not bad,
-            "a metrics event carries non-scalar values",
-            repr(bad)[:200],
-            ids=("ADAPT-3001",),
-        )
+    """Numbers where the contract says numbers (``steps._values``): a string, an object or
+    ``null`` in a metrics event fails, and so does a negative or non-finite value."""
+    from ._values import metrics_problems
+
+    run = llorch_ctx.last
+    problems: list[str] = []
+    for _, ev in run.events:
+        if ev.kind == "metrics":
+            problems.extend(metrics_problems(ev.data, len(run.tokens)))
+    llorch_ctx.check(
+        not problems,
+        "a metrics event carries values the contract does not allow",
+        "; ".join(problems[:6]),
+        ids=("ADAPT-3001", "ADAPT-3004", "OC-ADAPT-5020"),
+    )
 
 
 @then("the metrics event reports latency and token counts")
 def metrics_latency(llorch_ctx: ScenarioContext) -> None:
+    """A metrics event with latency (ms) and tokens_out, both numbers, tokens_out equal to the
+    tokens delivered (the stream ended normally, so every token was counted)."""
+    from ._values import is_count, is_nonneg_number, metrics_problems
+
     run = llorch_ctx.last
+    ended_cleanly(llorch_ctx, run)
+    ids = ("OC-ADAPT-OAI-6031", "OC-ADAPT-5020", "ADAPT-3004")
     metrics = [e for _, e in run.events if e.kind == "metrics"]
-    end = run.terminal
     fields: dict[str, Any] = {}
     for m in metrics:
         fields.update(m.data)
-    if end is not None:
-        fields.update({f"end.{k}": v for k, v in end.data.items()})
-    has_latency = any(
-        k in fields for k in ("latency_first_token_ms", "latency_decode_ms", "end.decode_time_ms")
-    )
-    has_tokens = any(k in fields for k in ("tokens_out", "end.tokens_out"))
+    latency = [k for k in ("latency_first_token_ms", "latency_decode_ms") if k in fields]
     llorch_ctx.check(
-        has_latency and has_tokens,
-        "no latency and token counts captured",
-        f"fields: {sorted(fields)}",
-        ids=("OC-ADAPT-OAI-6031",),
+        metrics and latency and "tokens_out" in fields,
+        "no metrics event with latency and token counts",
+        f"metrics fields: {sorted(fields)}",
+        ids=ids,
+    )
+    problems = metrics_problems(fields, len(run.tokens))
+    problems += [
+        f"metrics.{k} = {fields[k]!r} is not a number"
+        for k in latency
+        if not is_nonneg_number(fields[k])
+    ]
+    term = run.terminal
+    if (
+        term is not None
+        and term.kind == "end"
+        and is_count(fields.get("tokens_out"))
+        and fields["tokens_out"] != len(run.tokens)
+    ):
+        problems.append(
+            f"metrics.tokens_out = {fields['tokens_out']}, {len(run.tokens)} tokens delivered"
+        )
+    llorch_ctx.check(
+        not problems,
+        "the metrics event's latency or token count cannot be true",
+        "; ".join(problems[:6]),
+        ids=ids,
     )
 
 
@@ -470,6 +541,56 @@ def no_token_after_cancel(llorch_ctx: ScenarioContext) -> None:
         f"events: {run.kinds[-6:]}",
         ids=("WA-INT-3002",),
     )
+
+
+#: The cancel bound (WA-INT-3002's "cancel-ack window", ORCH-3601's "propagate cancellation
+#: promptly"). The contracts give no number; the reference orchestrator honours a cancel at its
+#: next pull of the stream (its token pacing is 10-30 ms), so a conformant adapter ends the stream
+#: within one read of cancel() returning. 500 ms is that plus scheduling slack on a loaded CI
+#: machine, and far below the 3 s stall of the cancel scenarios: only a real cancel meets it.
+CANCEL_END_BOUND_S = 0.5
+#: cancel() itself returns within this (it may wait, bounded, for the upstream close).
+CANCEL_CALL_BOUND_S = 1.0
+
+
+@then("the cancelled stream ended promptly with end and stop_reason cancelled")
+def cancel_ended_promptly(llorch_ctx: ScenarioContext) -> None:
+    run = llorch_ctx.last
+    ids = ("WA-INT-3002", "ADAPT-3000", "OC-ADAPT-5001", "OC-ADAPT-5020")
+    ended_cleanly(llorch_ctx, run)
+    if run.cancel_returned_at is None or run.cancel_called_at is None:
+        llorch_ctx.fail("cancel was never reached or never returned", ids=ids)
+    term = run.terminal
+    t_end = run.terminal_time()
+    call_s = run.cancel_returned_at - run.cancel_called_at
+    end_s = None if t_end is None else t_end - run.cancel_returned_at
+    llorch_ctx.notes["cancel"] = {
+        "cancel_call_ms": round(call_s * 1000.0, 1),
+        "terminal_after_cancel_ms": None if end_s is None else round(end_s * 1000.0, 1),
+        "bound_ms": {
+            "cancel_call": CANCEL_CALL_BOUND_S * 1000,
+            "terminal": CANCEL_END_BOUND_S * 1000,
+        },
+    }
+    llorch_ctx.check(
+        term is not None and term.kind == "end" and term.data.get("stop_reason") == "cancelled",
+        "a cancelled stream must end with end {stop_reason: cancelled}",
+        f"terminal: {None if term is None else term.to_dict()}",
+        ids=ids,
+    )
+    llorch_ctx.check(
+        call_s <= CANCEL_CALL_BOUND_S,
+        f"cancel() took {call_s * 1000:.0f} ms to return (bound {CANCEL_CALL_BOUND_S * 1000:.0f} ms)",
+        ids=ids,
+    )
+    llorch_ctx.check(
+        end_s is not None and end_s <= CANCEL_END_BOUND_S,
+        f"the stream ended {'never' if end_s is None else f'{end_s * 1000:.0f} ms'} after cancel() "
+        f"returned (bound {CANCEL_END_BOUND_S * 1000:.0f} ms)",
+        f"events: {run.kinds[-6:]}",
+        ids=ids,
+    )
+    check_values(llorch_ctx, run)
 
 
 @then("the cancel returned without error")

@@ -252,38 +252,37 @@ def _sampling(entry: Any) -> dict[str, Any]:
 
 @then("the engine request carries the determinism settings")
 def determinism_settings(llorch_ctx: ScenarioContext) -> None:
+    """Judged on the engine's parsed view of the request (the journal's plan: the seed and the
+    sampling knobs the engine actually used), not on a walk of the JSON body: a knob the engine
+    ignores or a default the engine applies is then seen as the engine sees it."""
+    from ._oracle import forwarded_problems
+
     entries = llorch_ctx.generation_entries()
     if not entries:
         llorch_ctx.fail("the engine saw no generation request", ids=("OC-TEST-7002",))
     s = _sampling(entries[-1])
     llorch_ctx.notes["sampling"] = s
-    req = llorch_ctx.last.request
-    seeds = s["seed"] + s["random_seed"]
+    run = llorch_ctx.last
+    plan = getattr(entries[-1], "plan", None)
+    if plan is None:
+        llorch_ctx.fail("the engine rendered no generation for this task", ids=("OC-TEST-7002",))
+    problems = [
+        p
+        for p in forwarded_problems(run.request, plan, llorch_ctx.dialect)
+        if p.field in ("seed", "temperature (strict)", "top_p (strict)")
+    ]
+    llorch_ctx.notes["engine_sampling"] = {
+        "seed": plan.seed,
+        "temperature": plan.temperature,
+        "top_p": plan.top_p,
+        "top_k": plan.top_k,
+    }
     llorch_ctx.check(
-        req.seed in seeds,
-        "the task's seed was not sent to the engine",
-        f"sampling fields: {s}",
-        ids=("OC-TEST-7002",),
-    )
-    greedy = (
-        any(t == 0 for t in s["temperature"])
-        or any(d is False for d in s["do_sample"])
-        or any(k == 1 for k in s["top_k"])
-        or (llorch_ctx.dialect in ("tgi", "triton") and not s["temperature"] and not s["do_sample"])
-    )
-    llorch_ctx.check(
-        greedy,
-        "the engine was not asked for greedy (deterministic) sampling: the request body has "
-        "neither temperature 0, top_k 1 nor do_sample false",
-        f"determinism 'strict' requested; sampling fields the engine received: "
-        f"temperature={s['temperature']}, top_k={s['top_k']}, top_p={s['top_p']}, "
-        f"do_sample={s['do_sample']}, seed={s['seed'] + s['random_seed']}",
-        ids=("OC-TEST-7002",),
-    )
-    llorch_ctx.check(
-        all(p is None or p >= 0.999 for p in s["top_p"]),
-        "top_p below 1 under strict determinism",
-        f"sampling fields: {s}",
+        not problems,
+        "the engine was not asked for the task's seed and greedy (deterministic) sampling",
+        "determinism 'strict' requested; "
+        + "; ".join(p.describe() for p in problems)
+        + f" (request body sampling fields: {s})",
         ids=("OC-TEST-7002",),
     )
 
@@ -333,6 +332,39 @@ def no_key_leak(llorch_ctx: ScenarioContext) -> None:
                 llorch_ctx.fail("the API key appears in an event", f"{ev.kind}", ids=ids)
         if run.raised is not None and key in repr(run.raised):
             llorch_ctx.fail("the API key appears in a raised error", ids=ids)
+    no_secret_shapes(llorch_ctx)
+
+
+#: The secrets requirements a secret-shaped value in a log record breaks.
+_SECRET_LOG_IDS = (
+    "HTU-SEC-1402",
+    "WA-INT-3005",
+    "HTU-1004",
+    "HTU-EXP-1104",
+    "ORCH-3613",
+    "OC-ADAPT-OAI-6020",
+)
+
+
+@then("no adapter log record carries a secret-shaped value")
+def no_secret_shapes(llorch_ctx: ScenarioContext) -> None:
+    """Not only the configured key: whatever the project's redactor would mask (any bearer
+    token, API-key header or pair, URL credentials, ``sk-``/``hf_`` keys — its own patterns)
+    must never reach a log record raw, whoever's secret it is."""
+    from ._values import secret_shaped
+
+    found = secret_shaped(llorch_ctx.logs.texts())
+    secrets = [s for s in (llorch_ctx.api_key, *llorch_ctx.env_secrets) if s]
+    for text in llorch_ctx.logs.texts():
+        for secret in secrets:
+            if secret in text:
+                found.append(f"a configured or environment secret ({_fp(secret)})")
+    llorch_ctx.check(
+        not found,
+        "a log record carries a secret-shaped value unredacted",
+        f"{len(found)} fragment(s), shown redacted: {found[:3]}",
+        ids=_SECRET_LOG_IDS,
+    )
 
 
 @then("no error-level log record carries request headers")
@@ -418,6 +450,77 @@ def log_fields(llorch_ctx: ScenarioContext) -> None:
         f"{len(llorch_ctx.logs.records)} records captured; {len(found)} with all keys",
         ids=("WA-INT-3007", "ADAPT-3004", "OC-ADAPT-OAI-6031"),
     )
+    check_log_values(llorch_ctx, matching, ids=("WA-INT-3007", "ADAPT-3004", "OC-ADAPT-OAI-6031"))
+
+
+def check_log_values(
+    ctx: ScenarioContext, records: list[dict[str, Any]], *, ids: tuple[str, ...]
+) -> None:
+    """Every matching record's values: the task's ids, the engine's name and version, the
+    delivered token count, the engine's prompt token count (``steps._values``)."""
+    from ._values import log_value_problems
+
+    run = ctx.last
+    term = run.terminal
+    delivered = len(run.tokens) if term is not None and term.kind == "end" else None
+    engines = {str(getattr(run.request.engine, "value", run.request.engine))}
+    caps = ctx.surface.get("capabilities")
+    if isinstance(caps, Capabilities) and caps.engine:
+        engines.add(caps.engine)
+    problems: list[str] = []
+    prompt_tokens = _engine_prompt_tokens(ctx, run)
+    for f in records:
+        problems += log_value_problems(
+            f,
+            task_id=run.request.task_id,
+            session_id=run.request.session_id,
+            engines=engines,
+            engine_versions=engine_versions(ctx),
+            delivered=delivered,
+            prompt_tokens=prompt_tokens,
+        )
+    ctx.notes["log_value_check"] = {
+        "records": len(records),
+        "engine_prompt_tokens": prompt_tokens,
+        "delivered": delivered,
+    }
+    ctx.check(
+        not problems,
+        "a completion log record carries wrong values",
+        "; ".join(dict.fromkeys(problems))[:600],
+        ids=ids,
+    )
+
+
+def _engine_prompt_tokens(ctx: ScenarioContext, run: Any) -> int | None:
+    """The engine's own prompt token count for ``run`` (mock engines only)."""
+    if not _has_mock_engine(ctx):
+        return None
+    gens = [e for e in ctx.generation_entries() if getattr(e, "plan", None) is not None]
+    mine = [e for e in gens if e.t_received >= run.t_start]
+    return int(mine[-1].plan.prompt_tokens) if mine else None
+
+
+def _has_mock_engine(ctx: ScenarioContext) -> bool:
+    return not (
+        ctx.per_run or ctx.in_process or ctx.live or getattr(ctx.target, "orchestrator", False)
+    )
+
+
+def engine_versions(ctx: ScenarioContext) -> list[str] | None:
+    """What the engine itself reports as its version (``None`` without a mock engine).
+
+    For the OpenAI API the engine's "version" is the upstream model (OC-ADAPT-OAI-6010),
+    optionally with the API's version (``model@date``).
+    """
+    if not _has_mock_engine(ctx):
+        return None
+    engine = ctx.need_engine("engine version")
+    own = str(getattr(engine, "engine_version", "") or "")
+    if ctx.dialect == "openai":
+        model = str(getattr(engine, "model", "") or ctx.build_config().get("model", ""))
+        return [model, f"{model}@{own}"]
+    return [own] if own else None
 
 
 @then("a log record carries tokens_in, pool_id and replica_id")
@@ -427,6 +530,16 @@ def log_fields_more(llorch_ctx: ScenarioContext) -> None:
         ("tokens_in", "pool_id", "replica_id", "job_id"),
         non_null=("pool_id", "replica_id", "job_id"),
     )
+    if found:
+        req = llorch_ctx.last.request
+        mine = [f for f in found if f.get("job_id") == req.task_id]
+        llorch_ctx.check(
+            any(f.get("tokens_in") is not None for f in mine),
+            "no log record of this task carries tokens_in as a number",
+            f"tokens_in values: {[f.get('tokens_in') for f in mine] or 'no record of this task'}",
+            ids=("ADAPT-3004",),
+        )
+        check_log_values(llorch_ctx, mine, ids=("ADAPT-3004",))
     if not found:
         want = ("tokens_in", "pool_id", "replica_id", "job_id")
         best: dict[str, Any] = {}
@@ -539,14 +652,39 @@ def props_slots(llorch_ctx: ScenarioContext) -> None:
 
 @then("engine_version is a non-empty stable string")
 def version_stable(llorch_ctx: ScenarioContext) -> None:
-    s = llorch_ctx.surface
-    v, v2 = s.get("engine_version"), s.get("engine_version_again")
+    """Non-empty, the same on every call (before and after a submit, and in ``started``), and
+    equal to the engine's own version where the engine is known."""
+    seen = _versions_seen(llorch_ctx)
+    v = seen[0][1] if seen else None
     llorch_ctx.check(
-        isinstance(v, str) and v.strip() and v == v2,
+        isinstance(v, str) and v.strip() and all(x == v for _, x in seen),
         "engine_version is empty or unstable",
-        f"{v!r} then {v2!r}",
+        "; ".join(f"{where}: {x!r}" for where, x in seen),
         ids=("ADAPT-3000", "OC-ADAPT-OAI-6000"),
     )
+    own = engine_versions(llorch_ctx)
+    if own is not None:
+        from ._values import version_matches
+
+        llorch_ctx.check(
+            version_matches(v, own),
+            "engine_version is not the version the engine reports",
+            f"adapter says {v!r}, the engine reports {' or '.join(own)!r}",
+            ids=("ADAPT-3000", "OC-ADAPT-OAI-6000"),
+        )
+
+
+def _versions_seen(ctx: ScenarioContext) -> list[tuple[str, Any]]:
+    """Every engine_version the adapter gave: each surface call, in order, then ``started``."""
+    out: list[tuple[str, Any]] = [
+        (f"engine_version() call {n + 1}", v)
+        for n, v in enumerate(ctx.surface.get("engine_versions", []))
+    ]
+    for n, run in enumerate(ctx.runs):
+        for _, ev in run.events:
+            if ev.kind == "started" and "engine_version" in ev.data:
+                out.append((f"started of stream {n + 1}", ev.data.get("engine_version")))
+    return out
 
 
 @then("capabilities name the engine and its version")
@@ -567,14 +705,19 @@ def caps_named(llorch_ctx: ScenarioContext) -> None:
 
 @then("engine_version names the engine's own version")
 def version_from_engine(llorch_ctx: ScenarioContext) -> None:
-    engine = llorch_ctx.need_engine("engine version")
-    own = str(getattr(engine, "engine_version", "") or "")
-    v = str(llorch_ctx.surface.get("engine_version") or "")
-    llorch_ctx.notes["versions"] = {"engine": own, "adapter": v}
+    """Every engine_version the adapter gave (each call, before and after a submit, and each
+    ``started``) is the version the engine reports (``steps._values.version_matches``)."""
+    from ._values import version_matches
+
+    llorch_ctx.need_engine("engine version")
+    own = engine_versions(llorch_ctx) or []
+    seen = _versions_seen(llorch_ctx)
+    bad = [f"{where}: {x!r}" for where, x in seen if not version_matches(x, own)]
+    llorch_ctx.notes["versions"] = {"engine": own, "adapter": [x for _, x in seen]}
     llorch_ctx.check(
-        bool(own) and own.lower() in v.lower(),
-        "engine_version does not carry the engine's own version",
-        f"adapter says {v!r}, engine reports {own!r}",
+        bool(own) and bool(seen) and not bad,
+        "engine_version is not the version the engine reports",
+        f"engine reports {' or '.join(own)!r}; adapter gave {'; '.join(bad) or 'nothing'}",
         ids=(
             "OC-ADAPT-5011",
             "OC-ADAPT-5030",

@@ -74,6 +74,8 @@ def inspect_surface(llorch_ctx: ScenarioContext) -> None:
     s["capabilities"] = llorch_ctx.call(adapter.capabilities)
     s["engine_version"] = llorch_ctx.call(adapter.engine_version)
     s["engine_version_again"] = llorch_ctx.call(adapter.engine_version)
+    # every call, across inspections (before and after a submit): the version checks read these
+    s.setdefault("engine_versions", []).extend([s["engine_version"], s["engine_version_again"]])
     llorch_ctx.notes["surface"] = {
         "health": repr(s["health"]),
         "props": repr(s["props"]),

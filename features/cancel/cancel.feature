@@ -1,6 +1,7 @@
 Feature: Cancellation is prompt and closes the upstream connection
-  cancel(task_id) is best effort but real: once it returns no token follows, the stream ends,
-  and the engine sees its connection closed. Closing the stream iterator does the same.
+  cancel(task_id) is best effort but real: once it returns no token follows, the stream ends
+  with end {stop_reason: cancelled} within 500 ms (cancel() itself returns within 1 s), and the
+  engine sees its connection closed. Closing the stream iterator does the same.
 
   @WA-INT-3002 @ADAPT-3000 @ADAPT-3101 @needs:cancel
   Scenario: Cancel in flight stops tokens and closes the upstream connection
@@ -8,6 +9,7 @@ Feature: Cancellation is prompt and closes the upstream connection
     And the engine injects "stall.midstream;after_events=4;delay_ms=3000"
     When the task is cancelled after 2 tokens
     Then no token arrived after cancel returned
+    And the cancelled stream ended promptly with end and stop_reason cancelled
     And the stream ended well before the stall was over
     And the engine saw the client disconnect
 

@@ -4,7 +4,10 @@ Feature: The WorkerAdapter surface
 
   @ADAPT-3000 @ORCH-3620 @black-box
   Scenario: The adapter implements the WorkerAdapter protocol in-process
+    Given a completion of 8 tokens for prompt "Before and after"
     When the adapter's surface is inspected
+    And the adapter streams the task
+    And the adapter's surface is inspected
     Then it implements the WorkerAdapter protocol
     And health is live and ready
     And props report slot counts as integers or nothing
@@ -17,7 +20,7 @@ Feature: The WorkerAdapter surface
     When the adapter's health is queried
     Then health is not ready
 
-  @ADAPT-3001 @black-box
+  @ADAPT-3001 @ADAPT-3004 @black-box
   Scenario: Metrics events, when present, sit between started and the terminal event
     Given a completion of 8 tokens for prompt "Measure me"
     When the adapter streams the task

@@ -14,6 +14,7 @@ Feature: llama.cpp adapter
     And the engine saw requests on "/health" and one of "/props,/slots"
     And the generation request went to "/completion" with stream true
     And no token arrived after cancel returned
+    And the cancelled stream ended promptly with end and stop_reason cancelled
     And the engine saw the client disconnect
 
   @OC-ADAPT-5001a @needs:metrics_scrape
@@ -21,12 +22,21 @@ Feature: llama.cpp adapter
     When the adapter's engine metrics are scraped
     Then the engine saw requests on "/metrics"
 
+  @OC-ADAPT-5001 @ADAPT-3000
+  Scenario: llama.cpp passes the task's engine parameters through
+    Given a completion of 120 tokens for prompt "Keep going past the end"
+    And the task passes engine parameters '{"ignore_eos": true}'
+    When the adapter streams the task
+    Then the tokens reproduce the generation plan
+    And the end event reports the plan's token count and stop reason
+
   @OC-ADAPT-5002
   Scenario: llama.cpp OpenAI-compatible endpoints stay internal
     Given a completion of 8 tokens for prompt "Stay native"
     When the adapter streams the task
     And the adapter's surface is inspected
-    Then the engine saw no request on a "/v1/" path
+    Then the stream ends with end
+    And the engine saw no request on a "/v1/" path
     And the adapter exposes nothing beyond the WorkerAdapter contract
 
   @OC-ADAPT-5010
@@ -40,5 +50,8 @@ Feature: llama.cpp adapter
 
   @OC-ADAPT-5011
   Scenario: llama.cpp engine_version reports the engine's build
+    Given a completion of 4 tokens for prompt "Which build are you"
     When the adapter's surface is inspected
+    And the adapter streams the task
+    And the adapter's surface is inspected
     Then engine_version names the engine's own version

@@ -5,7 +5,10 @@ Feature: OpenAI adapter
 
   @OC-ADAPT-OAI-6000 @black-box
   Scenario: OpenAI adapter implements the whole WorkerAdapter surface
+    Given a completion of 4 tokens for prompt "Before and after"
     When the adapter's surface is inspected
+    And the adapter streams the task
+    And the adapter's surface is inspected
     Then it implements the WorkerAdapter protocol
     And health is live and ready
     And engine_version is a non-empty stable string
@@ -18,6 +21,29 @@ Feature: OpenAI adapter
     And the stream follows the contract grammar
     And there is one token event per upstream content delta
     And the tokens reproduce the generation plan
+
+  @OC-ADAPT-OAI-6001 @ADAPT-3000
+  Scenario Outline: OpenAI streams a task through the <endpoint> endpoint
+    Given a completion of 12 tokens for prompt "Talk to the API"
+    And the task asks for the <endpoint> endpoint
+    When the adapter streams the task
+    Then the generation request went to "<path>" with stream true
+    And the stream follows the contract grammar
+    And the tokens reproduce the generation plan
+    And the end event reports the plan's token count and stop reason
+
+    Examples:
+      | endpoint    | path                 |
+      | chat        | /v1/chat/completions |
+      | completions | /v1/completions      |
+
+  @OC-ADAPT-OAI-6001 @ADAPT-3000
+  Scenario: OpenAI passes the task's engine parameters through
+    Given a completion of 24 tokens for prompt "Warm it up a little"
+    And the task passes engine parameters '{"temperature": 0.4, "top_p": 0.9}'
+    When the adapter streams the task
+    Then the tokens reproduce the generation plan
+    And the end event reports the plan's token count and stop reason
 
   @OC-ADAPT-OAI-6002
   Scenario: OpenAI retries a 503 before the first byte with capped jitter

@@ -22,13 +22,14 @@ Feature: Faults in the middle of a stream end it with one terminal error
     And the stream ends with error code "WORKER_RESET" and retriable true
     And no token contains a replacement character
 
-  @WA-INT-3008 @ADAPT-3002 @HTU-ERR-4003
+  @WA-INT-3008 @ADAPT-3002 @HTU-ERR-4002 @HTU-ERR-4003
   Scenario: The engine's in-stream error event becomes the terminal error event
     Given a completion of 16 tokens for prompt "Break in the middle"
     And the engine injects "stream.error_event;after_events=2"
     When the adapter streams the task
     Then the stream follows the contract grammar
-    And the stream ends with an error event
+    And the stream ends with the mapping table's error for "server_error"
+    And the tokens so far are a prefix of the generation plan
     And the error message is short and redacted
 
   @ADAPT-3002 @HTU-ERR-4002

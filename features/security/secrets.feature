@@ -23,7 +23,7 @@ Feature: Secrets never leak and configuration is explicit
     And the engine received the API key as a Bearer token
     And the engine received none of the environment's credentials
 
-  @HTU-1005 @HTU-EXP-1101 @HTU-SEC-1401
+  @HTU-1005 @HTU-EXP-1101 @HTU-SEC-1401 @HTU-SEC-1402
   Scenario: Without a configured key nothing is sent and environment proxies are not used
     Given a completion of 8 tokens for prompt "Anonymous"
     And the adapter is configured without an API key
@@ -32,6 +32,7 @@ Feature: Secrets never leak and configuration is explicit
     Then the stream ends with end
     And the engine received no Authorization header
     And the engine received none of the environment's credentials
+    And no adapter log record carries a secret-shaped value
 
   @HTU-SEC-1401 @HTU-EXP-1105 @HTU-1001 @needs:tls
   Scenario: TLS verification is on: an untrusted engine certificate is refused

@@ -47,3 +47,12 @@ Feature: Stream grammar against the generation plan
     When the adapter streams the task
     Then the stream follows the contract grammar
     And the stream ends with error code "INTERNAL" and retriable false
+
+  @ADAPT-3000 @WA-INT-3001
+  Scenario: The task's stop sequences end the stream at the first match
+    Given a completion of 64 tokens for prompt "Stop when you see it"
+    And the task stops at a sequence its plan contains
+    When the adapter streams the task
+    Then the stream follows the contract grammar
+    And the tokens reproduce the generation plan
+    And the end event reports the plan's token count and stop reason
