@@ -310,9 +310,9 @@ def tokens_match_plan(llorch_ctx: ScenarioContext) -> None:
     llorch_ctx.notes["plan"] = {
         "tokens": want[:64],
         "stop_reason": plan.stop_reason,
-        "seed": plan.seed,
-        "max_tokens": plan.max_tokens,
-        "stop": list(plan.stop),
+        "seed": getattr(plan, "seed", None),
+        "max_tokens": getattr(plan, "max_tokens", None),
+        "stop": list(getattr(plan, "stop", None) or ()),
     }
     if got == want:
         return

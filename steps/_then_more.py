@@ -266,6 +266,10 @@ def determinism_settings(llorch_ctx: ScenarioContext) -> None:
     plan = getattr(entries[-1], "plan", None)
     if plan is None:
         llorch_ctx.fail("the engine rendered no generation for this task", ids=("OC-TEST-7002",))
+    if llorch_ctx.proxied and getattr(plan, "request", None) is None:
+        # a live engine's request the dialect parser cannot read: judge the body as sent
+        _determinism_from_body(llorch_ctx, s)
+        return
     problems = [
         p
         for p in forwarded_problems(run.request, plan, llorch_ctx.dialect)
@@ -283,6 +287,22 @@ def determinism_settings(llorch_ctx: ScenarioContext) -> None:
         "determinism 'strict' requested; "
         + "; ".join(p.describe() for p in problems)
         + f" (request body sampling fields: {s})",
+        ids=("OC-TEST-7002",),
+    )
+
+
+def _determinism_from_body(ctx: ScenarioContext, s: dict[str, list[Any]]) -> None:
+    """Fallback when no parsed view exists: the seed and a greedy knob must be in the body."""
+    seed = ctx.last.request.seed
+    greedy = (
+        any(t == 0 for t in s.get("temperature", []))
+        or any(d is False for d in s.get("do_sample", []))
+        or any(k == 1 for k in s.get("top_k", []))
+    )
+    ctx.check(
+        seed in s.get("seed", []) + s.get("random_seed", []) and greedy,
+        "the engine was not asked for the task's seed and greedy (deterministic) sampling",
+        f"request body sampling fields: {s}",
         ids=("OC-TEST-7002",),
     )
 
