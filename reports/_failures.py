@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -268,6 +269,35 @@ def _split_message(message: str) -> tuple[str, str]:
     msg = _ID_PREFIX.sub("", message.strip(), count=1)
     title, sep, detail = msg.partition(" — ")
     return title.strip(), detail.strip() if sep else ""
+
+
+@cache
+def _fails_every_carried_id() -> bool:
+    """Does the results model fail every ID a failed scenario carries, or only the IDs its
+    failure names? Asked of the model itself (a one-scenario probe), so the blocks follow its
+    attribution rule whichever it is."""
+    probe = RunResults(
+        run_id="probe",
+        seed=0,
+        target={},
+        scenarios=[
+            ScenarioResult(
+                nodeid="probe",
+                feature="probe",
+                scenario="probe",
+                adapter="a",
+                dialect=None,
+                requirements=["ADAPT-3000", "ADAPT-3001"],
+                status="fail",
+                message="ADAPT-3000: probe",
+                failed_requirements=["ADAPT-3000"],
+            )
+        ],
+    )
+    try:
+        return any(v.requirement == "ADAPT-3001" and v.status == "fail" for v in probe.verdicts())
+    except Exception:  # pragma: no cover - a model that cannot fold a probe
+        return True
 
 
 def _level(rid: str) -> str:
@@ -524,9 +554,13 @@ def _build(
     failing: set[tuple[str, str]] | None = None,
 ) -> tuple[FailureCase, tuple[str, str], str]:
     ev: Mapping[str, Any] = s.evidence if isinstance(s.evidence, Mapping) else {}
-    # The check names the requirement(s) it proves first; the results model fails every ID
-    # the scenario carries, so those count too (gating, and "fails" in the block).
-    rids = tuple(dict.fromkeys([*s.failed_requirements, *s.requirements]))
+    # The IDs this failure fails, as the results model attributes them: the ones the check
+    # names — and, under a model that fails every ID a failed scenario carries, those too.
+    named = list(s.failed_requirements)
+    if not named or _fails_every_carried_id():
+        rids = tuple(dict.fromkeys([*named, *s.requirements]))
+    else:
+        rids = tuple(named)
     if s.status == "error":
         title, detail = s.message.strip().split("\n", 1)[0][:300], ""
     else:
