@@ -20,8 +20,10 @@ harness passes ``http`` (:class:`adapters.http_util.HttpClientConfig`: timeouts,
 ``retry`` (:class:`adapters.http_util.RetryPolicy`, seeded), ``model`` and ``api_key`` where a
 scenario needs them — a factory may ignore keys it does not use. An adapter declares what it does
 not support in ``Capabilities.declared_unsupported`` (``cancel``, ``api_key``, ``tls``,
-``deadline``, ``metrics_scrape``); scenarios tagged ``@needs:<name>`` then report ``unsupported``
-with the declaration as evidence. Exit codes: 0 every MUST passed, 1 failures (``--fail-on
+``deadline``, ``metrics_scrape``, ``retries``, ``connection_reuse``); scenarios tagged
+``@needs:<name>`` are then not run and the declaration table (``conformance._declarations``)
+judges it per requirement: a MUST declared away fails, an allowed declaration shows as
+``pass-declared`` ("pass, declared: cancel"). Exit codes: 0 every MUST passed, 1 failures (``--fail-on
 should`` counts SHOULDs too), 2 harness or usage errors.
 """
 

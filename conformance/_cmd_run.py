@@ -252,6 +252,14 @@ _STYLE = {
 }
 
 
+def _cell(verdict: Any) -> str:
+    """A table cell; a declaration shows as ``pass, declared: cancel``, never a plain pass."""
+    if verdict.declared and verdict.status in ("pass-declared", "unsupported", "fail"):
+        style = {"pass-declared": "cyan", "unsupported": "yellow", "fail": "bold red"}
+        return f"[{style[verdict.status]}]{verdict.label}[/]"
+    return _STYLE.get(verdict.status, "?")
+
+
 def _summary(results: Any, *, fail_on: str, out: Path, wall: float) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -270,8 +278,7 @@ def _summary(results: Any, *, fail_on: str, out: Path, wall: float) -> None:
         if r.pending is not None:
             continue
         cells = [
-            _STYLE.get(verdicts[(a, r.id)].status, "?") if (a, r.id) in verdicts else "[dim]-[/]"
-            for a in adapters
+            _cell(verdicts[(a, r.id)]) if (a, r.id) in verdicts else "[dim]-[/]" for a in adapters
         ]
         if all(c == "[dim]-[/]" for c in cells):
             continue

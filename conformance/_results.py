@@ -1,16 +1,23 @@
 """The results model of a conformance run: JSON-able, one record per scenario run.
 
 Why a model of its own: the pytest plugin fills it (per worker, through report properties), the
-``run`` command renders it, and the proof-bundle writer (a later issue) will read
-``results.json``. Statuses are the five of DESIGN.md principle 7 — ``pass``, ``fail``,
-``unsupported``, ``skipped``, ``error`` — and a verdict per (adapter, requirement) folds them:
+``run`` command renders it, and the proof-bundle writer reads ``results.json``. Scenario statuses
+are the five of DESIGN.md principle 7 — ``pass``, ``fail``, ``unsupported``, ``skipped``,
+``error``. A verdict per (adapter, requirement) folds them, with one more status of its own,
+``pass-declared``. The folding rules (README "Folding rules"):
 
-* ``fail`` if any scenario failed that requirement (a scenario that failed on another ID also
-  fails the IDs it carries: they were not proven);
-* else ``error`` if a harness error hit a scenario carrying it;
-* else ``pass`` if at least one scenario passed (declared-unsupported parts stay visible in the
-  scenario list);
-* else ``unsupported`` (only declared gaps), else ``skipped``.
+1. **Attribution.** A failed scenario fails the IDs its failure names
+   (``failed_requirements``); the other IDs it carries were not judged by it (a failure that
+   names nothing fails every ID it carries).
+2. **Declarations.** A scenario reported ``unsupported`` because the adapter declared a
+   capability away (``declared``) is judged per requirement by the declaration table
+   (:mod:`conformance._declarations`): a declaration the requirement does not allow (a MUST
+   declared away) is a ``fail`` of that requirement; an allowed one is ``declared``.
+3. **Fold**, per (adapter, requirement): ``fail`` if any scenario failed it; else ``error`` if a
+   harness error hit a scenario carrying it; else ``pass-declared`` if a scenario passed and an
+   allowed declaration left part of it unrun — shown as "pass, declared: cancel", never counted
+   as ``pass``; else ``pass`` if a scenario passed; else ``unsupported`` (declared gaps or
+   black-box limits only; its ``declared`` list says which); else ``skipped``.
 
 A skip never counts as support: a requirement whose only scenarios were skipped is ``skipped``
 and does not make a run green when ``--fail-on`` asks for it.
@@ -25,28 +32,54 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from ._catalogue import CATALOGUE, Level, get_requirement, is_known
+from ._declarations import declaration_rule
 
 __all__ = [
     "STATUSES",
+    "VERDICT_STATUSES",
     "RunResults",
     "ScenarioResult",
     "Status",
     "Verdict",
+    "VerdictStatus",
     "fold_statuses",
 ]
 
 Status = Literal["pass", "fail", "unsupported", "skipped", "error"]
 STATUSES: Final[tuple[Status, ...]] = ("pass", "fail", "unsupported", "skipped", "error")
-_RANK: Final[dict[str, int]] = {"fail": 5, "error": 4, "pass": 3, "unsupported": 2, "skipped": 1}
+VerdictStatus = Literal["pass", "pass-declared", "fail", "unsupported", "skipped", "error"]
+VERDICT_STATUSES: Final[tuple[VerdictStatus, ...]] = (
+    "pass",
+    "pass-declared",
+    "fail",
+    "unsupported",
+    "skipped",
+    "error",
+)
+#: Per-requirement statuses of one scenario, as the fold sees them (``declared``: an allowed
+#: declaration left it unrun; ``unjudged``: it failed on another requirement first).
+_RANK: Final[dict[str, int]] = {
+    "fail": 6,
+    "error": 5,
+    "pass": 4,
+    "declared": 3,
+    "unsupported": 2,
+    "skipped": 1,
+    "unjudged": 0,
+}
 
 
-def fold_statuses(statuses: Iterable[str]) -> Status:
-    """Fold scenario statuses of one requirement into its verdict (module docstring)."""
-    best: Status = "skipped"
-    for s in statuses:
-        if _RANK.get(s, 0) > _RANK[best]:
-            best = s  # type: ignore[assignment]
-    return best
+def fold_statuses(statuses: Iterable[str]) -> VerdictStatus:
+    """Fold per-requirement scenario statuses into one verdict (module docstring, rule 3)."""
+    seen = set(statuses)
+    for status in ("fail", "error"):
+        if status in seen:
+            return status
+    if "pass" in seen:
+        return "pass-declared" if "declared" in seen else "pass"
+    if "declared" in seen or "unsupported" in seen:
+        return "unsupported"
+    return "skipped"
 
 
 @dataclass
@@ -64,6 +97,8 @@ class ScenarioResult:
     message: str = ""
     failed_requirements: list[str] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
+    #: capabilities the adapter declared unsupported that made this scenario ``unsupported``
+    declared: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,11 +110,24 @@ class ScenarioResult:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The folded verdict of one (adapter, requirement); ``declared`` lists the declarations
+    that left part of it unrun (allowed ones for ``pass-declared``/``unsupported``, forbidden
+    ones for a ``fail``)."""
+
     adapter: str
     requirement: str
-    status: Status
+    status: VerdictStatus
     scenarios: int
     message: str = ""
+    declared: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """Human text of the status: ``pass, declared: cancel`` for ``pass-declared``."""
+        if self.declared and self.status in ("pass-declared", "unsupported", "fail"):
+            head = "pass" if self.status == "pass-declared" else self.status
+            return f"{head}, declared: {', '.join(self.declared)}"
+        return self.status
 
 
 @dataclass
@@ -112,11 +160,13 @@ class RunResults:
                     buckets.setdefault((s.adapter, rid), []).append(s)
         out: list[Verdict] = []
         for (adapter, rid), items in sorted(buckets.items()):
-            status = fold_statuses(_status_for(s, rid) for s in items)
-            msg = next(
-                (s.message for s in items if _status_for(s, rid) == status and s.message), ""
+            judged = [_status_for(s, rid) for s in items]
+            status = fold_statuses(st for st, _, _ in judged)
+            declared = sorted(
+                {c for st, _, caps in judged for c in caps if _counts_for(st, status)}
             )
-            out.append(Verdict(adapter, rid, status, len(items), msg))
+            msg = next((m for st, m, _ in judged if _counts_for(st, status) and m), "")
+            out.append(Verdict(adapter, rid, status, len(items), msg, tuple(declared)))
         return out
 
     def counts(self) -> dict[str, int]:
@@ -144,7 +194,8 @@ class RunResults:
         return [r.id for r in CATALOGUE if r.pending is None and r.id not in seen]
 
     def exit_code(self, *, fail_on: Literal["must", "should"] = "must") -> int:
-        """0: every MUST passed (or was declared unsupported); 1: failures; 2: harness errors."""
+        """0: no MUST failed (an allowed declaration or a black-box limit is not a failure; a MUST
+        declared away is); 1: failures; 2: harness errors."""
         if self.errors():
             return 2
         return 1 if self.failing(fail_on=fail_on) else 0
@@ -161,7 +212,7 @@ class RunResults:
             "wall_time_s": round(self.wall_time_s, 3),
             "counts": self.counts(),
             "scenarios": [s.to_dict() for s in self.scenarios],
-            "verdicts": [asdict(v) for v in self.verdicts()],
+            "verdicts": [{**asdict(v), "declared": list(v.declared)} for v in self.verdicts()],
             "not_covered_layer_not_built": [
                 {"id": r.id, "layer": r.layer.value, "pending": r.pending}
                 for r in CATALOGUE
@@ -191,8 +242,38 @@ class RunResults:
         return cls.from_dict(json.loads(path.read_text("utf-8")))
 
 
-def _status_for(s: ScenarioResult, rid: str) -> Status:
-    """A failed scenario fails every ID it carries; the others keep the scenario's status."""
+def _status_for(s: ScenarioResult, rid: str) -> tuple[str, str, tuple[str, ...]]:
+    """One scenario's status for one requirement: (status, message, declarations concerned).
+
+    Rules 1 and 2 of the module docstring: precise attribution of failures, and declarations
+    judged by the declaration table.
+    """
     if s.status == "fail":
-        return "fail"
-    return s.status
+        if not s.failed_requirements or rid in s.failed_requirements:
+            return "fail", s.message, ()
+        named = ", ".join(s.failed_requirements)
+        return "unjudged", f"not judged: the scenario failed on {named} first", ()
+    if s.status == "unsupported" and s.declared:
+        rules = [declaration_rule(rid, c) for c in s.declared]
+        forbidden = [r for r in rules if not r.allowed]
+        if forbidden:
+            why = "; ".join(f"{r.capability!r}: {r.why}" for r in forbidden)
+            return (
+                "fail",
+                f"{rid} may not be declared away — the adapter declares "
+                f"{', '.join(repr(r.capability) for r in forbidden)} unsupported ({why})",
+                tuple(r.capability for r in forbidden),
+            )
+        return "declared", s.message, tuple(r.capability for r in rules)
+    return s.status, s.message, ()
+
+
+def _counts_for(scenario_status: str, verdict: str) -> bool:
+    """Does a scenario's per-requirement status explain the folded verdict?"""
+    if verdict == "pass-declared":
+        return scenario_status == "declared"
+    if verdict == "unsupported":
+        return scenario_status in ("declared", "unsupported")
+    if verdict == "skipped":
+        return scenario_status in ("skipped", "unjudged")
+    return scenario_status == verdict

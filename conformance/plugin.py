@@ -42,7 +42,14 @@ from _pytest.outcomes import Skipped
 
 from ._catalogue import ID_PATTERN, Level, get_requirement, is_known
 
-__all__ = ["NOT_APPLICABLE", "PER_RUN", "Unsupported", "suite_module_path"]
+__all__ = [
+    "NOT_APPLICABLE",
+    "PER_RUN",
+    "Unsupported",
+    "observed_failure",
+    "raised_by_adapter",
+    "suite_module_path",
+]
 
 _PROP = "llorch"
 _STEPS_PLUGIN = "steps._plugin"
@@ -56,8 +63,12 @@ class Unsupported(Skipped):
     evidence, and it never counts as support.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, declared: tuple[str, ...] | list[str] = ()) -> None:
         super().__init__(msg=f"unsupported: {reason}", pytrace=False)
+        #: the adapter's declarations (``Capabilities.declared_unsupported``) that made the
+        #: scenario unsupported; empty for black-box limits (live engine, orchestrator). The
+        #: fold judges them by the declaration table (``conformance._declarations``).
+        self.declared = tuple(declared)
 
 
 class _RunOnce:
@@ -336,39 +347,171 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # -- statuses ------------------------------------------------------------------------------
-def _classify(call: pytest.CallInfo[None], when: str) -> tuple[str, str, list[str]]:
+#: Exceptions a *client* raises when the server it talks to broke the exchange (dropped the
+#: connection, answered garbage, went silent). In a scenario the server is the system under test
+#: or wraps it (the rbee worker bridge, the orchestrator facade around the adapter), so this is
+#: the adapter's failure observed through a client, not the harness breaking (issue 13).
+_CLIENT_SIDE: tuple[str, ...] = (
+    "httpx.RemoteProtocolError",
+    "httpx.ReadError",
+    "httpx.WriteError",
+    "httpx.ReadTimeout",
+    "httpx.WriteTimeout",
+    "httpx.PoolTimeout",
+    "httpx.ConnectError",
+    "httpx.ConnectTimeout",
+    "httpx.DecodingError",
+    "httpcore.RemoteProtocolError",
+    "httpcore.ReadError",
+    "httpcore.ReadTimeout",
+    "h11.RemoteProtocolError",
+)
+
+
+def _qualname(exc: BaseException) -> str:
+    mod = type(exc).__module__.split(".", 1)[0]
+    return f"{mod}.{type(exc).__name__}"
+
+
+def observed_failure(exc: BaseException) -> BaseException | None:
+    """The client-side exception in ``exc``'s chain when the system under test broke an
+    exchange a step observed through a client (see ``_CLIENT_SIDE``); ``None`` otherwise.
+
+    Public for the step library: a step that talks to a server wrapping the adapter may call
+    it to decide whether an exception is the adapter's failure (exit 1) or the harness's (2).
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if _qualname(cur) in _CLIENT_SIDE:
+            return cur
+        todo.extend(e for e in (cur.__cause__, cur.__context__) if e is not None)
+        if isinstance(cur, BaseExceptionGroup):
+            todo.extend(cur.exceptions)
+    return None
+
+
+def _adapter_packages(target: Any) -> tuple[str, ...]:
+    """Module prefixes of the adapter under test: its factory's module and top-level package."""
+    mod = str(getattr(getattr(target, "factory", None), "__module__", "") or "")
+    if not mod or mod.startswith(("conformance", "steps", "mock_engines", "reports")):
+        return ()
+    return tuple(dict.fromkeys((mod, mod.split(".", 1)[0])))
+
+
+def raised_by_adapter(exc: BaseException, target: Any) -> str | None:
+    """Where the adapter under test raised ``exc`` (``module:line in function``), or ``None``.
+
+    An exception whose traceback passes through the adapter's own code (a method that raised
+    instead of answering, a stream that raised instead of ending with an ``error`` event) is
+    the adapter's failure, not the harness breaking (issue 13).
+    """
+    packages = _adapter_packages(target)
+    if not packages:
+        return None
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        tb = cur.__traceback__
+        where = None
+        while tb is not None:
+            name = str(tb.tb_frame.f_globals.get("__name__", ""))
+            if any(name == p or name.startswith(p + ".") for p in packages):
+                where = f"{name}:{tb.tb_lineno} in {tb.tb_frame.f_code.co_name}"
+            tb = tb.tb_next
+        if where is not None:
+            return where
+        todo.extend(e for e in (cur.__cause__, cur.__context__) if e is not None)
+        if isinstance(cur, BaseExceptionGroup):
+            todo.extend(cur.exceptions)
+    return None
+
+
+def _classify(
+    call: pytest.CallInfo[None],
+    when: str,
+    *,
+    under_test: bool = True,
+    target: Any = None,
+) -> tuple[str, str, list[str], list[str]]:
+    """(status, message, failed requirement IDs, declarations) of one test phase."""
     exc = call.excinfo
     if exc is None:
-        return "pass", "", []
+        return "pass", "", [], []
     value = exc.value
     if isinstance(value, Unsupported):
-        return "unsupported", str(value.msg or "")[len("unsupported: ") :], []
+        return (
+            "unsupported",
+            str(value.msg or "")[len("unsupported: ") :],
+            [],
+            list(getattr(value, "declared", ())),
+        )
     if isinstance(value, Skipped):
-        return "skipped", str(value.msg or ""), []
+        return "skipped", str(value.msg or ""), [], []
     from adapters.api import ConformanceFailure
 
     if isinstance(value, ConformanceFailure) and when == "call":
         reqs = list(getattr(value, "requirements", None) or [value.requirement])
-        return "fail", str(value), reqs
+        return "fail", str(value), reqs, []
     if isinstance(value, AssertionError) and when == "call":
-        return "fail", str(value) or "assertion failed", []
-    return "error", f"{type(value).__name__}: {value}"[:2000], []
+        return "fail", str(value) or "assertion failed", [], []
+    from adapters.api import HarnessError, UsageError
+
+    if when == "call" and under_test and not isinstance(value, HarnessError | UsageError):
+        where = raised_by_adapter(value, target)
+        if where is not None:
+            return (
+                "fail",
+                f"the adapter raised {type(value).__name__}: {value} ({where}) instead of "
+                "answering or ending its stream with an error event"[:2000],
+                [],
+                [],
+            )
+    seen = observed_failure(value) if when == "call" and under_test else None
+    if seen is not None:
+        return (
+            "fail",
+            "the system under test broke an exchange observed through a client "
+            f"({type(seen).__name__}: {seen})"[:2000],
+            [],
+            [],
+        )
+    return "error", f"{type(value).__name__}: {value}"[:2000], [], []
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, Any]:
-    report = yield
+    try:
+        report = yield
+    except Exception as exc:
+        # pytest could not render the failure (an adapter's exception can defeat its traceback
+        # formatter, e.g. a recursion error inside ``ast.parse``): report it ourselves rather
+        # than crash the session, which would turn an adapter bug into a harness error.
+        report = _plain_report(item, call, exc)
     state = item.config.stash.get(_STATE, None)
     if state is None or "llorch_target" not in getattr(item, "fixturenames", ()):
         return report
-    status, message, failed = _classify(call, call.when)
+    spec = getattr(item, "callspec", None)
+    target = spec.params.get("llorch_target") if spec is not None else None
+    status, message, failed, declared = _classify(
+        call, call.when, under_test=_under_test(item), target=target
+    )
     data: dict[str, Any] = {
         "when": call.when,
         "status": status,
         "message": message,
         "failed": failed,
+        "declared": declared,
     }
     if call.when == "setup":
         target = getattr(item, "callspec", None)
@@ -394,6 +537,34 @@ def pytest_runtest_makereport(
     return report
 
 
+def _under_test(item: pytest.Item) -> bool:
+    """Does this test run against a target (an adapter or an orchestrator), not run-wide?"""
+    spec = getattr(item, "callspec", None)
+    target = spec.params.get("llorch_target") if spec is not None else None
+    return target is not None and target is not PER_RUN and not isinstance(target, _NotApplicable)
+
+
+def _plain_report(item: pytest.Item, call: pytest.CallInfo[None], exc: Exception) -> Any:
+    """A TestReport built without pytest's traceback formatter (see the makereport hook)."""
+    err = call.excinfo.value if call.excinfo is not None else None
+    longrepr = (
+        f"{type(err).__name__}: {err}"[:4000] if err is not None else None
+    ) or f"report failed: {type(exc).__name__}: {exc}"
+    outcome = "passed" if call.excinfo is None else "failed"
+    return pytest.TestReport(
+        item.nodeid,
+        item.location,
+        {k: 1 for k in item.keywords},
+        outcome,  # type: ignore[arg-type]
+        longrepr if outcome == "failed" else None,
+        call.when,  # type: ignore[arg-type]
+        duration=call.duration,
+        start=call.start,
+        stop=call.stop,
+        user_properties=list(item.user_properties),
+    )
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if not _CONFIGS:
         return
@@ -405,7 +576,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     data = props[-1]
     rec = state.records.setdefault(
-        report.nodeid, {"status": "pass", "message": "", "failed": [], "duration": 0.0}
+        report.nodeid,
+        {"status": "pass", "message": "", "failed": [], "declared": [], "duration": 0.0},
     )
     rec["duration"] += float(report.duration)
     if "meta" in data:
@@ -414,10 +586,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         rec["evidence"] = data["evidence"]
     rank = {"fail": 5, "error": 4, "unsupported": 3, "skipped": 2, "pass": 1}
     if rank[data["status"]] > rank[rec["status"]]:
-        rec["status"], rec["message"], rec["failed"] = (
+        rec["status"], rec["message"], rec["failed"], rec["declared"] = (
             data["status"],
             data["message"],
             data["failed"],
+            data.get("declared", []),
         )
 
 
@@ -452,6 +625,7 @@ def build_results(config: pytest.Config) -> Any:
                 message=rec["message"],
                 failed_requirements=list(rec["failed"]),
                 evidence=rec.get("evidence", {}),
+                declared=list(rec.get("declared", [])),
             )
         )
     return res
@@ -483,6 +657,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(
             f"... and {len(failing) - 20} more failing (adapter, requirement) pairs"
         )
+    for v in res.verdicts():
+        if v.status == "pass-declared":
+            terminalreporter.write_line(f"PASS-DECLARED {v.adapter} {v.requirement}: {v.label}")
 
 
 def evidence_json(obj: Any) -> Any:

@@ -40,7 +40,7 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}
 th{background:#f3f3f3;position:sticky;top:0}
 .pass{background:#d9f2d9}.fail{background:#f8d0d0}.error{background:#f5c28c}
-.unsupported{background:#e0e0f8}.skipped{background:#eee}.none{color:#aaa}
+.unsupported{background:#e0e0f8}.pass-declared{background:#eef5c0}.skipped{background:#eee}.none{color:#aaa}
 .result-pass{color:#176b17}.result-fail{color:#a01010}.result-error{color:#a35a00}
 pre{background:#fafafa;border:1px solid #ddd;padding:4px;max-height:30em;overflow:auto;white-space:pre-wrap}
 details{margin:.3em 0}summary{cursor:pointer}
@@ -303,7 +303,12 @@ def render_html(
             )
             why = reasons.get((a, rid), "") if st in ("fail", "error") else ""
             reason = f'<span class="reason">{_e(why[:160])}</span>' if why else ""
-            cells.append(f'<td class="{_e(st)}">{_e(st)} {links}{reason}</td>')
+            declared = r.get("declared", {}).get(a) or []
+            shown = st
+            if declared and st in ("pass-declared", "unsupported", "fail"):
+                head = "pass" if st == "pass-declared" else st
+                shown = f"{head}, declared: {', '.join(declared)}"
+            cells.append(f'<td class="{_e(st)}">{_e(shown)} {links}{reason}</td>')
         note = (
             f' <span class="muted">(not covered: {_e(r["pending"])})</span>'
             if r.get("pending") and not r["verdicts"]

@@ -53,6 +53,7 @@ _SPEC_IDS: Final[dict[UpstreamCondition, str]] = {
 
 _ICON: Final = {
     "pass": "PASS",
+    "pass-declared": "PASS (declared)",
     "fail": "FAIL",
     "error": "ERROR",
     "unsupported": "UNSUPPORTED",
@@ -62,6 +63,43 @@ _ICON: Final = {
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _verdict_cell(status: str, declared: Sequence[str] | None) -> str:
+    """``PASS, declared: cancel`` — a declaration is never shown as a plain PASS."""
+    icon = _ICON.get(status, "·")
+    if declared and status in ("pass-declared", "unsupported", "fail"):
+        head = "PASS" if status == "pass-declared" else icon
+        return f"{head}, declared: {_cell(', '.join(declared))}"
+    return icon
+
+
+def _folding_section() -> list[str]:
+    """The folding rules and the declaration table (``conformance._declarations``)."""
+    from conformance._declarations import DECLARATION_RULES
+
+    lines = [
+        "## Folding rules and declarations",
+        "",
+        "A verdict per (adapter, requirement) folds its scenarios: `fail` if a scenario failed on "
+        "that requirement (a failure fails the IDs it names; the other IDs of its scenario are "
+        "not judged by it); else `error` if a harness error hit it; else `pass, declared: X` "
+        "(`pass-declared`) if a scenario passed and an allowed declaration left part of it "
+        "unrun; else `pass`; else `unsupported` (allowed declarations or black-box limits only); "
+        "else `skipped`. An adapter's `Capabilities.declared_unsupported` is judged per "
+        "requirement: a capability the contract calls optional or best-effort may be declared; "
+        "a MUST may not be declared away (the declaration is a failure of it). Pairs not in the "
+        "table: a MUST allows no declaration, a SHOULD or MAY allows any.",
+        "",
+        "| requirement | capability | may be declared | why |",
+        "|---|---|---|---|",
+    ]
+    for rule in DECLARATION_RULES:
+        lines.append(
+            f"| {rule.requirement} | `{rule.capability}` | {'yes' if rule.allowed else 'no'} "
+            f"| {_cell(rule.why)} |"
+        )
+    return lines
 
 
 def render_error_mapping() -> str:
@@ -148,7 +186,9 @@ def render_test_report(summary: Mapping[str, Any], env: Mapping[str, Any]) -> st
             continue
         lines.append(
             f"| {r['id']} | {r['level']} | "
-            + " | ".join(_ICON.get(vs.get(a, ""), "·") for a in adapters)
+            + " | ".join(
+                _verdict_cell(vs.get(a, ""), r.get("declared", {}).get(a)) for a in adapters
+            )
             + " |"
         )
     uncovered = [r for r in summary["requirements"] if not r["verdicts"]]
@@ -175,6 +215,7 @@ def render_test_report(summary: Mapping[str, Any], env: Mapping[str, Any]) -> st
         lines.append(
             f"  - evidence: `{s['dir']}/` (events.ndjson, wire.ndjson, retry_timeline.ndjson, evidence.json)"
         )
+    lines += ["", *_folding_section()]
     lines += ["", "## Environment", ""]
     for key in ("suite_version", "python", "platform", "seed", "config_digest"):
         if key in env:

@@ -15,7 +15,7 @@ from importlib.resources import files
 from typing import Any, Final, Literal
 
 from conformance._catalogue import CATALOGUE, get_requirement, is_known
-from conformance._results import STATUSES, RunResults
+from conformance._results import STATUSES, VERDICT_STATUSES, RunResults
 
 from ._model import ScenarioFiles
 
@@ -55,7 +55,7 @@ def build_summary(
 ) -> dict[str, Any]:
     exit_code = results.exit_code(fail_on=fail_on)
     verdicts = results.verdicts()
-    vcounts = dict.fromkeys(STATUSES, 0)
+    vcounts = dict.fromkeys(VERDICT_STATUSES, 0)
     for v in verdicts:
         vcounts[v.status] += 1
     per_adapter: dict[str, dict[str, int]] = {}
@@ -65,8 +65,11 @@ def build_summary(
         c[s.status] += 1
         dialects.setdefault(s.adapter, s.dialect)
     by_req: dict[str, dict[str, str]] = {}
+    declared_by_req: dict[str, dict[str, list[str]]] = {}
     for v in verdicts:
         by_req.setdefault(v.requirement, {})[v.adapter] = v.status
+        if v.declared:
+            declared_by_req.setdefault(v.requirement, {})[v.adapter] = list(v.declared)
     req_rows: list[dict[str, Any]] = []
     for r in CATALOGUE:
         req_rows.append(
@@ -76,6 +79,7 @@ def build_summary(
                 "layer": r.layer.value,
                 "pending": r.pending,
                 "verdicts": by_req.pop(r.id, {}),
+                "declared": declared_by_req.get(r.id, {}),
             }
         )
     for rid, vs in sorted(by_req.items()):  # IDs a custom feature used that the catalogue lacks
@@ -87,6 +91,7 @@ def build_summary(
                 "layer": known.layer.value if known else "?",
                 "pending": None,
                 "verdicts": vs,
+                "declared": declared_by_req.get(rid, {}),
             }
         )
     return {
@@ -115,6 +120,7 @@ def build_summary(
                 "status": v.status,
                 "scenarios": v.scenarios,
                 "message": v.message,
+                "declared": list(v.declared),
             }
             for v in verdicts
         ],

@@ -173,6 +173,9 @@ def _classify(base: str | None, new: str | None) -> tuple[str, bool] | None:
         return "newly waived", False
     if new == "pass":
         return ("newly run" if base is None else "newly passing"), False
+    if new == "pass-declared":
+        # a requirement that passed in full now rests on a declaration: flag it
+        return ("newly run" if base is None else "newly declared"), base == "pass"
     if new == "unsupported" and base is not None:
         return "newly unsupported", base == "pass"
     if base == "pass":

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 _SEEN: dict[str, bool] = {}
+_PENDING: set[str] = set()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -17,6 +18,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         if key == "llorch_selftest":
             data = json.loads(str(value))
             _SEEN[data["name"]] = bool(data["caught"])
+            if data.get("pending"):
+                _PENDING.add(data["name"])
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -29,3 +32,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"broken adapters caught: {caught}/{len(_SEEN)} ({100.0 * caught / len(_SEEN):.0f}%)"
         + (f"; missed: {', '.join(missed)}" if missed else "")
     )
+    late = sorted(n for n in _PENDING if _SEEN.get(n))
+    if late:
+        terminalreporter.write_line(f"caught although marked pending: {', '.join(late)}")

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance import RunResults, ScenarioResult
+from conformance import RunResults, ScenarioResult, Verdict
 from conformance._results import fold_statuses
 
 
 def _s(
-    adapter: str, reqs: list[str], status: str, failed: list[str] | None = None
+    adapter: str,
+    reqs: list[str],
+    status: str,
+    failed: list[str] | None = None,
+    declared: list[str] | None = None,
 ) -> ScenarioResult:
     return ScenarioResult(
-        nodeid=f"n{adapter}{reqs}{status}", feature="f", scenario="s", adapter=adapter, dialect=adapter,
-        requirements=reqs, status=status, failed_requirements=failed or [],  # type: ignore[arg-type]
+        nodeid=f"n{adapter}{reqs}{status}{declared}", feature="f", scenario="s", adapter=adapter,
+        dialect=adapter, requirements=reqs, status=status,  # type: ignore[arg-type]
+        failed_requirements=failed or [], declared=declared or [],
     )  # fmt: skip
 
 
@@ -21,8 +26,62 @@ def test_fold_prefers_fail_then_error_then_pass() -> None:
     assert fold_statuses(["pass", "fail", "error"]) == "fail"
     assert fold_statuses(["pass", "error"]) == "error"
     assert fold_statuses(["unsupported", "pass"]) == "pass"
+    assert fold_statuses(["declared", "pass"]) == "pass-declared"
+    assert fold_statuses(["declared"]) == "unsupported"
     assert fold_statuses(["skipped", "unsupported"]) == "unsupported"
+    assert fold_statuses(["unjudged"]) == "skipped"
     assert fold_statuses([]) == "skipped"
+
+
+def _verdict(res: RunResults, rid: str) -> Verdict:
+    return next(v for v in res.verdicts() if v.requirement == rid)
+
+
+def test_a_must_declared_away_is_a_failure_not_a_pass() -> None:
+    """The issue-13 case: one scenario passed, the cancel scenario was declared away."""
+    res = RunResults("r", 0, {}, scenarios=[
+        _s("a", ["WA-INT-3002", "ADAPT-3101"], "pass"),
+        _s("a", ["WA-INT-3002", "ADAPT-3000", "ADAPT-3101"], "unsupported", declared=["cancel"]),
+        _s("a", ["ADAPT-3002", "ADAPT-3005"], "pass"),
+        _s("a", ["ADAPT-3002", "ADAPT-3005"], "unsupported", declared=["deadline"]),
+    ])  # fmt: skip
+    for rid in ("WA-INT-3002", "ADAPT-3002", "ADAPT-3005"):
+        v = _verdict(res, rid)
+        assert v.status == "fail", v
+        assert "may not be declared away" in v.message and v.declared
+    assert res.exit_code() == 1
+    assert {v.requirement for v in res.failing()} == {"WA-INT-3002", "ADAPT-3002", "ADAPT-3005"}
+
+
+def test_an_allowed_declaration_is_visible_and_never_a_plain_pass() -> None:
+    res = RunResults("r", 0, {}, scenarios=[
+        _s("a", ["ADAPT-3000"], "pass"),
+        _s("a", ["ADAPT-3000", "ADAPT-3101"], "unsupported", declared=["cancel"]),
+        _s("a", ["OC-ADAPT-5001a"], "unsupported", declared=["metrics_scrape"]),
+    ])  # fmt: skip
+    v = _verdict(res, "ADAPT-3000")
+    assert v.status == "pass-declared" and v.declared == ("cancel",)
+    assert v.label == "pass, declared: cancel"
+    only = _verdict(res, "OC-ADAPT-5001a")
+    assert only.status == "unsupported" and only.declared == ("metrics_scrape",)
+    assert res.exit_code(fail_on="should") == 0
+    body = res.to_dict()
+    assert {"pass-declared"} <= {d["status"] for d in body["verdicts"]}
+
+
+def test_a_failure_fails_the_ids_it_names_not_every_tag() -> None:
+    res = RunResults("r", 0, {}, scenarios=[
+        _s("a", ["HTU-SEC-1401", "WA-INT-3001"], "fail", failed=["WA-INT-3001"]),
+        _s("a", ["HTU-SEC-1401"], "pass"),
+        _s("a", ["HTU-1001", "ADAPT-3000"], "fail"),  # names nothing: every carried ID fails
+    ])  # fmt: skip
+    assert _verdict(res, "WA-INT-3001").status == "fail"
+    assert _verdict(res, "HTU-SEC-1401").status == "pass"
+    assert _verdict(res, "HTU-1001").status == "fail"
+    assert _verdict(res, "ADAPT-3000").status == "fail"
+    lone = RunResults("r", 0, {}, scenarios=[_s("a", ["X-1", "ADAPT-3000"], "fail", ["X-1"])])
+    v = _verdict(lone, "ADAPT-3000")
+    assert v.status == "skipped" and "not judged" in v.message
 
 
 def test_exit_codes_follow_levels_and_errors() -> None:

@@ -1,0 +1,64 @@
+"""The declaration table: complete for every (requirement, @needs capability) pair of the features."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conformance import get_requirement, is_known
+from conformance._catalogue import ID_PATTERN, Level
+from conformance._declarations import (
+    DECLARABLE,
+    DECLARATION_RULES,
+    declaration_allowed,
+    declaration_rule,
+)
+
+_FEATURES = Path(__file__).resolve().parents[2] / "features"
+
+
+def _feature_pairs() -> set[tuple[str, str]]:
+    """(requirement, capability) for every scenario tagged with both (tag lines only)."""
+    pairs: set[tuple[str, str]] = set()
+    for path in _FEATURES.rglob("*.feature"):
+        for line in path.read_text("utf-8").splitlines():
+            tags = re.findall(r"@(\S+)", line.strip()) if line.strip().startswith("@") else []
+            needs = [t.split(":", 1)[1] for t in tags if t.startswith("needs:")]
+            ids = [t for t in tags if ID_PATTERN.match(t)]
+            pairs |= {(i, n) for i in ids for n in needs}
+    return pairs
+
+
+def test_every_pair_the_features_produce_is_decided_explicitly() -> None:
+    pairs = _feature_pairs()
+    assert pairs, "no @needs: scenario found: the feature parser is broken"
+    listed = {(r.requirement, r.capability) for r in DECLARATION_RULES}
+    missing = sorted(pairs - listed)
+    assert not missing, f"add these to conformance._declarations.DECLARATION_RULES: {missing}"
+
+
+def test_the_table_is_well_formed() -> None:
+    seen: set[tuple[str, str]] = set()
+    for rule in DECLARATION_RULES:
+        assert is_known(rule.requirement), rule
+        assert rule.capability in DECLARABLE, rule
+        assert rule.why, rule
+        assert (rule.requirement, rule.capability) not in seen, f"duplicate {rule}"
+        seen.add((rule.requirement, rule.capability))
+
+
+def test_the_issue_13_musts_cannot_be_declared_away() -> None:
+    assert not declaration_allowed("WA-INT-3002", "cancel")
+    assert not declaration_allowed("ADAPT-3002", "deadline")
+    assert not declaration_allowed("ADAPT-3005", "deadline")
+    assert not declaration_allowed("HTU-SEC-1401", "tls")
+    assert declaration_allowed("ADAPT-3000", "cancel")  # best-effort in seed 000
+    assert declaration_allowed("OC-ADAPT-5001a", "unsupported:metrics_scrape")
+
+
+def test_defaults_follow_the_level() -> None:
+    must = declaration_rule("WA-INT-3001", "cancel")
+    assert get_requirement("WA-INT-3001").level is Level.MUST and not must.allowed
+    should = declaration_rule("OC-ADAPT-5001a", "retries")
+    assert should.allowed and "SHOULD" in should.why
+    assert not declaration_allowed("NOT-A-1", "cancel")
