@@ -25,7 +25,10 @@ The formula (one place, so reports can quote it):
   - **p50** gates when the paired spread is positive (the allowance above already holds it), or
     when the spread is 0 because *every* stream moved the same way (a constant shift: the paired
     evidence is unanimous); a spread of 0 from ties (most pairs unchanged, a few moved) proves
-    nothing and falls back to the rule for p99;
+    nothing and falls back to the rule for p99. With many samples a shift smaller than the
+    per-sample spread is still proven when the medians' 95 % intervals (below) are disjoint and
+    it exceeds ``max(max_regression_pct / 100 * base, min_delta_ms)``: the median of n samples
+    is far less noisy than one sample;
   - **p99** (a tail: one scheduler hiccup moves it, and pairing does not describe tails) gates only
     when the distribution-free confidence intervals of the two quantiles are disjoint: the
     95 % interval of the q-quantile of n sorted samples is ``[x(l), x(u)]`` with
@@ -197,6 +200,27 @@ def compare_timings(base: BundleView, new: BundleView, policy: TimingPolicy) -> 
                     policy.min_delta_ms,
                 )
                 real, why = _stands_out(q, bs, ns, diffs, spread)
+                regression = delta > allowed and real
+                if not regression and q <= 50.0 and min(len(bs), len(ns)) >= 2:
+                    # Many samples: the median's own uncertainty is far below one sample's
+                    # spread, so a shift the paired allowance calls noise can still be proven —
+                    # when the two medians' confidence intervals are disjoint and the shift is
+                    # beyond the percentage and the floor.
+                    floor = max(policy.max_regression_pct / 100.0 * abs(bq), policy.min_delta_ms)
+                    _, base_hi = quantile_bounds(bs, 0.5)
+                    new_lo, _ = quantile_bounds(ns, 0.5)
+                    if (
+                        delta > floor
+                        and base_hi is not None
+                        and new_lo is not None
+                        and new_lo > base_hi
+                    ):
+                        regression, why = (
+                            True,
+                            (
+                                f"median intervals disjoint: new >= {new_lo:.1f} > base <= {base_hi:.1f}"
+                            ),
+                        )
                 out.append(
                     TimingChange(
                         adapter=adapter,
@@ -209,8 +233,8 @@ def compare_timings(base: BundleView, new: BundleView, policy: TimingPolicy) -> 
                         spread_ms=round(spread, 3),
                         samples_base=len(bs),
                         samples_new=len(ns),
-                        regression=delta > allowed and real,
-                        note=why if delta > allowed and not real else "",
+                        regression=regression,
+                        note=why if (delta > allowed and not real) or regression else "",
                     )
                 )
     return out

@@ -289,3 +289,40 @@ def test_headline_and_body_counts_agree(tmp_path: Path) -> None:
     assert head == "## ❌ llorch-conformance gate: 2 gating problems (2 status regressions)"
     assert "3 newly failing (2 gating, 1 below --fail-on must)" in md
     assert "### Status regressions (2, gating)" in md
+
+
+def _noisy_run(base: Path, run_id: str, seed: int, *, slow: float = 1.0) -> Path:
+    """A run shaped like a real one on a busy machine: 40 streams of 24 tokens, TTFT and every
+    inter-token gap with independent multiplicative noise, and one scheduler hiccup somewhere.
+    ``slow`` multiplies every timing (a real adapter slowdown)."""
+    import random
+
+    rng = random.Random(seed)
+    scen = []
+    for i in range(40):
+        s = scenario(f"s{i}", adapter="acme", reqs=("ADAPT-3001",), tokens=24)
+        transcript = s.evidence["streams"][0]["transcript"]
+        t = 10.0 + 30.0 * rng.lognormvariate(0, 0.35) * slow
+        for rec in transcript[1:]:
+            rec["t_ms"] = round(t, 3)
+            t += 2.0 * rng.lognormvariate(0, 0.5) * slow
+        scen.append(s)
+    hiccup = scen[rng.randrange(40)].evidence["streams"][0]["transcript"]
+    for rec in hiccup[8:]:
+        rec["t_ms"] += 120.0  # one 120 ms stall in one stream
+    return build(base, run_id, scen)
+
+
+def test_two_noisy_runs_of_an_unchanged_adapter_pass_with_the_defaults(tmp_path: Path) -> None:
+    """The issue's "done when": unchanged adapter, same machine, default settings → no gate.
+    Five pairs of independently noisy runs (each with its own scheduler hiccup) all pass; the
+    same noise on a 60 % slower adapter gates."""
+    for k in range(5):
+        a = _noisy_run(tmp_path / f"a{k}", f"a{k}", seed=2 * k)
+        b = _noisy_run(tmp_path / f"b{k}", f"b{k}", seed=2 * k + 1)
+        report = diff_views(load_bundle(a), load_bundle(b), today=TODAY)
+        assert report.exit_code == 0, [t for t in report.timing if t.regression]
+    slow = _noisy_run(tmp_path / "slow", "slow", seed=99, slow=1.6)
+    report = diff_views(load_bundle(a), load_bundle(slow), today=TODAY)
+    assert report.exit_code == 1
+    assert {(t.metric, t.statistic) for t in report.timing_regressions()} >= {("itl_ms", "p50")}

@@ -125,14 +125,25 @@ class AcmeVllmAdapter:
         await self.client.aclose()
 
     # -- streaming ---------------------------------------------------------------------------
+    @staticmethod
+    def _chat(request: TaskRequest) -> bool:
+        return request.extra.get("endpoint") == "chat"
+
     def _body(self, request: TaskRequest, model: str) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": model,
-            "prompt": request.prompt if request.prompt is not None else list(request.inputs or ()),
-            "max_tokens": request.max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        prompt = request.prompt if request.prompt is not None else "\n".join(request.inputs or ())
+        body: dict[str, Any] = {"model": model}
+        if self._chat(request):
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        body.update(max_tokens=request.max_tokens, stream=True)
+        body["stream_options"] = {"include_usage": True}
+        params = request.extra.get("engine_params")
+        if isinstance(params, dict):
+            body.update(params)
+        stop = request.extra.get("stop")
+        if stop:
+            body["stop"] = [stop] if isinstance(stop, str) else list(stop)
         if request.seed is not None:
             body["seed"] = request.seed
         if request.determinism is not None and request.determinism.value == "strict":
@@ -158,6 +169,7 @@ class AcmeVllmAdapter:
         try:
             version = await self.engine_version()
             model = await self._served_model()
+            chat = self._chat(request)
             async with AsyncExitStack() as stack:
 
                 async def attempt(n: int) -> httpx.Response:
@@ -165,7 +177,7 @@ class AcmeVllmAdapter:
                         open_stream(
                             self.client,
                             "POST",
-                            f"{self.base_url}/v1/completions",
+                            f"{self.base_url}/v1/{'chat/completions' if chat else 'completions'}",
                             first_byte_timeout_s=self.http.first_byte_timeout_s,
                             secrets=self._secrets,
                             json=self._body(request, model),
@@ -220,18 +232,30 @@ class AcmeVllmAdapter:
                     if not frame.get("choices"):
                         continue
                     choice = frame["choices"][0]
-                    if choice.get("text"):
+                    text = (
+                        (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                    )
+                    if text:
                         if t_first is None:
                             t_first = anyio.current_time()
-                        yield TokenEvent.token(choice["text"], emitted)
+                        yield TokenEvent.token(text, emitted)
                         emitted += 1
-                    if choice.get("finish_reason"):
-                        reason = "length" if choice["finish_reason"] == "length" else "eos"
+                    finish = choice.get("finish_reason")
+                    if finish == "length":
+                        reason = "length"
+                    elif finish == "stop":
+                        # vLLM names the matched stop string in stop_reason; None: end of sequence
+                        reason = "stop" if isinstance(choice.get("stop_reason"), str) else "eos"
                 if not done:
                     raise error_for_condition(
                         UpstreamCondition.RESET, "the stream ended without data: [DONE]"
                     )
-                decode_ms = int((anyio.current_time() - (t_first or t0)) * 1000)
+                t_end = anyio.current_time()
+                decode_ms = int((t_end - (t_first or t_end)) * 1000)
+                first_ms = int(((t_first or t_end) - t0) * 1000)
+                yield TokenEvent.metrics(
+                    latency_first_token_ms=first_ms, latency_decode_ms=decode_ms, tokens_out=emitted
+                )
                 self._log(
                     logging.INFO,
                     "completed",
