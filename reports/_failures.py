@@ -321,7 +321,7 @@ def _transcript(stream: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def grammar_problem(ev: Mapping[str, Any]) -> str | None:
-    """The first event-grammar violation of any recorded stream (masked), or ``None``."""
+    """The first event-grammar violation of any recorded stream, or ``None``."""
     for st in _streams(ev):
         recs = _transcript(st)
         if not recs or len(recs) >= 400:  # empty, or cut by the evidence limit
@@ -334,7 +334,7 @@ def grammar_problem(ev: Mapping[str, Any]) -> str | None:
         ]
         for p in check_stream(events):
             if not any(o in p for o in _OPTIONAL_GRAMMAR):
-                return _mask(p)
+                return p
     return None
 
 
@@ -575,14 +575,14 @@ def _build(
     if grammar is None and s.status == "fail":
         # a scenario comparing recorded streams (the cross-dialect oracle) may only quote it
         quoted = _GRAMMAR_QUOTE.search(detail)
-        grammar = _mask(quoted.group(0)) if quoted else None
+        grammar = quoted.group(0) if quoted else None
     if grammar is not None and not _about_the_stream(f"{title} {detail}", grammar):
         grammar = None  # a broken stream, but this check failed for a reason of its own
     if s.status == "error":
         key = ("error", _mask(title)[:160])
         cause = f"harness error: {title}"
     elif grammar is not None:
-        key = ("grammar", grammar)
+        key = ("grammar", _mask(grammar))
         cause = f"the stream breaks the event grammar: {grammar}"
     else:
         # The fault and budgets a title may name are per scenario (the block shows them); the
