@@ -87,6 +87,7 @@ class SlotPool:
         self._free = list(range(slots))
         self._waiting: deque[asyncio.Future[int]] = deque()
         self.owner: dict[int, int] = {}  # slot id -> journal id
+        self.last_owner: dict[int, int] = {}  # slot id -> journal id of its latest task
 
     @property
     def busy(self) -> int:
@@ -100,6 +101,7 @@ class SlotPool:
         if self._free and not self._waiting:
             sid = heapq.heappop(self._free)
             self.owner[sid] = owner
+            self.last_owner[sid] = owner
             return sid
         if self.queued >= self.queue_size:
             raise Overloaded
@@ -115,6 +117,7 @@ class SlotPool:
                     self._waiting.remove(fut)
             raise
         self.owner[sid] = owner
+        self.last_owner[sid] = owner
         return sid
 
     def release(self, sid: int) -> None:

@@ -19,6 +19,8 @@ Grading rules (one finding per difference, each with the probe label and a field
   unparsable frames) present on one side only;
 * the **error envelope identity**: ``error.type`` or ``error.code`` values differ (adapters map
   those to their error classes);
+* the **number of results**: other choice indices (``n``) or another number of prompt results
+  (prompt lists) — a parameter the engine honours and the mock ignores shows up here;
 * a key the real engine sends is **missing** in the mock, or has another JSON **type**, on a
   path adapters read (:data:`CRITICAL_PATHS`);
 * the mock's **metrics exposition is invalid** (``prometheus_client``'s parser refuses it, or a
@@ -235,9 +237,45 @@ class Deployment:
     ctx_size: int | None = None
     metrics: bool = True
     version: str = ""
+    #: Triton: a model of the deployment that fails mid-stream (the "error inside a 200 stream"
+    #: case), e.g. ``tiny_fails`` of ``conformance.real.write_triton_repo``; discovered as
+    #: ``<model>_fails`` when the repository has one.
+    fail_model: str | None = None
+    #: llama.cpp: ``total_slots`` (``--parallel``); the mock gets as many.
+    slots: int | None = None
+
+    @classmethod
+    def from_notes(cls, cassette: Cassette) -> Deployment:
+        """The deployment a recording was made against (its ``notes["deployment"]``)."""
+        d = cassette.notes.get("deployment")
+        d = d if isinstance(d, dict) else {}
+
+        def opt_int(key: str) -> int | None:
+            v = d.get(key)
+            return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+        def opt_str(key: str) -> str | None:
+            v = d.get(key)
+            return v if isinstance(v, str) else None
+
+        return cls(
+            cassette.dialect,
+            model=opt_str("model"),
+            ctx_size=opt_int("ctx_size"),
+            metrics=d.get("metrics", True) is not False,
+            version=cassette.engine_version,
+            fail_model=opt_str("fail_model"),
+            slots=opt_int("slots"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "ctx_size": self.ctx_size, "metrics": self.metrics}
+        return {
+            "model": self.model,
+            "ctx_size": self.ctx_size,
+            "metrics": self.metrics,
+            "fail_model": self.fail_model,
+            "slots": self.slots,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +295,7 @@ class Probe:
     headers: tuple[tuple[str, str], ...] = ()
     mock_faults: tuple[str, ...] = ()
     disconnect_after_chunks: int | None = None
+    real_path: str | None = None  # where the real engine is asked instead (its failing model)
 
 
 def _long_text(ctx: int, *, chars: bool) -> str:
@@ -288,11 +327,12 @@ def _llamacpp_probes(dep: Deployment) -> list[Probe]:
     return [
         Probe("health", "GET", "/health"),
         Probe("props", "GET", "/props"),
-        Probe("slots", "GET", "/slots"),
         Probe("metrics", "GET", "/metrics"),
         Probe("models", "GET", "/v1/models"),
         Probe("completion", "POST", "/completion", dict(gen, stream=False)),
         Probe("completion.stream", "POST", "/completion", dict(gen, stream=True)),
+        # after a generation: a slot that had a task shows it (fresh slots show four keys)
+        Probe("slots", "GET", "/slots"),
         Probe("completion.n_predict_0", "POST", "/completion", dict(gen, n_predict=0)),
         Probe(
             "completion.n_predict_0.stream",
@@ -312,7 +352,19 @@ def _llamacpp_probes(dep: Deployment) -> list[Probe]:
             "/completion",
             {"prompt": _long_text(ctx, chars=True), "n_predict": 4, "stream": True},
         ),
+        Probe(
+            "completion.token_ids", "POST", "/completion", dict(gen, prompt=[1, 2, 3], n_predict=4)
+        ),
+        Probe(
+            "completion.prompt_list",
+            "POST",
+            "/completion",
+            dict(gen, prompt=["Hello", "World"], n_predict=4),
+        ),
+        Probe("completion.n_probs", "POST", "/completion", dict(gen, n_predict=3, n_probs=2)),
+        Probe("tokenize", "POST", "/tokenize", {"content": "Hello world"}),
         Probe("bad.missing_prompt", "POST", "/completion", {"n_predict": 4}),
+        Probe("bad.method", "GET", "/completion"),
         Probe(
             "bad.json",
             "POST",
@@ -335,6 +387,37 @@ def _llamacpp_probes(dep: Deployment) -> list[Probe]:
             {"prompt": "Hello", "max_tokens": 6, "seed": 1, "stream": True},
         ),
         Probe("oai.chat.bad", "POST", "/v1/chat/completions", {"max_tokens": 2}),
+        Probe("oai.completions", "POST", "/v1/completions", {"prompt": "Hello", "max_tokens": 4}),
+        Probe("oai.chat.n2", "POST", "/v1/chat/completions", dict(chat, n=2)),
+        Probe(
+            "oai.chat.logprobs",
+            "POST",
+            "/v1/chat/completions",
+            dict(chat, logprobs=True, top_logprobs=2),
+        ),
+        Probe(
+            "oai.completions.echo",
+            "POST",
+            "/v1/completions",
+            {"prompt": "Hello", "max_tokens": 4, "echo": True},
+        ),
+        Probe(
+            "oai.chat.negative_temperature",
+            "POST",
+            "/v1/chat/completions",
+            dict(chat, temperature=-1),
+        ),
+        Probe("oai.chat.max_tokens_0", "POST", "/v1/chat/completions", dict(chat, max_tokens=0)),
+        Probe(
+            "oai.chat.prompt_too_long.stream",
+            "POST",
+            "/v1/chat/completions",
+            dict(
+                chat,
+                messages=[{"role": "user", "content": _long_text(ctx, chars=True)}],
+                stream=True,
+            ),
+        ),
         Probe(
             "oai.chat.prompt_too_long",
             "POST",
@@ -452,6 +535,8 @@ def _triton_probes(dep: Deployment) -> list[Probe]:
         "exclude_input_in_output": True,
         "parameters": {"max_tokens": 4},
     }
+    # Without a failing model, ask the model itself (a test model may honour ``fail_after``).
+    fail_param = {"max_tokens": 8, "fail_after": 1}
     ret = {"return_finish_reason": True, "return_num_input_tokens": True}
     ret["return_num_output_tokens"] = True
     js = (("content-type", "application/json"),)
@@ -484,8 +569,9 @@ def _triton_probes(dep: Deployment) -> list[Probe]:
             "err.stream.mid_stream",
             "POST",
             f"{base}/generate_stream",
-            dict(stream, parameters={"max_tokens": 4, "fail_after": 1}),
+            dict(stream, parameters={"max_tokens": 8} if dep.fail_model else fail_param),
             mock_faults=("stream.error_event;after_events=1;message=injected failure",),
+            real_path=(f"/v2/models/{dep.fail_model}/generate_stream" if dep.fail_model else None),
         ),
         Probe("err.unknown_model.metadata", "GET", "/v2/models/no-such-model"),
         Probe("err.unknown_model.ready", "GET", "/v2/models/no-such-model/ready"),
@@ -556,6 +642,8 @@ async def discover(
                 if isinstance(dgs, dict) and isinstance(dgs.get("n_ctx"), int):
                     dep.ctx_size = dgs["n_ctx"]
                 dep.metrics = props.get("endpoint_metrics", True) is not False
+                if isinstance(props.get("total_slots"), int) and props["total_slots"] > 0:
+                    dep.slots = props["total_slots"]
         elif dialect == "vllm":
             ver = await _get_json(c, "GET", "/version")
             if isinstance(ver, dict):
@@ -570,12 +658,17 @@ async def discover(
             meta = await _get_json(c, "GET", "/v2")
             if isinstance(meta, dict):
                 dep.version = f"triton {meta.get('version', '')}"
-            if dep.model is None:
-                index = await _get_json(c, "POST", "/v2/repository/index")
-                if isinstance(index, list):
-                    ready = [e for e in index if isinstance(e, dict) and e.get("state") == "READY"]
-                    if ready:
-                        dep.model = str(ready[0].get("name"))
+            index = await _get_json(c, "POST", "/v2/repository/index")
+            if isinstance(index, list):
+                ready = [
+                    str(e.get("name"))
+                    for e in index
+                    if isinstance(e, dict) and e.get("state") == "READY"
+                ]
+                if dep.model is None and ready:
+                    dep.model = next((n for n in ready if not n.endswith("_fails")), ready[0])
+                if dep.fail_model is None and f"{dep.model}_fails" in ready:
+                    dep.fail_model = f"{dep.model}_fails"
     return dep
 
 
@@ -606,21 +699,29 @@ async def probe_engine(
                 cas.notes.setdefault("fault_probes", []).append(p.label)
             if set_faults is not None and p.mock_faults:
                 set_faults(list(p.mock_faults))
+            path = p.real_path if set_faults is None and p.real_path else p.path
             try:
-                ex = await record_exchange(
-                    c,
-                    p.method,
-                    p.path,
-                    json_body=p.body,
-                    content=p.raw,
-                    headers=dict(p.headers) or None,
-                    label=p.label,
-                    disconnect_after_chunks=p.disconnect_after_chunks,
-                )
+                for attempt in range(2):
+                    rec = await record_exchange(
+                        c,
+                        p.method,
+                        path,
+                        json_body=p.body,
+                        content=p.raw,
+                        headers=dict(p.headers) or None,
+                        label=p.label,
+                        disconnect_after_chunks=p.disconnect_after_chunks,
+                    )
+                    # A pooled connection the server closed just before reuse (llama-server
+                    # closes after a stream; any server after its keep-alive idle time) fails
+                    # before a status line: that is the pool's race, not the engine's answer.
+                    # Once more on a fresh connection; a second failure is recorded.
+                    if rec.error is None or rec.status != 0 or attempt:
+                        break
             finally:
                 if set_faults is not None and p.mock_faults:
                     set_faults([])
-            cas.exchanges.append(ex)
+            cas.exchanges.append(rec)
             if p.label == "cancel.stream":
                 await _slots_after_cancel(c, cas)
         if dep.dialect == "llamacpp":
@@ -672,10 +773,21 @@ async def probe_mock(
 
     ``loading=True`` (llama.cpp) records the mock's answer while loading (``engine.loading``).
     """
-    from mock_engines import run_mock_engine
+    from dataclasses import replace
 
+    from mock_engines import run_mock_engine
+    from mock_engines._profile import load_profile
+
+    profile = load_profile("fast")
+    if dep.slots is not None:
+        profile = replace(profile, slots=dep.slots)
     async with run_mock_engine(
-        dep.dialect, seed=42, model=dep.model, ctx_size=dep.ctx_size, metrics=dep.metrics
+        dep.dialect,
+        seed=42,
+        model=dep.model,
+        ctx_size=dep.ctx_size,
+        metrics=dep.metrics,
+        profile=profile,
     ) as eng:
 
         async def load_probe() -> Exchange | None:
@@ -687,7 +799,13 @@ async def probe_mock(
                 eng.set_faults([])
 
         mdep = Deployment(
-            dep.dialect, dep.model, dep.ctx_size, dep.metrics, version=eng.engine_version
+            dep.dialect,
+            dep.model,
+            dep.ctx_size,
+            dep.metrics,
+            version=eng.engine_version,
+            fail_model=dep.fail_model,
+            slots=dep.slots,
         )
         return await probe_engine(
             mdep,
@@ -858,6 +976,25 @@ def _role(obj: Any) -> str:
     return "partial"
 
 
+def _note_indices(obj: Any, sh: _Shape) -> None:
+    """Which choices (``choices[].index``) or prompt results (``index``) a body or stream carries.
+
+    ``n``, prompt lists and token-id prompts change how many there are; an engine that honours
+    them and a mock that silently ignores them agree on every key and differ only here.
+    """
+    items = obj if isinstance(obj, list) else [obj]
+    for it in items:
+        if not isinstance(it, dict):
+            continue
+        ch = it.get("choices")
+        if isinstance(ch, list):
+            idx = {c.get("index") for c in ch if isinstance(c, dict)}
+            sh.values["choices"] = sorted(set(sh.values.get("choices") or ()) | idx, key=str)
+        elif isinstance(it.get("index"), int) and "content" in it:
+            old = set(sh.values.get("results.index") or ())
+            sh.values["results.index"] = sorted(old | {it["index"]})
+
+
 def _shape(ex: Exchange) -> _Shape:
     ct = (ex.header("content-type") or "").split(";")[0].strip().lower()
     body = ex.body
@@ -893,6 +1030,7 @@ def _shape(ex: Exchange) -> _Shape:
                     else:
                         role = _role(obj)
                         _flatten(obj, "", sh.roles.setdefault(role, {}))
+                        _note_indices(obj, sh)
                         if role == "error" and isinstance(obj.get("error"), dict):
                             sh.values["error.type"] = obj["error"].get("type")
                             sh.values["error.code"] = obj["error"].get("code")
@@ -908,6 +1046,9 @@ def _shape(ex: Exchange) -> _Shape:
         return sh
     sh = _Shape("json", ct)
     _flatten(obj, "", sh.roles.setdefault("body", {}))
+    if isinstance(obj, list) and obj and all(isinstance(x, dict) and "content" in x for x in obj):
+        sh.values["results"] = len(obj)  # one result per prompt (llama.cpp prompt lists)
+    _note_indices(obj, sh)
     if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
         sh.values["error.type"] = obj["error"].get("type")
         sh.values["error.code"] = obj["error"].get("code")
@@ -987,6 +1128,19 @@ def _compare_exchange(label: str, real: Exchange, mock: Exchange) -> list[DriftI
             )
     if rs.metrics is not None or ms.metrics is not None:
         out.extend(_compare_metrics(label, rs, ms))
+    for key in ("choices", "results", "results.index"):
+        if rs.values.get(key) != ms.values.get(key):
+            out.append(
+                DriftItem(
+                    label,
+                    f"{key} (count)",
+                    "critical",
+                    "value",
+                    rs.values.get(key),
+                    ms.values.get(key),
+                    "n, prompt lists and token-id prompts decide how many results come back",
+                )
+            )
     for key in ("error.type", "error.code"):
         if rs.values.get(key) != ms.values.get(key):
             out.append(
@@ -1113,7 +1267,7 @@ def compare_cassettes(real: Cassette, mock: Cassette) -> DriftReport:
                     "probe",
                     "no failure",
                     "injected failure",
-                    "this deployment does not fail on request (its model ignores fail_after)",
+                    "this deployment has no failing model (fail_model) and ignores fail_after",
                 )
             )
             continue

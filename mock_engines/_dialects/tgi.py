@@ -502,8 +502,13 @@ def _parse_generate(req: MockRequest, *, compat: bool) -> _Gen:
     return _Gen(inputs, params, stream)
 
 
-def _validate(g: _Gen, *, streaming: bool) -> tuple[int, int]:
-    """TGI's validation in its order; returns ``(input_length, max_new_tokens)``."""
+def _validate(g: _Gen, *, streaming: bool, total: int = MAX_TOTAL_TOKENS) -> tuple[int, int]:
+    """TGI's validation in its order; returns ``(input_length, max_new_tokens)``.
+
+    ``total`` is the deployment's ``--max-total-tokens`` (``serve --ctx-size``); the input
+    limit is one less, as TGI's launcher defaults it.
+    """
+    max_input = total - 1
     p = g.p
     if streaming:
         if (p["best_of"] or 1) != 1:
@@ -543,25 +548,23 @@ def _validate(g: _Gen, *, streaming: bool) -> tuple[int, int]:
     if not g.inputs:
         raise _Validation("`inputs` cannot be empty")
     trunc = p["truncate"]
-    if trunc is not None and (trunc == 0 or trunc > MAX_INPUT_TOKENS):
+    if trunc is not None and (trunc == 0 or trunc > max_input):
         raise _Validation(
-            f"`truncate` must be strictly positive and less than {MAX_INPUT_TOKENS}. Given: {trunc}"
+            f"`truncate` must be strictly positive and less than {max_input}. Given: {trunc}"
         )
     input_length = len(tokenize(g.inputs))
     if trunc is not None:
         input_length = min(input_length, trunc)
     mnt = p["max_new_tokens"]
     if mnt is None:
-        mnt = min(max(MAX_TOTAL_TOKENS - input_length, 0), DEFAULT_GENERATION_LENGTH)
-    if input_length + mnt > MAX_TOTAL_TOKENS:
+        mnt = min(max(total - input_length, 0), DEFAULT_GENERATION_LENGTH)
+    if input_length + mnt > total:
         raise _Validation(
-            f"`inputs` tokens + `max_new_tokens` must be <= {MAX_TOTAL_TOKENS}. "
+            f"`inputs` tokens + `max_new_tokens` must be <= {total}. "
             f"Given: {input_length} `inputs` tokens and {mnt} `max_new_tokens`"
         )
-    if input_length > MAX_INPUT_TOKENS:
-        raise _Validation(
-            f"`inputs` must have less than {MAX_INPUT_TOKENS} tokens. Given: {input_length}"
-        )
+    if input_length > max_input:
+        raise _Validation(f"`inputs` must have less than {max_input} tokens. Given: {input_length}")
     return input_length, mnt
 
 
@@ -884,7 +887,7 @@ class TgiDialect(Dialect):
         self, req: MockRequest, ctx: EngineContext, g: _Gen, *, wrap: bool
     ) -> Reply | StreamReply:
         try:
-            input_length, mnt = _validate(g, streaming=False)
+            input_length, mnt = _validate(g, streaming=False, total=ctx.ctx_size)
         except _Validation as v:
             return self.error_reply(422, v.message)
         run = _run(ctx, g, input_length, mnt)
@@ -897,7 +900,7 @@ class TgiDialect(Dialect):
         legacy = self._legacy(req)
         headers = _stream_headers(g.inputs)
         try:
-            input_length, mnt = _validate(g, streaming=True)
+            input_length, mnt = _validate(g, streaming=True, total=ctx.ctx_size)
         except _Validation as v:
             frame = sse(error_body(v.message, "validation"), legacy=legacy)
             return StreamReply(200, headers, [Frame(frame, 0, FrameKind.META)])
@@ -967,7 +970,7 @@ class TgiDialect(Dialect):
         created = ctx.created()
         if not g.stream:
             try:
-                input_length, mnt = _validate(g, streaming=False)
+                input_length, mnt = _validate(g, streaming=False, total=ctx.ctx_size)
             except _Validation as v:
                 return self.error_reply(422, v.message)
             run = _run(ctx, g, input_length, mnt)
@@ -984,7 +987,7 @@ class TgiDialect(Dialect):
             return Reply(200, body.encode(), _timing_headers(ctx, run, inputs), run.plan)
         headers = _stream_headers(inputs)
         try:
-            input_length, mnt = _validate(g, streaming=True)
+            input_length, mnt = _validate(g, streaming=True, total=ctx.ctx_size)
         except _Validation as v:
             errs = self._openai_error_frames(req, v.message)
             return StreamReply(200, headers, [Frame(f, 0, FrameKind.META) for f in errs])
@@ -1088,7 +1091,7 @@ class TgiDialect(Dialect):
             runs = []
             for g in gens:
                 try:
-                    input_length, mnt = _validate(g, streaming=False)
+                    input_length, mnt = _validate(g, streaming=False, total=ctx.ctx_size)
                 except _Validation as v:
                     return self.error_reply(422, v.message)
                 runs.append(_run(ctx, g, input_length, mnt))
@@ -1112,7 +1115,7 @@ class TgiDialect(Dialect):
         first_plan: GenerationPlan | None = None
         for i, g in enumerate(gens):
             try:
-                input_length, mnt = _validate(g, streaming=True)
+                input_length, mnt = _validate(g, streaming=True, total=ctx.ctx_size)
             except _Validation as v:
                 err = sse(openai_error_event(v.message), legacy=legacy)
                 frames.append((0, i, Frame(err, 0, FrameKind.META)))
@@ -1171,7 +1174,7 @@ class TgiDialect(Dialect):
             f'{{"model_id":{_js(model)},"model_sha":"{model_sha}",'
             f'"model_pipeline_tag":"text-generation","max_concurrent_requests":{slots},'
             f'"max_best_of":{MAX_BEST_OF},"max_stop_sequences":{MAX_STOP_SEQUENCES},'
-            f'"max_input_tokens":{MAX_INPUT_TOKENS},"max_total_tokens":{MAX_TOTAL_TOKENS},'
+            f'"max_input_tokens":{ctx.ctx_size - 1},"max_total_tokens":{ctx.ctx_size},'
             f'"validation_workers":2,"max_client_batch_size":{MAX_CLIENT_BATCH_SIZE},'
             f'"router":"text-generation-router","version":"{VERSION}","sha":"{ROUTER_SHA}",'
             f'"docker_label":null}}'
@@ -1229,7 +1232,7 @@ class TgiDialect(Dialect):
             f"tgi_batch_current_size {ctx.slots.busy}",
             "# HELP tgi_batch_current_max_tokens Maximum tokens for the current batch",
             "# TYPE tgi_batch_current_max_tokens gauge",
-            f"tgi_batch_current_max_tokens {ctx.slots.busy * MAX_TOTAL_TOKENS}",
+            f"tgi_batch_current_max_tokens {ctx.slots.busy * ctx.ctx_size}",
             "# HELP tgi_request_generated_tokens Generated tokens per request",
             "# TYPE tgi_request_generated_tokens histogram",
             f'tgi_request_generated_tokens_bucket{{le="+Inf"}} {st.requests_success}',

@@ -62,7 +62,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .._plan import VOCAB, GenerationPlan, chat_prompt, token_id, tokenize
+from .._plan import GenerationPlan, chat_prompt, tokenize
 from .._wire import (
     SLOTS,
     Dialect,
@@ -81,6 +81,9 @@ from .._wire import (
     sse,
     template,
 )
+from ._tokens import alternatives, remember
+from ._tokens import logprob as _logprob
+from ._tokens import token_text as _token_text
 
 if TYPE_CHECKING:
     from .._core import EngineContext
@@ -103,7 +106,6 @@ _TYPES = {
 }
 #: vLLM refuses a prompt above this many characters per token of context before tokenizing.
 _CHARS_PER_TOKEN = 7
-_ID_BASE = 1000
 _PY_TYPES = {
     "int": "integer",
     "float": "number",
@@ -139,34 +141,6 @@ def _is_int(v: Any) -> bool:
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-#: Texts of out-of-vocabulary token ids handed out by ``/tokenize`` (hash ids cannot be inverted),
-#: so ``/detokenize`` round-trips them; bounded, oldest dropped first.
-_SEEN: dict[int, str] = {}
-_SEEN_MAX = 65536
-
-
-def _token_text(tid: int) -> str:
-    """The text of a token id: the vocabulary's, one ``/tokenize`` handed out, else U+FFFD."""
-    i = tid - _ID_BASE
-    if 0 <= i < len(VOCAB):
-        return VOCAB[i]
-    return _SEEN.get(tid, "\ufffd")
-
-
-def _remember(text: str) -> int:
-    tid = token_id(text)
-    if tid - _ID_BASE >= len(VOCAB) and tid not in _SEEN:
-        if len(_SEEN) >= _SEEN_MAX:
-            del _SEEN[next(iter(_SEEN))]
-        _SEEN[tid] = text
-    return tid
-
-
-def _logprob(tid: int, position: int) -> float:
-    h = (tid * 2654435761 + (position + 1) * 40503) & 0xFFFFFFFF
-    return -float((h >> 7) % 2048 + 1) / 512.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +380,7 @@ class VllmDialect(Dialect):
             {
                 "count": len(toks),
                 "max_model_len": ctx.ctx_size,
-                "tokens": [_remember(t) for t in toks],
+                "tokens": [remember(t) for t in toks],
                 "token_strs": toks if return_strs else None,
             },
         )
@@ -652,15 +626,7 @@ class VllmDialect(Dialect):
     @staticmethod
     def _alternatives(tid: int, pos: int, k: int) -> list[tuple[str, float]]:
         """The chosen token first, then ``k - 1`` other vocabulary entries (seeded)."""
-        chosen = (_token_text(tid), _logprob(tid, pos))
-        out = [chosen]
-        i = (tid * 31 + pos) % len(VOCAB)
-        while len(out) < max(1, k):
-            t = VOCAB[i % len(VOCAB)]
-            i += 7
-            if t != chosen[0] and all(t != o[0] for o in out):
-                out.append((t, _logprob(token_id(t), pos)))
-        return out
+        return [(t, lp) for t, _i, lp in alternatives(_token_text(tid), tid, pos, k)]
 
     def _cmpl_logprobs(
         self, texts: Sequence[str], ids: Sequence[int], start: int, offset: int, k: int

@@ -19,10 +19,16 @@ def test_llamacpp_mock_key_sets_match_a_current_build() -> None:
         httpx.Client(base_url=eng.base_url, timeout=TIMEOUT) as c,
     ):
         props = c.get("/props").json()
-        slots = c.get("/slots").json()
+        fresh = c.get("/slots").json()
         metrics = c.get("/metrics").text
         models = c.get("/v1/models").json()
         final = c.post("/completion", json={"prompt": "x", "n_predict": 2}).json()
+        slots = c.get("/slots").json()
+    # a slot that never had a task shows four keys; one that had a task shows that task
+    assert [set(s) for s in fresh] == [{"id", "n_ctx", "speculative", "is_processing"}] * len(fresh)
+    assert slots[0]["id_task"] >= 0 and slots[0]["is_processing"] is False
+    assert "stop" not in slots[0]["params"] and "stop" in final["generation_settings"]
+    assert "dry_sequence_breakers" not in props["default_generation_settings"]["params"]
     assert set(props["default_generation_settings"]) == {"params", "n_ctx"}
     for key in ("model_ftype", "media_marker", "ui", "ui_settings", "cors_proxy_enabled"):
         assert key in props
@@ -60,3 +66,32 @@ def test_llamacpp_mock_key_sets_match_a_current_build() -> None:
         "speculative.types",
     ):
         assert key in gs, key  # fmt: skip
+
+
+def test_llamacpp_mock_context_and_metrics_switch_follow_b11434() -> None:
+    """Over-long prompt: 400 exceed_context_size_error (plain JSON, also when streaming);
+    ``n_predict: 0`` still samples one token; ``/metrics`` without ``--metrics`` is 501."""
+    long_prompt = " ".join(["hello"] * 80)
+    with (
+        run_mock_engine("llamacpp", seed=1, ctx_size=64, metrics=False) as eng,
+        httpx.Client(base_url=eng.base_url, timeout=TIMEOUT) as c,
+    ):
+        assert c.get("/props").json()["default_generation_settings"]["n_ctx"] == 64
+        for path, body in (
+            ("/completion", {"prompt": long_prompt, "stream": True}),
+            ("/v1/chat/completions", {"messages": [{"role": "user", "content": long_prompt}]}),
+        ):
+            r = c.post(path, json=body)
+            assert (r.status_code, r.headers["content-type"]) == (
+                400,
+                "application/json; charset=utf-8",
+            )
+            err = r.json()["error"]
+            assert err["type"] == "exceed_context_size_error"
+            assert err["n_ctx"] == 64 and err["n_prompt_tokens"] >= 64
+        zero = c.post("/completion", json={"prompt": "x", "n_predict": 0}).json()
+        assert (zero["tokens_predicted"], zero["stop_type"]) == (1, "limit")
+        assert zero["generation_settings"]["n_predict"] == 0
+        m = c.get("/metrics")
+        assert m.status_code == 501
+        assert m.json()["error"]["type"] == "not_supported_error"
