@@ -55,10 +55,11 @@ from typing import Any
 
 from adapters.api import ConfigError
 
-from ._core import DEFAULT_MAX_BODY, EngineContext, MockEngineApp, Receive, Send, _WatchState
+from ._core import DEFAULT_MAX_BODY, EngineContext, MockEngineApp, Receive, Scope, Send, _WatchState
 from ._dialects import get_dialect
 from ._faults import FAULT_HEADER, FaultRule
 from ._journal import Journal, JournalEntry
+from ._plan import MAX_CONTEXT
 from ._server import EngineServer, ThreadedServer
 from ._wire import MockRequest, Reply, StreamReply, dumps
 
@@ -690,7 +691,8 @@ class ProxyContext(EngineContext):
                     # the dialect parser (forwarded-request view) must accept the served name
                     self.served_model = self.model = str(obj)
                 elif str(obj).isdigit() and int(obj) > 0:
-                    self.engine_ctx_size = self.ctx_size = int(obj)
+                    self.engine_ctx_size = int(obj)
+                    self.ctx_size = max(16, min(int(obj), MAX_CONTEXT))
 
 
 class ProxyApp(MockEngineApp):
@@ -700,6 +702,21 @@ class ProxyApp(MockEngineApp):
 
     def __init__(self, ctx: ProxyContext) -> None:
         super().__init__(ctx)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+        # served by a plain uvicorn (lifespan on): close the idle engine connections on the
+        # server's own loop before it ends
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                self.ctx.upstream.close_idle()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _dispatch(
         self,

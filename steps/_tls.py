@@ -72,7 +72,8 @@ def serve_tls(ctx: ScenarioContext, *, trusted: bool) -> TlsEngine:
         ssl_certfile=str(certfile),
         ssl_keyfile=str(keyfile),
         log_level="warning",
-        lifespan="off",
+        # a fault proxy closes its idle engine connections at lifespan shutdown
+        lifespan="on" if ctx.proxied else "off",
         access_log=False,
     )
     server = uvicorn.Server(config)
