@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--engine-url",
         metavar="URL",
-        help="black-box subset against a live engine (needs --dialect)",
+        help="a live engine (needs --dialect); a fault proxy in front of it injects the faults",
     )
     p.add_argument(
         "--orchestrator-url",

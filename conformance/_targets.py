@@ -7,8 +7,9 @@ it speaks. Four sources, in the order the issue lists them:
 * a vendor's adapter: ``--adapter package.module:factory --dialect <engine>``, or the *name* of an
   entry point in the group ``llorch_conformance.adapters`` (the dialect comes from
   ``--dialect`` or from a ``dialect`` attribute of the factory);
-* ``--engine-url URL``: the same adapters against a live engine instead of a mock engine. Then
-  scenarios that need fault control or the engine journal are reported ``unsupported``;
+* ``--engine-url URL``: the same adapters against a live engine instead of a mock engine. The
+  step library puts a fault proxy (``mock_engines._proxy``) in front of it, so fault and journal
+  scenarios run against the engine's own bytes; what even a proxy cannot do is ``unsupported``;
 * ``--orchestrator-url URL``: no adapter at all — the "adapter" is an orchestrator facade reached
   over HTTP (``POST /v1/tasks``, ``GET /v1/tasks/{id}/stream``, ``POST /v1/tasks/{id}/cancel``,
   ``GET /v1/capabilities``, ``GET /v1/pools/{pool}/health``), given the WorkerAdapter shape by
