@@ -199,8 +199,18 @@ def render_test_report(summary: Mapping[str, Any], env: Mapping[str, Any]) -> st
             lines.append(f"- {r['id']} ({r['level']}): {why}")
     else:
         lines.append("Every catalogue requirement has a verdict.")
-    bad = [s for s in summary["scenarios"] if s["status"] != "pass"]
-    lines += ["", "## Scenarios that did not pass", ""]
+    # Failures and errors are listed, grouped by root cause, at the top when the summary has
+    # the groups; here only what did not run (an older summary without groups lists them all).
+    grouped = bool(summary.get("failure_groups"))
+    bad = [
+        s
+        for s in summary["scenarios"]
+        if s["status"] != "pass" and not (grouped and s["status"] in ("fail", "error"))
+    ]
+    title = "Scenarios that did not run" if grouped else "Scenarios that did not pass"
+    lines += ["", f"## {title}", ""]
+    if grouped:
+        lines += ["Failures and errors: see the top of this report.", ""]
     if not bad:
         lines.append("None.")
     for s in bad:
