@@ -77,6 +77,7 @@ __all__ = [
 MAX_HEAD_BYTES = 64 * 1024
 MAX_CHUNK_LINE = 1024
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+MAX_JOURNAL_BYTES = 32 * 1024 * 1024
 MAX_IDLE_CONNECTIONS = 16
 READ_SIZE = 64 * 1024
 CONNECT_TIMEOUT_S = 10.0
@@ -955,6 +956,8 @@ class _Relay:
         self.ooo_done = False
         self.inflated = False
         self.last_token_path: tuple[bytes, list[str | int]] | None = None
+        self.kept = 0
+        self.truncated = False
         self.notes: list[str] = []
 
     # -- writing ----------------------------------------------------------------------------
@@ -983,7 +986,6 @@ class _Relay:
         """Write ``data`` (split when the fault says so); False once the fault cut the stream."""
         if self.done_fault:
             return False
-        entry = self.entry
         if self.ok and self.fid == "midstream.disconnect_bytes":
             limit = max(0, self.rule.int_param("after_bytes"))  # type: ignore[union-attr]
             room = limit - self.bytes_sent
@@ -1012,9 +1014,19 @@ class _Relay:
         else:
             await self._raw(data)
         if frame is not None:
-            entry.frames.append(frame)
+            self.keep(frame)
         self.app.journal.notify()
         return True
+
+    def keep(self, frame: bytes) -> None:
+        """Journal one frame as sent, up to :data:`MAX_JOURNAL_BYTES` per request (an engine
+        that streams without end must not grow the journal without end)."""
+        self.kept += len(frame)
+        if self.kept <= MAX_JOURNAL_BYTES:
+            self.entry.frames.append(frame)
+        elif not self.truncated:
+            self.truncated = True
+            self.notes.append(f"journal frames truncated after {MAX_JOURNAL_BYTES} bytes")
 
     async def _raw(self, data: bytes) -> None:
         if not data:
@@ -1150,21 +1162,21 @@ class _Relay:
         """No fault: each piece goes on the moment it arrives, exactly as the engine wrote it
         (one write per piece, not per event); events are only split off for the journal."""
         split = _EventSplitter()
-        frames = self.entry.frames
+        keep = self.keep
         observe = self._observe if self.observed is not None else None
         notify = self.app.journal.notify
         try:
             async with contextlib.aclosing(self.resp.body()) as pieces:
                 async for piece in pieces:
                     for event in split.feed(piece):
-                        frames.append(event)
+                        keep(event)
                         if observe is not None:
                             observe(event)
                     await self._raw(piece)
                     notify()
             rest = split.flush()
             if rest:
-                frames.append(rest)
+                keep(rest)
                 if observe is not None:
                     observe(rest)
             if self.observed is not None:

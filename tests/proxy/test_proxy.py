@@ -587,3 +587,17 @@ def test_event_splitter_reassembles_any_chunking() -> None:
         assert b"".join(out) + rest == body
         assert rest == b"data: tail-without-end"
         assert len(out) == 42 and all(e.endswith((b"\n\n", b"\r\n\r\n")) for e in out)
+
+
+def test_journal_frames_are_bounded_per_request(
+    engine: MockEngine, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mock_engines._proxy as proxy_mod
+
+    monkeypatch.setattr(proxy_mod, "MAX_JOURNAL_BYTES", 2000)
+    _, _, body = stream(proxy, body={**BODY, "n_predict": 64})
+    e = proxy.journal.last()
+    assert e is not None and e.completed
+    assert len(body) > 2000 >= sum(len(f) for f in e.frames)
+    assert "journal frames truncated" in (e.fault_note or "")
+    assert e.plan.complete and e.plan.text == "".join(p["content"] for p in payloads(body))
