@@ -6,8 +6,10 @@ series (the real bucket bounds, ``le="+Inf"`` last), ``_count``, ``_sum`` and a 
 gauge; labels ``engine="0"`` and ``model_name``. Values the mock has no notion of (prefix cache,
 preemptions, FLOPs) are zero; request histograms are filled from the engine's request counters
 (one observation per finished request, at the measured mean). The gc/platform/process families
-are this process's own, as prometheus_client's default collectors report them. Not reproduced:
-the FastAPI instrumentator's ``http_*`` families (the mock does not time its HTTP handlers).
+are this process's own, as prometheus_client's default collectors report them. The FastAPI
+instrumentator's ``http_*`` families are filled from the engine's journal (every request but
+``/metrics`` and the mock's control paths: handler = the matched route or ``none``, status
+class, request/response sizes, duration from arrival to the last byte).
 """
 
 from __future__ import annotations
@@ -132,6 +134,89 @@ def _process_families(ctx: EngineContext) -> list[str]:
     return lines
 
 
+_HIGHR = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0,
+    7.5, 10.0, 30.0, 60.0,
+)  # fmt: skip
+_LOWR = (0.1, 0.5, 1.0)
+
+
+def _http_families(ctx: EngineContext) -> list[str]:
+    """prometheus-fastapi-instrumentator's families, as vLLM's API server exposes them."""
+    from .._core import CONTROL_PREFIX
+
+    requests: dict[tuple[str, str, str], int] = {}
+    sizes: dict[str, list[float]] = {}  # handler -> [count, request bytes, response bytes]
+    durations: dict[tuple[str, str], list[float]] = {}
+    all_durations: list[float] = []
+    for e in ctx.journal.entries:
+        if e.status is None or e.path == "/metrics" or e.path.startswith(CONTROL_PREFIX):
+            continue
+        handler = e.route or "none"
+        key = (handler, e.method, f"{e.status // 100}xx")
+        requests[key] = requests.get(key, 0) + 1
+        row = sizes.setdefault(handler, [0.0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += e.body_size
+        row[2] += sum(len(f) for f in e.frames)
+        took = max(0.0, (e.t_last_byte or e.t_received) - e.t_received)
+        durations.setdefault((handler, e.method), []).append(took)
+        all_durations.append(took)
+    created = _fmt(ctx.started_at)
+    lines = ["# HELP http_requests_total Total number of requests by method, status and handler."]
+    lines.append("# TYPE http_requests_total counter")
+    for (h, m, st), n in requests.items():
+        lines.append(f'http_requests_total{{handler="{h}",method="{m}",status="{st}"}} {_fmt(n)}')
+    lines.append(
+        "# HELP http_requests_created Total number of requests by method, status and handler."
+    )
+    lines.append("# TYPE http_requests_created gauge")
+    for h, m, st in requests:
+        lines.append(f'http_requests_created{{handler="{h}",method="{m}",status="{st}"}} {created}')
+    for name, col, help_text in (
+        ("http_request_size_bytes", 1, "Content length of incoming requests by handler. Only value of header is respected. Otherwise ignored. No percentile calculated."),
+        ("http_response_size_bytes", 2, "Content length of outgoing responses by handler. Only value of header is respected. Otherwise ignored. No percentile calculated."),
+    ):  # fmt: skip
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} summary"]
+        for h, row in sizes.items():
+            lines.append(f'{name}_count{{handler="{h}"}} {_fmt(row[0])}')
+            lines.append(f'{name}_sum{{handler="{h}"}} {_fmt(row[col])}')
+        lines += [f"# HELP {name}_created {help_text}", f"# TYPE {name}_created gauge"]
+        lines += [f'{name}_created{{handler="{h}"}} {created}' for h in sizes]
+
+    def hist(
+        name: str, help_text: str, bounds: tuple[float, ...], series: dict[str, list[float]]
+    ) -> None:
+        lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} histogram"])
+        for labels, values in series.items():
+            sep = "," if labels else ""
+            for b in (*bounds, float("inf")):
+                le = "+Inf" if b == float("inf") else _fmt(b)
+                c = sum(1 for v in values if v <= b)
+                lines.append(f'{name}_bucket{{{labels}{sep}le="{le}"}} {_fmt(c)}')
+            lab = "{" + labels + "}" if labels else ""
+            lines.append(f"{name}_count{lab} {_fmt(len(values))}")
+            lines.append(f"{name}_sum{lab} {_fmt(sum(values))}")
+        lines.extend([f"# HELP {name}_created {help_text}", f"# TYPE {name}_created gauge"])
+        for labels in series:
+            lab = "{" + labels + "}" if labels else ""
+            lines.append(f"{name}_created{lab} {created}")
+
+    hist(
+        "http_request_duration_highr_seconds",
+        "Latency with many buckets but no API specific labels. Made for more accurate percentile calculations. ",
+        _HIGHR,
+        {"": all_durations} if all_durations else {},
+    )
+    hist(
+        "http_request_duration_seconds",
+        "Latency with only few buckets by handler. Made to be only used if aggregation by handler is important. ",
+        _LOWR,
+        {f'handler="{h}",method="{m}"': v for (h, m), v in durations.items()},
+    )
+    return lines
+
+
 def render_metrics(ctx: EngineContext) -> str:
     """The whole exposition for one engine (``text/plain; version=1.0.0``)."""
     st = ctx.stats
@@ -228,4 +313,5 @@ def render_metrics(ctx: EngineContext) -> str:
         "Information of the LLMEngine CacheConfig",
         [('block_size="128",cache_dtype="auto",enable_prefix_caching="True"', 1.0)],
     )
+    out.lines += _http_families(ctx)
     return "\n".join(out.lines) + "\n"

