@@ -1,0 +1,157 @@
+"""Black-box runs against real vLLM and Triton (``run --dialect D --engine-url URL`` with a
+proof bundle; the fault proxy makes fault scenarios run against the engines' own bytes), and
+cassettes recorded from them that replay byte for byte."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from adapters.api import TaskRequest
+from adapters.triton import TritonAdapter
+from adapters.vllm import VllmAdapter
+from conformance.cli import main as cli_main
+from mock_engines._cassette import Cassette, run_replay_engine
+
+from .conftest import LiveEngine
+
+#: Failures the real engine's own behaviour explains (not adapter defects), with the reason.
+KNOWN_REAL_BEHAVIOUR = {
+    "vllm": {
+        # vLLM coalesces tokens into one SSE chunk when its API process falls behind, so two
+        # identical greedy runs may deliver the same text in different token chunks
+        # (reference/real-engines.md). The joined text is identical; the step compares chunks.
+        "WA-INT-3006": "token chunking of real vLLM varies between identical runs",
+        "OC-TEST-7001": "token chunking of real vLLM varies between identical runs",
+    },
+    "triton": {},
+}
+
+
+def _run_blackbox(dialect: str, url: str, tmp: Path) -> tuple[int, dict[str, Any], Path]:
+    out, proof = tmp / "results", tmp / "proof"
+    rc = cli_main(
+        [
+            "run",
+            "--dialect",
+            dialect,
+            "--engine-url",
+            url,
+            "--out",
+            str(out),
+            "--proof-dir",
+            str(proof),
+            "-j",
+            "0",
+            "--no-progress",
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    bundles = sorted((proof / "conformance").iterdir())
+    assert len(bundles) == 1
+    return rc, results, bundles[0]
+
+
+def _judge(dialect: str, results: dict[str, Any]) -> None:
+    scenarios = [s for s in results["scenarios"] if isinstance(s, dict)]
+    by_status: dict[str, list[dict[str, Any]]] = {}
+    for s in scenarios:
+        by_status.setdefault(str(s.get("status")), []).append(s)
+    counts = {k: len(v) for k, v in sorted(by_status.items())}
+    print(f"\nreal {dialect}: {counts}")
+    known = KNOWN_REAL_BEHAVIOUR[dialect]
+    bad = [
+        f"{s.get('status')} {s.get('scenario')}: {str(s.get('message'))[:300]}"
+        for s in by_status.get("fail", []) + by_status.get("error", [])
+        if not set(s.get("failed_requirements") or ["?"]) <= set(known)
+    ]
+    assert not bad, f"{counts}\n" + "\n".join(bad)
+    # Most scenarios run (the fault proxy stands in for the mock) and pass.
+    ran = len(by_status.get("pass", [])) + len(by_status.get("fail", []))
+    assert len(by_status.get("unsupported", [])) <= 5, counts
+    assert len(by_status.get("pass", [])) >= 90 and ran >= 90, counts
+
+
+@pytest.mark.xdist_group("vllm")
+def test_adapter_blackbox_scenarios_pass_against_real_vllm(
+    vllm_engine: LiveEngine, tmp_path: Path
+) -> None:
+    _rc, results, bundle = _run_blackbox("vllm", vllm_engine.base_url, tmp_path)
+    _judge("vllm", results)
+    assert (bundle / "results.json").is_file() or any(bundle.iterdir())
+
+
+@pytest.mark.xdist_group("triton")
+def test_adapter_blackbox_scenarios_pass_against_real_triton(
+    triton_engine: LiveEngine, tmp_path: Path
+) -> None:
+    _rc, results, bundle = _run_blackbox("triton", triton_engine.base_url, tmp_path)
+    _judge("triton", results)
+    assert any(bundle.iterdir())
+
+
+def _recorded_task(dialect: str, model: str) -> TaskRequest:
+    """The first task ``record`` sends through the built-in adapter (conformance.real._cli)."""
+    return TaskRequest.from_dict(
+        {
+            "task_id": "record-0",
+            "session_id": "record",
+            "workload": "completion",
+            "model_ref": f"hf:{model}",
+            "engine": dialect,
+            "ctx": 4096,
+            "priority": "interactive",
+            "max_tokens": 12,
+            "deadline_ms": 30_000,
+            "seed": 1,
+            "determinism": "strict",
+            "prompt": "Hello café 日本",
+        }
+    )
+
+
+async def _text(adapter: Any, task: TaskRequest) -> tuple[str, str]:
+    events = [ev async for ev in adapter.submit(task)]
+    text = "".join(str(e.data["t"]) for e in events if str(e.kind) == "token")
+    return text, str(events[-1].kind)
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [
+        pytest.param("vllm", marks=pytest.mark.xdist_group("vllm")),
+        pytest.param("triton", marks=pytest.mark.xdist_group("triton")),
+    ],
+)
+def test_record_real_engine_then_replay_it(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    engine: LiveEngine = request.getfixturevalue(f"{dialect}_engine")
+    cassette = tmp_path / f"{dialect}.cassette.json"
+    rc = cli_main(
+        ["record", "--engine-url", engine.base_url, "--dialect", dialect, "--out", str(cassette)]
+    )
+    assert rc == 0
+    cas = Cassette.load(cassette)
+    assert cas.engine_version == {"vllm": "vllm 0.32.0", "triton": "triton 2.51.0"}[dialect]
+    labels = {e.label for e in cas.exchanges}
+    assert "adapter.completions.0" in labels and len(cas.exchanges) >= 25
+    make = VllmAdapter if dialect == "vllm" else TritonAdapter
+    task = _recorded_task(dialect, engine.model)
+
+    async def against(url: str) -> tuple[str, str]:
+        async with make(url) as adapter:
+            return await _text(adapter, task)
+
+    real = anyio.run(against, engine.base_url)
+    with run_replay_engine(cas, speed=4.0) as rep:
+        replayed = anyio.run(against, rep.base_url)
+        hits = [e for e in rep.journal.entries if "generate" in e.path or "completions" in e.path]
+    assert real[1] == replayed[1] == "end"
+    # Greedy: the real engine repeats its text; the replay serves the recorded bytes exactly.
+    assert replayed[0] == real[0] and real[0]
+    assert hits
