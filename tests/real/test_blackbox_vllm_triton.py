@@ -19,14 +19,22 @@ from mock_engines._cassette import Cassette, run_replay_engine
 
 from .conftest import LiveEngine
 
-#: Failures the real engine's own behaviour explains (not adapter defects), with the reason.
-KNOWN_REAL_BEHAVIOUR = {
+#: Scenarios whose failure the real engine's own behaviour explains (not adapter defects), with
+#: the reason. Keyed by scenario name: a known cause never hides another scenario's failure.
+KNOWN_REAL_BEHAVIOUR: dict[str, dict[str, str]] = {
     "vllm": {
         # vLLM coalesces tokens into one SSE chunk when its API process falls behind, so two
         # identical greedy runs may deliver the same text in different token chunks
-        # (reference/real-engines.md). The joined text is identical; the step compares chunks.
-        "WA-INT-3006": "token chunking of real vLLM varies between identical runs",
-        "OC-TEST-7001": "token chunking of real vLLM varies between identical runs",
+        # (reference/real-engines.md); the joined text is identical, the step compares chunks.
+        "The same seeded task twice gives the same tokens": "vLLM token chunking varies",
+        "Two replicas stream byte-identical tokens for the same seeded task": (
+            "vLLM token chunking varies"
+        ),
+        # The stall is injected after 4 SSE events; real vLLM sends empty deltas (first chunk,
+        # held-back partial UTF-8), so fewer than the 2 tokens the host waits for precede it.
+        "Cancel through the host stops tokens and closes the upstream connection": (
+            "vLLM's empty deltas count as events before the injected stall"
+        ),
     },
     "triton": {},
 }
@@ -45,8 +53,10 @@ def _run_blackbox(dialect: str, url: str, tmp: Path) -> tuple[int, dict[str, Any
             str(out),
             "--proof-dir",
             str(proof),
+            # Scenario workers in their own processes: the engines' sockets and event loops
+            # never meet this test process's warning filters.
             "-j",
-            "0",
+            "2",
             "--no-progress",
         ]
     )
@@ -67,7 +77,7 @@ def _judge(dialect: str, results: dict[str, Any]) -> None:
     bad = [
         f"{s.get('status')} {s.get('scenario')}: {str(s.get('message'))[:300]}"
         for s in by_status.get("fail", []) + by_status.get("error", [])
-        if not set(s.get("failed_requirements") or ["?"]) <= set(known)
+        if s.get("status") != "fail" or s.get("scenario") not in known
     ]
     assert not bad, f"{counts}\n" + "\n".join(bad)
     # Most scenarios run (the fault proxy stands in for the mock) and pass.
