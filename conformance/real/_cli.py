@@ -372,13 +372,17 @@ def _real_engine(args: argparse.Namespace) -> int:
     # While starting, SIGINT/SIGTERM interrupt the start (which then stops the half-started
     # engine's process group); once serving they end the wait below.
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
         signal.signal(sig, interrupt)
     try:
         return _serve_real_engine(args, stop)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _serve_real_engine(args: argparse.Namespace, stop: Any) -> int:

@@ -51,13 +51,15 @@ def real_home() -> Path:
 def find_venv(explicit: str | Path | None, env_var: str, name: str, what: str) -> Path:
     """The venv holding an engine: explicit path, ``$env_var``, then ``real_home()/name``.
 
-    Raises :class:`EngineUnavailable` naming every place looked at when none has a
+    An explicit path that is not a venv is an error, not a reason to look elsewhere. Raises :class:`EngineUnavailable` naming every place looked at when none has a
     ``bin/python``.
     """
+    if explicit is not None:  # an explicit choice is never second-guessed
+        if (Path(explicit) / "bin" / "python").exists():
+            return Path(explicit)
+        raise EngineUnavailable(f"{what} venv {explicit} has no bin/python")
     tried: list[str] = []
     candidates: list[tuple[str, Path]] = []
-    if explicit is not None:
-        candidates.append(("given", Path(explicit)))
     env = os.environ.get(env_var)
     if env:
         candidates.append((f"${env_var}", Path(env)))
