@@ -79,4 +79,3 @@ def test_oai_n_choices(client: httpx.Client) -> None:
     assert {c["index"] for e in events for c in e["choices"]} == {0, 1}
     too_many = client.post("/v1/chat/completions", json={**body, "n": 1000})
     assert too_many.status_code == 400
-
