@@ -99,6 +99,25 @@ class GateReport:
     waivers: list[WaiverOutcome] = field(default_factory=list)
     statuses: dict[tuple[str, str], str] = field(default_factory=dict)
     still_failing: list[tuple[str, str]] = field(default_factory=list)
+    #: (adapter, requirement) -> the new run's root cause that failed it (see BundleView).
+    root_causes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def regressions_by_problem(self) -> list[tuple[str, list[StatusChange]]]:
+        """Gating regressions grouped by the new run's root cause (one bug, one entry), in the
+        bundle's problem order; regressions without a known cause last, one entry each."""
+        grouped: dict[str, list[StatusChange]] = {}
+        for c in self.regressions():
+            cause = self.root_causes.get((c.adapter, c.requirement)) or (
+                f"{c.requirement}: {c.message or c.kind}"
+            )
+            grouped.setdefault(cause, []).append(c)
+
+        def order(item: tuple[str, list[StatusChange]]) -> tuple[int, int, str]:
+            head = item[0].split(". ", 1)[0]
+            known = item[0] in self.root_causes.values()
+            return (0 if known else 1, int(head) if known and head.isdigit() else 0, item[0])
+
+        return sorted(grouped.items(), key=order)
 
     # -- verdict -------------------------------------------------------------------------
     def regressions(self) -> list[StatusChange]:
@@ -245,6 +264,7 @@ def diff_views(
         policy=policy,
         waivers=outcomes,
         statuses=statuses,
+        root_causes=dict(new.problems),
     )
     for key in sorted(set(base.verdicts) | set(statuses)):
         b, n = base.verdicts.get(key), statuses.get(key)

@@ -97,7 +97,20 @@ def render_gate_markdown(report: GateReport) -> str:
 
     regs = report.regressions()
     if regs:
-        lines += [f"### Status regressions ({len(regs)}, gating)", ""]
+        by_problem = report.regressions_by_problem()
+        lines += [
+            f"### Status regressions ({len(regs)}, gating) in {len(by_problem)} "
+            f"problem{'s' if len(by_problem) != 1 else ''}",
+            "",
+        ]
+        for cause, changes in by_problem[:MAX_ROWS]:
+            ids = ", ".join(f"{c.requirement}" for c in changes)
+            adapters = ", ".join(sorted({c.adapter for c in changes}))
+            lines.append(
+                f"- **{md_cell(cause, 200)}** — `{md_cell(adapters, 60)}`: {len(changes)} "
+                f"requirement{'s' if len(changes) != 1 else ''} ({md_cell(ids, 400)})"
+            )
+        lines += ["", "<details><summary>Every regressed requirement</summary>", ""]
         lines += md_table(
             ("adapter", "requirement", "level", "base", "new", "change", "message"),
             (
@@ -105,7 +118,7 @@ def render_gate_markdown(report: GateReport) -> str:
                 for c in regs
             ),
         )
-        lines.append("")
+        lines += ["", "</details>", ""]
     treg = report.timing_regressions()
     if treg:
         warn = report.policy.mode == "warn"

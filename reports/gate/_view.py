@@ -72,6 +72,9 @@ class BundleView:
     #: (adapter, requirement) -> texts a waiver's ``cause`` is matched against: the verdict's
     #: message and the root causes (and titles) of the failure groups that include it.
     causes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: (adapter, requirement) -> the root cause (problem) that failed it, numbered as in the
+    #: bundle's reports ("1. the stream breaks the event grammar: …"); the first that did.
+    problems: dict[tuple[str, str], str] = field(default_factory=dict)
     #: metric -> adapter -> stream key -> samples (one value, or every gap for ``itl_ms``).
     samples: dict[str, dict[str, dict[StreamKey, tuple[float, ...]]]] = field(default_factory=dict)
 
@@ -160,10 +163,12 @@ def load_bundle(path: str | Path) -> BundleView:
         if v.get("message"):
             messages[key] = str(v["message"])
     causes: dict[tuple[str, str], list[str]] = {k: [m] for k, m in messages.items()}
+    problems: dict[tuple[str, str], str] = {}
     groups = summary.get("failure_groups")
     for g in groups if isinstance(groups, list) else []:
         if not isinstance(g, Mapping):
             continue
+        label = f"{g.get('number', '?')}. {g.get('cause', '')}"
         for c in g.get("cases", []) if isinstance(g.get("cases"), list) else []:
             if not isinstance(c, Mapping):
                 continue
@@ -171,6 +176,7 @@ def load_bundle(path: str | Path) -> BundleView:
             for rid in c.get("requirements", []) if isinstance(c.get("requirements"), list) else []:
                 key = (adapter_label(str(c.get("adapter", g.get("adapter", "")))), str(rid))
                 causes.setdefault(key, []).extend(t for t in texts if t)
+                problems.setdefault(key, label)
     env = _read_json(root, "environment.json", required=False) or {}
     adapters: dict[str, AdapterInfo] = {}
     for a in env.get("adapters", []) if isinstance(env, Mapping) else []:
@@ -202,5 +208,6 @@ def load_bundle(path: str | Path) -> BundleView:
         messages=messages,
         adapters=adapters,
         causes=causes,
+        problems=problems,
         samples=_samples(results) if isinstance(results, Mapping) else {},
     )

@@ -326,3 +326,40 @@ def test_two_noisy_runs_of_an_unchanged_adapter_pass_with_the_defaults(tmp_path:
     report = diff_views(load_bundle(a), load_bundle(slow), today=TODAY)
     assert report.exit_code == 1
     assert {(t.metric, t.statistic) for t in report.timing_regressions()} >= {("itl_ms", "p50")}
+
+
+def test_status_regressions_read_as_one_entry_per_root_cause(tmp_path: Path) -> None:
+    """One bug (no `started`) failing three requirements is one entry of the gate comment."""
+    from tests.reports.test_failures import _no_started_evidence
+
+    grammar = "the stream breaks the grammar — event #0 (token) comes before 'started'"
+    msgs = {
+        "WA-INT-3001": grammar,
+        "ADAPT-3003": "determinism signals are missing from started/end and logs — missing: []",
+        "ADAPT-3002": "started does not carry the sampler profile version — got None",
+        "HTU-SEC-1402": "an Authorization header reached a log record — got 1",
+    }
+
+    def run(base: Path, rid: str, failing: bool) -> Path:
+        scen = []
+        for r, msg in msgs.items():
+            sc = scenario(
+                r,
+                adapter="acme",
+                reqs=(r,),
+                status="fail" if failing else "pass",
+                message=f"{r}: {msg}",
+            )
+            if r != "HTU-SEC-1402":
+                sc.evidence = {**sc.evidence, "streams": _no_started_evidence()["streams"]}
+            scen.append(sc)
+        return build(base, rid, scen)
+
+    a, b = run(tmp_path / "a", "a", False), run(tmp_path / "b", "b", True)
+    report = diff_views(load_bundle(a), load_bundle(b), today=TODAY)
+    groups = report.regressions_by_problem()
+    assert [len(cs) for _, cs in groups] == [3, 1]
+    assert groups[0][0].startswith("1. the stream breaks the event grammar")
+    md = render_gate_markdown(report)
+    assert "### Status regressions (4, gating) in 2 problems" in md
+    assert "3 requirements (" in md and md.index("1. the stream breaks") < md.index("2. ")
