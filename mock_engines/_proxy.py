@@ -15,7 +15,8 @@ The control surface is the mock engine's, so steps need almost no changes:
   ``first=N`` / ``rate=P``; engine-wide rules apply to the dialect's generation routes;
 * the same :class:`~mock_engines._journal.Journal`: every request the adapter sent, redacted
   headers, body, status, frames as sent to the adapter, first/last byte times, disconnects and
-  cancels, open connections. ``entry.plan`` is an :class:`ObservedGeneration`: the token texts
+  cancels, open connections. A request answered by a status fault (``http.*``, loading,
+  overload) or cut at accept never reaches the engine, as on a mock engine. ``entry.plan`` is an :class:`ObservedGeneration`: the token texts
   and stop reason parsed from the engine's *unmodified* stream — the live engine's own output is
   the oracle, since no plan exists for it.
 
@@ -170,6 +171,10 @@ class ObservedGeneration:
     complete: bool = False
     source: str = "engine"
     token_ids: tuple[int, ...] = ()
+    #: When the engine's response head arrived and when its body ended (``time.monotonic()``;
+    #: the entry's ``t_first_byte`` / ``t_last_byte`` are what the adapter was sent, faults and all).
+    t_engine_head: float | None = None
+    t_engine_done: float | None = None
     #: Parses the forwarded request the way the engine does (the dialect's own parser), on
     #: first use: ``prompt``, ``seed``, ``max_tokens``, ``stop``, sampling knobs.
     parse: Callable[[], tuple[Any, str | None]] | None = field(
@@ -831,7 +836,9 @@ class ProxyApp(MockEngineApp):
             return
         observed = (
             ObservedGeneration(
-                upstream_status=resp.status, parse=functools.partial(_parse_request, self.ctx, req)
+                upstream_status=resp.status,
+                t_engine_head=time.monotonic(),
+                parse=functools.partial(_parse_request, self.ctx, req),
             )
             if entry.generation
             else None
@@ -1120,6 +1127,7 @@ class _Relay:
                 obs.tokens.append(text)
             obs.stop_reason = reason
             obs.complete = True
+            obs.t_engine_done = time.monotonic()
         if self.fid == "frame.malformed_json":
             i = body.rfind(b"}")
             if i != -1:
@@ -1151,6 +1159,7 @@ class _Relay:
                         return
             if self.observed is not None:
                 self.observed.complete = True
+                self.observed.t_engine_done = time.monotonic()
         except (UpstreamError, asyncio.IncompleteReadError, OSError) as exc:
             self.notes.append(f"engine stream broke: {exc!r}"[:200])
             self._note()
@@ -1181,6 +1190,7 @@ class _Relay:
                     observe(rest)
             if self.observed is not None:
                 self.observed.complete = True
+                self.observed.t_engine_done = time.monotonic()
         except (UpstreamError, asyncio.IncompleteReadError, OSError) as exc:
             self.notes.append(f"engine stream broke: {exc!r}"[:200])
             self._note()

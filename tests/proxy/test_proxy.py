@@ -81,6 +81,8 @@ def test_passthrough_is_byte_identical_and_journaled(engine: MockEngine, proxy: 
     assert entry.t_first_byte is not None and entry.t_last_byte is not None
     plan = entry.plan
     assert isinstance(plan, ObservedGeneration) and plan.complete
+    assert plan.t_engine_head is not None and plan.t_engine_done is not None
+    assert entry.t_received <= plan.t_engine_head <= plan.t_engine_done <= entry.t_last_byte
     mock_plan = [e for e in engine.journal.entries if e.generation][-1].plan
     assert plan.tokens == list(mock_plan.tokens)
     assert plan.stop_reason == mock_plan.stop_reason
