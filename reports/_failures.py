@@ -143,7 +143,19 @@ _HINTS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
             "error message and event (adapters.http_util.redact)",
         ),
         (
-            r"generation requests?|retr(y|ies|ied)|jitter|retry_after",
+            r"did not receive what the task asked",
+            "forward the task as asked: prompt (or messages when extra.endpoint is 'chat'), "
+            "max_tokens, seed, extra.stop as the engine's stop list, extra.engine_params merged "
+            "into the request body (docs/writing-an-adapter.md §3 TaskRequest.extra)",
+        ),
+        (
+            r"did not go to|generation request went",
+            "send the generation to the engine's streaming route the task asks for (vLLM: "
+            "/v1/completions, or /v1/chat/completions when extra.endpoint is 'chat') with "
+            "stream: true",
+        ),
+        (
+            r"\d+ generation requests?|retr(y|ies|ied)|jitter|retry_after",
             "retry only before the first byte, only retriable conditions, with the `retry` "
             "policy (capped full jitter, seeded; Retry-After when larger)",
         ),
@@ -153,7 +165,7 @@ _HINTS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
             "(the ERROR_MAPPING table)",
         ),
         (
-            r"disconnect|after cancel",
+            r"disconnect|cancel",
             "cancel() must close the upstream response (and stop yielding tokens) before it "
             "returns; the stream then ends with end, stop_reason 'cancelled'",
         ),
