@@ -165,7 +165,8 @@ class ObservedGeneration:
     """
 
     tokens: list[str] = field(default_factory=list)
-    stop_reason: str | None = None
+    #: what the engine said, mapped (``EOS_OR_STOP`` when its wire cannot tell the two apart)
+    engine_stop_reason: str | None = None
     stop_string: str | None = None
     upstream_status: int | None = None
     complete: bool = False
@@ -187,6 +188,23 @@ class ObservedGeneration:
     @property
     def text(self) -> str:
         return "".join(self.tokens)
+
+    @property
+    def stop_reasons(self) -> tuple[str, ...]:
+        """Every stop reason consistent with what the engine said (two when it is ambiguous)."""
+        r = self.engine_stop_reason
+        if r is None:
+            return ()
+        return ("eos", "stop") if r == EOS_OR_STOP else (r,)
+
+    @property
+    def stop_reason(self) -> str | None:
+        """The stop reason; an ambiguous ``finish_reason: "stop"`` reads as ``stop`` when the
+        forwarded request carried stop strings, else ``eos`` (see :attr:`stop_reasons`)."""
+        r = self.engine_stop_reason
+        if r != EOS_OR_STOP:
+            return r
+        return "stop" if getattr(self.request, "stop", None) else "eos"
 
     @property
     def request(self) -> Any:
@@ -220,11 +238,19 @@ _LLAMA_STOP = {"eos": "eos", "limit": "length", "word": "stop"}
 _TGI_STOP = {"eos_token": "eos", "length": "length", "stop_sequence": "stop"}
 
 
-def _finish(reason: Any, extra: Any = None) -> str | None:
-    """An OpenAI-style finish reason as a plan stop reason."""
+#: An OpenAI-style ``finish_reason: "stop"`` without vLLM's ``stop_reason`` field: the end of
+#: sequence and a matched stop string look the same on the wire.
+EOS_OR_STOP = "eos|stop"
+_MISSING = object()
+
+
+def _finish(reason: Any, extra: Any = _MISSING) -> str | None:
+    """An OpenAI-style finish reason as a plan stop reason (``extra``: vLLM's ``stop_reason``)."""
     if reason == "length":
         return "length"
     if reason == "stop":
+        if extra is _MISSING:
+            return EOS_OR_STOP
         return "stop" if isinstance(extra, str | int) and not isinstance(extra, bool) else "eos"
     return None
 
@@ -272,7 +298,7 @@ def classify_event(event: bytes) -> tuple[int, str | None, str | None, list[str 
         if not choices or not isinstance(choices[0], dict):
             return _KIND_META, None, None, None
         ch = choices[0]
-        reason = _finish(ch.get("finish_reason"), ch.get("stop_reason"))
+        reason = _finish(ch.get("finish_reason"), ch.get("stop_reason", _MISSING))
         text = ch.get("text")
         path: list[str | int] = ["choices", 0, "text"]
         if not isinstance(text, str):
@@ -326,7 +352,7 @@ def observe_body(body: bytes) -> tuple[str | None, str | None]:
             msg = ch.get("message")
             text = msg.get("content") if isinstance(msg, dict) else None
         return (text if isinstance(text, str) else None), _finish(
-            ch.get("finish_reason"), ch.get("stop_reason")
+            ch.get("finish_reason"), ch.get("stop_reason", _MISSING)
         )
     if isinstance(obj.get("generated_text"), str):
         details = obj.get("details")
@@ -1125,7 +1151,7 @@ class _Relay:
             text, reason = observe_body(body)
             if text:
                 obs.tokens.append(text)
-            obs.stop_reason = reason
+            obs.engine_stop_reason = reason
             obs.complete = True
             obs.t_engine_done = time.monotonic()
         if self.fid == "frame.malformed_json":
@@ -1204,7 +1230,7 @@ class _Relay:
             if text is not None:
                 obs.tokens.append(text)
             if reason is not None:
-                obs.stop_reason = reason
+                obs.engine_stop_reason = reason
         return kind, text, reason, path
 
     async def _events(self) -> AsyncGenerator[bytes, None]:

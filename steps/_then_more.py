@@ -533,10 +533,13 @@ def engine_versions(ctx: ScenarioContext) -> list[str] | None:
     For the OpenAI API the engine's "version" is the upstream model (OC-ADAPT-OAI-6010),
     optionally with the API's version (``model@date``).
     """
-    if not _has_mock_engine(ctx):
+    if not (_has_mock_engine(ctx) or ctx.proxied):
         return None
     engine = ctx.need_engine("engine version")
     own = str(getattr(engine, "engine_version", "") or "")
+    if ctx.proxied and not own:
+        # the fault proxy asks the live engine (llama.cpp /props, vLLM /version, Triton /v2)
+        ctx.unsupported(f"live engine at {ctx.target.engine_url}: it does not report a version")
     if ctx.dialect == "openai":
         model = str(getattr(engine, "model", "") or ctx.build_config().get("model", ""))
         return [model, f"{model}@{own}"]
