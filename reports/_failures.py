@@ -500,6 +500,17 @@ def _expected(s: ScenarioResult, rids: Sequence[str]) -> str:
     return ""
 
 
+def _owner(s: ScenarioResult, targets: Sequence[str]) -> str:
+    """Whose problem a failure is: its adapter; a run-wide scenario (the cross-dialect oracle)
+    whose failure names one target ("acme differs from the task's plan") belongs to that
+    target's problems, so one bug of it stays one problem."""
+    if s.adapter != "*":
+        return s.adapter
+    detail = _split_message(s.message)[1]
+    named = [t for t in targets if detail.startswith(f"{t} ")]
+    return named[0] if len(named) == 1 else s.adapter
+
+
 def group_failures(
     results: RunResults,
     *,
@@ -520,13 +531,14 @@ def group_failures(
         failing = None
     buckets: dict[tuple[str, str, str], list[FailureCase]] = {}
     causes: dict[tuple[str, str, str], str] = {}
+    targets = [a for a in results.adapters() if a != "*"]
     for p in assign_dirs(results):
         s = p.result
         if s.status not in ("fail", "error"):
             continue
         where = f"{root / p.dir}/" if root is not None else f"{p.dir}/"
         case, key, cause = _build(s, where, fail_on, failing)
-        k = (s.adapter, key[0], key[1])
+        k = (_owner(s, targets), key[0], key[1])
         buckets.setdefault(k, []).append(case)
         causes.setdefault(k, cause)
     ordered = sorted(
