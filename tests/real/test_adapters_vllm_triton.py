@@ -142,8 +142,17 @@ async def test_triton_adapter_streams_real_triton(triton_engine: LiveEngine) -> 
             a = await _collect(adapter, _task(1, "triton"))
             b = await _collect(adapter, _task(1, "triton"))
             stop = await _collect(adapter, _task(2, "triton", extra={"stop": ["é", " a"]}))
+            # refused by the model before its first response: Triton answers 400 with the SSE
+            # content type and a data: frame; the adapter unwraps it into one terminal error
+            refused = await _collect(
+                adapter,
+                _task(6, "triton", extra={"engine_params": {"parameters": {"temperature": -1}}}),
+            )
         async with TritonAdapter(triton_engine.base_url, model="tiny_fails") as failing:
             broken = await _collect(failing, _task(3, "triton"))
+    assert [str(e.kind) for e in refused] == ["error"], refused
+    assert refused[0].data["code"] == "INVALID_PARAMS"
+    assert "temperature must be non-negative" in str(refused[0].data["message"])
     assert adapter.model == "tiny" and caps.engine_version == "2.51.0" and caps.ctx_max == 4096
     for events in (a, b, stop):
         assert _shape(events) == ["started", "end"], events[-1].data
