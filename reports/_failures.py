@@ -9,18 +9,24 @@ A scenario's *root cause* is, in this order:
 1. ``error`` (a harness error): the exception text, numbers masked;
 2. a grammar violation in any stream the scenario recorded (``adapters.api.check_stream`` on
    the evidence transcripts; "no terminal event" is left out, since a scenario may stop reading
-   on purpose): whatever check tripped, the broken stream is the cause;
-   — when the failed check is about that stream (it names the grammar, the event the violation
-   is about, or the violation); a check about something else keeps its own cause, so a second,
-   independent bug is not hidden behind the first;
-3. otherwise the failed check's title and the head of its detail, numbers and ids masked, so
-   ``tokens_out=7`` and ``tokens_out=15`` read as one cause.
+   on purpose), or one its failure message quotes (the cross-dialect oracle compares recorded
+   streams) — when the failed check is about that stream (it names the grammar, the event the
+   violation is about, or the violation). A check about something else keeps its own cause, so
+   a second, independent bug is not hidden behind the first;
+3. otherwise the failed check's title (without the per-scenario fault and budget) and the head
+   of its detail, numbers and ids masked, so ``tokens_out=7`` and ``tokens_out=15`` read as one
+   cause.
+
+A run-wide scenario whose failure names one target ("acme differs from the task's plan") is
+that target's problem. Which requirements a case fails follows the results model's attribution,
+and whether a problem fails the run is the model's ``failing()`` — never a second opinion.
 
 Each :class:`FailureCase` carries what the issue asks of a failure block: requirement(s) with
 level, scenario name, the injected fault(s) and the budgets (timeouts, deadline, attempts), what
 was expected (the failing Then step when the harness recorded it, else the requirement) and
 what was seen (the check's detail and the stream's terminal event), a hint, and the evidence
-path inside the proof bundle. Groups are ordered failures that gate first, then by size.
+path inside the proof bundle. Groups are numbered from 1: failures that fail the run first,
+harness errors and broken streams before other checks, then by size.
 
 Renderers: :func:`render_console` (plain lines; rich markup escaped so ``[metrics]`` survives),
 :func:`render_markdown` (``test_report.md``), and :func:`groups_to_json` for ``summary.json``,
