@@ -258,9 +258,6 @@ def _c(
     return Case(want, klass, "vllm", tuple(run), tuple(not_failed), pending)
 
 
-_ORACLE = "needs the issue-13 oracle/value checks (helper oracle)"
-
-
 def _l(want: str, klass: str) -> Case:
     return Case(want, klass, "llamacpp")
 
@@ -287,26 +284,28 @@ CASES: dict[str, Case] = {
     "vllm_drops_max_tokens": _c("ADAPT-3000", "forwarded max_tokens", run=("WA-INT-3001",)),
     "vllm_max_tokens_off_by_one": _c("ADAPT-3000", "forwarded max_tokens", run=("WA-INT-3001",)),
     "vllm_caps_max_tokens": _c("ADAPT-3000", "forwarded max_tokens", run=("WA-INT-3001",)),
-    "vllm_drops_stop": _c("WA-INT-3001", "forwarded stop", pending=_ORACLE),
-    "vllm_keeps_one_stop": _c("WA-INT-3001", "forwarded stop", pending=_ORACLE),
+    "vllm_drops_stop": _c("ADAPT-3000", "forwarded stop", run=("WA-INT-3001",)),
+    "vllm_keeps_one_stop": _c("ADAPT-3000", "forwarded stop", run=("WA-INT-3001",)),
     "vllm_drops_seed": _c("OC-TEST-7002", "forwarded seed"),
-    "vllm_fixed_seed": _c("WA-INT-3006", "forwarded seed", pending=_ORACLE),
+    "vllm_fixed_seed": _c("OC-TEST-7002", "forwarded seed"),
     "vllm_truncates_prompt": _c("ADAPT-3000", "forwarded prompt", run=("WA-INT-3001",)),
     "vllm_prefixes_prompt": _c("ADAPT-3000", "forwarded prompt", run=("WA-INT-3001",)),
-    "vllm_chat_adds_system_message": _c("OC-ADAPT-5020", "forwarded messages", pending=_ORACLE),
+    "vllm_chat_adds_system_message": _c("OC-ADAPT-5020", "forwarded messages"),
     "vllm_no_greedy_under_strict": _c("OC-TEST-7002", "forwarded greedy settings"),
-    "vllm_drops_engine_params": _c("OC-ADAPT-5020", "forwarded engine parameters", pending=_ORACLE),
+    "vllm_drops_engine_params": _c("OC-ADAPT-5020", "forwarded engine parameters"),
     # -- engine_version -----------------------------------------------------------------------
     "vllm_static_engine_version": _c("OC-ADAPT-5030", "engine_version value"),
     "vllm_version_changes_after_submit": _c("OC-ADAPT-5030", "engine_version after submit"),
     "vllm_version_counter": _c("ADAPT-3000", "engine_version stability"),
-    "vllm_started_wrong_version": _c("ADAPT-3003", "engine_version in started", pending=_ORACLE),
+    "vllm_started_wrong_version": _c("OC-ADAPT-5030", "engine_version in started"),
     "vllm_started_no_seed": _c("ADAPT-3003", "determinism signals"),
     # -- cancel -------------------------------------------------------------------------------
-    "vllm_slow_cancel": _c("WA-INT-3002", "slow cancel", pending=_ORACLE),
-    "vllm_cancel_ends_in_error": _c("WA-INT-3002", "cancel ending in error", pending=_ORACLE),
-    "vllm_cancel_stop_reason_eos": _c("WA-INT-3002", "cancel stop reason", pending=_ORACLE),
-    "vllm_cancel_tokens_out_planned": _c("WA-INT-3002", "tokens_out on cancel", pending=_ORACLE),
+    "vllm_slow_cancel": _c("WA-INT-3002", "slow cancel"),
+    "vllm_cancel_ends_in_error": _c("WA-INT-3002", "cancel ending in error"),
+    "vllm_cancel_stop_reason_eos": _c("WA-INT-3002", "cancel stop reason"),
+    "vllm_cancel_tokens_out_planned": _c(
+        "ADAPT-3001", "tokens_out on cancel", run=("WA-INT-3002",)
+    ),
     "vllm_cancel_only_filters": _c("WA-INT-3002", "cancel leaves upstream open"),
     # -- in-stream errors ---------------------------------------------------------------------
     "vllm_midstream_error_as_internal": _c("WA-INT-3008", "in-stream error code"),
@@ -317,18 +316,26 @@ CASES: dict[str, Case] = {
     # -- values: counts, metrics, logs --------------------------------------------------------
     "vllm_negative_tokens_out": _c("WA-INT-3001", "negative counts"),
     "vllm_tokens_out_off_by_one": _c("WA-INT-3001", "inconsistent counts"),
-    "vllm_negative_decode_time": _c("ADAPT-3001", "negative counts", pending=_ORACLE),
-    "vllm_usage_disagrees": _c("ADAPT-3001", "inconsistent counts", pending=_ORACLE),
-    "vllm_metrics_as_strings": _c("ADAPT-3001", "non-numeric metrics", pending=_ORACLE),
-    "vllm_metrics_with_none": _c("ADAPT-3001", "non-numeric metrics", pending=_ORACLE),
-    "vllm_metrics_nested": _c("ADAPT-3001", "non-numeric metrics", pending=_ORACLE),
-    "vllm_logs_wrong_tokens_out": _c("WA-INT-3007", "log values", pending=_ORACLE),
-    "vllm_logs_no_tokens_in": _c("ADAPT-3004", "log values", pending=_ORACLE),
+    "vllm_negative_decode_time": _c("ADAPT-3001", "negative counts"),
+    "vllm_usage_disagrees": _c(
+        "ADAPT-3001",
+        "inconsistent counts",
+        pending="end.usage.completion_tokens is not compared with tokens_out",
+    ),
+    "vllm_metrics_as_strings": _c("ADAPT-3001", "non-numeric metrics"),
+    "vllm_metrics_with_none": _c("ADAPT-3001", "non-numeric metrics"),
+    "vllm_metrics_nested": _c("ADAPT-3001", "non-numeric metrics"),
+    "vllm_logs_wrong_tokens_out": _c(
+        "WA-INT-3007",
+        "log values",
+        pending="the log-values scenario ends at max_tokens, where the budget equals the count",
+    ),
+    "vllm_logs_no_tokens_in": _c("ADAPT-3004", "log values"),
     "vllm_logs_session_as_job": _c("WA-INT-3007", "log values"),
-    "vllm_logs_string_decode_time": _c("WA-INT-3007", "log values", pending=_ORACLE),
+    "vllm_logs_string_decode_time": _c("WA-INT-3007", "log values"),
     # -- secrets ------------------------------------------------------------------------------
-    "vllm_logs_bearer_token": _c("HTU-SEC-1402", "secret-shaped log values", pending=_ORACLE),
-    "vllm_logs_api_key_shaped": _c("HTU-SEC-1402", "secret-shaped log values", pending=_ORACLE),
+    "vllm_logs_bearer_token": _c("HTU-SEC-1402", "secret-shaped log values"),
+    "vllm_logs_api_key_shaped": _c("HTU-SEC-1402", "secret-shaped log values"),
     "vllm_error_echoes_api_key": _c("HTU-ERR-4001", "secret in error message"),
     # -- declarations -------------------------------------------------------------------------
     "vllm_declares_cancel": _c("WA-INT-3002", "MUST declared away"),
@@ -345,7 +352,6 @@ CASES: dict[str, Case] = {
         "WA-INT-3001",
         "index bug fails only its requirement",
         not_failed=("HTU-SEC-1401",),
-        pending=_ORACLE,
     ),
     "vllm_long_stream_timeouts": _c("ADAPT-3005", "timeouts"),
 }
