@@ -10,8 +10,15 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "list", help="list the requirement catalogue or the named faults"
     )
-    p.add_argument("what", choices=["requirements", "faults"])
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "what",
+        choices=["requirements", "faults"],
+        help="requirements: the catalogue (ID, level, layer, text, source); faults: the mock "
+        "engines' named faults",
+    )
+    p.add_argument(
+        "--format", choices=["table", "json"], default="table", help="output format (default table)"
+    )
     p.set_defaults(func=_list)
 
 

@@ -16,7 +16,8 @@ import secrets
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from adapters.api import HarnessError, UsageError
 
 from ._results import RunResults
 
-__all__ = ["make_run_id", "run_suite"]
+__all__ = ["CollectedScenario", "collect_suite", "make_run_id", "run_suite", "scenario_key"]
 
 # Warnings stay warnings here: a vendor adapter's deprecation warning is not a verdict.
 _INI = """[pytest]
@@ -54,17 +55,66 @@ def make_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{sha8}"
 
 
-class _Collector:
-    """In-process pytest plugin: progress callbacks and harness-error capture."""
+_RANK = {"fail": 5, "error": 4, "unsupported": 3, "skipped": 2, "pass": 1}
 
-    def __init__(self, progress: Callable[[str, Any], None] | None) -> None:
+
+@dataclass(frozen=True)
+class CollectedScenario:
+    """One scenario a selection would run (``run --collect-only``)."""
+
+    nodeid: str
+    adapter: str
+    requirements: tuple[str, ...]
+    name: str
+
+
+class _Collector:
+    """In-process pytest plugin: progress callbacks, harness-error capture, ``--lf`` selection.
+
+    Progress: ``("total", n)`` once, then ``("done", status)`` per finished scenario, the status
+    being the plugin's (pass, fail, unsupported, skipped, error) so the live line can count.
+    """
+
+    def __init__(
+        self,
+        progress: Callable[[str, Any], None] | None,
+        select: frozenset[str] | None = None,
+    ) -> None:
         self.progress = progress
+        self.select = select
         self.collect_errors: list[str] = []
         self.internal_errors: list[str] = []
         self.total = 0
+        self.collected: list[CollectedScenario] = []
+        self._worst: dict[str, str] = {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
+        """``--lf``: keep the scenarios whose test id (the part after ``::``) failed last time."""
+        if self.select is None:
+            return
+        keep = [i for i in items if scenario_key(i.nodeid) in self.select]
+        drop = [i for i in items if scenario_key(i.nodeid) not in self.select]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
 
     def pytest_collection_finish(self, session: Any) -> None:
+        from .plugin import item_requirements
+
         self.total = len(session.items)
+        for item in session.items:
+            callspec = getattr(item, "callspec", None)
+            target = callspec.params.get("llorch_target") if callspec is not None else None
+            doc = (getattr(getattr(item, "obj", None), "__doc__", None) or "").partition(": ")[2]
+            self.collected.append(
+                CollectedScenario(
+                    item.nodeid,
+                    str(getattr(target, "name", "?")),
+                    tuple(item_requirements(item)),
+                    doc or item.name,
+                )
+            )
         if self.progress:
             self.progress("total", self.total)
 
@@ -83,8 +133,22 @@ class _Collector:
         self.internal_errors.append(str(excrepr)[-1500:])
 
     def pytest_runtest_logreport(self, report: Any) -> None:
-        if report.when == "teardown" and self.progress:
-            self.progress("done", report.nodeid)
+        props = [v for k, v in report.user_properties if k == "llorch" and isinstance(v, dict)]
+        status = str(props[-1].get("status", "")) if props else ""
+        if status not in _RANK:
+            status = "error" if report.failed else "pass"
+        prev = self._worst.get(report.nodeid, "pass")
+        self._worst[report.nodeid] = status if _RANK[status] > _RANK[prev] else prev
+        if report.when == "teardown":
+            final = self._worst.pop(report.nodeid, "pass")
+            if self.progress:
+                self.progress("done", final)
+
+
+def scenario_key(nodeid: str) -> str:
+    """The stable part of a node id (test function and parameters), without the module path
+    (which is relative to a per-run temporary rootdir)."""
+    return nodeid.split("::", 1)[-1]
 
 
 def _xdist_available() -> bool:
@@ -93,6 +157,129 @@ def _xdist_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _session_args(
+    tmp: str,
+    *,
+    adapter: str | None,
+    dialect: str | None,
+    engine_url: str | None,
+    only: Sequence[str],
+    orchestrator_url: str | None,
+    orchestrator_pool: str,
+    orchestrator_token_env: str,
+    level: str,
+    requirements: Sequence[str],
+    seed: int,
+    run_id: str,
+    scope: str,
+    results_path: Path | None,
+    adapter_name: str | None = None,
+    adapter_version: str | None = None,
+) -> list[str]:
+    """The pytest argv of a suite session (isolated ini, our plugin, no terminal reporter)."""
+    from .plugin import suite_module_path
+
+    ini = Path(tmp) / "pytest.ini"
+    ini.write_text(_INI, "utf-8")
+    args = [
+        str(suite_module_path()),
+        "-c",
+        str(ini),
+        "--rootdir",
+        tmp,
+        "-p",
+        "conformance.plugin",
+        "-p",
+        "no:terminal",
+        "--llorch-seed",
+        str(seed),
+        "--llorch-level",
+        level,
+        "--llorch-run-id",
+        run_id,
+        "--llorch-scope",
+        scope,
+    ]
+    if results_path is not None:
+        args += ["--llorch-results", str(results_path)]
+    if adapter:
+        args += ["--llorch-adapter", adapter]
+    if adapter_name:
+        args += ["--llorch-adapter-name", adapter_name]
+    if adapter_version:
+        args += ["--llorch-adapter-version", adapter_version]
+    if dialect:
+        args += ["--llorch-dialect", dialect]
+    if engine_url:
+        args += ["--llorch-engine-url", engine_url]
+    if only:
+        args += ["--llorch-only", ",".join(only)]
+    if orchestrator_url:
+        args += [
+            "--llorch-orchestrator-url", orchestrator_url,
+            "--llorch-orchestrator-pool", orchestrator_pool,
+            "--llorch-orchestrator-token-env", orchestrator_token_env,
+        ]  # fmt: skip
+    for rid in requirements:
+        args += ["--llorch-requirement", rid]
+    return args
+
+
+def _check_session(collector: _Collector, rc: int) -> None:
+    """Harness failures of a session: collection errors, crashes, an empty selection."""
+    if collector.collect_errors or collector.internal_errors:
+        raise HarnessError(
+            "the suite could not be collected or crashed: "
+            + " | ".join(collector.collect_errors + collector.internal_errors)[:3000]
+        )
+    if int(rc) == int(pytest.ExitCode.NO_TESTS_COLLECTED):
+        raise UsageError(
+            "no scenario matches the selection (check --requirement/--level/--dialect/--scope)"
+        )
+    if int(rc) in (
+        int(pytest.ExitCode.INTERRUPTED),
+        int(pytest.ExitCode.INTERNAL_ERROR),
+        int(pytest.ExitCode.USAGE_ERROR),
+    ):
+        raise HarnessError(
+            f"the pytest session ended with exit code {int(rc)} ({pytest.ExitCode(int(rc)).name})"
+        )
+
+
+def collect_suite(
+    *,
+    adapter: str | None = None,
+    dialect: str | None = None,
+    engine_url: str | None = None,
+    only: Sequence[str] = (),
+    orchestrator_url: str | None = None,
+    orchestrator_pool: str = "default",
+    orchestrator_token_env: str = "LLORCH_API_TOKEN",
+    level: str = "should",
+    requirements: Sequence[str] = (),
+    seed: int = 0,
+    scope: str = "all",
+    select: Collection[str] | None = None,
+    pytest_args: Sequence[str] = (),
+    adapter_name: str | None = None,
+    adapter_version: str | None = None,
+) -> list[CollectedScenario]:
+    """The scenarios a selection would run, in order, without running any (``--collect-only``)."""
+    collector = _Collector(None, frozenset(select) if select is not None else None)
+    with tempfile.TemporaryDirectory(prefix="llorch-collect-") as tmp:
+        args = _session_args(
+            tmp,
+            adapter=adapter, dialect=dialect, engine_url=engine_url, only=only,
+            orchestrator_url=orchestrator_url, orchestrator_pool=orchestrator_pool,
+            orchestrator_token_env=orchestrator_token_env, level=level,
+            requirements=requirements, seed=seed, run_id="collect", scope=scope,
+            results_path=None, adapter_name=adapter_name, adapter_version=adapter_version,
+        )  # fmt: skip
+        rc = pytest.main([*args, "--collect-only", *pytest_args], plugins=[collector])
+    _check_session(collector, int(rc))
+    return collector.collected
 
 
 def run_suite(
@@ -112,10 +299,19 @@ def run_suite(
     run_id: str | None = None,
     progress: Callable[[str, Any], None] | None = None,
     pytest_args: Sequence[str] = (),
+    scope: str = "all",
+    maxfail: int | None = None,
+    select: Collection[str] | None = None,
+    adapter_name: str | None = None,
+    adapter_version: str | None = None,
 ) -> RunResults:
-    """Run the packaged suite; return its results (also written to ``out/results.json``)."""
+    """Run the packaged suite; return its results (also written to ``out/results.json``).
+
+    ``scope`` narrows the scenarios to one feature-area scope (conformance._guide); ``maxfail``
+    stops the session after that many failing scenarios; ``select`` keeps only the scenarios
+    whose :func:`scenario_key` is in it (``--lf``).
+    """
     from ._targets import resolve_targets
-    from .plugin import suite_module_path
 
     # Resolve here first: bad input is one clear UsageError line, before pytest starts.
     resolve_targets(
@@ -126,6 +322,8 @@ def run_suite(
         orchestrator_url=orchestrator_url,
         orchestrator_pool=orchestrator_pool,
         orchestrator_token_env=orchestrator_token_env,
+        adapter_name=adapter_name,
+        adapter_version=adapter_version,
     )
     run_id = run_id or make_run_id()
     out_dir = out if out is not None else Path("llorch-results") / run_id
@@ -133,44 +331,16 @@ def run_suite(
     results_path = out_dir / "results.json"
     if results_path.exists():
         results_path.unlink()
+    collector = _Collector(progress, frozenset(select) if select is not None else None)
     with tempfile.TemporaryDirectory(prefix="llorch-run-") as tmp:
-        ini = Path(tmp) / "pytest.ini"
-        ini.write_text(_INI, "utf-8")
-        args = [
-            str(suite_module_path()),
-            "-c",
-            str(ini),
-            "--rootdir",
+        args = _session_args(
             tmp,
-            "-p",
-            "conformance.plugin",
-            "-p",
-            "no:terminal",
-            "--llorch-seed",
-            str(seed),
-            "--llorch-level",
-            level,
-            "--llorch-results",
-            str(results_path),
-            "--llorch-run-id",
-            run_id,
-        ]
-        if adapter:
-            args += ["--llorch-adapter", adapter]
-        if dialect:
-            args += ["--llorch-dialect", dialect]
-        if engine_url:
-            args += ["--llorch-engine-url", engine_url]
-        if only:
-            args += ["--llorch-only", ",".join(only)]
-        if orchestrator_url:
-            args += [
-                "--llorch-orchestrator-url", orchestrator_url,
-                "--llorch-orchestrator-pool", orchestrator_pool,
-                "--llorch-orchestrator-token-env", orchestrator_token_env,
-            ]  # fmt: skip
-        for rid in requirements:
-            args += ["--llorch-requirement", rid]
+            adapter=adapter, dialect=dialect, engine_url=engine_url, only=only,
+            orchestrator_url=orchestrator_url, orchestrator_pool=orchestrator_pool,
+            orchestrator_token_env=orchestrator_token_env, level=level,
+            requirements=requirements, seed=seed, run_id=run_id, scope=scope,
+            results_path=results_path, adapter_name=adapter_name, adapter_version=adapter_version,
+        )  # fmt: skip
         n_jobs = jobs
         if n_jobs == "auto" and not _xdist_available():
             n_jobs = 1
@@ -178,26 +348,11 @@ def run_suite(
             if not _xdist_available():
                 raise UsageError("--jobs needs pytest-xdist (pip install pytest-xdist)")
             args += ["-n", str(n_jobs)]
+        if maxfail is not None:
+            args += ["--maxfail", str(maxfail)]
         args += list(pytest_args)
-        collector = _Collector(progress)
         rc = pytest.main(args, plugins=[collector])
-    if collector.collect_errors or collector.internal_errors:
-        raise HarnessError(
-            "the suite could not be collected or crashed: "
-            + " | ".join(collector.collect_errors + collector.internal_errors)[:3000]
-        )
-    if int(rc) == int(pytest.ExitCode.NO_TESTS_COLLECTED):
-        raise UsageError(
-            "no scenario matches the selection (check --requirement/--level/--dialect)"
-        )
-    if int(rc) in (
-        int(pytest.ExitCode.INTERRUPTED),
-        int(pytest.ExitCode.INTERNAL_ERROR),
-        int(pytest.ExitCode.USAGE_ERROR),
-    ):
-        raise HarnessError(
-            f"the pytest session ended with exit code {int(rc)} ({pytest.ExitCode(int(rc)).name})"
-        )
+    _check_session(collector, int(rc))
     if not results_path.exists():
         raise HarnessError(f"the run wrote no results ({results_path}); pytest exit code {int(rc)}")
     return RunResults.read(results_path)

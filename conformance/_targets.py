@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -39,6 +40,7 @@ __all__ = [
     "KNOWN_DIALECTS",
     "ORCHESTRATOR_DIALECT",
     "Target",
+    "adapter_identity",
     "probe_orchestrator",
     "resolve_targets",
 ]
@@ -69,6 +71,10 @@ class Target:
     orchestrator_pool: str = "default"
     #: The *name* of the variable holding the orchestrator's API token (never the token).
     token_env: str = DEFAULT_TOKEN_ENV
+    #: The adapter's version (``--adapter-version``, its distribution's, its ``__version__``).
+    version: str | None = None
+    #: The installed distribution that provides the factory's module, when there is one.
+    distribution: str | None = None
 
     @property
     def live(self) -> bool:
@@ -86,7 +92,12 @@ class Target:
             "origin": self.origin,
             "spec": self.spec,
             "engine_url": self.engine_url,
+            "version": self.version,
+            "distribution": self.distribution,
         }
+        if self.origin in ("vendor", "entry-point"):  # what gate/matrix key a vendor's runs by
+            d["adapter_name"] = self.name
+            d["adapter_version"] = self.version
         if self.orchestrator_url is not None:
             d["orchestrator_url"] = self.orchestrator_url
             d["orchestrator_pool"] = self.orchestrator_pool
@@ -105,6 +116,34 @@ def _builtin() -> dict[str, Factory]:
     return dict(table)
 
 
+def _import_vendor_module(mod_name: str) -> Any:
+    """Import a vendor's module; one not installed is looked up in the current directory too.
+
+    Why: ``llorch-conformance init`` scaffolds a package that must run from its own folder
+    before any ``pip install`` (as ``python -m`` would find it). The directory goes to the *end*
+    of ``sys.path`` (an installed module of that name wins) and into ``PYTHONPATH`` so that
+    pytest-xdist workers import the same module.
+    """
+    try:
+        return importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        top = mod_name.split(".", 1)[0]
+        cwd = os.getcwd()
+        if (
+            exc.name not in (top, mod_name)
+            or cwd in sys.path
+            or not (
+                os.path.isdir(os.path.join(cwd, top))
+                or os.path.isfile(os.path.join(cwd, top + ".py"))
+            )
+        ):
+            raise
+        sys.path.append(cwd)
+        parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        os.environ["PYTHONPATH"] = os.pathsep.join([*parts, cwd])
+        return importlib.import_module(mod_name)
+
+
 def _load_spec(spec: str) -> tuple[Factory, str]:
     """``package.module:factory`` or an entry-point name → (factory, origin)."""
     if ":" in spec:
@@ -112,7 +151,7 @@ def _load_spec(spec: str) -> tuple[Factory, str]:
         if not mod_name or not attr:
             raise UsageError(f"--adapter {spec!r}: expected package.module:factory")
         try:
-            mod = importlib.import_module(mod_name)
+            mod = _import_vendor_module(mod_name)
         except ImportError as exc:
             raise UsageError(
                 f"--adapter {spec!r}: cannot import module {mod_name!r} ({exc})"
@@ -152,6 +191,8 @@ def resolve_targets(
     orchestrator_pool: str = "default",
     orchestrator_token_env: str = DEFAULT_TOKEN_ENV,
     probe: bool = True,
+    adapter_name: str | None = None,
+    adapter_version: str | None = None,
 ) -> list[Target]:
     """Resolve the command-line choice into targets; bad input raises :class:`UsageError`.
 
@@ -190,8 +231,21 @@ def resolve_targets(
             )
         if d not in KNOWN_DIALECTS:
             raise UsageError(f"unknown dialect {d!r} (known: {', '.join(KNOWN_DIALECTS)})")
-        name = adapter.rpartition(":")[2] if origin == "vendor" else adapter
-        return [Target(name, d, factory, origin, adapter, engine_url)]
+        name, version, dist = adapter_identity(adapter, factory, origin)
+        return [
+            Target(
+                adapter_name or name,
+                d,
+                factory,
+                origin,
+                adapter,
+                engine_url,
+                version=adapter_version or version,
+                distribution=dist,
+            )
+        ]
+    if adapter_name or adapter_version:
+        raise UsageError("--adapter-name/--adapter-version name a vendor adapter: add --adapter")
     table = _builtin()
     wanted = list(only)
     if dialect is not None:
@@ -208,6 +262,56 @@ def resolve_targets(
         Target(n, n, table[n], "builtin", f"adapters.BUILTIN_ADAPTERS[{n!r}]", engine_url)
         for n in names
     ]
+
+
+def adapter_identity(
+    spec: str, factory: Factory, origin: str
+) -> tuple[str, str | None, str | None]:
+    """(name, version, distribution) of a vendor adapter, from what is installed.
+
+    Name and version come from the installed distribution that provides the factory's module
+    (``importlib.metadata.packages_distributions``); else the module's (or its top-level
+    package's) ``__version__`` with the top-level package as the name; the factory's own name
+    only when nothing else is known (a module on ``PYTHONPATH`` without a version).
+    """
+    from importlib import metadata
+
+    named = spec.partition(":")[0] if origin == "vendor" else ""
+    mod_name = named or str(getattr(factory, "__module__", "") or "")
+    top = mod_name.split(".", 1)[0]
+    dists: list[str] = []
+    try:
+        table = metadata.packages_distributions()
+    except Exception:  # a broken site-packages entry must not stop the run
+        table = {}
+    # the module the user named first, then where the factory is defined (a re-export)
+    for m in dict.fromkeys([top, str(getattr(factory, "__module__", "") or "").split(".")[0]]):
+        dists += [d for d in table.get(m, []) if d not in dists]
+    if origin == "entry-point":
+        ep_dist = next(
+            (
+                ep.dist.name
+                for ep in entry_points(group=ENTRY_POINT_GROUP)
+                if ep.name == spec and ep.dist is not None
+            ),
+            None,
+        )
+        if ep_dist:
+            dists = [ep_dist]
+    for dist in dists:
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        name = spec if origin == "entry-point" else dist
+        return name, version, dist
+    for candidate in (mod_name, top):
+        mod = importlib.import_module(candidate) if candidate else None
+        v = getattr(mod, "__version__", None)
+        if isinstance(v, str) and v:
+            return (spec if origin == "entry-point" else top), v, None
+    fallback = spec.rpartition(":")[2] if origin == "vendor" else spec
+    return fallback, None, None
 
 
 def _orchestrator_factory(pool: str, token_env: str) -> Factory:

@@ -31,6 +31,9 @@ EXIT_ERROR = 2
 _COMMAND_MODULES = (
     "conformance._cmd_run",
     "conformance._cmd_list",
+    "conformance._cmd_init",
+    "conformance._cmd_explain",
+    "conformance._cmd_show",
     "mock_engines._cli",
     "mock_engines._proxy_cli",
     "adapters.orchestrator._cli",
@@ -69,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rc = args.func(args)
+    except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("llorch-conformance: interrupted", file=sys.stderr)
         return 130

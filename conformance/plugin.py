@@ -140,6 +140,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption("--llorch-dialect", metavar="ENGINE", help="engine dialect the adapter speaks")
     g.addoption(
+        "--llorch-adapter-name",
+        metavar="NAME",
+        help="the vendor adapter's name in results (default: its installed distribution)",
+    )
+    g.addoption(
+        "--llorch-adapter-version",
+        metavar="VERSION",
+        help="the vendor adapter's version (default: its distribution's, else __version__)",
+    )
+    g.addoption(
         "--llorch-only", metavar="D1,D2", help="restrict the built-in adapters to these dialects"
     )
     g.addoption("--llorch-engine-url", metavar="URL", help="drive a live engine (black-box subset)")
@@ -173,6 +183,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="ID",
         help="only scenarios proving this ID (repeatable)",
     )
+    g.addoption(
+        "--llorch-scope",
+        choices=("adapter", "host", "orchestrator", "worker", "all"),
+        default="all",
+        help="only scenarios of this scope (feature area); 'all' includes the suite's self-checks",
+    )
     g.addoption("--llorch-seed", type=int, default=None, metavar="N", help="run seed (default 0)")
     g.addoption("--llorch-results", metavar="PATH", help="write results.json here")
     g.addoption("--llorch-run-id", metavar="ID", help=argparse.SUPPRESS)
@@ -183,6 +199,8 @@ def _options_used(config: pytest.Config) -> bool:
     return bool(
         opt.llorch_suite
         or opt.llorch_adapter
+        or opt.llorch_adapter_name
+        or opt.llorch_adapter_version
         or opt.llorch_dialect
         or opt.llorch_only
         or opt.llorch_engine_url
@@ -191,6 +209,7 @@ def _options_used(config: pytest.Config) -> bool:
         or opt.llorch_seed is not None
         or opt.llorch_results
         or opt.llorch_level != "should"
+        or opt.llorch_scope != "all"
     )
 
 
@@ -249,6 +268,8 @@ def _activate(config: pytest.Config) -> _State:
             orchestrator_token_env=opt.llorch_orchestrator_token_env,
             # the controller probes; xdist workers trust it (one probe per run, not per worker)
             probe=not hasattr(config, "workerinput"),
+            adapter_name=opt.llorch_adapter_name,
+            adapter_version=opt.llorch_adapter_version,
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -329,7 +350,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     levels = {Level.MUST} if state.level == "must" else {Level.MUST, Level.SHOULD, Level.MAY}
+    scope = config.option.llorch_scope
     for item in items:
+        ours = "llorch_target" in getattr(item, "fixturenames", ())
+        if ours and scope != "all" and not _in_scope(item, scope):
+            drop.append(item)
+            continue
         reqs = item_requirements(item)
         if not reqs:
             keep.append(item)
@@ -344,6 +370,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _in_scope(item: pytest.Item, scope: str) -> bool:
+    """Whether ``item`` belongs to ``scope`` (its feature area, conformance._guide.AREA_SCOPE).
+
+    A narrowed scope also leaves out ``@dialect:`` scenarios no selected target speaks: they
+    would only be rows of skips under a pseudo-adapter ``-``.
+    """
+    from ._guide import area_of, scope_of_area
+
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and isinstance(callspec.params.get("llorch_target"), _NotApplicable):
+        return False
+    return scope_of_area(area_of(_feature_path(item))) == scope
+
+
+def _feature_path(item: pytest.Item) -> str:
+    """The ``.feature`` file of a pytest-bdd item ('' when unknown); pytest-bdd keeps the scenario
+    template of each test function in a registry (its own hooks read it the same way)."""
+    try:
+        from pytest_bdd.scenario import scenario_wrapper_template_registry as registry
+    except ImportError:  # pragma: no cover - a pytest-bdd without the registry
+        return ""
+    try:
+        template = registry.get(getattr(item, "obj", None))  # type: ignore[arg-type]
+    except TypeError:  # not weak-referenceable: not a scenario function
+        return ""
+    return str(getattr(getattr(template, "feature", None), "filename", "") or "")
 
 
 # -- statuses ------------------------------------------------------------------------------

@@ -21,10 +21,12 @@ def register(sub: Any) -> None:
         help="serve a mock engine",
         description="Serve a mock inference engine speaking one engine's wire dialect.",
     )
-    p.add_argument("dialect", choices=_DIALECT_CHOICES)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("dialect", choices=_DIALECT_CHOICES, help="the engine API to speak")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the generated token plans (default 0)"
+    )
     p.add_argument("--profile", default="fast", help="fast | realistic | a YAML/JSON file")
     p.add_argument(
         "--fault",

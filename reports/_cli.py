@@ -69,7 +69,7 @@ def register(sub: Any) -> None:
         "replay",
         help="rerun a bundle's scenarios with its seed and configuration and diff the transcripts",
     )
-    r.add_argument("bundle", metavar="BUNDLE")
+    r.add_argument("bundle", metavar="BUNDLE", help="the bundle directory to replay")
     r.add_argument(
         "--scenario", metavar="TEXT", help="compare only scenarios whose name contains TEXT"
     )
@@ -83,8 +83,18 @@ def register(sub: Any) -> None:
     b: argparse.ArgumentParser = sub.add_parser(
         "bundle", help="write a proof bundle for an existing results.json"
     )
-    b.add_argument("results", type=Path, metavar="RESULTS.json")
-    b.add_argument("--fail-on", choices=("must", "should"), default="must")
+    b.add_argument(
+        "results",
+        type=Path,
+        metavar="RESULTS.json",
+        help="a results.json of a run (--llorch-results)",
+    )
+    b.add_argument(
+        "--fail-on",
+        choices=("must", "should"),
+        default="must",
+        help="which failing levels make the bundle's verdict fail (default must)",
+    )
     add_bundle_options(b)
     b.set_defaults(func=_bundle)
 

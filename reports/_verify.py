@@ -194,6 +194,11 @@ def verify_bundle(bundle: str | Path, *, public_key: str | Path | None = None) -
     root = Path(bundle)
     if not root.is_dir():
         raise UsageError(f"{root}: not a directory (expected <base>/conformance/<run_id>/)")
+    if not any((root / n).is_file() for n in ("manifest.json", "summary.json", "results.json")):
+        raise UsageError(
+            f"{root}: not a proof bundle (no manifest.json, summary.json or results.json; "
+            "expected <base>/conformance/<run_id>/)"
+        )
     key = load_public_key(public_key) if public_key is not None else None  # unreadable: exit 2
     report = VerifyReport(root)
     for name in REQUIRED_FILES:

@@ -33,12 +33,23 @@ from anyio.from_thread import BlockingPortal
 from adapters.api import ConformanceFailure, HarnessError, TaskRequest, TokenEvent
 from conformance.plugin import PER_RUN, Unsupported
 
-__all__ = ["EnginePool", "LogCapture", "ScenarioContext", "StreamRun", "collect_stream"]
+__all__ = [
+    "HARNESS_POOL_ID",
+    "HARNESS_REPLICA_ID",
+    "EnginePool",
+    "LogCapture",
+    "ScenarioContext",
+    "StreamRun",
+    "collect_stream",
+]
 
 #: Upper bound for one stream in the harness; a stream still open after this is a hang.
 STREAM_LIMIT_S = 20.0
 #: Upper bound for one control call (health, props, ...).
 CALL_LIMIT_S = 10.0
+#: The pool and replica every adapter the harness builds belongs to (factory config keys).
+HARNESS_POOL_ID = "llorch-pool"
+HARNESS_REPLICA_ID = "llorch-replica-0"
 
 
 @dataclass
@@ -446,7 +457,14 @@ class ScenarioContext:
         if self.tls_ca is not None:
             http = dataclasses.replace(http, verify=self.tls_ca)
         retry = RetryPolicy(seed=self.seed, max_attempts=self.max_attempts or 4)
-        config: dict[str, Any] = {"http": http, "retry": retry}
+        # pool_id/replica_id: what an adapter labels its logs and metrics with (ADAPT-3004);
+        # a factory must take them (docs/writing-an-adapter.md), the harness always passes them.
+        config: dict[str, Any] = {
+            "http": http,
+            "retry": retry,
+            "pool_id": HARNESS_POOL_ID,
+            "replica_id": HARNESS_REPLICA_ID,
+        }
         model = getattr(self.engine, "model", None)
         if model:
             config["model"] = model

@@ -79,8 +79,15 @@ def register(sub: Any) -> None:
         metavar="POOL/REPLICA=DIALECT@URL[;k=v]",
         help="bind an adapter (repeatable); default: default/r0=mock",
     )
-    p.add_argument("--default-pool", default="default")
-    p.add_argument("--admission-capacity", type=int, default=8)
+    p.add_argument(
+        "--default-pool", default="default", help="pool of tasks that name none (default: default)"
+    )
+    p.add_argument(
+        "--admission-capacity",
+        type=int,
+        default=8,
+        help="tasks admitted at once per pool before 429 (default 8)",
+    )
     p.add_argument("--heartbeat-ms", type=int, default=0, help="SSE keep-alive comments (0 = off)")
     p.add_argument(
         "--auth-optional",

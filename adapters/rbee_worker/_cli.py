@@ -47,7 +47,12 @@ def register(sub: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--adapter", required=True, metavar="ENGINE|MODULE:FACTORY")
+    p.add_argument(
+        "--adapter",
+        required=True,
+        metavar="ENGINE|MODULE:FACTORY",
+        help="the adapter behind the worker: a built-in dialect or a vendor factory",
+    )
     p.add_argument(
         "--engine-url", metavar="URL", help="the engine's base URL (not needed for mock)"
     )
@@ -56,13 +61,15 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, required=True, help="port to listen on (0 picks one)")
-    p.add_argument("--worker-id", default=None)
+    p.add_argument(
+        "--worker-id", default=None, help="worker id sent to the queen (default: generated)"
+    )
     p.add_argument(
         "--model-id",
         default=None,
         help="WorkerInfo.model_id (default: the engine's served model, GET /v1/models)",
     )
-    p.add_argument("--device", default="CPU-0")
+    p.add_argument("--device", default="CPU-0", help="device reported to the queen (default CPU-0)")
     p.add_argument(
         "--implementation",
         default=None,
@@ -71,10 +78,32 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--slots", type=int, default=None, help="concurrent requests (default: the engine's slots)"
     )
-    p.add_argument("--heartbeat-interval", type=float, default=30.0, metavar="SECONDS")
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20)
-    p.add_argument("--adapter-opt", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--api-key-env", default=None, metavar="NAME")
+    p.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds between heartbeats to the queen (default 30)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=1 << 20,
+        help="largest request body accepted, bytes (default 1 MiB)",
+    )
+    p.add_argument(
+        "--adapter-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra factory keyword argument (repeatable)",
+    )
+    p.add_argument(
+        "--api-key-env",
+        default=None,
+        metavar="NAME",
+        help="environment variable holding the engine's API key (never on argv)",
+    )
     p.set_defaults(func=_run)
 
 

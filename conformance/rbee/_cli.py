@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--worker-url", required=True, metavar="URL")
+    p.add_argument("--worker-url", required=True, metavar="URL", help="the rbee worker to judge")
     p.add_argument(
         "--queen-listen",
         default=None,
@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--out", default=None, metavar="DIR", help="write results.json and worker_check.md here"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="run seed, recorded in the results")
     from reports._run_hook import add_run_options  # --proof-dir, --no-bundle, --sign-key, ...
 
     add_run_options(p)

@@ -59,9 +59,16 @@ def register(sub: Any) -> None:
         description="Send the dialect's probe set (and any --request) to a live engine and "
         "write requests, raw response chunks and their timing to a cassette file.",
     )
-    p.add_argument("--engine-url", required=True, metavar="URL")
-    p.add_argument("--dialect", required=True, metavar="ENGINE")
-    p.add_argument("--out", required=True, type=Path, metavar="CASSETTE")
+    p.add_argument("--engine-url", required=True, metavar="URL", help="the live engine to record")
+    p.add_argument(
+        "--dialect",
+        required=True,
+        metavar="ENGINE",
+        help="the engine's dialect (llamacpp, vllm, ...)",
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, metavar="CASSETTE", help="the cassette file to write"
+    )
     p.add_argument("--model", default=None, help="model name for chat/triton probes")
     p.add_argument(
         "--request",
@@ -78,10 +85,10 @@ def register(sub: Any) -> None:
         "replay-cassette",
         help="serve a cassette as a mock engine (timing-faithful, with a speed factor)",
     )
-    p.add_argument("--cassette", required=True, type=Path)
+    p.add_argument("--cassette", required=True, type=Path, help="the cassette file to serve")
     p.add_argument("--speed", type=float, default=1.0, help="2 = twice as fast; 0 = no delays")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="listen port (default 0: any free port)")
     p.add_argument("--fault", action="append", default=[], help="a fault to apply (repeatable)")
     p.set_defaults(func=_replay)
 
@@ -99,7 +106,12 @@ def register(sub: Any) -> None:
         metavar="D",
         help="llamacpp (default), vllm or triton",
     )
-    p.add_argument("--engine-url", required=True, metavar="URL")
+    p.add_argument(
+        "--engine-url",
+        required=True,
+        metavar="URL",
+        help="the live engine to compare the mock with",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -133,8 +145,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--served-model-name", default="tiny", help="vllm: the served name (tiny)")
     p.add_argument("--venv", type=Path, default=None, help="vllm/triton: the engine's venv")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--seed", type=int, default=42, help="model weight seed (default 42)")
+    p.add_argument("--port", type=int, default=0, help="listen port (default 0: any free port)")
     p.add_argument("--parallel", type=int, default=2, help="llamacpp: slots (2)")
     p.add_argument(
         "--ctx-size",

@@ -9,7 +9,7 @@
 #   LLORCH          the CLI to call                         (default: llorch-conformance)
 #   GATE_OUT        where everything goes                   (default: ./gate-out)
 #                   GATE_OUT/bundle   the proof bundle (upload it as the build artifact)
-#                   GATE_OUT/results  results.json, gate.md (PR comment), gate.json
+#                   GATE_OUT/results  gate.md (PR comment), gate.json (results.json: in the bundle)
 #                   GATE_OUT/run.log  the run's full output
 #   BASELINE        the release baseline bundle; unset = release mode: run, verify and keep the
 #                   bundle (that bundle becomes the next baseline)
@@ -33,7 +33,9 @@ export LLORCH_RUN_ID=${LLORCH_RUN_ID:-gate-$(date -u +%Y%m%d-%H%M%S)-$$}
 mkdir -p "$OUT"
 rm -rf "$OUT/proof" "$OUT/bundle" "$OUT/results"
 
-args=(run --no-progress --proof-dir "$OUT/proof" --out "$OUT/results")
+# One output root per run: the bundle goes to $OUT/proof/conformance/<run id>, the gate's
+# reports to $OUT/proof/gate/<run id>.
+args=(run --no-progress --out "$OUT/proof")
 if [ -n "${BASELINE:-}" ]; then
     args+=(--baseline "$BASELINE" --max-regression "${MAX_REGRESSION:-20}" --timing "${TIMING:-warn}")
 fi
@@ -54,6 +56,10 @@ rc=$?
 set -e
 
 bundle="$OUT/proof/conformance/$LLORCH_RUN_ID"
+if [ -d "$OUT/proof/gate/$LLORCH_RUN_ID" ]; then
+    mkdir -p "$OUT/results"
+    cp "$OUT/proof/gate/$LLORCH_RUN_ID"/* "$OUT/results/"
+fi
 if [ -d "$bundle" ]; then
     mv "$bundle" "$OUT/bundle"
     # Integrity of the artifact we keep (manifest hashes, headers, summary schema).

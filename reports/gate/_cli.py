@@ -44,7 +44,9 @@ def register(sub: Any) -> None:
         "matrix",
         help="compatibility matrix of bundles: adapter version x engine version x suite version",
     )
-    m.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE")
+    m.add_argument(
+        "bundles", type=Path, nargs="+", metavar="BUNDLE", help="proof bundles to put side by side"
+    )
     m.add_argument("--markdown", type=Path, metavar="FILE", help="write the Markdown here")
     m.add_argument("--html", type=Path, metavar="FILE", help="write an HTML page here")
     m.add_argument("--json", metavar="FILE", help="write the JSON here ('-' = stdout)")

@@ -7,10 +7,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 
-__all__ = ["HERE", "run_cli"]
+__all__ = ["HERE", "run_cli", "run_dirs", "run_results"]
 
 
 def run_cli(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
@@ -35,3 +36,23 @@ def _run(cwd: str, *args: str, timeout: float) -> subprocess.CompletedProcess[st
         cwd=cwd,
         check=False,
     )
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """The run directories under an output root (``<root>/conformance/<run_id>``), oldest first."""
+    base = Path(root) / "conformance"
+    if not base.is_dir():
+        return []
+    return sorted(
+        (p for p in base.iterdir() if (p / "results.json").is_file()),
+        key=lambda p: (p / "results.json").stat().st_mtime,
+    )
+
+
+def run_results(root: Path) -> Any:
+    """The results of the newest run under an output root (``run --out ROOT``)."""
+    from conformance import RunResults
+
+    dirs = run_dirs(root)
+    assert dirs, f"no run under {root}"
+    return RunResults.read(dirs[-1] / "results.json")

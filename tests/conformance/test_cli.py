@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import CATALOGUE, RunResults
+from conformance import CATALOGUE
 
-from ._cli import run_cli
+from ._cli import run_cli, run_results
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_run_passes_writes_results_and_prints_wall_time(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
     assert "wall time:" in proc.stdout
     assert "not covered (layer not built)" in proc.stdout
-    results = RunResults.read(tmp_path / "results.json")
+    results = run_results(tmp_path)
     assert results.seed == 7
     assert [s.status for s in results.scenarios] == ["pass"]
 
@@ -72,7 +72,7 @@ def test_live_engine_faults_run_through_the_fault_proxy(tmp_path: Path) -> None:
         )  # fmt: skip
         seen = [e for e in engine.journal.entries if e.generation]
     assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
-    results = RunResults.read(tmp_path / "results.json")
+    results = run_results(tmp_path)
     statuses = {s.status for s in results.scenarios}
     assert statuses == {"pass"}, [(s.scenario, s.status, s.message) for s in results.scenarios]
     for s in results.scenarios:

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from adapters.orchestrator._server import ServerThread
 from conformance import RunResults
 
-from ._cli import HERE
+from ._cli import HERE, run_results
 
 pytest_plugins = ["pytester"]
 
@@ -117,7 +117,7 @@ def test_real_facade_passes_and_reports_what_it_cannot_control(
         env=_env(LLORCH_API_TOKEN=TOKEN),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    results = RunResults.read(tmp_path / "results.json")
+    results = run_results(tmp_path)
     verdicts = _by_requirement(results)
     for rid in (
         "SSE-1002", "SSE-1005", "ORCH-3408", "ORCH-3409", "AUTH-1001", "AUTH-1003", "AUTH-1005",
@@ -150,7 +150,11 @@ def test_real_facade_passes_and_reports_what_it_cannot_control(
     )
     assert results.target["targets"][0]["orchestrator_url"] == orchestrator
     # The token is read from the environment and never written out.
-    blob = (tmp_path / "results.json").read_text("utf-8") + proc.stdout + proc.stderr
+    blob = (
+        next((tmp_path / "conformance").glob("*/results.json")).read_text("utf-8")
+        + proc.stdout
+        + proc.stderr
+    )
     assert TOKEN not in blob
 
 
@@ -163,7 +167,7 @@ def test_orchestrator_pool_is_where_the_tasks_go(orchestrator: str, tmp_path: Pa
         env=_env(LLORCH_API_TOKEN=TOKEN),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert _by_requirement(RunResults.read(tmp_path / "results.json"))["SSE-1002"] == "pass"
+    assert _by_requirement(run_results(tmp_path))["SSE-1002"] == "pass"
     metrics = httpx.get(f"{orchestrator}/metrics", timeout=10).text
     enqueued = {
         s.labels["pool_id"]: s.value
@@ -264,13 +268,13 @@ def test_broken_facade_fails_the_right_requirement(
             env=_env(ORCH_TOKEN=TOKEN),
         )  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
-    results = RunResults.read(tmp_path / "results.json")
+    results = run_results(tmp_path)
     failed = [s for s in results.scenarios if s.status == "fail"]
     assert failed, [(s.scenario, s.status, s.message) for s in results.scenarios]
     assert all(s.failed_requirements == blamed for s in failed), [
         (s.scenario, s.failed_requirements, s.message) for s in failed
     ]
-    assert f"FAIL orchestrator {requirement}" in proc.stdout
+    assert "FAIL [orchestrator]" in proc.stdout and f"{requirement} (MUST)" in proc.stdout
     # Streamed tasks name the engine the pool lists in /v1/capabilities, not a placeholder.
     streamed = [s for s in results.scenarios if (s.evidence.get("request") or {}).get("engine")]
     assert all(s.evidence["request"]["engine"] == "vllm" for s in streamed)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ._cli import HERE, run_cli
+from ._cli import HERE, run_cli, run_results
 from .broken_adapters import CASES
 
 _NAMES = sorted(CASES)
@@ -91,7 +91,7 @@ def test_a_failing_adapter_exits_1_through_the_cli(tmp_path: Path) -> None:
         "--requirement", "WA-INT-3001", "--out", str(tmp_path), "-j", "1", "--no-progress",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-1500:] + proc.stderr[-800:]
-    assert "FAIL drop_last_token WA-INT-3001" in proc.stdout
+    assert "FAIL [drop_last_token]" in proc.stdout and "WA-INT-3001 (MUST)" in proc.stdout
 
 
 def test_a_declared_must_fails_and_shows_the_declaration(tmp_path: Path) -> None:
@@ -107,13 +107,11 @@ def test_a_declared_must_fails_and_shows_the_declaration(tmp_path: Path) -> None
 
 
 def test_a_broken_factory_is_a_harness_error_not_a_failure(tmp_path: Path) -> None:
-    from conformance import RunResults
-
     proc = run_cli(
         "run", "--adapter", "broken_adapters:explodes", "--dialect", "llamacpp",
         "--requirement", "ADAPT-3000", "--out", str(tmp_path), "-j", "1", "--no-progress",
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-800:]
-    results = RunResults.read(tmp_path / "results.json")
+    results = run_results(tmp_path)
     statuses = {s.status for s in results.scenarios}
     assert "error" in statuses and "fail" not in statuses, statuses

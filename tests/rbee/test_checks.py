@@ -208,13 +208,12 @@ def test_run_with_worker_url_is_the_worker_target(
                 w.base_url,
                 "--out",
                 str(tmp_path),
-                "--proof-dir",
-                str(tmp_path / "proof"),
             ]
         )
     out = capsys.readouterr().out
     assert rc == 0, out
-    res = RunResults.read(tmp_path / "results.json")
+    (run_dir,) = (tmp_path / "conformance").iterdir()  # one output root: results in the run dir
+    res = RunResults.read(run_dir / "results.json")
     assert res.target["worker_url"] == w.base_url
     statuses = {s.nodeid.rsplit("::", 1)[-1]: s.status for s in res.scenarios}
     assert statuses["health"] == "pass" and statuses["heartbeat"] == "skipped"  # no queen given

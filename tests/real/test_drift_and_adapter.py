@@ -17,7 +17,6 @@ TIMEOUT = 30.0
 
 def _run_blackbox(url: str, tmp: Path) -> tuple[int, dict[str, Any], Path]:
     """``llorch-conformance run --dialect llamacpp --engine-url URL`` with a proof bundle."""
-    out = tmp / "results"
     proof = tmp / "proof"
     rc = cli_main(
         [
@@ -27,8 +26,6 @@ def _run_blackbox(url: str, tmp: Path) -> tuple[int, dict[str, Any], Path]:
             "--engine-url",
             url,
             "--out",
-            str(out),
-            "--proof-dir",
             str(proof),
             # Scenario workers in their own processes: a socket an engine-side helper leaves
             # for the garbage collector never trips this test process's warning filters.
@@ -37,9 +34,9 @@ def _run_blackbox(url: str, tmp: Path) -> tuple[int, dict[str, Any], Path]:
             "--no-progress",
         ]
     )
-    results = json.loads((out / "results.json").read_text())
     bundles = sorted((proof / "conformance").iterdir())
     assert len(bundles) == 1
+    results = json.loads((bundles[0] / "results.json").read_text())
     return rc, results, bundles[0]
 
 

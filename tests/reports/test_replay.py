@@ -96,7 +96,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_run_then_replay_is_identical(tmp_path: Path) -> None:
     run = _cli("run", "--only", "llamacpp", "--requirement", "HTU-1003", "--seed", "11",
-               "-j", "1", "--no-progress", "--out", str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
+               "-j", "1", "--no-progress", cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     bundles = list((tmp_path / "pb" / "conformance").glob("*"))
     assert "proof bundle:" in run.stdout
