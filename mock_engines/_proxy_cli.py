@@ -25,8 +25,10 @@ def register(sub: Any) -> None:
         ),
     )
     p.add_argument("--engine-url", required=True, metavar="URL", help="the live engine")
-    p.add_argument("--dialect", required=True, choices=_DIALECT_CHOICES)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--dialect", required=True, choices=_DIALECT_CHOICES, help="the live engine's API"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     p.add_argument("--seed", type=int, default=0, help="seed of rate= fault selection")
     p.add_argument(
