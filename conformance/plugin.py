@@ -186,8 +186,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--llorch-scope",
         choices=("adapter", "host", "orchestrator", "worker", "all"),
-        default="all",
-        help="only scenarios of this scope (feature area); 'all' includes the suite's self-checks",
+        default=None,
+        help="only scenarios of this scope (feature area); 'all' includes the suite's "
+        "self-checks (default: adapter with --llorch-adapter or --llorch-engine-url, else all)",
     )
     g.addoption("--llorch-seed", type=int, default=None, metavar="N", help="run seed (default 0)")
     g.addoption("--llorch-results", metavar="PATH", help="write results.json here")
@@ -209,7 +210,7 @@ def _options_used(config: pytest.Config) -> bool:
         or opt.llorch_seed is not None
         or opt.llorch_results
         or opt.llorch_level != "should"
-        or opt.llorch_scope != "all"
+        or opt.llorch_scope is not None
     )
 
 
@@ -350,7 +351,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     levels = {Level.MUST} if state.level == "must" else {Level.MUST, Level.SHOULD, Level.MAY}
-    scope = config.option.llorch_scope
+    scope = _scope(config)
     for item in items:
         ours = "llorch_target" in getattr(item, "fixturenames", ())
         if ours and scope != "all" and not _in_scope(item, scope):
@@ -370,6 +371,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _scope(config: pytest.Config) -> str:
+    """``--llorch-scope``, else the vendor default: a vendor adapter (or a live engine) is judged
+    on the adapter's scenarios, without the suite's self-checks; anything else on all."""
+    opt = config.option
+    if opt.llorch_scope is not None:
+        return str(opt.llorch_scope)
+    return "adapter" if opt.llorch_adapter or opt.llorch_engine_url else "all"
 
 
 def _in_scope(item: pytest.Item, scope: str) -> bool:

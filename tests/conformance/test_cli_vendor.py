@@ -180,3 +180,33 @@ def test_scope_selects_that_layer_only(scope: str, prefix: str) -> None:
 def test_collect_only_honours_requirement_and_runs_nothing(tmp_path: object) -> None:
     rows = _collected(*_VENDOR, "--requirement", "WA-INT-3002")
     assert rows and all("WA-INT-3002" in r[1].split(",") for r in rows)
+
+
+def _pytest_collect(*args: str) -> str:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from ._cli import HERE
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "--llorch-suite", *args, "--collect-only", "-q",
+             "-p", "no:cacheprovider"],
+            capture_output=True, text=True, timeout=120, env=env, cwd=cwd, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-1000:]
+    return proc.stdout
+
+
+def test_the_pytest_plugin_gives_a_vendor_adapter_the_adapter_scope_too() -> None:
+    vendor = ("--llorch-adapter", "broken_adapters:drop_last_token", "--llorch-dialect", "llamacpp")
+    default = _pytest_collect(*vendor)
+    assert "test_cancel_in_flight_stops_tokens" in default
+    assert "test_bundles_live_under" not in default
+    assert "test_bundles_live_under" in _pytest_collect(*vendor, "--llorch-scope", "all")

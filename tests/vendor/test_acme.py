@@ -55,8 +55,14 @@ def test_the_documented_vendor_adapter_passes_the_suite(tmp_path: Path) -> None:
     )
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail
-    results = json.loads((out / "results.json").read_text("utf-8"))
+    # one output root: the run directory <out>/conformance/<run_id>/ holds results.json
+    (results_path,) = (out / "conformance").glob("*/results.json")
+    results = json.loads(results_path.read_text("utf-8"))
     mine = [s for s in results["scenarios"] if s["adapter"] not in ("*", "?", "-")]
     assert mine, "no scenario ran against the vendor adapter"
     assert {s["status"] for s in mine} <= {"pass", "skipped", "unsupported"}, tail
-    assert sum(s["status"] == "pass" for s in mine) >= 50  # the adapter scenarios really ran
+    # the adapter scope (a vendor run's default) really ran: 48 passing vLLM scenarios today;
+    # the suite's self-checks (PB-*, WKR-*, ...) are not in a vendor's report
+    assert sum(s["status"] == "pass" for s in mine) >= 40
+    ids = {r for s in results["scenarios"] for r in s["requirements"]}
+    assert not [r for r in ids if r.startswith(("PB-", "WKR-", "AUTH-"))], sorted(ids)
