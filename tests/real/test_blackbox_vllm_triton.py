@@ -41,7 +41,7 @@ KNOWN_REAL_BEHAVIOUR: dict[str, dict[str, str]] = {
 
 
 def _run_blackbox(dialect: str, url: str, tmp: Path) -> tuple[int, dict[str, Any], Path]:
-    out, proof = tmp / "results", tmp / "proof"
+    proof = tmp / "proof"  # one output root: the run directory holds results.json
     rc = cli_main(
         [
             "run",
@@ -50,8 +50,6 @@ def _run_blackbox(dialect: str, url: str, tmp: Path) -> tuple[int, dict[str, Any
             "--engine-url",
             url,
             "--out",
-            str(out),
-            "--proof-dir",
             str(proof),
             # Scenario workers in their own processes: the engines' sockets and event loops
             # never meet this test process's warning filters.
@@ -60,9 +58,9 @@ def _run_blackbox(dialect: str, url: str, tmp: Path) -> tuple[int, dict[str, Any
             "--no-progress",
         ]
     )
-    results = json.loads((out / "results.json").read_text())
     bundles = sorted((proof / "conformance").iterdir())
     assert len(bundles) == 1
+    results = json.loads((bundles[0] / "results.json").read_text())
     return rc, results, bundles[0]
 
 

@@ -34,12 +34,13 @@ def test_a_missing_started_event_is_one_problem(tmp_path: Path) -> None:
     argv = [str(cli), "run", "--adapter", "broken_adapters:never_started", "--dialect", "llamacpp"]
     for rid in ("WA-INT-3001", "ADAPT-3003", "WA-INT-3008"):
         argv += ["--requirement", rid]
-    argv += ["--out", str(tmp_path / "results"), "--no-progress", "-j", "1"]
+    argv += ["--no-progress", "-j", "1"]  # one output root: $LLORCH_PROOF_DIR
     proc = subprocess.run(
         argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S
     )
     assert proc.returncode == 1, (proc.stdout + proc.stderr)[-4000:]
-    results = RunResults.read(tmp_path / "results" / "results.json")
+    (results_path,) = (tmp_path / "proof" / "conformance").glob("*/results.json")
+    results = RunResults.read(results_path)
     # every failing scenario — the run-wide cross-dialect oracle too, which names the adapter
     failing = [s for s in results.scenarios if s.status == "fail"]
     assert len(failing) >= 5  # several scenarios, several different checks
