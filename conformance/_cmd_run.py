@@ -200,6 +200,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.engine_url and not args.dialect:
         raise UsageError("--engine-url needs --dialect: which engine listens there?")
     check_run_args(args)
+    if not args.collect_only:
+        preflight(args)  # first: a dead URL is refused before anything heavy is imported
     only = tuple(x for x in (args.only or "").split(",") if x)
     from reports.gate import finish_gate, prepare_gate  # bad waivers/baseline fail before the run
 
@@ -211,7 +213,6 @@ def _run(args: argparse.Namespace) -> int:
     select = _last_failed(root) if args.last_failed else None
     if args.collect_only:
         return _collect_only(args, only, scope, select)
-    preflight(args)
     # Everything of this run goes under the one root: the bundle writer and the gate read these.
     args.proof_dir = str(root)
     if args.worker_url:  # the rbee worker target (conformance.rbee)
