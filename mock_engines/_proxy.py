@@ -66,6 +66,7 @@ from ._wire import MockRequest, Reply, StreamReply, dumps
 
 __all__ = [
     "ENGINE_PROBES",
+    "NOT_APPLIED",
     "FaultProxy",
     "ObservedGeneration",
     "ProxyApp",
@@ -142,6 +143,12 @@ ENGINE_PROBES: dict[str, dict[str, tuple[str, tuple[str | int, ...]]]] = {
         ),
     },
 }
+
+
+#: Prefix of a journal ``fault_note`` saying the selected fault could not be applied to this
+#: response (the engine's own output gave it no room: too few tokens, no JSON frame, ...). A
+#: scenario that needed the fault cannot judge the adapter then.
+NOT_APPLIED = "not applied: "
 
 
 class UpstreamError(Exception):
@@ -987,6 +994,7 @@ class _Relay:
         self.json_done = False
         self.dup_done = False
         self.ooo_done = False
+        self.ooo_noted = False
         self.inflated = False
         self.last_token_path: tuple[bytes, list[str | int]] | None = None
         self.kept = 0
@@ -1159,11 +1167,11 @@ class _Relay:
             if i != -1:
                 body = body[:i] + body[i + 1 :]
             else:
-                self.notes.append("no JSON object to corrupt")
+                self.notes.append(NOT_APPLIED + "no JSON object to corrupt")
         elif self.fid == "frame.missing_terminal":
-            self.notes.append("non-streamed response: no terminal frame to drop")
+            self.notes.append(NOT_APPLIED + "non-streamed response: no terminal frame to drop")
         elif self.fid in _BODY_FAULTS:
-            self.notes.append("applies to streamed responses only; sent normally")
+            self.notes.append(NOT_APPLIED + "applies to streamed responses only; sent normally")
         if self.fid == "stall.midstream":
             self.notes.append("non-streamed response: the stall comes before the body")
             await asyncio.sleep(self.rule.int_param("delay_ms") / 1000.0)  # type: ignore[union-attr]
@@ -1249,7 +1257,8 @@ class _Relay:
         fid = self.fid
         if self.held is not None:
             held, self.held = self.held, None
-            self.notes.append("fewer than two token frames; nothing to reorder")
+            self.notes.append(NOT_APPLIED + "fewer than two token frames; nothing to reorder")
+            self.ooo_noted = True
             if not await self.write(held, held):
                 return
         if fid == "midstream.cut_utf8":
@@ -1282,10 +1291,14 @@ class _Relay:
             self.ka_left = 0
         if not await self._late_duplicate():
             return
+        if fid == "frame.duplicate_index" and not self.dup_done:
+            self.notes.append(NOT_APPLIED + "no token frame to duplicate")
+        if fid == "frame.out_of_order_index" and not self.ooo_done and not self.ooo_noted:
+            self.notes.append(NOT_APPLIED + "fewer than two token frames; nothing to reorder")
         if fid == "frame.malformed_json" and not self.json_done:
-            self.notes.append("no JSON frame to corrupt")
+            self.notes.append(NOT_APPLIED + "no JSON frame to corrupt")
         if fid == "frame.oversized" and not self.inflated:
-            self.notes.append("no token frame to inflate")
+            self.notes.append(NOT_APPLIED + "no token frame to inflate")
 
     async def _event_fault_before(self, kind: int, finishing: bool) -> None:
         """``midstream.disconnect`` / ``stall.midstream`` once ``after_events`` events went out.
@@ -1321,7 +1334,8 @@ class _Relay:
         fid = self.fid
         if rule is None:
             return await self.write(event, event)
-        await self._event_fault_before(kind, kind == _KIND_TERMINAL or reason is not None)
+        finishing = kind == _KIND_TERMINAL or reason is not None
+        await self._event_fault_before(kind, finishing)
         if self.done_fault:
             return False
         counts = kind != _KIND_COMMENT
@@ -1337,7 +1351,7 @@ class _Relay:
             fid == "frame.malformed_json"
             and counts
             and not self.json_done
-            and self.events_sent >= rule.int_param("after_events")
+            and (self.events_sent >= rule.int_param("after_events") or finishing)
         ):
             i = event.rfind(b"}")
             if i != -1:
@@ -1346,8 +1360,9 @@ class _Relay:
         if (
             fid == "stream.error_event"
             and counts
-            and self.events_sent >= rule.int_param("after_events")
+            and (self.events_sent >= rule.int_param("after_events") or finishing)
         ):
+            # an engine that finishes early gets the error in place of its finishing frame
             return await self._error_event()
         if kind == _KIND_TOKEN or (kind == _KIND_TERMINAL and text is not None and path):
             k = rule.int_param("after_events")
@@ -1393,7 +1408,8 @@ class _Relay:
         if kind == _KIND_TERMINAL:
             if self.held is not None:
                 held, self.held = self.held, None
-                self.notes.append("fewer than two token frames; nothing to reorder")
+                self.notes.append(NOT_APPLIED + "fewer than two token frames; nothing to reorder")
+                self.ooo_noted = True
                 if not await self.write(held, held):
                     return False
             if not await self._late_duplicate():
@@ -1430,7 +1446,7 @@ class _Relay:
             self.inflated = True
             return b"data: " + dumps(obj) + b"\n\n"
         except (ValueError, KeyError, IndexError, TypeError):
-            self.notes.append("token frame could not be inflated")
+            self.notes.append(NOT_APPLIED + "token frame could not be inflated")
             return event
 
     async def _error_event(self) -> bool:
@@ -1438,7 +1454,7 @@ class _Relay:
         msg = str(self.rule.param("message") or "mock in-stream failure")  # type: ignore[union-attr]
         frames = _error_frames(self.app.ctx, self.req, msg)
         if frames is None:
-            self.notes.append("this response has no in-stream error shape")
+            self.notes.append(NOT_APPLIED + "this response has no in-stream error shape")
             return True
         for f in frames:
             if not await self.write(f, f):

@@ -603,7 +603,24 @@ class ScenarioContext:
     def last(self) -> StreamRun:
         if not self.runs:
             raise HarnessError("no stream was run in this scenario (a When step is missing)")
-        return self.runs[-1]
+        run = self.runs[-1]
+        if self.proxied and self.faults:
+            self._fault_applied(run)
+        return run
+
+    def _fault_applied(self, run: StreamRun) -> None:
+        """A live engine's own output may leave a fault no room (fewer tokens than the
+        scenario planned, no JSON frame ...): the fault proxy says so, and the scenario, which
+        cannot judge the adapter without its fault, is unsupported with that reason."""
+        from mock_engines._proxy import NOT_APPLIED
+
+        for e in self.journal().entries:
+            note = e.fault_note or ""
+            if e.fault and e.t_received >= run.t_start and NOT_APPLIED in note:
+                self.unsupported(
+                    f"live engine at {self.target.engine_url}: fault {e.fault} could not be "
+                    f"applied to the engine's own answer ({note[note.index(NOT_APPLIED) :]})"
+                )
 
     # -- journal helpers ---------------------------------------------------------------------
     def journal(self) -> Any:

@@ -99,6 +99,23 @@ def saw_disconnect(llorch_ctx: ScenarioContext) -> None:
         return [e for e in j.entries if getattr(e, "generation", False) and e.disconnected]
 
     found = llorch_ctx.wait_journal(disconnected, 3.0, "a disconnect")
+    if not found and llorch_ctx.proxied and llorch_ctx.runs:
+        gens = [e for e in llorch_ctx.journal().entries if getattr(e, "generation", False)]
+        run = llorch_ctx.runs[-1]
+        acted = [t for t, ev in run.events if ev.kind == "token"]
+        last = gens[-1].t_last_byte if gens and gens[-1].completed else None
+        term = run.terminal
+        natural_end = (
+            term is not None and term.kind == "end" and term.data.get("stop_reason") != "cancelled"
+        )
+        if last is not None and (natural_end or (acted and last <= acted[-1])):
+            # a live engine had sent its whole answer before the caller even got the token at
+            # which it cancelled or stopped reading: there was nothing left to close
+            llorch_ctx.unsupported(
+                f"live engine at {llorch_ctx.target.engine_url}: it finished its answer "
+                f"({len(getattr(gens[-1].plan, 'tokens', ()))} tokens) before the caller went "
+                "away; nothing was left to cancel"
+            )
     llorch_ctx.check(
         bool(found),
         "the engine never saw its connection closed: the upstream request kept running",

@@ -312,6 +312,15 @@ def test_duplicate_and_out_of_order_index(proxy: FaultProxy) -> None:
     assert idx == [1, 2, 4, 3, 5, 6, 7, 8]
 
 
+def test_a_fault_without_room_says_not_applied(proxy: FaultProxy) -> None:
+    from mock_engines._proxy import NOT_APPLIED
+
+    _, _, body = stream(proxy, "frame.out_of_order_index;after_events=1", {**BODY, "n_predict": 1})
+    e = proxy.journal.last()
+    assert e is not None and (e.fault_note or "").startswith(NOT_APPLIED)
+    assert b'"stop":true' in body
+
+
 def test_error_event_replaces_the_rest(engine: MockEngine, proxy: FaultProxy) -> None:
     status, _, body = stream(proxy, "stream.error_event;after_events=2;message=boom")
     objs = payloads(body)
