@@ -95,15 +95,32 @@ def test_a_failing_adapter_exits_1_through_the_cli(tmp_path: Path) -> None:
 
 
 def test_a_declared_must_fails_and_shows_the_declaration(tmp_path: Path) -> None:
-    """Issue 13: declaring cancel away used to leave WA-INT-3002 at pass and exit 0."""
+    """Issue 13: declaring cancel away used to leave WA-INT-3002 at pass and exit 0. The
+    declaration shows in the table, summary.json (schema-valid), test_report.md and report.html."""
+    from reports import validate_summary
+
+    bundle = tmp_path / "bundle"
     proc = run_cli(
         "run", "--adapter", "broken_adapters:vllm_declares_cancel", "--dialect", "vllm",
         "--requirement", "WA-INT-3002", "--requirement", "ADAPT-3000", "--out", str(tmp_path),
-        "-j", "1", "--no-progress",
+        "--proof-dir", str(bundle), "-j", "1", "--no-progress",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-1500:] + proc.stderr[-800:]
     assert "fail, declared: cancel" in proc.stdout
     assert "pass, declared: cancel" in proc.stdout  # ADAPT-3000: cancel is best-effort
+    (root,) = {p.parent for p in bundle.rglob("summary.json")}
+    summary = json.loads((root / "summary.json").read_text("utf-8"))
+    assert validate_summary(summary) == []
+    verdicts = {v["requirement"]: v for v in summary["verdicts"]}
+    assert verdicts["ADAPT-3000"]["status"] == "pass-declared"
+    assert verdicts["ADAPT-3000"]["declared"] == ["cancel"]
+    assert verdicts["WA-INT-3002"]["status"] == "fail"
+    assert summary["verdict_counts"]["pass-declared"] >= 1
+    report = (root / "test_report.md").read_text("utf-8")
+    assert "PASS, declared: cancel" in report and "FAIL, declared: cancel" in report
+    assert "## Folding rules and declarations" in report
+    assert "| WA-INT-3002 | `cancel` | no |" in report
+    assert "pass, declared: cancel" in (root / "report.html").read_text("utf-8")
 
 
 def test_a_broken_factory_is_a_harness_error_not_a_failure(tmp_path: Path) -> None:
