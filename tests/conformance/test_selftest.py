@@ -99,16 +99,15 @@ def test_a_declared_must_fails_and_shows_the_declaration(tmp_path: Path) -> None
     declaration shows in the table, summary.json (schema-valid), test_report.md and report.html."""
     from reports import validate_summary
 
-    bundle = tmp_path / "bundle"
     proc = run_cli(
         "run", "--adapter", "broken_adapters:vllm_declares_cancel", "--dialect", "vllm",
         "--requirement", "WA-INT-3002", "--requirement", "ADAPT-3000", "--out", str(tmp_path),
-        "--proof-dir", str(bundle), "-j", "1", "--no-progress",
+        "-j", "1", "--no-progress",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-1500:] + proc.stderr[-800:]
     assert "fail, declared: cancel" in proc.stdout
     assert "pass, declared: cancel" in proc.stdout  # ADAPT-3000: cancel is best-effort
-    (root,) = {p.parent for p in bundle.rglob("summary.json")}
+    (root,) = {p.parent for p in tmp_path.rglob("summary.json")}
     summary = json.loads((root / "summary.json").read_text("utf-8"))
     assert validate_summary(summary) == []
     verdicts = {v["requirement"]: v for v in summary["verdicts"]}
