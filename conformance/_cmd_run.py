@@ -295,7 +295,6 @@ def _last_failed(root: Path) -> frozenset[str] | None:
 
     None (run everything, as pytest does) when that run had no failure; a usage error when the
     root holds no run of this tool."""
-    from conformance._runner import scenario_key
 
     from ._outroot import last_failures
 
@@ -309,7 +308,7 @@ def _last_failed(root: Path) -> frozenset[str] | None:
         print(f"llorch-conformance: --lf: no failures in {path}; running the whole selection")
         return None
     print(f"llorch-conformance: --lf: rerunning {len(failed)} failed scenario(s) of {path}")
-    return frozenset(scenario_key(str(s["nodeid"])) for s in failed)
+    return frozenset(failed)
 
 
 def _collect_only(

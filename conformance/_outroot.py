@@ -22,7 +22,6 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from adapters.api import UsageError
 
@@ -162,8 +161,16 @@ def prune(root: Path, keep: int) -> list[str]:
     return removed
 
 
-def last_failures(root: Path) -> tuple[Path, list[dict[str, Any]]] | None:
-    """The newest run of ours under ``root`` and its failed/errored scenarios; None: no run."""
+def last_failures(root: Path) -> tuple[Path, list[str]] | None:
+    """The newest run of ours under ``root`` and the keys of the scenarios still failing; None:
+    no run.
+
+    Like pytest's ``--lf`` cache: the failed/errored scenarios of that run, plus — when that run
+    was itself a ``--lf`` rerun (its ``run_config.json`` lists the selection) — the selected
+    ones it did not get to (``-x`` stopped it), so ``-x`` then ``--lf`` walks every failure.
+    """
+    from ._runner import scenario_key
+
     runs = list_runs(root)
     if not runs:
         return None
@@ -177,14 +184,26 @@ def last_failures(root: Path) -> tuple[Path, list[dict[str, Any]]] | None:
     scen = raw.get("scenarios") if isinstance(raw, dict) else None
     if not isinstance(scen, list):
         raise UsageError(f"--lf: {path} is not a llorch-conformance results.json")
-    failed = [
-        s
-        for s in scen
-        if isinstance(s, dict)
-        and s.get("status") in ("fail", "error")
-        and isinstance(s.get("nodeid"), str)
-    ]
-    return runs[-1].path, failed
+    ran = [s for s in scen if isinstance(s, dict) and isinstance(s.get("nodeid"), str)]
+    failed = [scenario_key(s["nodeid"]) for s in ran if s.get("status") in ("fail", "error")]
+    seen = {scenario_key(s["nodeid"]) for s in ran}
+    carried = [k for k in _previous_selection(runs[-1].path) if k not in seen]
+    return runs[-1].path, list(dict.fromkeys([*failed, *carried]))
+
+
+def _previous_selection(run_dir: Path) -> list[str]:
+    """The ``--lf`` selection a run was made with (its bundle's run_config.json), else []."""
+    cfg = run_dir / "run_config.json"
+    try:
+        if cfg.is_symlink() or not cfg.is_file() or cfg.stat().st_size > _MAX_INDEX_BYTES:
+            return []
+        raw = json.loads(cfg.read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    sel = raw.get("run_suite", {}).get("select") if isinstance(raw, dict) else None
+    if not isinstance(sel, list):
+        return []
+    return [str(k) for k in sel if isinstance(k, str) and len(k) < 1000][:100_000]
 
 
 def dir_size(path: Path) -> tuple[int, int]:

@@ -106,6 +106,9 @@ def test_last_failed_and_maxfail(tmp_path: Path) -> None:
     rerun = run_results(Path(root))
     assert [s.status for s in rerun.scenarios] == ["fail"]
     assert rerun.scenarios[0].nodeid.split("::", 1)[1] in failed
+    # like pytest: the failures -x did not get to stay "last failed" for the next --lf
+    still = cli(tmp_path, "run", *_BROKEN, "--lf", "--collect-only", "--out", root)
+    assert f"{len(failed)} scenario(s) selected" in still.stdout, _tail(still)
     # --maxfail N lets N fail
     two = cli(tmp_path, "run", *_BROKEN, "--requirement", "WA-INT-3001", "--maxfail", "2",
               "--out", root, *_QUICK)  # fmt: skip
