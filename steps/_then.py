@@ -74,6 +74,10 @@ def check_values(ctx: ScenarioContext, run: StreamRun) -> None:
     whatever ending (``end``, cancelled ``end``, ``error``), and metrics typed per the contract."""
     from ._values import count_problems, metrics_problems
 
+    # What the adapter forwarded first: a count that cannot be true is most often the echo of a
+    # task field the engine never received (a dropped max_tokens), and that is the root cause.
+    if _generation_of(ctx, run) is not None:
+        check_forwarded(ctx, run)
     delivered = len(run.tokens)
     problems: list[str] = []
     for _, ev in run.events:
@@ -82,12 +86,46 @@ def check_values(ctx: ScenarioContext, run: StreamRun) -> None:
     term = run.terminal
     if term is not None and isinstance(term.data, dict):
         problems.extend(count_problems(term.kind, term.data, delivered))
+        if term.kind == "end":
+            problems.extend(_usage_problems(ctx, run, term.data))
     ctx.check(
         not problems,
         "the stream reports counts or metrics that cannot be true",
         "; ".join(problems[:6]),
         ids=_VALUE_IDS,
     )
+
+
+def _generation_of(ctx: ScenarioContext, run: StreamRun) -> Any:
+    """The journal's plan of ``run``'s generation on a mock engine, or ``None`` (no engine
+    journal here, or no generation reached the engine)."""
+    if ctx.in_process or ctx.per_run or getattr(ctx.target, "orchestrator", False):
+        return None
+    if (ctx.live and not ctx.proxied) or ctx.engine is None:
+        return None  # (never start or reset an engine from a check)
+    entries = [e for e in ctx.generation_entries() if getattr(e, "plan", None) is not None]
+    mine = [e for e in entries if e.t_received >= run.t_start]
+    return mine[-1].plan if mine else None
+
+
+def _usage_problems(ctx: ScenarioContext, run: StreamRun, data: dict[str, Any]) -> list[str]:
+    """``end.usage`` against the task and the stream: an engine cannot generate more tokens than
+    the task allowed, nor fewer than were delivered. (Not against the plan's own count: engines
+    differ in whether the EOS token counts as generated — TGI and Triton count it.)"""
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        return []
+    out: list[str] = []
+    done = usage.get("completion_tokens")
+    if isinstance(done, int) and not isinstance(done, bool):
+        if done > run.request.max_tokens:
+            out.append(
+                f"end.usage.completion_tokens = {done} exceeds the task's max_tokens "
+                f"{run.request.max_tokens}"
+            )
+        if done < len(run.tokens):
+            out.append(f"end.usage.completion_tokens = {done} < {len(run.tokens)} tokens delivered")
+    return out
 
 
 def _fault_context(ctx: ScenarioContext) -> str:
@@ -347,6 +385,7 @@ def tokens_match_plan(llorch_ctx: ScenarioContext) -> None:
 @then("the tokens so far are a prefix of the generation plan")
 def tokens_prefix(llorch_ctx: ScenarioContext) -> None:
     run = llorch_ctx.last
+    check_forwarded(llorch_ctx, run)
     plan = planned(llorch_ctx, run)
     got = run.tokens
     llorch_ctx.check(
@@ -520,6 +559,8 @@ def ended_before_stall(llorch_ctx: ScenarioContext) -> None:
 def no_token_after_cancel(llorch_ctx: ScenarioContext) -> None:
     run = llorch_ctx.last
     _live_ended_before_cancel(llorch_ctx, run)
+    if _generation_of(llorch_ctx, run) is not None:
+        check_forwarded(llorch_ctx, run)  # a task cut short upstream never reaches the cancel
     if run.cancel_returned_at is None:
         llorch_ctx.fail(
             "cancel was never reached or never returned",
@@ -581,6 +622,8 @@ def cancel_ended_promptly(llorch_ctx: ScenarioContext) -> None:
     _live_ended_before_cancel(llorch_ctx, run)
     ids = ("WA-INT-3002", "ADAPT-3000", "OC-ADAPT-5001", "OC-ADAPT-5020")
     ended_cleanly(llorch_ctx, run)
+    if _generation_of(llorch_ctx, run) is not None:
+        check_forwarded(llorch_ctx, run)
     if run.cancel_returned_at is None or run.cancel_called_at is None:
         llorch_ctx.fail("cancel was never reached or never returned", ids=ids)
     term = run.terminal
@@ -701,6 +744,17 @@ def determinism_signals(llorch_ctx: ScenarioContext) -> None:
         f"{found.get('sampler_profile_version')!r} vs {req.sampler_profile_version!r}",
         ids=("ADAPT-3003",),
     )
+    from ._then_more import engine_versions
+    from ._values import version_matches
+
+    own = engine_versions(llorch_ctx)
+    if own is not None:
+        llorch_ctx.check(
+            version_matches(found.get("engine_version"), own),
+            "the reported engine_version is not the engine's own version",
+            f"{found.get('engine_version')!r} vs the engine's {' or '.join(own)!r}",
+            ids=("ADAPT-3003",),
+        )
 
 
 @then(parsers.parse('the started event names sampler profile "{profile}"'))

@@ -25,6 +25,8 @@ import httpx
 import pytest
 from pytest_bdd import given, parsers, then, when
 
+from adapters.api import HarnessError
+
 from ._context import ScenarioContext
 
 #: Heartbeat timing of the scenarios (the contract's 30 s / 90 s, scaled down).
@@ -480,7 +482,7 @@ def t_heartbeat(rbee: RbeeScenario) -> None:
 # -- Then: responses ------------------------------------------------------------------------------
 def _last(rbee: RbeeScenario) -> dict[str, Any]:
     if not rbee.responses:
-        rbee.ctx.fail("no request was sent (a When step is missing)")
+        raise HarnessError("no request was sent (a When step is missing)")
     return rbee.responses[-1]
 
 

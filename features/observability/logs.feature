@@ -4,7 +4,8 @@ Feature: Structured lifecycle logs carry the README_LLM fields
 
   @WA-INT-3007 @ADAPT-3004 @HTU-SEC-1402 @black-box
   Scenario: The completion log record carries the README_LLM fields
-    Given a completion of 8 tokens for prompt "Log me"
+    Given a completion of 48 tokens for prompt "Log me"
+    And the task stops at a sequence its plan contains
     When the adapter streams the task
     Then the stream ends with end
     And a log record carries job_id, session_id, engine, engine_version, tokens_out and decode_time_ms
