@@ -161,3 +161,18 @@ def test_drift_cli_mock_against_itself_agrees(
         assert data["deployment"]["ctx_size"] == 256
     assert (tmp_path / "real.cassette.json").is_file()
     assert (tmp_path / "drift-report.md").read_text().startswith(f"# Drift report: {dialect}")
+
+
+def test_drift_cli_exits_1_on_critical_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An "engine" that answers every generation with 503 drifts critically from the mock."""
+    with run_mock_engine("vllm", seed=3, faults=["http.503"]) as eng:
+        rc = main(
+            ["drift", "--dialect", "vllm", "--engine-url", eng.base_url, "--out", str(tmp_path)]
+        )
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "CRITICAL chat status: real=503 mock=200" in out
+    data = json.loads((tmp_path / "drift-report.json").read_text())
+    assert data["counts"]["critical"] > 0
