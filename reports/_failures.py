@@ -152,7 +152,7 @@ _HINTS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
             r"did not receive what the task asked",
             "forward the task as asked: prompt (or messages when extra.endpoint is 'chat'), "
             "max_tokens, seed, extra.stop as the engine's stop list, extra.engine_params merged "
-            "into the request body (docs/writing-an-adapter.md §3 TaskRequest.extra)",
+            "into the request body (TaskRequest.extra)",
         ),
         (
             r"did not go to|generation request went",
