@@ -35,6 +35,9 @@ KNOWN_REAL_BEHAVIOUR: dict[str, dict[str, str]] = {
         "Cancel through the host stops tokens and closes the upstream connection": (
             "vLLM's empty deltas count as events before the injected stall"
         ),
+        "Cancel through the facade stops tokens and closes the upstream connection": (
+            "vLLM's empty deltas count as events before the injected stall"
+        ),
     },
     "triton": {},
 }
