@@ -49,6 +49,8 @@ def test_one_output_root_sizes_and_keep(tmp_path: Path) -> None:
     assert sorted(p.name for p in root.iterdir()) == [".llorch-runs", "conformance"]
     assert f"run directory: {run1} (" in first.stdout and " files, " in first.stdout
     assert f"output root: {root} (1 run(s), " in first.stdout
+    # --requirement chose one ID: no list of the 130 others that "did not run"
+    assert "no scenario ran in this selection" not in first.stdout
     assert cli(tmp_path, "verify", str(run1)).returncode == 0
     # things this tool did not write are never touched by --keep
     (root / "conformance" / "mine").mkdir()
@@ -85,6 +87,8 @@ def test_last_failed_and_maxfail(tmp_path: Path) -> None:
     assert nothing.returncode == 2 and "--lf: no previous run under" in nothing.stderr
     first = cli(tmp_path, "run", *_BROKEN, "--requirement", "WA-INT-3001", "--out", root, *_QUICK)
     assert first.returncode == 1, _tail(first)
+    assert "no scenario ran in this selection" not in first.stdout
+    assert "PB-1001" not in first.stdout and "WKR-1001" not in first.stdout  # adapter scope
     res = run_results(Path(root))
     failed = sorted(s.nodeid.split("::", 1)[1] for s in res.scenarios if s.status == "fail")
     assert len(failed) >= 2 and len(failed) < len(res.scenarios)
