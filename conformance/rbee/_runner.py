@@ -67,10 +67,50 @@ async def run_checks(probe: WorkerProbe, names: tuple[str, ...] = ()) -> list[Ch
         except TimeoutError:
             res = CheckResult(name, name, [], "error", "the check did not finish in time")
         except Exception as exc:
-            res = CheckResult(name, name, [], "error", f"{type(exc).__name__}: {exc}"[:500])
+            res = _raised(name, fn, exc)
         res.duration_s = round(time.monotonic() - t0, 3)
         out.append(res)
     return out
+
+
+def _raised(name: str, fn: Any, exc: Exception) -> CheckResult:
+    """A check that raised: the worker's failure when its client saw the worker break the
+    exchange (dropped connection, malformed HTTP), a harness ``error`` otherwise (issue 13:
+    exit 2 only when the harness itself broke)."""
+    from conformance.plugin import observed_failure
+
+    seen = observed_failure(exc)
+    ids = check_requirements(fn)
+    if seen is None or not ids:
+        return CheckResult(name, name, ids, "error", f"{type(exc).__name__}: {exc}"[:500])
+    res = CheckResult(name, name, ids)
+    return res.fail(ids, f"the worker broke the exchange: {type(seen).__name__}: {seen}"[:500])
+
+
+def check_requirements(fn: Any) -> list[str]:
+    """The requirement IDs a check proves, read from its ``CheckResult(name, title, [IDs])``
+    (the one place they are written), so a check that raised still fails the right IDs."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "CheckResult"
+            and len(node.args) >= 3
+        ):
+            try:
+                value = ast.literal_eval(node.args[2])
+            except ValueError:
+                return []
+            return [str(v) for v in value] if isinstance(value, list | tuple) else []
+    return []
 
 
 def _results(

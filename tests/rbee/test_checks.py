@@ -217,3 +217,51 @@ def test_run_with_worker_url_is_the_worker_target(
     assert res.target["worker_url"] == w.base_url
     statuses = {s.nodeid.rsplit("::", 1)[-1]: s.status for s in res.scenarios}
     assert statuses["health"] == "pass" and statuses["heartbeat"] == "skipped"  # no queen given
+
+
+def test_a_worker_that_drops_the_stream_fails_its_requirement_not_the_harness() -> None:
+    """Issue 13: a worker that breaks the exchange (here: closes the connection in the middle of
+    a chunked SSE body) is the worker's failure of the check's IDs, never a harness error."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"transfer-encoding: chunked\r\n\r\n"
+                    b'14\r\ndata: {"token": "a"}\n\r\n'
+                    b"40\r\ndata: {"  # a chunk announced, never completed: the worker dies here
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        (res,) = anyio.run(run_checks, WorkerProbe(f"http://127.0.0.1:{port}"), ("infer_stream",))
+    finally:
+        stop.set()
+        thread.join(5)
+        srv.close()
+    assert res.status == "fail", res
+    assert res.failed == ["WKR-1004"] and "broke the exchange" in res.message, res
+
+
+def test_every_check_declares_the_requirements_it_proves() -> None:
+    from conformance.rbee._runner import check_requirements
+
+    for name, fn in CHECKS:
+        ids = check_requirements(fn)
+        assert ids and all(i.startswith("WKR-") for i in ids), (name, ids)
