@@ -56,8 +56,11 @@ Feature: OpenAI adapter
 
   @OC-ADAPT-OAI-6003
   Scenario: OpenAI endpoints are never exposed by the adapter
-    When the adapter's surface is inspected
-    Then the adapter exposes nothing beyond the WorkerAdapter contract
+    Given a completion of 8 tokens for prompt "Stay behind the adapter"
+    When the adapter streams the task
+    And the adapter's surface is inspected
+    Then the stream ends with end
+    And the adapter exposes nothing beyond the WorkerAdapter contract
 
   @OC-ADAPT-OAI-6010
   Scenario: OpenAI engine_version is the upstream model string
