@@ -781,6 +781,17 @@ def oracle_same(llorch_ctx: ScenarioContext) -> None:
     llorch_ctx.notes["oracle_normalised"] = {
         n: {k: v for k, v in d.items() if k != "tokens"} for n, d in normal.items()
     }
+    from ._oracle import forwarded_problems
+
+    parsed: dict[str, Any] = llorch_ctx.scratch.get("oracle_parsed", {})
+    for name, plan in parsed.items():
+        problems = forwarded_problems(runs[name].request, plan, dialects.get(name) or "")
+        if problems:
+            llorch_ctx.fail(
+                f"{name}: the engine did not receive what the task asked for",
+                "; ".join(p.describe() for p in problems),
+                ids=problems[0].ids,
+            )
     diffs = []
     for name, norm in normal.items():
         run = runs[name]

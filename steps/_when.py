@@ -132,6 +132,7 @@ def every_adapter(llorch_ctx: ScenarioContext) -> None:
     if state is None:
         raise HarnessError("the llorch plugin is not active")
     results: dict[str, StreamRun] = {}
+    parsed: dict[str, Any] = {}
     skipped: list[str] = []
     for target in state.targets:
         if target.live:
@@ -152,10 +153,24 @@ def every_adapter(llorch_ctx: ScenarioContext) -> None:
             aclose = getattr(adapter, "aclose", None)
             if aclose is not None:
                 llorch_ctx.call(aclose)
+        if engine is not None:
+            # what this adapter forwarded, as its engine parsed it (the Then step compares it
+            # with the task); read now: a later target of the same dialect resets the journal
+            t0 = results[target.name].t_start
+            gens = [
+                e
+                for e in engine.journal.entries
+                if getattr(e, "generation", False)
+                and getattr(e, "plan", None) is not None
+                and e.t_received >= t0
+            ]
+            if gens:
+                parsed[target.name] = gens[-1].plan
     llorch_ctx.scratch["oracle_dialects"] = {t.name: t.dialect for t in state.targets}
     llorch_ctx.notes["oracle_skipped"] = skipped
     llorch_ctx.notes["oracle"] = {name: run.transcript()[-3:] for name, run in results.items()}
     llorch_ctx.scratch["oracle_runs"] = results
+    llorch_ctx.scratch["oracle_parsed"] = parsed
 
 
 class _SubContext:
