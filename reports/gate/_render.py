@@ -47,6 +47,7 @@ def render_gate_markdown(report: GateReport) -> str:
         regs_n = len(report.regressions())
         timing_n = len(report.timing_regressions()) if report.policy.mode == "gate" else 0
         expired_n = len(report.expired_waivers())
+        causes_n = len(report.regressions_by_problem())
         kinds = [
             f"{k} {label}{'s' if k != 1 else ''}"
             for k, label in (
@@ -56,10 +57,9 @@ def render_gate_markdown(report: GateReport) -> str:
             )
             if k
         ]
-        head = (
-            f"## ❌ llorch-conformance gate: {n} gating problem{'s' if n != 1 else ''} "
-            f"({', '.join(kinds)})"
-        )
+        if regs_n:
+            kinds[0] += f" from {causes_n} root cause{'s' if causes_n != 1 else ''}"
+        head = f"## ❌ llorch-conformance gate fails on {', '.join(kinds)}"
     b, nw = report.base, report.new
     lines = [
         head,
@@ -99,8 +99,8 @@ def render_gate_markdown(report: GateReport) -> str:
     if regs:
         by_problem = report.regressions_by_problem()
         lines += [
-            f"### Status regressions ({len(regs)}, gating) in {len(by_problem)} "
-            f"problem{'s' if len(by_problem) != 1 else ''}",
+            f"### Status regressions ({len(regs)}, gating) from {len(by_problem)} root "
+            f"cause{'s' if len(by_problem) != 1 else ''}",
             "",
         ]
         for cause, changes in by_problem[:MAX_ROWS]:

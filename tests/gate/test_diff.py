@@ -286,9 +286,10 @@ def test_headline_and_body_counts_agree(tmp_path: Path) -> None:
     report = diff_views(load_bundle(a), load_bundle(b), today=TODAY)
     md = render_gate_markdown(report)
     head = md.splitlines()[0]
-    assert head == "## ❌ llorch-conformance gate: 2 gating problems (2 status regressions)"
+    # (both MUST scenarios failed with the same, empty, message: one root cause)
+    assert head == "## ❌ llorch-conformance gate fails on 2 status regressions from 1 root cause"
     assert "3 newly failing (2 gating, 1 below --fail-on must)" in md
-    assert "### Status regressions (2, gating)" in md
+    assert "### Status regressions (2, gating) from 1 root cause" in md
 
 
 def _noisy_run(base: Path, run_id: str, seed: int, *, slow: float = 1.0) -> Path:
@@ -361,5 +362,6 @@ def test_status_regressions_read_as_one_entry_per_root_cause(tmp_path: Path) -> 
     assert [len(cs) for _, cs in groups] == [3, 1]
     assert groups[0][0].startswith("1. the stream breaks the event grammar")
     md = render_gate_markdown(report)
-    assert "### Status regressions (4, gating) in 2 problems" in md
+    assert md.splitlines()[0].endswith("fails on 4 status regressions from 2 root causes")
+    assert "### Status regressions (4, gating) from 2 root causes" in md
     assert "3 requirements (" in md and md.index("1. the stream breaks") < md.index("2. ")
