@@ -184,7 +184,7 @@ def test_a_cut_stream_stops_the_real_engine(real_llama: LlamaServer, proxy: Faul
 
 def test_run_engine_url_runs_the_fault_scenarios(real_llama: LlamaServer, tmp_path: Path) -> None:
     rc = cli_main(
-        ["run", "--dialect", "llamacpp", "--engine-url", real_llama.base_url,
+        ["run", "--dialect", "llamacpp", "--engine-url", real_llama.base_url, "--scope", "all",
          "--out", str(tmp_path), "--no-bundle", "-j", "1", "--no-progress"]
     )  # fmt: skip
     (results_path,) = (tmp_path / "conformance").glob("*/results.json")  # one output root
@@ -199,3 +199,6 @@ def test_run_engine_url_runs_the_fault_scenarios(real_llama: LlamaServer, tmp_pa
     # before the proxy, 80 of 138 scenarios were unsupported against a live llama-server
     assert len(unsupported) <= 6, [(s["scenario"], s["message"]) for s in unsupported]
     assert not any("needs the mock engine" in str(s["message"]) for s in unsupported)
+    # the fault scenarios ran on the engine's bytes and passed
+    faulted = [s for s in results["scenarios"] if s["status"] == "pass" and s["evidence"]["faults"]]
+    assert len(faulted) >= 25, len(faulted)
