@@ -28,8 +28,10 @@ Choices:
 * **Matching** on replay: first an exact match on method, path, query and the canonical JSON of
   the body (key order ignored); then a fallback on method, path and the body's ``stream`` flag,
   so an adapter's own requests (other prompts, other seeds) still get a recorded answer of the
-  right shape: only complete exchanges qualify, those whose request had the same top-level
-  keys are preferred, then those answered 2xx, and the choice among them is a hash of the
+  right shape: only complete exchanges qualify, those whose token limit (``n_predict``/
+  ``max_tokens``/...) is within the request's are preferred (a replay never claims more tokens
+  than asked), then those whose request had the same top-level keys, then 2xx answers, and
+  the choice among them is a hash of the
   request, so the same request always gets the same answer. Repeated exact matches walk the
   recorded list in order and then repeat the last one.
   The header ``x-llorch-replay: exact|fallback`` tells which; no match at all gets the dialect's
@@ -44,6 +46,7 @@ Choices:
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -321,6 +324,32 @@ def _keys(body: bytes) -> frozenset[str] | None:
     return frozenset(obj) if isinstance(obj, dict) else None
 
 
+_TOKEN_LIMIT_KEYS = ("n_predict", "max_tokens", "max_new_tokens", "max_completion_tokens")
+
+
+def _token_limit(body: bytes) -> int | None:
+    """The request's output-token limit, wherever the dialect puts it (top level, TGI's
+    ``parameters``, Triton's ``sampling_parameters`` JSON string); None when absent."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    places: list[Any] = [obj, obj.get("parameters")]
+    sp = obj.get("sampling_parameters")
+    if isinstance(sp, str):
+        with contextlib.suppress(ValueError):
+            places.append(json.loads(sp))
+    for place in places:
+        if isinstance(place, dict):
+            for key in _TOKEN_LIMIT_KEYS:
+                v = place.get(key)
+                if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                    return v
+    return None
+
+
 def _stream_flag(body: bytes) -> bool:
     try:
         obj = json.loads(body)
@@ -415,6 +444,13 @@ class ReplayDialect(Dialect):
             # Closest recorded shape first: the same top-level keys (an adapter's own request
             # recorded beside a probe set), then success answers (a recorded 400 of an error
             # probe must not answer an ordinary request).
+            # A recorded answer never claims more tokens than this request allows (first: a
+            # too-long answer is wrong, a different request shape only unusual).
+            want = _token_limit(req.body)
+            if want is not None:
+                cands = [
+                    c for c in cands if (_token_limit(c.request_body) or want + 1) <= want
+                ] or cands
             keys = _keys(req.body)
             cands = [c for c in cands if _keys(c.request_body) == keys] or cands
             cands = [c for c in cands if 200 <= c.status < 300] or cands

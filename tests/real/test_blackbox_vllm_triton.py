@@ -81,10 +81,12 @@ def _judge(dialect: str, results: dict[str, Any]) -> None:
         if s.get("status") != "fail" or s.get("scenario") not in known
     ]
     assert not bad, f"{counts}\n" + "\n".join(bad)
-    # Most scenarios run (the fault proxy stands in for the mock) and pass.
-    ran = len(by_status.get("pass", [])) + len(by_status.get("fail", []))
-    assert len(by_status.get("unsupported", [])) <= 5, counts
-    assert len(by_status.get("pass", [])) >= 90 and ran >= 90, counts
+    # Most scenarios run (the fault proxy stands in for the mock) and pass: of the adapter's
+    # scenarios (run --engine-url judges the adapter scope) at most 1 in 20 is unsupported.
+    passed = len(by_status.get("pass", []))
+    judged = passed + len(by_status.get("fail", [])) + len(by_status.get("unsupported", []))
+    assert passed >= 40, counts
+    assert len(by_status.get("unsupported", [])) * 20 <= judged, counts
 
 
 @pytest.mark.xdist_group("vllm")

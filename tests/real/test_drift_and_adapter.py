@@ -86,6 +86,9 @@ def test_record_real_engine_then_gate_on_the_replay(
             str(cassette),
             "--request",
             'POST /completion {"prompt": "Hi", "n_predict": 4, "stream": true}',
+            # a one-token answer: the replay then has one within any task's max_tokens
+            "--request",
+            'POST /completion {"prompt": "Hi", "n_predict": 1, "stream": true}',
         ]
     )
     assert rc == 0
