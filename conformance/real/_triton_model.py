@@ -24,7 +24,9 @@ the prompt alone), with an EOS chance per step and a small per-token delay so st
 streams. Sampling parameters are validated as vLLM's ``SamplingParams`` does (``max_tokens >= 1``,
 ``temperature >= 0``, ``0 < top_p <= 1``, prompt + max_tokens within ``max_model_len``; unknown
 keys refused). Config parameters: ``max_model_len``, ``token_delay_ms``, ``eos_per_mille`` and
-``fail_after_tokens`` (a model that fails mid-stream, for the error path).
+``fail_after_tokens`` (a model that fails mid-stream, for the error path); the request parameter
+``fail_after: N`` (a test hook, not a vLLM knob) fails one request after N tokens with the vLLM
+backend's "Error generating stream: ..." message.
 """
 
 # mypy: ignore-errors
@@ -129,6 +131,8 @@ class TritonPythonModel:
             raise _Invalid(f"sampling parameters are not JSON: {exc}") from None
         if not isinstance(params, dict):
             raise _Invalid("sampling parameters must be a JSON object")
+        # Test hook (not a vLLM knob): fail the Nth streamed response like a backend error.
+        fail_after = params.pop("fail_after", None)
         unknown = sorted(set(params) - _KNOWN)
         if unknown:
             raise _Invalid(f"SamplingParams got an unexpected keyword argument '{unknown[0]}'")
@@ -167,7 +171,12 @@ class TritonPythonModel:
             rng = random.Random(f"{seed}:{prompt}")
         else:
             rng = random.Random()
+        try:
+            fail_after = int(fail_after) if fail_after is not None else 0
+        except (TypeError, ValueError):
+            raise _Invalid(f"fail_after must be an integer, got {fail_after!r}") from None
         return {
+            "fail_after": fail_after,
             "prompt": prompt,
             "stream": stream,
             "prepend": prepend,
@@ -229,6 +238,14 @@ class TritonPythonModel:
                         error=pb_utils.TritonError(
                             f"engine failed after {n} tokens (fail_after_tokens)"
                         )
+                    ),
+                    flags=final,
+                )
+                return
+            if job["fail_after"] and n >= job["fail_after"]:
+                sender.send(
+                    pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError("Error generating stream: injected failure")
                     ),
                     flags=final,
                 )

@@ -89,6 +89,18 @@ def test_triton_streams_like_the_vllm_backend(triton_engine: LiveEngine) -> None
         assert r.status_code == 200
         objs = [json.loads(f[6:]) for f in _frames(r.content)]
         assert len(objs) == 4 and "error" in objs[-1] and "text_output" in objs[0]
+        # The request-level test hook: the same error frame from the ordinary model.
+        r = c.post(
+            "/v2/models/tiny/generate_stream",
+            json={
+                "text_input": "x",
+                "stream": True,
+                "parameters": {"fail_after": 2, "ignore_eos": True, "seed": 1},
+            },
+        )
+        objs = [json.loads(f[6:]) for f in _frames(r.content)]
+        assert r.status_code == 200 and len(objs) == 3
+        assert objs[-1] == {"error": "Error generating stream: injected failure"}
         # A list in the request parameters is refused by Triton itself (JSON, not SSE).
         r = c.post(
             "/v2/models/tiny/generate_stream",
