@@ -51,6 +51,7 @@ class RbeeScenario:
         self.held: list[tuple[httpx.Client, Any, Any]] = []
         self.stopper: threading.Thread | None = None
         self.check_results: list[Any] = []
+        self.staged_at: datetime | None = None  # the clock a staged heartbeat age refers to
 
     # -- queen and bridge ----------------------------------------------------------------------
     def get_queen(self, *, start: bool = True) -> Any:
@@ -396,7 +397,9 @@ def manual_beat(rbee: RbeeScenario, status: str) -> None:
 
 @when(parsers.parse("a worker's last heartbeat is {age:g} s old"))
 def aged_beat(rbee: RbeeScenario, age: float) -> None:
-    _post_beat(rbee, f"w-age-{age:g}", "ready", datetime.now(UTC) - timedelta(seconds=age))
+    staged = datetime.now(UTC)
+    rbee.staged_at = staged
+    _post_beat(rbee, f"w-age-{age:g}", "ready", staged - timedelta(seconds=age))
 
 
 @when(parsers.parse("the queen is sent the heartbeat {body}"))
@@ -710,7 +713,9 @@ def t_available(rbee: RbeeScenario, ids: str) -> None:
 @then(parsers.parse("the worker is {verdict} at the queen"))
 def t_recency(rbee: RbeeScenario, verdict: str) -> None:
     wid = rbee.queen.state.workers()[-1]["id"]
-    online = rbee.queen.state.is_online(wid)
+    # The age was staged against the clock at staging time; judge the queen's rule at that
+    # instant so a slow machine cannot turn "89.5 s old" into "90 s old" between When and Then.
+    online = rbee.queen.state.is_online(wid, at=rbee.staged_at)
     want = verdict == "online"
     rbee.ctx.check(
         online is want,

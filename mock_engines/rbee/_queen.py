@@ -231,10 +231,15 @@ class QueenState:
         age = (now - rec.last_timestamp).total_seconds()
         return is_recent(age, self.config.heartbeat_timeout_s, resolution_s=self.config.resolution)
 
-    def is_online(self, worker_id: str) -> bool:
+    def is_online(self, worker_id: str, *, at: datetime | None = None) -> bool:
+        """Whether the worker is online by the queen's rule, judged now or at the instant ``at``.
+
+        ``at`` pins the queen's clock so a boundary case (89.5 s old at a 90 s timeout) is judged
+        at the moment it was staged, not after however long a loaded machine took to get here.
+        """
         with self._cond:
             rec = self._workers.get(worker_id)
-            return rec is not None and self._recent(rec, datetime.now(UTC))
+            return rec is not None and self._recent(rec, at or datetime.now(UTC))
 
     def is_available(self, worker_id: str) -> bool:
         with self._cond:
