@@ -20,7 +20,8 @@ are the five of DESIGN.md principle 7 — ``pass``, ``fail``, ``unsupported``, `
    black-box limits only; its ``declared`` list says which); else ``skipped``.
 
 A skip never counts as support: a requirement whose only scenarios were skipped is ``skipped``
-and does not make a run green when ``--fail-on`` asks for it.
+and does not make a run green when ``--fail-on`` asks for it; a MUST whose scenarios all failed
+on other requirements first (``Verdict.unproven``) fails the run although its cell says skipped.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ _RANK: Final[dict[str, int]] = {
     "skipped": 1,
     "unjudged": 0,
 }
+
+
+#: Message prefix of a verdict whose scenarios all failed on other requirements first.
+_UNJUDGED: Final = "not judged"
 
 
 def fold_statuses(statuses: Iterable[str]) -> VerdictStatus:
@@ -120,6 +125,15 @@ class Verdict:
     scenarios: int
     message: str = ""
     declared: tuple[str, ...] = ()
+
+    @property
+    def unproven(self) -> bool:
+        """Skipped only because every scenario carrying it failed on another requirement first.
+
+        Precise attribution keeps such a requirement out of ``fail``, but it was never shown to
+        hold: a MUST left unproven by a failing scenario still fails the run (else a check that
+        names only a SHOULD could wave its scenario's MUSTs through)."""
+        return self.status == "skipped" and self.message.startswith(_UNJUDGED)
 
     @property
     def label(self) -> str:
@@ -181,7 +195,7 @@ class RunResults:
         return [
             v
             for v in self.verdicts()
-            if v.status == "fail"
+            if (v.status == "fail" or v.unproven)
             and (not is_known(v.requirement) or get_requirement(v.requirement).level in levels)
         ]
 
@@ -252,7 +266,7 @@ def _status_for(s: ScenarioResult, rid: str) -> tuple[str, str, tuple[str, ...]]
         if not s.failed_requirements or rid in s.failed_requirements:
             return "fail", s.message, ()
         named = ", ".join(s.failed_requirements)
-        return "unjudged", f"not judged: the scenario failed on {named} first", ()
+        return "unjudged", f"{_UNJUDGED}: the scenario failed on {named} first", ()
     if s.status == "unsupported" and s.declared:
         rules = [declaration_rule(rid, c) for c in s.declared]
         forbidden = [r for r in rules if not r.allowed]

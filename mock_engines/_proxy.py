@@ -981,6 +981,7 @@ class _Relay:
         ct = (resp.header(b"content-type") or b"").lower()
         self.sse = ct.startswith(b"text/event-stream")
         self.events_sent = 0
+        self.text_sent = 0  # events that carried token text (see _event_fault_before)
         self.tokens_seen = 0
         self.bytes_sent = 0
         self.started = False
@@ -1312,11 +1313,14 @@ class _Relay:
         if self.fid not in ("midstream.disconnect", "stall.midstream") or self.done_fault:
             return
         k = rule.int_param("after_events")
-        due = self.events_sent >= k
+        # Counted in frames that delivered text: a live engine's empty deltas (vLLM's first
+        # chunk, held-back partial UTF-8) are no tokens for the adapter, so they must not move
+        # the fault earlier than the scenario's "after k tokens" planned.
+        due = self.text_sent >= k
         if not due and finishing:
             due = True
             self.notes.append(
-                f"the engine finished after {self.events_sent} of {k} events; "
+                f"the engine finished after {self.text_sent} of {k} token frames; "
                 "fault before its finishing frame"
             )
         if not due:
@@ -1424,6 +1428,8 @@ class _Relay:
         ok = await self.write(event, event)
         if ok and counts:
             self.events_sent += 1
+            if text:
+                self.text_sent += 1
         return ok
 
     async def _late_duplicate(self) -> bool:

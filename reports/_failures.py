@@ -532,9 +532,13 @@ def group_failures(
     # What fails the run is the results model's call (its folding rules), not ours.
     failing: set[tuple[str, str]] | None
     try:
-        failing = {(v.adapter, v.requirement) for v in results.failing(fail_on=fail_on)}
+        verdicts = results.failing(fail_on=fail_on)
+        failing = {(v.adapter, v.requirement) for v in verdicts}
+        # MUSTs a failing scenario carried and left unproven (no other scenario proved them)
+        # fail the run although the failure named another ID: its problem gates too.
+        unproven = {(v.adapter, v.requirement) for v in verdicts if getattr(v, "unproven", False)}
     except Exception:  # an odd results file must still render
-        failing = None
+        failing, unproven = None, set()
     buckets: dict[tuple[str, str, str], list[FailureCase]] = {}
     causes: dict[tuple[str, str, str], str] = {}
     targets = [a for a in results.adapters() if a != "*"]
@@ -543,7 +547,7 @@ def group_failures(
         if s.status not in ("fail", "error"):
             continue
         where = f"{root / p.dir}/" if root is not None else f"{p.dir}/"
-        case, key, cause = _build(s, where, fail_on, failing)
+        case, key, cause = _build(s, where, fail_on, failing, unproven)
         k = (_owner(s, targets), key[0], key[1])
         buckets.setdefault(k, []).append(case)
         causes.setdefault(k, cause)
@@ -582,6 +586,7 @@ def _build(
     where: str,
     fail_on: str,
     failing: set[tuple[str, str]] | None = None,
+    unproven: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[FailureCase, tuple[str, str], str]:
     ev: Mapping[str, Any] = s.evidence if isinstance(s.evidence, Mapping) else {}
     # The IDs this failure fails, as the results model attributes them: the ones the check
@@ -646,7 +651,10 @@ def _build(
         evidence=where,
         gating=s.status == "error"
         or (
-            any((s.adapter, r) in failing for r in rids)
+            (
+                any((s.adapter, r) in failing for r in rids)
+                or any((s.adapter, r) in unproven for r in s.requirements)
+            )
             if failing is not None
             else _gating(rids, fail_on)
         ),

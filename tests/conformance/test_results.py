@@ -84,6 +84,21 @@ def test_a_failure_fails_the_ids_it_names_not_every_tag() -> None:
     assert v.status == "skipped" and "not judged" in v.message
 
 
+def test_a_must_left_unproven_by_a_should_failure_still_fails_the_run() -> None:
+    """OC-ADAPT-5001a is a SHOULD: a check naming only it must not wave ADAPT-3000 through."""
+    res = RunResults("r", 0, {}, scenarios=[
+        _s("a", ["OC-ADAPT-5001a", "ADAPT-3000"], "fail", ["OC-ADAPT-5001a"]),
+    ])  # fmt: skip
+    v = _verdict(res, "ADAPT-3000")
+    assert v.status == "skipped" and v.unproven
+    assert res.exit_code() == 1 and [f.requirement for f in res.failing()] == ["ADAPT-3000"]
+    proven = RunResults("r", 0, {}, scenarios=[
+        _s("a", ["OC-ADAPT-5001a", "ADAPT-3000"], "fail", ["OC-ADAPT-5001a"]),
+        _s("a", ["ADAPT-3000"], "pass"),
+    ])  # fmt: skip
+    assert proven.exit_code() == 0  # proven by another scenario: precise attribution holds
+
+
 def test_exit_codes_follow_levels_and_errors() -> None:
     ok = RunResults(
         "r", 0, {}, scenarios=[_s("a", ["ADAPT-3000"], "pass"), _s("a", ["OC-ADAPT-5001a"], "fail")]
