@@ -266,14 +266,16 @@ def _run(args: argparse.Namespace) -> int:
     wall = time.monotonic() - t0
     results.wall_time_s = wall
     narrowed = bool(args.requirement or args.keyword or select is not None)
-    _summary(
-        results, fail_on=args.fail_on, wall=wall, narrowed=narrowed, maxfail=maxfail, scope=scope
-    )
     from reports._run_hook import bundle_run  # the proof bundle, written on failure too
 
     rc = bundle_run(args, results, run_kwargs)
     run_dir = _finish_run_dir(args, root, results)
+    # Failures first (after the bundle, so each block's evidence path exists), then the verdict
+    # table and the counts as the closing summary — pytest's order.
     _failures(results, fail_on=args.fail_on, run_dir=run_dir)
+    _summary(
+        results, fail_on=args.fail_on, wall=wall, narrowed=narrowed, maxfail=maxfail, scope=scope
+    )
     args.out = root / "gate" / run_dir.name  # where finish_gate writes gate.md/gate.json
     rc = finish_gate(gate, args, results, rc)
     _report_sizes(args, root, run_dir)
@@ -469,7 +471,10 @@ _STYLE = {
 
 
 def _cell(verdict: Any) -> str:
-    """A table cell; a declaration shows as ``pass, declared: cancel``, never a plain pass."""
+    """A table cell; a declaration shows as ``pass, declared: cancel``, never a plain pass; a
+    requirement its failing scenarios left unjudged shows as ``unproven`` (a MUST fails the run)."""
+    if getattr(verdict, "unproven", False):
+        return "[red]unproven[/]"
     if verdict.declared and verdict.status in ("pass-declared", "unsupported", "fail"):
         style = {"pass-declared": "cyan", "unsupported": "yellow", "fail": "bold red"}
         return f"[{style[verdict.status]}]{verdict.label}[/]"
