@@ -525,6 +525,7 @@ class Upstream:
             ssl.create_default_context() if u.scheme == "https" else None
         )
         self._idle: list[_Conn] = []
+        self._open: set[_Conn] = set()  # every connection opened and not yet seen closed
         self.connections_opened = 0
 
     def put_idle(self, conn: _Conn) -> None:
@@ -534,8 +535,16 @@ class Upstream:
         self._idle.append(conn)
 
     def close_idle(self) -> None:
+        """Close every connection to the engine, idle or still owned by a response.
+
+        Called on the proxy's own loop as it shuts down: a stream whose handler was cancelled
+        mid-way (a client that left, a stall cut short by the harness) may still hold its
+        connection, and a transport left to the garbage collector after the loop closed is a
+        ResourceWarning in whoever runs the proxy (pytest's unraisable-exception check)."""
         while self._idle:
             self._idle.pop().close()
+        while self._open:
+            self._open.pop().close()
 
     async def _connect(self) -> _Conn:
         try:
@@ -556,7 +565,12 @@ class Upstream:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connections_opened += 1
-        return _Conn(reader, writer)
+        conn = _Conn(reader, writer)
+        # remember it until shutdown (close_idle); closed ones are dropped here so the set
+        # stays as small as the connections actually open
+        self._open = {c for c in self._open if not c.writer.transport.is_closing()}
+        self._open.add(conn)
+        return conn
 
     def _request_bytes(
         self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
