@@ -874,17 +874,19 @@ class MockEngineApp:
                 self._tasks.discard(task)
             self.journal.finish(entry)
 
-    async def _dispatch(
-        self,
-        req: MockRequest,
-        entry: JournalEntry,
-        receive: Receive,
-        send: Send,
-        transport: Any,
-    ) -> None:
+    #: who signs a reply to a rejected fault header (the fault proxy says "proxy")
+    _who = "mock"
+
+    async def _select_rule(
+        self, req: MockRequest, entry: JournalEntry, send: Send
+    ) -> tuple[bool, FaultRule | None, Any, bool]:
+        """This request's fault (the ``X-Mock-Fault`` header wins over engine rules), its route,
+        and whether the request was already answered (a rejected header, or loading).
+
+        Returns ``(handled, rule, route, other_method)``; shared by the mock engine and the fault
+        proxy so both select faults, journal them and answer loading the same way."""
         ctx = self.ctx
         dialect = self.dialect
-        # Fault from the request header (wins over engine rules).
         header_rule: FaultRule | None = None
         raw_fault = req.headers.get(FAULT_HEADER)
         if raw_fault:
@@ -901,27 +903,39 @@ class MockEngineApp:
             except ConfigError as exc:
                 entry.fault = raw_fault
                 entry.fault_note = f"rejected: {exc}"
-                await self._send_reply(send, entry, dialect.error_reply(400, f"mock: {exc}"), None)
-                return
+                reply = dialect.error_reply(400, f"{self._who}: {exc}")
+                await self._send_reply(send, entry, reply, None)
+                return True, None, None, False
         route, params, other_method = ctx.match(req.method, req.path)
         req.path_params = params
         if route is not None:
             entry.route = route.path
             entry.generation = route.generation
-
-        # Loading: llama.cpp answers 503 on every route.
-        rule = header_rule
-        if rule is None:
-            rule = ctx.select_request_fault(route)
+        rule = header_rule if header_rule is not None else ctx.select_request_fault(route)
         if rule is not None:
             entry.fault = str(rule)
             if rule is header_rule and (rule.first is not None or rule.rate is not None):
                 entry.fault_note = "first=/rate= select among requests; ignored per request"
-        loading = dialect.loading_mode == "http_503" and (
+        # Loading: llama.cpp answers 503 on every route.
+        if dialect.loading_mode == "http_503" and (
             ctx.is_loading() or (rule is not None and rule.id == "engine.loading")
-        )
-        if loading:
+        ):
             await self._send_reply(send, entry, dialect.loading_reply(req), None)
+            return True, rule, route, other_method
+        return False, rule, route, other_method
+
+    async def _dispatch(
+        self,
+        req: MockRequest,
+        entry: JournalEntry,
+        receive: Receive,
+        send: Send,
+        transport: Any,
+    ) -> None:
+        ctx = self.ctx
+        dialect = self.dialect
+        handled, rule, route, other_method = await self._select_rule(req, entry, send)
+        if handled:
             return
         if route is None:
             reply = (

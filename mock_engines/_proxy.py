@@ -751,6 +751,7 @@ class ProxyContext(EngineContext):
 class ProxyApp(MockEngineApp):
     """The mock engine's ASGI app with dispatch replaced by forwarding to the engine."""
 
+    _who = "proxy"
     ctx: ProxyContext
 
     def __init__(self, ctx: ProxyContext) -> None:
@@ -781,38 +782,8 @@ class ProxyApp(MockEngineApp):
     ) -> None:
         ctx = self.ctx
         dialect = self.dialect
-        header_rule: FaultRule | None = None
-        raw_fault = req.headers.get(FAULT_HEADER)
-        if raw_fault:
-            try:
-                header_rule = FaultRule.parse(raw_fault)
-                ctx.check_applies(header_rule)
-                if header_rule.id == "conn.port_closed" or (
-                    header_rule.id == "engine.loading" and dialect.loading_mode == "port_closed"
-                ):
-                    raise ConfigError(
-                        f"fault {header_rule.id} on {dialect.name} is an engine state "
-                        "(port closed); select it engine-wide, not per request"
-                    )
-            except ConfigError as exc:
-                entry.fault = raw_fault
-                entry.fault_note = f"rejected: {exc}"
-                await self._send_reply(send, entry, dialect.error_reply(400, f"proxy: {exc}"), None)
-                return
-        route, params, _other = ctx.match(req.method, req.path)
-        req.path_params = params
-        if route is not None:
-            entry.route = route.path
-            entry.generation = route.generation
-        rule = header_rule if header_rule is not None else ctx.select_request_fault(route)
-        if rule is not None:
-            entry.fault = str(rule)
-            if rule is header_rule and (rule.first is not None or rule.rate is not None):
-                entry.fault_note = "first=/rate= select among requests; ignored per request"
-        if dialect.loading_mode == "http_503" and (
-            ctx.is_loading() or (rule is not None and rule.id == "engine.loading")
-        ):
-            await self._send_reply(send, entry, dialect.loading_reply(req), None)
+        handled, rule, _route, _other = await self._select_rule(req, entry, send)
+        if handled:
             return
         if rule is not None:
             fid = rule.id
