@@ -51,7 +51,6 @@ import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from adapters.api import ConfigError
@@ -61,7 +60,7 @@ from ._dialects import get_dialect
 from ._faults import FAULT_HEADER, FaultRule
 from ._journal import Journal, JournalEntry
 from ._plan import MAX_CONTEXT
-from ._server import EngineServer, ThreadedServer
+from ._server import EngineServer, StartStop, ThreadedServer
 from ._wire import MockRequest, Reply, StreamReply, dumps
 
 __all__ = [
@@ -1501,7 +1500,7 @@ def _parse_request(ctx: EngineContext, req: MockRequest) -> tuple[Any, str | Non
 # ---------------------------------------------------------------------------------------------
 
 
-class FaultProxy:
+class FaultProxy(StartStop):
     """A running fault proxy in front of one engine: the same handle shape as a mock engine
     (``base_url``, ``journal``, ``set_faults``, ``reset``, ``dialect``, ``engine_version``,
     ``model``, ``check_applies``), plus ``engine_url``."""
@@ -1607,33 +1606,6 @@ class FaultProxy:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self.ctx.upstream.close_idle)
             self._thread.stop()
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FaultProxy:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(self.start)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(self.stop)
 
 
 def run_fault_proxy(

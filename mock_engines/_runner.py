@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable
-from types import TracebackType
 
 from adapters.api import ConfigError
 
@@ -20,7 +19,7 @@ from ._dialects import get_dialect
 from ._faults import FaultRule
 from ._journal import Journal
 from ._profile import Profile
-from ._server import EngineServer, ThreadedServer
+from ._server import EngineServer, StartStop, ThreadedServer
 
 __all__ = ["MockEngine", "create_app", "run_mock_engine"]
 
@@ -63,7 +62,7 @@ def create_app(
     return MockEngineApp(ctx)
 
 
-class MockEngine:
+class MockEngine(StartStop):
     """Handle on a running mock engine."""
 
     def __init__(
@@ -125,33 +124,6 @@ class MockEngine:
         if self._running:
             self._running = False
             self._thread.stop()
-
-    def __enter__(self) -> MockEngine:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> MockEngine:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(self.start)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(self.stop)
 
 
 def run_mock_engine(
