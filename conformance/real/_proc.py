@@ -21,9 +21,7 @@ harness layer reads those variables; adapters never do.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +33,7 @@ import httpx
 
 from adapters.api import HarnessError
 
-from ._server import EngineUnavailable, free_port
+from ._server import EngineUnavailable, free_port, stop_process_group
 
 __all__ = ["EngineProcess", "find_venv", "real_home"]
 
@@ -199,17 +197,7 @@ class EngineProcess:
         proc = self._proc
         self._proc = None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=self.term_grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-            # Children that outlived the leader (a worker still shutting down) go too.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            stop_process_group(proc, grace=self.term_grace)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -93,6 +93,22 @@ def find_llama_server() -> Path:
     raise EngineUnavailable("no llama-server binary: " + "; ".join(tried))
 
 
+def stop_process_group(proc: subprocess.Popen[bytes], *, grace: float) -> None:
+    """Stop an engine started in its own session: SIGTERM to its process group, ``grace``
+    seconds to exit, then SIGKILL; children that outlived the leader (a worker still shutting
+    down) are killed too. Nothing outside that group is touched."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port that was free a moment ago (the caller must cope with losing a race for it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -236,14 +252,7 @@ class LlamaServer:
         proc = self._proc
         self._proc = None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            stop_process_group(proc, grace=10.0)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
