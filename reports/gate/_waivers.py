@@ -284,13 +284,25 @@ def parse_waivers(doc: Any, *, source: str = "<waivers>") -> list[Waiver]:
     return out
 
 
+#: A waiver file is a short hand-written list; anything bigger is not one.
+MAX_WAIVER_BYTES = 1 << 20
+
+
 def _loader() -> Any:
     """SafeLoader that keeps dates as text: ``2026-02-30`` must reach the field check, not crash
     the YAML parser with a bare ``ValueError``."""
     import yaml
 
     class TextDates(yaml.SafeLoader):
-        pass
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # Aliases are how a hostile YAML file becomes a bomb (exponential or recursive
+            # structures); a waiver file never needs one.
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed in a waiver file", mark
+                )
+            return super().compose_node(parent, index)
 
     def as_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
         assert isinstance(node, yaml.ScalarNode)  # timestamps are scalars by the YAML spec
@@ -306,6 +318,8 @@ def load_waivers(path: str | Path) -> list[Waiver]:
 
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_WAIVER_BYTES:
+            raise ConfigError(f"{p}: waiver file larger than {MAX_WAIVER_BYTES} bytes")
         text = p.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read waiver file ({exc})") from None

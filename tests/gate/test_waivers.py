@@ -222,3 +222,23 @@ def test_one_waiver_per_root_cause_covers_every_requirement_it_failed(tmp_path: 
     # once fixed, the cause no longer occurs: the waiver is stale, to be deleted
     fixed = diff_views(load_bundle(b), load_bundle(a), waivers=ws, today=dt.date(2026, 6, 1))
     assert fixed.waivers[0].state == "stale"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &a [*a, *a]\n",  # recursive: used to end in a RecursionError traceback
+        "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n",  # the start of a billion-laughs bomb
+    ],
+    ids=["recursive", "bomb"],
+)
+def test_a_hostile_waiver_file_is_one_clear_error(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="aliases"):
+        load_waivers(_write(tmp_path, text))
+
+
+def test_an_oversized_waiver_file_is_refused_unread(tmp_path: Path) -> None:
+    p = tmp_path / "huge.yaml"
+    p.write_bytes(b"#" * ((1 << 20) + 1))
+    with pytest.raises(ConfigError, match="larger than"):
+        load_waivers(p)
