@@ -23,12 +23,12 @@ __all__ = ["BUILTIN_ADAPTERS", "AdapterFactory", "adapter_factory", "create_adap
 AdapterFactory = Callable[..., WorkerAdapter]
 
 _WHERE: Mapping[str, tuple[str, str]] = {
-    "llamacpp": ("adapters.llamacpp", "LlamaCppAdapter"),
-    "vllm": ("adapters.vllm", "VllmAdapter"),
-    "tgi": ("adapters.tgi", "TgiAdapter"),
-    "triton": ("adapters.triton", "TritonAdapter"),
-    "openai": ("adapters.openai", "OpenAIAdapter"),
-    "mock": ("adapters.mock", "MockAdapter"),
+    "llamacpp": ("llorch_conformance.adapters.llamacpp", "LlamaCppAdapter"),
+    "vllm": ("llorch_conformance.adapters.vllm", "VllmAdapter"),
+    "tgi": ("llorch_conformance.adapters.tgi", "TgiAdapter"),
+    "triton": ("llorch_conformance.adapters.triton", "TritonAdapter"),
+    "openai": ("llorch_conformance.adapters.openai", "OpenAIAdapter"),
+    "mock": ("llorch_conformance.adapters.mock", "MockAdapter"),
 }
 
 

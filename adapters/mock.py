@@ -120,7 +120,7 @@ _PROTOCOL_AFTER_TOKENS: Final = frozenset(
 
 
 def _parse_rules(items: Iterable[Any]) -> list[Any]:
-    from mock_engines import FaultRule
+    from llorch_conformance.mock_engines import FaultRule
 
     out: list[Any] = []
     for item in items:
@@ -321,7 +321,7 @@ class MockAdapter:
 
     # -- the stream -----------------------------------------------------------------------
     def _plan(self, request: TaskRequest) -> Any:
-        from mock_engines import make_plan
+        from llorch_conformance.mock_engines import make_plan
 
         strict = request.determinism is DeterminismLevel.STRICT
         stop = request.extra.get("stop") or ()

@@ -25,11 +25,11 @@ from typing import Any
 
 import anyio
 
-from adapters import create_adapter
-from adapters.api import TaskRequest, TokenEvent, check_stream, joined_text
-from adapters.host import AdapterHost, BreakerConfig, BreakerState
-from adapters.http_util import HttpClientConfig, RetryPolicy
-from mock_engines import make_plan, run_mock_engine
+from llorch_conformance.adapters import create_adapter
+from llorch_conformance.adapters.api import TaskRequest, TokenEvent, check_stream, joined_text
+from llorch_conformance.adapters.host import AdapterHost, BreakerConfig, BreakerState
+from llorch_conformance.adapters.http_util import HttpClientConfig, RetryPolicy
+from llorch_conformance.mock_engines import make_plan, run_mock_engine
 
 __all__ = ["LoadReport", "run_load"]
 

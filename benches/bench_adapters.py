@@ -37,16 +37,16 @@ from typing import Any
 import anyio
 import httpx
 
-from adapters.api import Engine, Priority, TaskRequest, Workload
-from adapters.http_util import HttpClientConfig
-from adapters.vllm import VllmAdapter
+from llorch_conformance.adapters.api import Engine, Priority, TaskRequest, Workload
+from llorch_conformance.adapters.http_util import HttpClientConfig
+from llorch_conformance.adapters.vllm import VllmAdapter
 
 STREAM_TOKENS = 4096
 PROMPT = "Benchmark the adapter hot path"
 
 _SERVER = """
 import sys
-from mock_engines import run_mock_engine
+from llorch_conformance.mock_engines import run_mock_engine
 with run_mock_engine("vllm", seed=1) as eng:
     print(eng.base_url, eng.model, flush=True)
     sys.stdin.read()
@@ -179,7 +179,7 @@ async def ttft_adapter(eng: MockProcess, samples: int) -> tuple[list[float], lis
     received the first body chunk (a wrapper around ``aiter_chunks``, installed for the
     benchmark only) to the moment the caller holds the first ``token`` event.
     """
-    import adapters._base as base
+    import llorch_conformance.adapters._base as base
 
     original = base.aiter_chunks  # type: ignore[attr-defined]
     first_chunk: list[float] = []

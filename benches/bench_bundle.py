@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conformance._results import RunResults, ScenarioResult
-from reports import audit_bundle, verify_bundle, write_bundle
+from llorch_conformance.conformance._results import RunResults, ScenarioResult
+from llorch_conformance.reports import audit_bundle, verify_bundle, write_bundle
 
 
 def _evidence(i: int, tokens: int) -> dict[str, Any]:

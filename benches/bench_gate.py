@@ -21,8 +21,13 @@ import tempfile
 import time
 
 from benches.bench_bundle import _results
-from reports import write_bundle
-from reports.gate import build_matrix, diff_views, load_bundle, render_gate_markdown
+from llorch_conformance.reports import write_bundle
+from llorch_conformance.reports.gate import (
+    build_matrix,
+    diff_views,
+    load_bundle,
+    render_gate_markdown,
+)
 
 
 def _slower(res: object, factor: float) -> None:

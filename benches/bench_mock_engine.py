@@ -67,7 +67,7 @@ def mock_process(dialect: str, profile: dict[str, object]) -> Iterator[tuple[str
         cmd = [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "llorch_conformance.conformance.cli",
             "serve",
             dialect,
             "--port",

@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-CLI = [sys.executable, "-m", "conformance.cli"]
+CLI = [sys.executable, "-m", "llorch_conformance.conformance.cli"]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -26,7 +26,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from conformance.real import (
+from llorch_conformance.conformance.real import (
     Cassette,
     EngineUnavailable,
     LlamaServer,
@@ -35,7 +35,7 @@ from conformance.real import (
     run_replay_engine,
     write_tiny_model,
 )
-from mock_engines import run_mock_engine
+from llorch_conformance.mock_engines import run_mock_engine
 
 
 def _measure(url: str, body: dict[str, object], runs: int) -> tuple[float, float, float]:

@@ -38,7 +38,7 @@ from httpx._decoders import TextDecoder
 from httpx_sse._decoders import SSEDecoder as HxDecoder
 from httpx_sse._decoders import SSELineDecoder
 
-from adapters.http_util import SSEDecoder
+from llorch_conformance.adapters.http_util import SSEDecoder
 
 _TOKENS = [
     " the",
@@ -191,7 +191,7 @@ async def _e2e(url: str, reader: str) -> tuple[int, float]:
     import anyio
     import httpx_sse
 
-    from adapters.http_util import aiter_sse, build_client
+    from llorch_conformance.adapters.http_util import aiter_sse, build_client
 
     async with build_client() as client, client.stream("GET", url) as resp:
         t0 = time.perf_counter()

@@ -27,9 +27,9 @@ from typing import Any
 import anyio
 import httpx
 
-from adapters.api import TaskRequest
-from adapters.mock import MockAdapter
-from mock_engines.rbee import run_mock_queen
+from llorch_conformance.adapters.api import TaskRequest
+from llorch_conformance.adapters.mock import MockAdapter
+from llorch_conformance.mock_engines.rbee import run_mock_queen
 
 
 def _task(i: int) -> TaskRequest:
@@ -130,7 +130,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "conformance.cli",
+                "llorch_conformance.conformance.cli",
                 "worker",
                 "--adapter",
                 "mock",

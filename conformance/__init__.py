@@ -2,8 +2,8 @@
 
 Public API (kept light: importing it pulls in no adapters, servers or mock engines)::
 
-    from conformance import CATALOGUE, Requirement, Level, Layer, get_requirement
-    from conformance import RunResults, ScenarioResult, SEED_CORPUS, run_suite
+    from llorch_conformance.conformance import CATALOGUE, Requirement, Level, Layer, get_requirement
+    from llorch_conformance.conformance import RunResults, ScenarioResult, SEED_CORPUS, run_suite
 
 ``run_suite`` runs the packaged features in a pytest session and returns :class:`RunResults`;
 ``llorch-conformance run`` is its command-line face.

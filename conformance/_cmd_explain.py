@@ -47,7 +47,7 @@ class ScenarioRef:
 
 def packaged_scenarios() -> list[ScenarioRef]:
     """Every scenario of the packaged features with its effective tags (feature tags included)."""
-    from features import feature_files, features_root
+    from llorch_conformance.features import feature_files, features_root
 
     root = features_root()
     out: list[ScenarioRef] = []
@@ -104,7 +104,7 @@ def register(sub: Any) -> None:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     from ._catalogue import CATALOGUE, get_requirement, is_known
     from ._guide import guidance_for, scope_of_area

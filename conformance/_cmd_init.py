@@ -96,7 +96,7 @@ def register(sub: Any) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     from . import __version__
 
@@ -106,7 +106,7 @@ def _init(args: argparse.Namespace) -> int:
             f"init: {name[:60]!r} is not a package name (a letter, then letters, digits, '-', '_')"
         )
     pkg = name.replace("-", "_").lower()
-    if pkg in {"adapters", "conformance", "steps", "features", "reports", "mock_engines", "tests"}:
+    if pkg in {"llorch_conformance", "tests"}:
         raise UsageError(f"init: {name!r} would shadow a package of llorch-conformance")
     dest = Path(args.dir) / name
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -203,7 +203,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     Capabilities,
     TaskRequest,
     TokenEvent,
@@ -212,7 +212,7 @@ from adapters.api import (
     WorkerHealth,
     WorkerProps,
 )
-from adapters.http_util import HttpClientConfig, RetryPolicy, build_client
+from llorch_conformance.adapters.http_util import HttpClientConfig, RetryPolicy, build_client
 
 __all__ = ["Adapter", "make"]
 
@@ -310,7 +310,7 @@ HERE = Path(__file__).resolve().parent.parent
 def test_the_adapter_passes_the_conformance_suite() -> None:
     with tempfile.TemporaryDirectory() as out:
         proc = subprocess.run(
-            [sys.executable, "-m", "conformance.cli", "run",
+            [sys.executable, "-m", "llorch_conformance.conformance.cli", "run",
              "--adapter", "{pkg}.adapter:make", "--dialect", "{dialect}",
              "--out", out, "--no-progress"],
             cwd=HERE, capture_output=True, text=True, check=False,

@@ -33,7 +33,7 @@ def _list_requirements(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from conformance._catalogue import CATALOGUE, PENDING_COMPONENTS
+    from llorch_conformance.conformance._catalogue import CATALOGUE, PENDING_COMPONENTS
 
     if args.format == "json":
         json.dump([r.to_dict() for r in CATALOGUE], sys.stdout, indent=2, ensure_ascii=False)
@@ -68,7 +68,7 @@ def _list_faults(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from mock_engines import fault_catalogue
+    from llorch_conformance.mock_engines import fault_catalogue
 
     specs = fault_catalogue()
     if args.format == "json":

@@ -176,18 +176,22 @@ def register(sub: Any) -> None:
         metavar="HOST:PORT",
         help="with --worker-url: serve a mock queen here for the heartbeat checks",
     )
-    from reports._run_hook import add_run_options  # --proof-dir, --no-bundle, --sign-key, ...
+    from llorch_conformance.reports._run_hook import (
+        add_run_options,  # --proof-dir, --no-bundle, --sign-key, ...
+    )
 
     add_run_options(p)
-    from reports.gate import add_gate_options  # --baseline, --max-regression, --waivers
+    from llorch_conformance.reports.gate import (
+        add_gate_options,  # --baseline, --max-regression, --waivers
+    )
 
     add_gate_options(p)
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adapters.api import UsageError
-    from conformance._catalogue import is_known
+    from llorch_conformance.adapters.api import UsageError
+    from llorch_conformance.conformance._catalogue import is_known
 
     from ._preflight import check_run_args, parse_jobs, preflight
 
@@ -203,7 +207,10 @@ def _run(args: argparse.Namespace) -> int:
     if not args.collect_only:
         preflight(args)  # first: a dead URL is refused before anything heavy is imported
     only = tuple(x for x in (args.only or "").split(",") if x)
-    from reports.gate import finish_gate, prepare_gate  # bad waivers/baseline fail before the run
+    from llorch_conformance.reports.gate import (  # bad waivers/baseline fail before the run
+        finish_gate,
+        prepare_gate,
+    )
 
     gate = prepare_gate(args)
     from ._outroot import output_root
@@ -216,7 +223,7 @@ def _run(args: argparse.Namespace) -> int:
     # Everything of this run goes under the one root: the bundle writer and the gate read these.
     args.proof_dir = str(root)
     if args.worker_url:  # the rbee worker target (conformance.rbee)
-        from conformance.rbee._cli import worker_run
+        from llorch_conformance.conformance.rbee._cli import worker_run
 
         args.out = None  # its results.json lives in the bundle, stored once
         worker_results, rc = worker_run(args)
@@ -228,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from conformance._runner import run_suite
+    from llorch_conformance.conformance._runner import run_suite
 
     console = Console(stderr=True)
     t0 = time.monotonic()
@@ -266,7 +273,9 @@ def _run(args: argparse.Namespace) -> int:
     wall = time.monotonic() - t0
     results.wall_time_s = wall
     narrowed = bool(args.requirement or args.keyword or select is not None)
-    from reports._run_hook import bundle_run  # the proof bundle, written on failure too
+    from llorch_conformance.reports._run_hook import (
+        bundle_run,  # the proof bundle, written on failure too
+    )
 
     rc = bundle_run(args, results, run_kwargs)
     run_dir = _finish_run_dir(args, root, results)
@@ -302,7 +311,7 @@ def _last_failed(root: Path) -> frozenset[str] | None:
 
     found = last_failures(root)
     if found is None:
-        from adapters.api import UsageError
+        from llorch_conformance.adapters.api import UsageError
 
         raise UsageError(f"--lf: no previous run under {root} (give the same --out as that run)")
     path, failed = found
@@ -317,7 +326,7 @@ def _collect_only(
     args: argparse.Namespace, only: tuple[str, ...], scope: str, select: frozenset[str] | None
 ) -> int:
     """``--collect-only``: what would run, one line per scenario, and the count; nothing runs."""
-    from conformance._runner import collect_suite
+    from llorch_conformance.conformance._runner import collect_suite
 
     items = collect_suite(
         adapter=args.adapter,
@@ -361,7 +370,7 @@ def _collect_only(
 def _finish_run_dir(args: argparse.Namespace, root: Path, results: Any) -> Path:
     """The run's directory under the root (the bundle, or results.json alone with --no-bundle),
     registered as created by this tool."""
-    from reports._writer import TestType, safe_name
+    from llorch_conformance.reports._writer import TestType, safe_name
 
     from ._outroot import register_run
 
@@ -493,7 +502,7 @@ def _summary(
     from rich.console import Console
     from rich.table import Table
 
-    from conformance._catalogue import CATALOGUE, PENDING_COMPONENTS
+    from llorch_conformance.conformance._catalogue import CATALOGUE, PENDING_COMPONENTS
 
     console = Console() if Console().is_terminal else Console(width=200)
     verdicts = {(v.adapter, v.requirement): v for v in results.verdicts()}
@@ -554,7 +563,7 @@ def _failures(results: Any, *, fail_on: str, run_dir: Path) -> None:
     after the bundle is written so each block's evidence path exists."""
     from rich.console import Console
 
-    from reports import group_failures, render_console
+    from llorch_conformance.reports import group_failures, render_console
 
     groups = group_failures(
         results, bundle_dir=run_dir, fail_on="should" if fail_on == "should" else "must"

@@ -87,7 +87,7 @@ def _clean(obj: Any, depth: int = 0) -> Any:
 
 def load_bundle_results(bundle: str | Path) -> Any:
     """The :class:`~conformance.RunResults` of a run directory, read defensively (see module)."""
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     from ._results import STATUSES, RunResults
 
@@ -139,7 +139,7 @@ def load_bundle_results(bundle: str | Path) -> Any:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from reports import group_failures, render_console
+    from llorch_conformance.reports import group_failures, render_console
 
     from ._catalogue import get_requirement, is_known
 

@@ -23,7 +23,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.api import UsageError
+from llorch_conformance.adapters.api import UsageError
 
 __all__ = [
     "DEFAULT_ROOT",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from adapters.api import UsageError
+from llorch_conformance.adapters.api import UsageError
 
 __all__ = ["PROBE_TIMEOUT_S", "check_run_args", "parse_jobs", "preflight", "probe_url"]
 

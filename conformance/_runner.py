@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from adapters.api import HarnessError, UsageError
+from llorch_conformance.adapters.api import HarnessError, UsageError
 
 from ._results import RunResults
 
@@ -190,7 +190,7 @@ def _session_args(
         "--rootdir",
         tmp,
         "-p",
-        "conformance.plugin",
+        "llorch_conformance.conformance.plugin",
         "-p",
         "no:terminal",
         "--llorch-seed",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from adapters.api import UsageError
+from llorch_conformance.adapters.api import UsageError
 
 __all__ = [
     "DEFAULT_TOKEN_ENV",
@@ -107,7 +107,7 @@ class Target:
 
 def _builtin() -> dict[str, Factory]:
     try:
-        mod = importlib.import_module("adapters")
+        mod = importlib.import_module("llorch_conformance.adapters")
     except ImportError as exc:  # pragma: no cover - the package is part of this distribution
         raise UsageError(f"cannot import the built-in adapters: {exc}") from None
     table = getattr(mod, "BUILTIN_ADAPTERS", None)
@@ -259,7 +259,14 @@ def resolve_targets(
             )
     names = wanted or sorted(table)
     return [
-        Target(n, n, table[n], "builtin", f"adapters.BUILTIN_ADAPTERS[{n!r}]", engine_url)
+        Target(
+            n,
+            n,
+            table[n],
+            "builtin",
+            f"llorch_conformance.adapters.BUILTIN_ADAPTERS[{n!r}]",
+            engine_url,
+        )
         for n in names
     ]
 
@@ -319,7 +326,7 @@ def _orchestrator_factory(pool: str, token_env: str) -> Factory:
     at use, so it never travels in the Target (which is described in results and bundles)."""
 
     def factory(base_url: str, **_config: Any) -> Any:
-        from steps._orch import FacadeView
+        from llorch_conformance.steps._orch import FacadeView
 
         return FacadeView(base_url, None, token=os.environ.get(token_env) or None, pool=pool)
 

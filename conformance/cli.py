@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from adapters.api import ConformanceFailure, HarnessError, LlorchError
+from llorch_conformance.adapters.api import ConformanceFailure, HarnessError, LlorchError
 
 __all__ = ["EXIT_ERROR", "EXIT_FAILURE", "EXIT_OK", "build_parser", "main"]
 
@@ -29,19 +29,19 @@ EXIT_ERROR = 2
 # Modules that contribute sub-commands, in --help order. Each has ``register(subparsers)``
 # and keeps its heavy imports inside the command function so ``--help`` stays fast.
 _COMMAND_MODULES = (
-    "conformance._cmd_run",
-    "conformance._cmd_list",
-    "conformance._cmd_init",
-    "conformance._cmd_explain",
-    "conformance._cmd_show",
-    "mock_engines._cli",
-    "mock_engines._proxy_cli",
-    "adapters.orchestrator._cli",
-    "adapters.rbee_worker._cli",
-    "conformance.rbee._cli",
-    "reports._cli",
-    "reports.gate._cli",
-    "conformance.real._cli",
+    "llorch_conformance.conformance._cmd_run",
+    "llorch_conformance.conformance._cmd_list",
+    "llorch_conformance.conformance._cmd_init",
+    "llorch_conformance.conformance._cmd_explain",
+    "llorch_conformance.conformance._cmd_show",
+    "llorch_conformance.mock_engines._cli",
+    "llorch_conformance.mock_engines._proxy_cli",
+    "llorch_conformance.adapters.orchestrator._cli",
+    "llorch_conformance.adapters.rbee_worker._cli",
+    "llorch_conformance.conformance.rbee._cli",
+    "llorch_conformance.reports._cli",
+    "llorch_conformance.reports.gate._cli",
+    "llorch_conformance.conformance.real._cli",
 )
 
 
@@ -53,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from conformance import __version__
+    from llorch_conformance.conformance import __version__
 
     parser = _Parser(
         prog="llorch-conformance",

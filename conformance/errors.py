@@ -1,6 +1,6 @@
 """Harness-side names of the one exception tree (defined in :mod:`adapters.api`)."""
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     ConfigError,
     ConformanceFailure,
     HarnessError,

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 _PROP = "llorch"
-_STEPS_PLUGIN = "steps._plugin"
+_STEPS_PLUGIN = "llorch_conformance.steps._plugin"
 
 
 class Unsupported(Skipped):
@@ -124,7 +124,7 @@ def suite_module_path() -> Path:
     """Path of the module that binds the packaged features (``steps/_suite.py``)."""
     from importlib.resources import files
 
-    return Path(str(files("steps") / "_suite.py"))
+    return Path(str(files("llorch_conformance.steps") / "_suite.py"))
 
 
 # -- options -------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def _activate(config: pytest.Config) -> _State:
         if not is_known(rid):
             raise pytest.UsageError(f"--llorch-requirement {rid!r}: not a catalogue ID")
     config.stash[_STATE] = state
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     from ._targets import resolve_targets
 
@@ -462,9 +462,13 @@ def observed_failure(exc: BaseException) -> BaseException | None:
 def _adapter_packages(target: Any) -> tuple[str, ...]:
     """Module prefixes of the adapter under test: its factory's module and top-level package."""
     mod = str(getattr(getattr(target, "factory", None), "__module__", "") or "")
-    if not mod or mod.startswith(("conformance", "steps", "mock_engines", "reports")):
+    ns = "llorch_conformance."
+    harness = tuple(ns + p for p in ("conformance", "steps", "mock_engines", "reports"))
+    if not mod or mod.startswith(harness):
         return ()
-    return tuple(dict.fromkeys((mod, mod.split(".", 1)[0])))
+    # A built-in adapter's package is llorch_conformance.adapters, never the whole namespace.
+    top = ".".join(mod.split(".", 2)[:2]) if mod.startswith(ns) else mod.split(".", 1)[0]
+    return tuple(dict.fromkeys((mod, top)))
 
 
 def raised_by_adapter(exc: BaseException, target: Any) -> str | None:
@@ -520,14 +524,14 @@ def _classify(
         )
     if isinstance(value, Skipped):
         return "skipped", str(value.msg or ""), [], []
-    from adapters.api import ConformanceFailure
+    from llorch_conformance.adapters.api import ConformanceFailure
 
     if isinstance(value, ConformanceFailure) and when == "call":
         reqs = list(getattr(value, "requirements", None) or [value.requirement])
         return "fail", str(value), reqs, []
     if isinstance(value, AssertionError) and when == "call":
         return "fail", str(value) or "assertion failed", [], []
-    from adapters.api import HarnessError, UsageError
+    from llorch_conformance.adapters.api import HarnessError, UsageError
 
     if when == "call" and under_test and not isinstance(value, HarnessError | UsageError):
         where = raised_by_adapter(value, target)

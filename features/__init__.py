@@ -33,7 +33,7 @@ AREAS = (
 
 def features_root() -> Path:
     """The directory holding the area folders (a real path: the suite needs files on disk)."""
-    return Path(str(files("features")))
+    return Path(str(files("llorch_conformance.features")))
 
 
 def feature_files() -> list[Path]:

@@ -2,7 +2,7 @@
 
 Quick use in a test::
 
-    from mock_engines import run_mock_engine
+    from llorch_conformance.mock_engines import run_mock_engine
 
     with run_mock_engine("llamacpp", seed=7) as eng:
         httpx.post(f"{eng.base_url}/completion", json={"prompt": "Hi", "n_predict": 4})

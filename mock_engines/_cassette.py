@@ -58,8 +58,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from adapters.api import ConfigError
-from adapters.http_util import redact_headers, redact_url
+from llorch_conformance.adapters.api import ConfigError
+from llorch_conformance.adapters.http_util import redact_headers, redact_url
 
 from ._dialects import get_dialect
 from ._plan import GenerationPlan

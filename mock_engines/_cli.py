@@ -54,7 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
     import signal
     import sys
 
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     from ._plan import MAX_CONTEXT
     from ._runner import create_app

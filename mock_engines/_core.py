@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 from ._faults import FAULT_HEADER, FaultRule, RuleState, parse_faults
 from ._journal import Journal, JournalEntry

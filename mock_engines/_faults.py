@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 __all__ = [
     "FAULT_HEADER",

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 __all__ = ["PROFILES", "Profile", "load_profile"]
 

@@ -53,7 +53,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 from ._core import DEFAULT_MAX_BODY, EngineContext, MockEngineApp, Receive, Scope, Send, _WatchState
 from ._dialects import get_dialect

@@ -47,7 +47,7 @@ def _proxy(args: argparse.Namespace) -> int:
     import signal
     import sys
 
-    from adapters.api import ConfigError, UsageError
+    from llorch_conformance.adapters.api import ConfigError, UsageError
 
     from ._proxy import ProxyApp, ProxyContext
     from ._server import EngineServer

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterable
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 from ._core import DEFAULT_MAX_BODY, EngineContext, MockEngineApp
 from ._dialects import get_dialect

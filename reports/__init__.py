@@ -2,7 +2,7 @@
 
 A bundle is what gets attached to a release and reviewed without rerunning anything::
 
-    from reports import write_bundle, verify_bundle
+    from llorch_conformance.reports import write_bundle, verify_bundle
 
     out = write_bundle(results, config={"argv": argv}, secrets=[api_key], sign_key="key.pem")
     report = verify_bundle(out.path, public_key="key.pub")

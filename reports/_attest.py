@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 __all__ = [
     "DSSE_PAYLOAD_TYPE",

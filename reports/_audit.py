@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from adapters.http_util import mask
+from llorch_conformance.adapters.http_util import mask
 
 __all__ = ["AuditHit", "audit_bundle", "audit_text", "secret_forms"]
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-from adapters.api import HarnessError
+from llorch_conformance.adapters.api import HarnessError
 
 __all__ = ["chromium_path", "dump_dom", "screenshot_html"]
 

@@ -40,10 +40,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from adapters.api import ConformanceFailure, HarnessError
-from adapters.http_util import redact
-from conformance._catalogue import CATALOGUE
-from conformance._results import RunResults, ScenarioResult
+from llorch_conformance.adapters.api import ConformanceFailure, HarnessError
+from llorch_conformance.adapters.http_util import redact
+from llorch_conformance.conformance._catalogue import CATALOGUE
+from llorch_conformance.conformance._results import RunResults, ScenarioResult
 
 from ._attest import build_statement, load_private_key, sign_statement, statement_bytes
 from ._audit import AuditHit, audit_bundle
@@ -166,7 +166,7 @@ def _redacted(results: RunResults, secrets: Sequence[str]) -> RunResults:
 
 
 def _suite_version() -> str:
-    from conformance import __version__
+    from llorch_conformance.conformance import __version__
 
     return str(__version__)
 
@@ -207,7 +207,7 @@ def _adapter_version(desc: Mapping[str, Any]) -> str:
 
 def _mock_dialect_versions() -> dict[str, str]:
     try:
-        import mock_engines
+        from llorch_conformance import mock_engines
     except ImportError:  # pragma: no cover - same distribution
         return {}
     out: dict[str, str] = {}

@@ -121,7 +121,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     from ._replay import replay_bundle
 
@@ -143,8 +143,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from adapters.api import UsageError
-    from conformance._results import RunResults
+    from llorch_conformance.adapters.api import UsageError
+    from llorch_conformance.conformance._results import RunResults
 
     from ._bundle import write_bundle
 

@@ -43,9 +43,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from adapters.api import TokenEvent, check_stream
-from conformance._catalogue import get_requirement, is_known
-from conformance._results import RunResults, ScenarioResult
+from llorch_conformance.adapters.api import TokenEvent, check_stream
+from llorch_conformance.conformance._catalogue import get_requirement, is_known
+from llorch_conformance.conformance._results import RunResults, ScenarioResult
 
 from ._model import adapter_label, assign_dirs, feature_label
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from adapters.api import ERROR_MAPPING, ErrorCode, UpstreamCondition
+from llorch_conformance.adapters.api import ERROR_MAPPING, ErrorCode, UpstreamCondition
 
 from ._failures import groups_from_json, render_markdown
 from ._model import adapter_label, feature_label
@@ -76,7 +76,7 @@ def _verdict_cell(status: str, declared: Sequence[str] | None) -> str:
 
 def _folding_section() -> list[str]:
     """The folding rules and the declaration table (``conformance._declarations``)."""
-    from conformance._declarations import DECLARATION_RULES
+    from llorch_conformance.conformance._declarations import DECLARATION_RULES
 
     lines = [
         "## Folding rules and declarations",

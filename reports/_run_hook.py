@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from adapters.api import ConformanceFailure, HarnessError
+from llorch_conformance.adapters.api import ConformanceFailure, HarnessError
 
 from ._cli import add_bundle_options
 

@@ -14,8 +14,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, Final, Literal
 
-from conformance._catalogue import CATALOGUE, get_requirement, is_known
-from conformance._results import STATUSES, VERDICT_STATUSES, RunResults
+from llorch_conformance.conformance._catalogue import CATALOGUE, get_requirement, is_known
+from llorch_conformance.conformance._results import STATUSES, VERDICT_STATUSES, RunResults
 
 from ._model import ScenarioFiles
 
@@ -27,7 +27,9 @@ _RESULT: Final = {0: "pass", 1: "fail", 2: "error"}
 
 @cache
 def summary_schema() -> dict[str, Any]:
-    text = (files("reports") / "schemas" / "summary.schema.json").read_text("utf-8")
+    text = (files("llorch_conformance.reports") / "schemas" / "summary.schema.json").read_text(
+        "utf-8"
+    )
     schema: dict[str, Any] = json.loads(text)
     return schema
 

@@ -189,7 +189,7 @@ def _check_attestation(report: VerifyReport, root: Path, public_key: Any) -> Non
 
 def verify_bundle(bundle: str | Path, *, public_key: str | Path | None = None) -> VerifyReport:
     """Check ``bundle`` by every rule above; raises only for a path that is not a directory."""
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     root = Path(bundle)
     if not root.is_dir():

@@ -36,7 +36,7 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from adapters.api import HarnessError
+from llorch_conformance.adapters.api import HarnessError
 
 __all__ = [
     "HEADER",

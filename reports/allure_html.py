@@ -1,8 +1,8 @@
 """Render Allure results to one offline HTML file with the npm ``allure-commandline`` package.
 
-    python -m reports.allure_html RESULTS_DIR OUT_DIR [--cache DIR]
+    python -m llorch_conformance.reports.allure_html RESULTS_DIR OUT_DIR [--cache DIR]
 
-``RESULTS_DIR`` is a bundle's ``allure-results/`` or what ``-p reports.allure_plugin
+``RESULTS_DIR`` is a bundle's ``allure-results/`` or what ``-p llorch_conformance.reports.allure_plugin
 --llorch-allure DIR`` wrote; ``OUT_DIR/index.html`` is the single self-contained report
 (``allure generate --single-file``). Analytics are switched off (``ALLURE_NO_ANALYTICS=true``) and the result is checked to
 load no external script. ``allure-commandline`` (Allure 2, needs Java 17) is installed
@@ -75,7 +75,8 @@ def render(results: Path, out: Path, *, cache: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m reports.allure_html", description=__doc__.split("\n\n")[0]
+        prog="python -m llorch_conformance.reports.allure_html",
+        description=__doc__.split("\n\n")[0],
     )
     p.add_argument("results", type=Path)
     p.add_argument("out", type=Path)

@@ -3,7 +3,7 @@ tests — in one folder, written with ``allure-python-commons`` (see :mod:`repor
 
 Use::
 
-    pytest -p reports.allure_plugin --llorch-allure DIR [--llorch-suite ...] tests/...
+    pytest -p llorch_conformance.reports.allure_plugin --llorch-allure DIR [--llorch-suite ...] tests/...
 
 Why a plugin of our own: ``allure-pytest`` and ``allure-pytest-bdd`` cannot both be loaded in one
 process (DESIGN.md), so neither can put plain tests and scenarios side by side. This one labels a

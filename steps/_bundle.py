@@ -69,7 +69,7 @@ def private_proof_dir(llorch_ctx: ScenarioContext) -> None:
 
 @when(parsers.parse('a bundle of every test type is opened with run id "{run_id}"'))
 def open_every_type(llorch_ctx: ScenarioContext, run_id: str) -> None:
-    from reports import ProofBundle, TestType
+    from llorch_conformance.reports import ProofBundle, TestType
 
     roots = {}
     for tt in TestType:
@@ -92,7 +92,7 @@ def bundle_layout(llorch_ctx: ScenarioContext, run_id: str) -> None:
 
 @then("the type directories are exactly the fixed map plus conformance")
 def type_map(llorch_ctx: ScenarioContext) -> None:
-    from reports import TestType
+    from llorch_conformance.reports import TestType
 
     fixed = {
         "unit",
@@ -118,7 +118,7 @@ def type_map(llorch_ctx: ScenarioContext) -> None:
 
 @then(parsers.parse('a bundle opened with LLORCH_RUN_ID "{rid}" is named "{expected}"'))
 def run_id_env(llorch_ctx: ScenarioContext, rid: str, expected: str) -> None:
-    from reports import ProofBundle, make_run_id
+    from llorch_conformance.reports import ProofBundle, make_run_id
 
     with _env(LLORCH_RUN_ID=rid):
         pb = ProofBundle.for_type("unit")
@@ -136,7 +136,7 @@ _TS = r"\d{8}-\d{6}"
 
 def _run_id_in(cwd: Path, env: dict[str, str | None]) -> str:
     """make_run_id as a fresh process would compute it, in ``cwd`` (no git there)."""
-    code = "from reports import make_run_id; print(make_run_id())"
+    code = "from llorch_conformance.reports import make_run_id; print(make_run_id())"
     full = {k: v for k, v in os.environ.items() if k not in env}
     full.update({k: v for k, v in env.items() if v is not None})
     full["GIT_CEILING_DIRECTORIES"] = str(cwd.parent)
@@ -193,7 +193,7 @@ def run_id_sha(llorch_ctx: ScenarioContext) -> None:
 
 @then("every bundle path is an absolute POSIX path")
 def posix_paths(llorch_ctx: ScenarioContext) -> None:
-    from reports import ProofBundle
+    from llorch_conformance.reports import ProofBundle
 
     pb = ProofBundle.for_type("unit", run_id="posix")
     p = pb.path("a/b/c.md").resolve()
@@ -207,7 +207,7 @@ def posix_paths(llorch_ctx: ScenarioContext) -> None:
 
 @when("the writer appends two stream records, writes a config twice, a summary and timings")
 def write_formats(llorch_ctx: ScenarioContext) -> None:
-    from reports import ProofBundle
+    from llorch_conformance.reports import ProofBundle
 
     pb = ProofBundle.for_type("bdd", run_id="formats")
     pb.append_ndjson("streams/events", {"kind": "token", "i": 0})
@@ -225,7 +225,7 @@ def _root(ctx: ScenarioContext) -> Path:
 
 @then("the stream is NDJSON with the meta record first and a newline after every record")
 def ndjson_ok(llorch_ctx: ScenarioContext) -> None:
-    from reports import META_RECORD
+    from llorch_conformance.reports import META_RECORD
 
     path = _root(llorch_ctx) / "streams" / "events.ndjson"
     raw = path.read_text(encoding="utf-8")
@@ -250,7 +250,7 @@ def ndjson_ok(llorch_ctx: ScenarioContext) -> None:
 
 @then("the config is pretty JSON, overwritten, with a header sibling")
 def json_ok(llorch_ctx: ScenarioContext) -> None:
-    from reports import HEADER
+    from llorch_conformance.reports import HEADER
 
     path = _root(llorch_ctx) / "config" / "run.json"
     text = path.read_text(encoding="utf-8")
@@ -269,7 +269,7 @@ def json_ok(llorch_ctx: ScenarioContext) -> None:
 
 @then("the summary is Markdown and the timings are CSV, both starting with the header line")
 def md_csv_ok(llorch_ctx: ScenarioContext) -> None:
-    from reports import HEADER
+    from llorch_conformance.reports import HEADER
 
     md = (_root(llorch_ctx) / "summary.md").read_text(encoding="utf-8")
     csv_text = (_root(llorch_ctx) / "timings.csv").read_text(encoding="utf-8")
@@ -300,7 +300,7 @@ def parents_ok(llorch_ctx: ScenarioContext) -> None:
     "and seeds().record"
 )
 def writer_api(llorch_ctx: ScenarioContext) -> None:
-    from reports import ProofBundle
+    from llorch_conformance.reports import ProofBundle
 
     missing = [
         n
@@ -320,7 +320,7 @@ def writer_api(llorch_ctx: ScenarioContext) -> None:
 
 @then("seeds().record appends a labelled seed line under the header")
 def seeds_record(llorch_ctx: ScenarioContext) -> None:
-    from reports import HEADER, ProofBundle
+    from llorch_conformance.reports import HEADER, ProofBundle
 
     tmp = Path(tempfile.mkdtemp(prefix="llorch-pb-seeds-"))
     llorch_ctx.add_cleanup(lambda: shutil.rmtree(tmp, ignore_errors=True))
@@ -338,7 +338,7 @@ def seeds_record(llorch_ctx: ScenarioContext) -> None:
 
 @then("text given to the low-level writer is stored as given")
 def no_redaction_low_level(llorch_ctx: ScenarioContext) -> None:
-    from reports import ProofBundle
+    from llorch_conformance.reports import ProofBundle
 
     pb = ProofBundle.for_type("unit", run_id="raw")
     line = f"Authorization: Bearer {_TOKEN}"
@@ -352,7 +352,7 @@ def no_redaction_low_level(llorch_ctx: ScenarioContext) -> None:
 
 
 def _small_results(*, secret: str | None = None, failing: bool = False) -> Any:
-    from conformance import RunResults, ScenarioResult
+    from llorch_conformance.conformance import RunResults, ScenarioResult
 
     events = [
         {"kind": "started", "data": {}},
@@ -378,7 +378,7 @@ def _small_results(*, secret: str | None = None, failing: bool = False) -> Any:
 
 @then("a conformance bundle of evidence holding a bearer token never contains the token")
 def caller_redacts(llorch_ctx: ScenarioContext) -> None:
-    from reports import write_bundle
+    from llorch_conformance.reports import write_bundle
 
     with _env(LLORCH_RUN_ID=None):
         out = write_bundle(_small_results(secret=_TOKEN), base=_base(llorch_ctx), run_id="redact")
@@ -392,8 +392,8 @@ def caller_redacts(llorch_ctx: ScenarioContext) -> None:
 
 @then("a bad file name is refused with a harness error naming it")
 def bad_names(llorch_ctx: ScenarioContext) -> None:
-    from adapters.api import HarnessError
-    from reports import ProofBundle
+    from llorch_conformance.adapters.api import HarnessError
+    from llorch_conformance.reports import ProofBundle
 
     pb = ProofBundle.for_type("unit", run_id="names")
     for bad in ("../escape.md", "", "/abs.md", "a/../../b.md"):
@@ -414,8 +414,8 @@ def bad_names(llorch_ctx: ScenarioContext) -> None:
 
 @then("a base directory that cannot be created is a harness error, not an OSError")
 def bad_base(llorch_ctx: ScenarioContext) -> None:
-    from adapters.api import HarnessError
-    from reports import ProofBundle
+    from llorch_conformance.adapters.api import HarnessError
+    from llorch_conformance.reports import ProofBundle
 
     blocker = _base(llorch_ctx) / "not-a-dir"
     blocker.write_text("a file where a directory should be", encoding="utf-8")
@@ -431,7 +431,7 @@ def bad_base(llorch_ctx: ScenarioContext) -> None:
 
 @then("two writers of the same run both append to one stream and both records are kept")
 def two_writers(llorch_ctx: ScenarioContext) -> None:
-    from reports import ProofBundle
+    from llorch_conformance.reports import ProofBundle
 
     a = ProofBundle.for_type("integration", run_id="shared")
     b = ProofBundle.for_type("integration", run_id="shared")
@@ -448,7 +448,7 @@ def two_writers(llorch_ctx: ScenarioContext) -> None:
 
 @when("a conformance bundle of a small failing run is written")
 def write_failing(llorch_ctx: ScenarioContext) -> None:
-    from reports import write_bundle
+    from llorch_conformance.reports import write_bundle
 
     with _env(LLORCH_RUN_ID=None):
         out = write_bundle(_small_results(failing=True), base=_base(llorch_ctx), run_id="failing")
@@ -469,7 +469,7 @@ def written_on_failure(llorch_ctx: ScenarioContext) -> None:
 
 @then("every artifact carries its autogenerated marker and the bundle verifies")
 def markers_and_verify(llorch_ctx: ScenarioContext) -> None:
-    from reports import check_headers, verify_bundle
+    from llorch_conformance.reports import check_headers, verify_bundle
 
     path = Path(str(llorch_ctx.notes["pb_bundle"]))
     problems = check_headers(path)

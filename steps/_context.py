@@ -30,8 +30,13 @@ from typing import Any, NoReturn
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from adapters.api import ConformanceFailure, HarnessError, TaskRequest, TokenEvent
-from conformance.plugin import PER_RUN, Unsupported
+from llorch_conformance.adapters.api import (
+    ConformanceFailure,
+    HarnessError,
+    TaskRequest,
+    TokenEvent,
+)
+from llorch_conformance.conformance.plugin import PER_RUN, Unsupported
 
 __all__ = [
     "HARNESS_POOL_ID",
@@ -262,10 +267,10 @@ class EnginePool:
         """A fresh (not yet started) engine handle: a mock, or a proxy for a live dialect."""
         url = self.live.get(dialect)
         if url is not None:
-            from mock_engines import run_fault_proxy
+            from llorch_conformance.mock_engines import run_fault_proxy
 
             return run_fault_proxy(dialect, url, seed=self.seed)
-        from mock_engines import run_mock_engine
+        from llorch_conformance.mock_engines import run_mock_engine
 
         return run_mock_engine(dialect, seed=self.seed, **options)
 
@@ -421,7 +426,7 @@ class ScenarioContext:
         engine.set_faults(faults)
 
     def check_fault_applies(self, faults: list[str]) -> None:
-        from mock_engines import FaultRule
+        from llorch_conformance.mock_engines import FaultRule
 
         for text in faults:
             rule = FaultRule.parse(text)
@@ -445,7 +450,7 @@ class ScenarioContext:
     # -- adapter ----------------------------------------------------------------------------
     def build_config(self, **overrides: Any) -> dict[str, Any]:
         """The harness's adapter config convention (keys a factory may ignore)."""
-        from adapters.http_util import HttpClientConfig, RetryPolicy
+        from llorch_conformance.adapters.http_util import HttpClientConfig, RetryPolicy
 
         t = self.timeouts_s
         http = HttpClientConfig(
@@ -612,7 +617,7 @@ class ScenarioContext:
         """A live engine's own output may leave a fault no room (fewer tokens than the
         scenario planned, no JSON frame ...): the fault proxy says so, and the scenario, which
         cannot judge the adapter without its fault, is unsupported with that reason."""
-        from mock_engines._proxy import NOT_APPLIED
+        from llorch_conformance.mock_engines._proxy import NOT_APPLIED
 
         for e in self.journal().entries:
             note = e.fault_note or ""
@@ -687,7 +692,7 @@ class ScenarioContext:
 
     def evidence(self) -> dict[str, Any]:
         """Redacted, JSON-able evidence a reviewer can read without rerunning anything."""
-        from adapters.http_util import redact
+        from llorch_conformance.adapters.http_util import redact
 
         secrets = [s for s in (self.api_key, *self.env_secrets, self._target_token()) if s]
         ev: dict[str, Any] = {
@@ -735,7 +740,7 @@ def _fault_descriptions(faults: Iterable[str]) -> dict[str, str]:
     """What each injected fault does, from the mock engines' catalogue (failure reports quote
     it next to the fault spec)."""
     try:
-        from mock_engines import fault_catalogue
+        from llorch_conformance.mock_engines import fault_catalogue
 
         by_id = {f.id: f.description for f in fault_catalogue()}
     except Exception:  # evidence must never break a verdict
@@ -800,7 +805,7 @@ def _entry_summary(e: Any) -> dict[str, Any]:
 
 def _fault_spec(fault_id: str) -> Any:
     """The fault's catalogue entry with ``applies_to`` filled in by the mock engines."""
-    import mock_engines
+    from llorch_conformance import mock_engines
 
     for spec in mock_engines.fault_catalogue():
         if spec.id == fault_id:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pytest_bdd import given, parsers
 
-from adapters.api import HarnessError
+from llorch_conformance.adapters.api import HarnessError
 
 from ._context import ScenarioContext
 

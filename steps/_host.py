@@ -14,7 +14,7 @@ from typing import Any
 
 from pytest_bdd import given, parsers, then, when
 
-from adapters.api import TaskRequest, TokenEvent
+from llorch_conformance.adapters.api import TaskRequest, TokenEvent
 
 from ._context import LogCapture, ScenarioContext, collect_stream
 
@@ -78,8 +78,8 @@ def host_view(ctx: ScenarioContext) -> HostView:
     view = ctx.scratch.get("host_view")
     if view is not None:
         return view  # type: ignore[no-any-return]
-    from adapters.host import AdapterHost, BreakerConfig, PoolPolicy
-    from adapters.http_util import RetryPolicy
+    from llorch_conformance.adapters.host import AdapterHost, BreakerConfig, PoolPolicy
+    from llorch_conformance.adapters.http_util import RetryPolicy
 
     # The in-process mock adapter may already exist (faults are set on it): reuse it.
     inner = _CountingCaps(ctx.adapter if ctx.adapter is not None else ctx.make_adapter())

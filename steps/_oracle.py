@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.api import DeterminismLevel, TaskRequest
+from llorch_conformance.adapters.api import DeterminismLevel, TaskRequest
 
 __all__ = [
     "FORWARD_IDS",
@@ -128,7 +128,7 @@ def _tgi_samples(params: Mapping[str, Any]) -> bool:
 
 def expected_plan(req: TaskRequest, dialect: str, engine_seed: int) -> Any:
     """The plan the engine generates when it receives exactly what the task asks for."""
-    from mock_engines import chat_prompt, make_plan
+    from llorch_conformance.mock_engines import chat_prompt, make_plan
 
     params = engine_params(req)
     prompt = task_prompt(req)
@@ -208,7 +208,7 @@ def forwarded_problems(req: TaskRequest, parsed: Any, dialect: str) -> list[Mism
 
 
 def chat_prompt_text(prompt: str) -> str:
-    from mock_engines import chat_prompt
+    from llorch_conformance.mock_engines import chat_prompt
 
     return str(chat_prompt([{"role": "user", "content": prompt}]))
 

@@ -26,7 +26,7 @@ import anyio
 import httpx
 from pytest_bdd import given, parsers, then, when
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     Capabilities,
     HarnessError,
     ProtocolError,
@@ -160,7 +160,7 @@ class FacadeView:
         return str((await self._pool_caps()).get("engine_version", ""))
 
     async def submit_gen(self, request: TaskRequest) -> AsyncIterator[TokenEvent]:
-        from adapters.http_util import SSEDecoder
+        from llorch_conformance.adapters.http_util import SSEDecoder
 
         async with httpx.AsyncClient(http2=self.http2, trust_env=False, timeout=20.0) as client:
             body = request.to_dict()
@@ -214,10 +214,10 @@ def serve_facade(
 ) -> FacadeView:
     import uvicorn
 
-    from adapters.host import AdapterHost
-    from adapters.http_util import RetryPolicy
-    from adapters.orchestrator import FacadeConfig, create_app
-    from adapters.orchestrator._auth import AuthPolicy
+    from llorch_conformance.adapters.host import AdapterHost
+    from llorch_conformance.adapters.http_util import RetryPolicy
+    from llorch_conformance.adapters.orchestrator import FacadeConfig, create_app
+    from llorch_conformance.adapters.orchestrator._auth import AuthPolicy
 
     inner = ctx.adapter if ctx.adapter is not None else ctx.make_adapter()
     host = AdapterHost(retry_policy=RetryPolicy(seed=ctx.seed))
@@ -469,7 +469,7 @@ def auth_results(llorch_ctx: ScenarioContext) -> None:
 
 @then("the facade logged identities as token fingerprints, never the token")
 def auth_identity_logs(llorch_ctx: ScenarioContext) -> None:
-    from adapters.http_util import fp6
+    from llorch_conformance.adapters.http_util import fp6
 
     view = facade(llorch_ctx)
     if view.remote:
@@ -563,7 +563,7 @@ def h11_fallback(llorch_ctx: ScenarioContext) -> None:
 # -- auth rules of the facade, checked through its API (per-run) -------------------------------
 @then("a non-loopback bind without a token is refused and allowed with one")
 def bind_policy(llorch_ctx: ScenarioContext) -> None:
-    from adapters.orchestrator import check_bind
+    from llorch_conformance.adapters.orchestrator import check_bind
 
     try:
         check_bind("0.0.0.0", None)
@@ -577,7 +577,7 @@ def bind_policy(llorch_ctx: ScenarioContext) -> None:
 
 @then("loopback may skip the token only when auth is optional")
 def optional_policy(llorch_ctx: ScenarioContext) -> None:
-    from adapters.orchestrator._auth import AuthPolicy
+    from llorch_conformance.adapters.orchestrator._auth import AuthPolicy
 
     opt = AuthPolicy(token=TOKEN, optional=True)
     strict = AuthPolicy(token=TOKEN, optional=False)
@@ -602,7 +602,7 @@ def optional_policy(llorch_ctx: ScenarioContext) -> None:
 def constant_time(llorch_ctx: ScenarioContext) -> None:
     import hmac
 
-    from adapters.orchestrator._auth import AuthPolicy
+    from llorch_conformance.adapters.orchestrator._auth import AuthPolicy
 
     mp: Any = llorch_ctx._getfixturevalue("monkeypatch")
     calls: list[int] = []

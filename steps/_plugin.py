@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from conformance.plugin import (
+from llorch_conformance.conformance.plugin import (
     NOT_APPLICABLE,
     PER_RUN,
     Unsupported,
@@ -28,15 +28,15 @@ from conformance.plugin import (
 from ._context import EnginePool, ScenarioContext
 
 pytest_plugins = [
-    "steps._given",
-    "steps._when",
-    "steps._then",
-    "steps._then_more",
-    "steps._host",
-    "steps._orch",
-    "steps._bundle",
-    "steps._registration",
-    "steps.worker_steps",
+    "llorch_conformance.steps._given",
+    "llorch_conformance.steps._when",
+    "llorch_conformance.steps._then",
+    "llorch_conformance.steps._then_more",
+    "llorch_conformance.steps._host",
+    "llorch_conformance.steps._orch",
+    "llorch_conformance.steps._bundle",
+    "llorch_conformance.steps._registration",
+    "llorch_conformance.steps.worker_steps",
 ]
 
 

@@ -6,6 +6,6 @@ registers when the suite is collected; this module only turns scenarios into tes
 
 from pytest_bdd import scenarios
 
-from features import features_root
+from llorch_conformance.features import features_root
 
 scenarios(str(features_root()))

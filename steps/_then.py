@@ -6,7 +6,7 @@ from typing import Any
 
 from pytest_bdd import parsers, then
 
-from adapters.api import check_stream
+from llorch_conformance.adapters.api import check_stream
 
 from ._context import STREAM_LIMIT_S, ScenarioContext, StreamRun
 
@@ -239,12 +239,12 @@ def ends_with_code(llorch_ctx: ScenarioContext, code: str, flag: str) -> None:
 @then(parsers.parse('the stream ends with the mapping table\'s error for "{condition}"'))
 def ends_with_mapped(llorch_ctx: ScenarioContext, condition: str) -> None:
     """The expected code and retriability come from ``ERROR_MAPPING`` (never typed twice)."""
-    from adapters.api import UpstreamCondition, mapping_for_condition
+    from llorch_conformance.adapters.api import UpstreamCondition, mapping_for_condition
 
     try:
         row = mapping_for_condition(UpstreamCondition(condition))
     except ValueError:
-        from adapters.api import HarnessError
+        from llorch_conformance.adapters.api import HarnessError
 
         raise HarnessError(f"unknown upstream condition {condition!r} in a feature") from None
     llorch_ctx.notes["mapping_row"] = {

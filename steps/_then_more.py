@@ -9,7 +9,7 @@ from typing import Any
 
 from pytest_bdd import parsers, then
 
-from adapters.api import Capabilities, WorkerHealth, WorkerProps
+from llorch_conformance.adapters.api import Capabilities, WorkerHealth, WorkerProps
 
 from ._context import LogCapture, ScenarioContext
 
@@ -18,7 +18,7 @@ _NO_RETRY_IDS = ("WA-INT-3004", "HTU-EXP-1102", "WA-INT-3008")
 
 
 def _fp(secret: str) -> str:
-    from mock_engines import redact_secret
+    from llorch_conformance.mock_engines import redact_secret
 
     return str(redact_secret(secret))
 
@@ -896,7 +896,7 @@ def retry_gated(llorch_ctx: ScenarioContext) -> None:
 
 @then(parsers.parse('redacting "{secret}" as a secret gives "{want}"'))
 def redaction_vector(llorch_ctx: ScenarioContext, secret: str, want: str) -> None:
-    from adapters.http_util import redact
+    from llorch_conformance.adapters.http_util import redact
 
     got = redact(f"value {secret} here", [secret])
     llorch_ctx.check(
@@ -909,7 +909,7 @@ def redaction_vector(llorch_ctx: ScenarioContext, secret: str, want: str) -> Non
 
 @then("authorization headers, API-key headers, key=value pairs and URL credentials are redacted")
 def redaction_patterns(llorch_ctx: ScenarioContext) -> None:
-    from adapters.http_util import redact, redact_headers, redact_url
+    from llorch_conformance.adapters.http_util import redact, redact_headers, redact_url
 
     secret = "s3cr3t-token-xyz-0123"
     samples = [
@@ -946,8 +946,8 @@ def redaction_patterns(llorch_ctx: ScenarioContext) -> None:
 
 @then("every upstream status maps to the table's code, retriability and Retry-After")
 def mapping_table(llorch_ctx: ScenarioContext) -> None:
-    from adapters.api import mapping_for_status
-    from adapters.http_util import error_from_response
+    from llorch_conformance.adapters.api import mapping_for_status
+    from llorch_conformance.adapters.http_util import error_from_response
 
     rows = []
     for status in (400, 401, 403, 404, 409, 422, 429, 500, 502, 503, 504):
@@ -986,7 +986,7 @@ def mapping_table(llorch_ctx: ScenarioContext) -> None:
 # -- the harness's seed corpus -----------------------------------------------------------------
 @then(parsers.parse("the seed corpus has at least {n:d} distinct seeds"))
 def corpus_size(llorch_ctx: ScenarioContext, n: int) -> None:
-    from conformance import SEED_CORPUS
+    from llorch_conformance.conformance import SEED_CORPUS
 
     llorch_ctx.notes["corpus"] = {
         "size": len(SEED_CORPUS),
@@ -1002,8 +1002,8 @@ def corpus_size(llorch_ctx: ScenarioContext, n: int) -> None:
 
 @then("every corpus seed gives the same generation plan twice")
 def corpus_stable(llorch_ctx: ScenarioContext) -> None:
-    from conformance import SEED_CORPUS
-    from mock_engines import make_plan
+    from llorch_conformance.conformance import SEED_CORPUS
+    from llorch_conformance.mock_engines import make_plan
 
     unstable = []
     distinct = set()
@@ -1026,7 +1026,7 @@ def corpus_stable(llorch_ctx: ScenarioContext) -> None:
 
 @then("the mock adapter is one of the built-in adapters")
 def mock_builtin(llorch_ctx: ScenarioContext) -> None:
-    import adapters
+    from llorch_conformance import adapters
 
     llorch_ctx.check(
         "mock" in adapters.BUILTIN_ADAPTERS,

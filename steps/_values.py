@@ -215,7 +215,7 @@ def secret_shaped(texts: Iterable[str]) -> list[str]:
     API-key headers and pairs, URL credentials, ``sk-``/``hf_`` keys): the redactor's own
     patterns (``adapters.http_util.redact``), so what it would mask must never be logged raw.
     Returns the offending fragments, each masked."""
-    from adapters.http_util import redact
+    from llorch_conformance.adapters.http_util import redact
 
     found: list[str] = []
     for text in texts:

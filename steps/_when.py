@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 from pytest_bdd import parsers, when
 
-from adapters.api import HarnessError, WorkerAdapter
+from llorch_conformance.adapters.api import HarnessError, WorkerAdapter
 
 from ._context import CALL_LIMIT_S, ScenarioContext, StreamRun, collect_stream
 
@@ -126,7 +126,7 @@ def two_replicas(llorch_ctx: ScenarioContext) -> None:
 @when("every selected adapter streams the task against its own mock engine")
 def every_adapter(llorch_ctx: ScenarioContext) -> None:
     """The cross-dialect oracle: the same task through every selected target."""
-    from conformance.plugin import active_state
+    from llorch_conformance.conformance.plugin import active_state
 
     state = active_state(llorch_ctx._getfixturevalue("request").config)
     if state is None:
@@ -193,7 +193,7 @@ class _SubContext:
 # -- the shared HTTP layer (per-run scenarios) ------------------------------------------------
 @when("the shared HTTP client is built with its defaults")
 def build_default_client(llorch_ctx: ScenarioContext) -> None:
-    from adapters.http_util import HttpClientConfig, build_client
+    from llorch_conformance.adapters.http_util import HttpClientConfig, build_client
 
     client = build_client(HttpClientConfig())
     llorch_ctx.scratch["client"] = client
@@ -202,8 +202,8 @@ def build_default_client(llorch_ctx: ScenarioContext) -> None:
 
 @when(parsers.parse("an operation that keeps failing retriably is retried with seed {seed:d}"))
 def retry_seeded(llorch_ctx: ScenarioContext, seed: int) -> None:
-    from adapters.api import UpstreamCondition, error_for_condition
-    from adapters.http_util import RetryPolicy, RetryTimeline, retry_async
+    from llorch_conformance.adapters.api import UpstreamCondition, error_for_condition
+    from llorch_conformance.adapters.http_util import RetryPolicy, RetryTimeline, retry_async
 
     async def attempt_all(
         policy: RetryPolicy, *, idempotent: bool, retriable: bool

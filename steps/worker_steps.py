@@ -25,7 +25,7 @@ import httpx
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from adapters.api import HarnessError
+from llorch_conformance.adapters.api import HarnessError
 
 from ._context import ScenarioContext
 
@@ -56,7 +56,7 @@ class RbeeScenario:
     # -- queen and bridge ----------------------------------------------------------------------
     def get_queen(self, *, start: bool = True) -> Any:
         if self.queen is None:
-            from mock_engines.rbee import run_mock_queen
+            from llorch_conformance.mock_engines.rbee import run_mock_queen
 
             self.queen = run_mock_queen(interval_s=INTERVAL_S, timeout_s=TIMEOUT_S)
             if start:
@@ -80,7 +80,7 @@ class RbeeScenario:
             self.ctx.set_faults(faults)
 
     def start_worker(self, *, wait_ready: bool = True) -> Any:
-        from adapters.rbee_worker import BridgeConfig, run_worker_bridge
+        from llorch_conformance.adapters.rbee_worker import BridgeConfig, run_worker_bridge
 
         ctx = self.ctx
         queen = self.get_queen(start=self.queen is None)
@@ -137,7 +137,7 @@ class RbeeScenario:
         return status
 
     def probe(self, **kw: Any) -> Any:
-        from conformance.rbee import WorkerProbe
+        from llorch_conformance.conformance.rbee import WorkerProbe
 
         return WorkerProbe(
             self.url,
@@ -258,7 +258,7 @@ def queen_down(rbee: RbeeScenario) -> None:
 
 @given("a mock queen with the contract's 30 s interval and 90 s timeout")
 def queen_defaults(rbee: RbeeScenario) -> None:
-    from mock_engines.rbee import run_mock_queen
+    from llorch_conformance.mock_engines.rbee import run_mock_queen
 
     rbee.queen = run_mock_queen().start()
 
@@ -266,7 +266,7 @@ def queen_defaults(rbee: RbeeScenario) -> None:
 @given("a mock queen")
 def queen_plain(rbee: RbeeScenario) -> None:
     """Contract defaults (30 s / 90 s): registry rules must not depend on test timing."""
-    from mock_engines.rbee import run_mock_queen
+    from llorch_conformance.mock_engines.rbee import run_mock_queen
 
     rbee.queen = run_mock_queen().start()
 
@@ -414,7 +414,7 @@ def raw_beat(rbee: RbeeScenario, body: str) -> None:
 
 
 def _post_beat(rbee: RbeeScenario, wid: str, status: str, ts: datetime) -> None:
-    from adapters.rbee_worker import format_rfc3339
+    from llorch_conformance.adapters.rbee_worker import format_rfc3339
 
     body = {
         "worker": {
@@ -435,49 +435,49 @@ def _post_beat(rbee: RbeeScenario, wid: str, status: str, ts: datetime) -> None:
 # -- Then: black-box checks ------------------------------------------------------------------------
 @then('GET /health answers 200 text/plain "ok"')
 def t_health(rbee: RbeeScenario) -> None:
-    from conformance.rbee import check_health
+    from llorch_conformance.conformance.rbee import check_health
 
     rbee.run_check(check_health)
 
 
 @then("GET /info answers a WorkerInfo with every field and a known status")
 def t_info(rbee: RbeeScenario) -> None:
-    from conformance.rbee import check_info
+    from llorch_conformance.conformance.rbee import check_info
 
     rbee.run_check(check_info)
 
 
 @then("a non-streaming inference answers an InferResponse")
 def t_json(rbee: RbeeScenario) -> None:
-    from conformance.rbee import check_infer_json
+    from llorch_conformance.conformance.rbee import check_infer_json
 
     rbee.run_check(check_infer_json)
 
 
 @then('a streaming inference sends data: {"token"} frames and ends with data: [DONE]')
 def t_stream(rbee: RbeeScenario) -> None:
-    from conformance.rbee import check_infer_stream
+    from llorch_conformance.conformance.rbee import check_infer_stream
 
     rbee.run_check(check_infer_stream)
 
 
 @then("every malformed InferRequest is answered 400 with an error body")
 def t_bad(rbee: RbeeScenario) -> None:
-    from conformance.rbee import check_bad_input
+    from llorch_conformance.conformance.rbee import check_bad_input
 
     rbee.run_check(check_bad_input)
 
 
 @then("a saturated worker reports busy, refuses with 503 and returns to ready")
 def t_busy(rbee: RbeeScenario) -> None:
-    from conformance.rbee import check_busy
+    from llorch_conformance.conformance.rbee import check_busy
 
     rbee.run_check(check_busy)
 
 
 @then("the queen receives heartbeats every interval with an RFC 3339 UTC timestamp")
 def t_heartbeat(rbee: RbeeScenario) -> None:
-    from conformance.rbee import check_heartbeat
+    from llorch_conformance.conformance.rbee import check_heartbeat
 
     rbee.run_check(check_heartbeat)
 
@@ -522,7 +522,7 @@ def t_still_healthy(rbee: RbeeScenario) -> None:
 
 @then("the stream has token frames, then one error frame and no [DONE]")
 def t_error_frame(rbee: RbeeScenario) -> None:
-    from adapters.http_util import SSEDecoder
+    from llorch_conformance.adapters.http_util import SSEDecoder
 
     last = _last(rbee)
     rbee.ctx.check(

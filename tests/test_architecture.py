@@ -26,16 +26,21 @@ def _imports(path: Path) -> Iterator[tuple[int, str]]:
     for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield node.lineno, alias.name
+                yield node.lineno, _short(alias.name)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - (node.level - 1)]
                 mod = ".".join([*base, node.module] if node.module else base)
             else:
-                mod = node.module or ""
+                mod = _short(node.module or "")
             yield node.lineno, mod
             for alias in node.names:  # ``from adapters import host`` imports adapters.host
                 yield node.lineno, f"{mod}.{alias.name}"
+
+
+def _short(mod: str) -> str:
+    """``llorch_conformance.adapters.api`` → ``adapters.api`` (the rules name the folders)."""
+    return mod.removeprefix("llorch_conformance.")
 
 
 def _ours(mod: str) -> str | None:

@@ -8,10 +8,10 @@ import inspect
 import pytest
 
 PUBLIC_PACKAGES = [
-    "adapters.api",
-    "adapters.http_util",
+    "llorch_conformance.adapters.api",
+    "llorch_conformance.adapters.http_util",
     "mock_engines",
-    "conformance.errors",
+    "llorch_conformance.conformance.errors",
     "reports",
 ]
 

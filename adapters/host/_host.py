@@ -38,7 +38,7 @@ from typing import Any
 
 import anyio
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     Capabilities,
     ErrorCode,
     PlacementMode,
@@ -52,7 +52,7 @@ from adapters.api import (
     WorkerProps,
     error_for_condition,
 )
-from adapters.http_util import RetryPolicy, RetryTimeline, redact, retry_async
+from llorch_conformance.adapters.http_util import RetryPolicy, RetryTimeline, redact, retry_async
 
 from ._breaker import BreakerConfig, BreakerState, CircuitBreaker
 from ._metrics import HostMetrics

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 if TYPE_CHECKING:
-    from adapters.api import TaskRequest
+    from llorch_conformance.adapters.api import TaskRequest
 
 __all__ = ["DECODE_BUCKETS", "FIRST_TOKEN_BUCKETS", "HostMetrics"]
 

@@ -51,7 +51,7 @@ class Narration:
 
 def _redact(text: str) -> str:
     # Imported lazily: http_util is a sibling layer and this module must import without it.
-    from adapters.http_util import redact
+    from llorch_conformance.adapters.http_util import redact
 
     return redact(text)
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import anyio
 import httpx
 
-from adapters.api import ConfigError, UpstreamCondition, error_for_condition
+from llorch_conformance.adapters.api import ConfigError, UpstreamCondition, error_for_condition
 
 from ._errors import error_from_exception, error_from_response
 from ._redact import redact_headers, redact_url

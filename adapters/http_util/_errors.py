@@ -29,7 +29,7 @@ from typing import Any, Literal
 import anyio
 import httpx
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     ProtocolError,
     UpstreamCondition,
     UsageError,

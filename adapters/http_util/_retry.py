@@ -28,7 +28,7 @@ from typing import Any, TypeVar, overload
 
 import anyio
 
-from adapters.api import ConfigError, WorkerError
+from llorch_conformance.adapters.api import ConfigError, WorkerError
 
 __all__ = ["RetryPolicy", "RetryRecord", "RetryTimeline", "retry_async"]
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.api import SSEDecodeError
+from llorch_conformance.adapters.api import SSEDecodeError
 
 __all__ = ["SSEDecoder", "SSEEvent"]
 

@@ -25,7 +25,7 @@ from typing import cast
 import anyio
 import httpx
 
-from adapters.api import UpstreamCondition, WorkerError, error_for_condition
+from llorch_conformance.adapters.api import UpstreamCondition, WorkerError, error_for_condition
 
 from ._errors import error_from_exception
 from ._sse import SSEDecoder, SSEEvent

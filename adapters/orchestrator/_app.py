@@ -45,14 +45,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     InvalidTaskRequest,
     Priority,
     TaskRequest,
     TokenEvent,
     WorkerError,
 )
-from adapters.host import AdapterHost, narrate
+from llorch_conformance.adapters.host import AdapterHost, narrate
 
 from ._auth import AuthPolicy
 
@@ -488,8 +488,8 @@ class _Facade:
             return _envelope(
                 400, "INVALID_PARAMS", "config must be an object", cid, field_name="config"
             )
-        from adapters import create_adapter
-        from adapters.api import HarnessError
+        from llorch_conformance.adapters import create_adapter
+        from llorch_conformance.adapters.api import HarnessError
 
         pool, replica, engine, url = str(pool), str(replica), str(engine), str(url)
 

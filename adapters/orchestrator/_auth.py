@@ -17,8 +17,8 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
-from adapters.api import UsageError
-from adapters.http_util import fp6
+from llorch_conformance.adapters.api import UsageError
+from llorch_conformance.adapters.http_util import fp6
 
 __all__ = [
     "MIN_TOKEN_LEN",

@@ -15,7 +15,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.api import UsageError
+from llorch_conformance.adapters.api import UsageError
 
 __all__ = ["Binding", "parse_binding", "register"]
 
@@ -105,8 +105,8 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from adapters import create_adapter
-    from adapters.host import AdapterHost
+    from llorch_conformance.adapters import create_adapter
+    from llorch_conformance.adapters.host import AdapterHost
 
     from ._app import FacadeConfig, create_app
     from ._auth import AuthPolicy, check_bind

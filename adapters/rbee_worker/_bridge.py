@@ -48,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     ErrorCode,
     InvalidTaskRequest,
     TaskRequest,

@@ -16,7 +16,7 @@ import importlib
 import os
 from typing import Any
 
-from adapters.api import UsageError
+from llorch_conformance.adapters.api import UsageError
 
 __all__ = ["parse_opt", "register"]
 
@@ -119,13 +119,13 @@ def _factory(spec: str) -> tuple[Any, str]:
             if obj is None:
                 raise UsageError(f"--adapter {spec!r}: {mod_name!r} has no {attr!r}")
         return obj, str(getattr(obj, "dialect", "mock"))
-    from adapters import adapter_factory
+    from llorch_conformance.adapters import adapter_factory
 
     return adapter_factory(spec), spec
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adapters.api import ConfigError
+    from llorch_conformance.adapters.api import ConfigError
 
     from ._bridge import BridgeConfig, WorkerBridge
     from ._serve import bind_socket, make_server

@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 import httpx
 
-from adapters.http_util import RetryPolicy, redact_url
+from llorch_conformance.adapters.http_util import RetryPolicy, redact_url
 
 from ._contract import HEARTBEAT_PATH, HeartbeatAck, WorkerHeartbeat, WorkerInfo, WorkerStatus
 

@@ -8,7 +8,7 @@ same path as SIGTERM in the CLI: ``stopping`` → drain → ``stopped`` → fina
 
 from __future__ import annotations
 
-from adapters.api import WorkerAdapter
+from llorch_conformance.adapters.api import WorkerAdapter
 
 from ._bridge import BridgeConfig, WorkerBridge
 from ._serve import ServedApp, ServedHandle, bind_socket

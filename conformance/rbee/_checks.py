@@ -43,8 +43,8 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from adapters.http_util import SSEDecoder
-from adapters.rbee_worker import (
+from llorch_conformance.adapters.http_util import SSEDecoder
+from llorch_conformance.adapters.rbee_worker import (
     MAX_TOKENS_LIMIT,
     WORKER_INFO_FIELDS,
     BadInferRequest,

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from adapters.api import UsageError
+from llorch_conformance.adapters.api import UsageError
 
 __all__ = ["register"]
 
@@ -51,7 +51,9 @@ def register(sub: Any) -> None:
         "--out", default=None, metavar="DIR", help="write results.json and worker_check.md here"
     )
     p.add_argument("--seed", type=int, default=0, help="run seed, recorded in the results")
-    from reports._run_hook import add_run_options  # --proof-dir, --no-bundle, --sign-key, ...
+    from llorch_conformance.reports._run_hook import (
+        add_run_options,  # --proof-dir, --no-bundle, --sign-key, ...
+    )
 
     add_run_options(p)
     p.set_defaults(func=_run)
@@ -106,7 +108,9 @@ def worker_run(args: argparse.Namespace) -> tuple[Any, int]:
         print(f"{mark:5} {ids:22} {s.scenario}{tail}"[:400])
     if out is not None:
         print(f"results: {out / 'results.json'}")
-    from reports._run_hook import bundle_run  # the same proof bundle as 'run' writes
+    from llorch_conformance.reports._run_hook import (
+        bundle_run,  # the same proof bundle as 'run' writes
+    )
 
     rc = bundle_run(
         args,

@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from adapters.api import UsageError
+from llorch_conformance.adapters.api import UsageError
 
 from ._checks import CHECKS, CheckResult, WorkerProbe
 
@@ -77,7 +77,7 @@ def _raised(name: str, fn: Any, exc: Exception) -> CheckResult:
     """A check that raised: the worker's failure when its client saw the worker break the
     exchange (dropped connection, malformed HTTP), a harness ``error`` otherwise (issue 13:
     exit 2 only when the harness itself broke)."""
-    from conformance.plugin import observed_failure
+    from llorch_conformance.conformance.plugin import observed_failure
 
     seen = observed_failure(exc)
     ids = check_requirements(fn)
@@ -116,7 +116,7 @@ def check_requirements(fn: Any) -> list[str]:
 def _results(
     cfg: WorkerCheckConfig, checks: list[CheckResult], started_at: str, wall: float
 ) -> Any:
-    from conformance._results import RunResults, ScenarioResult
+    from llorch_conformance.conformance._results import RunResults, ScenarioResult
 
     run_id = cfg.run_id or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     res = RunResults(
@@ -169,7 +169,7 @@ def _results(
 
 def run_worker_check(cfg: WorkerCheckConfig, out: Path | None = None) -> Any:
     """Run the checks (starting a mock queen on ``queen_listen`` when given); write results."""
-    from mock_engines.rbee import QueenConfig, run_mock_queen
+    from llorch_conformance.mock_engines.rbee import QueenConfig, run_mock_queen
 
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()

@@ -2,7 +2,7 @@
 
 Public API::
 
-    from conformance.real import LlamaServer, write_tiny_model, run_drift_check
+    from llorch_conformance.conformance.real import LlamaServer, write_tiny_model, run_drift_check
 
     model = write_tiny_model(tmp / "tiny.gguf", seed=1)        # ~300 KB, random weights
     with LlamaServer(model.path) as srv:                       # free loopback port, /health 200
@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mock_engines._cassette import (
+from llorch_conformance.mock_engines._cassette import (
     CASSETTE_VERSION,
     Cassette,
     Chunk,

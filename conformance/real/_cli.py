@@ -161,7 +161,7 @@ def register(sub: Any) -> None:
 
 
 def _parse_request(spec: str) -> tuple[str, str, Any]:
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     parts = spec.strip().split(None, 2)
     if len(parts) < 2 or not parts[1].startswith("/"):
@@ -177,8 +177,8 @@ def _parse_request(spec: str) -> tuple[str, str, Any]:
 
 def _adapter_requests(dialect: str, model: str | None) -> list[tuple[str, str, str, Any]]:
     """The requests the built-in adapter of ``dialect`` sends for a few sample tasks."""
-    from adapters import create_adapter
-    from adapters.api import TaskRequest
+    from llorch_conformance.adapters import create_adapter
+    from llorch_conformance.adapters.api import TaskRequest
 
     adapter: Any = create_adapter(dialect, "http://127.0.0.1:9", model=model)
     out: list[tuple[str, str, str, Any]] = []
@@ -218,9 +218,9 @@ def _record(args: argparse.Namespace) -> int:
     import anyio
     import httpx
 
-    from adapters.api import UsageError
-    from conformance._targets import KNOWN_DIALECTS
-    from mock_engines._cassette import Cassette, record_exchange
+    from llorch_conformance.adapters.api import UsageError
+    from llorch_conformance.conformance._targets import KNOWN_DIALECTS
+    from llorch_conformance.mock_engines._cassette import Cassette, record_exchange
 
     from ._drift import discover, probe_engine, probe_llamacpp
 
@@ -290,10 +290,10 @@ def _replay(args: argparse.Namespace) -> int:
     import signal
     import sys
 
-    from adapters.api import UsageError
-    from mock_engines._cassette import Cassette, ReplayDialect
-    from mock_engines._core import EngineContext, MockEngineApp
-    from mock_engines._server import EngineServer
+    from llorch_conformance.adapters.api import UsageError
+    from llorch_conformance.mock_engines._cassette import Cassette, ReplayDialect
+    from llorch_conformance.mock_engines._core import EngineContext, MockEngineApp
+    from llorch_conformance.mock_engines._server import EngineServer
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port")
@@ -328,7 +328,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _drift(args: argparse.Namespace) -> int:
     import anyio
 
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     from ._drift import DRIFT_DIALECTS, run_drift
 
@@ -371,7 +371,7 @@ def _real_engine(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port")

@@ -4,7 +4,7 @@ This file is a **standalone script** run with the vLLM venv's interpreter (which
 transformers and tokenizers); the project's own venv needs none of them. It imports only the
 standard library at module level, so importing it from the project is harmless, and it is run as::
 
-    <vllm-venv>/bin/python -m conformance.real._hf_writer OUT_DIR --seed N     (cwd = repo)
+    <vllm-venv>/bin/python -m llorch_conformance.conformance.real._hf_writer OUT_DIR --seed N     (cwd = repo)
     <vllm-venv>/bin/python .../conformance/real/_hf_writer.py OUT_DIR --seed N
 
 What it writes (about 600 KB):

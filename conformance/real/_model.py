@@ -30,7 +30,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 __all__ = ["CHATML_TEMPLATE", "TinyModel", "tiny_vocab", "write_tiny_model"]
 

@@ -31,7 +31,7 @@ from typing import IO, Self
 
 import httpx
 
-from adapters.api import HarnessError
+from llorch_conformance.adapters.api import HarnessError
 
 from ._server import EngineUnavailable, free_port, stop_process_group
 

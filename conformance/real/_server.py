@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from adapters.api import HarnessError
+from llorch_conformance.adapters.api import HarnessError
 
 __all__ = [
     "EngineUnavailable",

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.api import HarnessError
+from llorch_conformance.adapters.api import HarnessError
 
 from ._proc import EngineProcess, find_venv
 from ._server import EngineUnavailable, free_port

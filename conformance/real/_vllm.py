@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.api import HarnessError
+from llorch_conformance.adapters.api import HarnessError
 
 from ._proc import EngineProcess, find_venv
 

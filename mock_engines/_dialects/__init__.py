@@ -6,7 +6,7 @@ To add a dialect: write ``mock_engines/_dialects/<name>.py`` exposing ``DIALECT`
 
 from __future__ import annotations
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 from .._wire import Dialect
 

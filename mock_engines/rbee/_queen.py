@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from adapters.rbee_worker import (
+from llorch_conformance.adapters.rbee_worker import (
     HEARTBEAT_INTERVAL_SECS,
     HEARTBEAT_PATH,
     HEARTBEAT_TIMEOUT_SECS,

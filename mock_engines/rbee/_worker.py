@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from adapters.rbee_worker import (
+from llorch_conformance.adapters.rbee_worker import (
     BadInferRequest,
     HeartbeatSender,
     InferRequest,
@@ -218,7 +218,7 @@ class MockWorker:
             return JSONResponse({"error": "worker is busy"}, status_code=503)
         if status not in (WorkerStatus.READY, WorkerStatus.BUSY):
             return JSONResponse({"error": f"worker is {status.value}"}, status_code=503)
-        from mock_engines._plan import make_plan
+        from llorch_conformance.mock_engines._plan import make_plan
 
         plan = make_plan(
             req.prompt,

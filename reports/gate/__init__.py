@@ -7,7 +7,7 @@ lazily from ``run`` (``--baseline``/``--waivers``).
 
 Public API::
 
-    from reports.gate import load_bundle, diff_views, TimingPolicy, load_waivers
+    from llorch_conformance.reports.gate import load_bundle, diff_views, TimingPolicy, load_waivers
     report = diff_views(load_bundle(base), load_bundle(new),
                         policy=TimingPolicy(max_regression_pct=20), waivers=load_waivers(f))
     print(render_gate_markdown(report)); sys.exit(report.exit_code)

@@ -64,7 +64,7 @@ def _emit(text: str, target: str | Path | None) -> None:
     if target is None or str(target) == "-":
         sys.stdout.write(text)
         return
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     try:
         Path(target).parent.mkdir(parents=True, exist_ok=True)

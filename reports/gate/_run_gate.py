@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from adapters.api import UsageError
+from llorch_conformance.adapters.api import UsageError
 
 from ._timing import TimingPolicy
 from ._view import BundleView
@@ -197,7 +197,7 @@ def _audit_hits(bundle: Path) -> int:
 def _waivers_only(
     new: BundleView, waivers: list[Waiver], fail_on: str, today: dt.date | None
 ) -> tuple[str, dict[str, Any], int]:
-    from conformance._catalogue import get_requirement, is_known
+    from llorch_conformance.conformance._catalogue import get_requirement, is_known
 
     from ._render import md_table
     from ._waivers import apply_waivers

@@ -85,7 +85,7 @@ class TimingPolicy:
     mode: TimingMode = "gate"
 
     def __post_init__(self) -> None:
-        from adapters.api import UsageError
+        from llorch_conformance.adapters.api import UsageError
 
         if not (self.max_regression_pct >= 0 and math.isfinite(self.max_regression_pct)):
             raise UsageError(

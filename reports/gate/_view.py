@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 from .._model import adapter_label, feature_label, stream_timings
 
@@ -99,7 +99,7 @@ def catalogue_digest(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def current_catalogue_digest() -> str:
-    from conformance._catalogue import CATALOGUE
+    from llorch_conformance.conformance._catalogue import CATALOGUE
 
     return catalogue_digest(r.to_dict() for r in CATALOGUE)
 

@@ -51,7 +51,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from adapters.api import ConfigError
+from llorch_conformance.adapters.api import ConfigError
 
 __all__ = [
     "WAIVER_SCHEMA",
@@ -240,7 +240,7 @@ def parse_waivers(doc: Any, *, source: str = "<waivers>") -> list[Waiver]:
     """Validate an already-parsed document and build the waivers (see module docstring)."""
     import jsonschema  # type: ignore[import-untyped]
 
-    from conformance._catalogue import is_known
+    from llorch_conformance.conformance._catalogue import is_known
 
     doc = _dates_to_text(doc)
     if doc is None:

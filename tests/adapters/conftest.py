@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from adapters.api import TaskRequest, TokenEvent
+from llorch_conformance.adapters.api import TaskRequest, TokenEvent
 
 #: Every test's hard upper bound: a bug fails the test, it never hangs the run.
 TEST_TIMEOUT_S = 15.0
@@ -66,7 +66,7 @@ class LogCapture(logging.Handler):
         self.records.append(record)
 
     def text(self) -> str:
-        from adapters._observability import JsonLogFormatter
+        from llorch_conformance.adapters._observability import JsonLogFormatter
 
         fmt = JsonLogFormatter()
         return "\n".join(fmt.format(r) for r in self.records)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.api import TaskRequest
-from adapters.http_util import HttpClientConfig, RetryPolicy
-from adapters.llamacpp import LlamaCppAdapter
-from adapters.openai import OpenAIAdapter
-from adapters.tgi import TgiAdapter
-from adapters.triton import TritonAdapter
-from adapters.vllm import VllmAdapter
-from mock_engines import chat_prompt, make_plan
+from llorch_conformance.adapters.api import TaskRequest
+from llorch_conformance.adapters.http_util import HttpClientConfig, RetryPolicy
+from llorch_conformance.adapters.llamacpp import LlamaCppAdapter
+from llorch_conformance.adapters.openai import OpenAIAdapter
+from llorch_conformance.adapters.tgi import TgiAdapter
+from llorch_conformance.adapters.triton import TritonAdapter
+from llorch_conformance.adapters.vllm import VllmAdapter
+from llorch_conformance.mock_engines import chat_prompt, make_plan
 
 HTTP_DIALECTS = ("llamacpp", "vllm", "tgi", "openai", "triton")
 

@@ -6,11 +6,11 @@ import httpx
 import pytest
 import respx
 
-from adapters._base import StreamState, json_frame
-from adapters.api import WorkerError
-from adapters.llamacpp import LlamaCppAdapter, engine_error
-from adapters.tgi import TgiAdapter, tgi_error
-from adapters.triton import TritonAdapter
+from llorch_conformance.adapters._base import StreamState, json_frame
+from llorch_conformance.adapters.api import WorkerError
+from llorch_conformance.adapters.llamacpp import LlamaCppAdapter, engine_error
+from llorch_conformance.adapters.tgi import TgiAdapter, tgi_error
+from llorch_conformance.adapters.triton import TritonAdapter
 
 pytestmark = pytest.mark.anyio
 
@@ -127,7 +127,7 @@ async def test_triton_capabilities_from_model_config() -> None:
 
 @pytest.mark.anyio
 async def test_llamacpp_engine_metrics_are_scraped_and_relabelled() -> None:
-    from mock_engines import run_mock_engine
+    from llorch_conformance.mock_engines import run_mock_engine
 
     async with run_mock_engine("llamacpp") as eng:
         async with LlamaCppAdapter(eng.base_url, pool_id="p7", replica_id="r3") as ad:

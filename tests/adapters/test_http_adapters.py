@@ -14,9 +14,9 @@ from typing import Any
 import anyio
 import pytest
 
-from adapters.api import TokenEvent, WorkerAdapter, check_stream, joined_text
-from adapters.http_util import HttpClientConfig
-from mock_engines import Profile, fault_catalogue, run_mock_engine
+from llorch_conformance.adapters.api import TokenEvent, WorkerAdapter, check_stream, joined_text
+from llorch_conformance.adapters.http_util import HttpClientConfig
+from llorch_conformance.mock_engines import Profile, fault_catalogue, run_mock_engine
 
 from .conftest import LogCapture, collect, make_request, terminal
 from .engines import API_KEY, HTTP_DIALECTS, build_adapter, engine_kwargs, expected_plan
@@ -416,7 +416,7 @@ async def test_deadline_is_honoured_and_upstream_closed(dialect: str) -> None:
 
 
 async def test_invalid_request_raises_before_sending(engine: Any, dialect: str) -> None:
-    from adapters.api import InvalidTaskRequest
+    from llorch_conformance.adapters.api import InvalidTaskRequest
 
     async with build_adapter(dialect, engine.base_url, engine.model) as adapter:
         with pytest.raises(InvalidTaskRequest):

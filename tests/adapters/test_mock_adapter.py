@@ -5,11 +5,11 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from adapters import BUILTIN_ADAPTERS
-from adapters.api import ErrorCode, WorkerAdapter, check_stream, joined_text
-from adapters.http_util import HttpClientConfig, RetryPolicy
-from adapters.mock import MOCK_FAULT_OUTCOMES, MockAdapter
-from mock_engines import fault_catalogue, make_plan
+from llorch_conformance.adapters import BUILTIN_ADAPTERS
+from llorch_conformance.adapters.api import ErrorCode, WorkerAdapter, check_stream, joined_text
+from llorch_conformance.adapters.http_util import HttpClientConfig, RetryPolicy
+from llorch_conformance.adapters.mock import MOCK_FAULT_OUTCOMES, MockAdapter
+from llorch_conformance.mock_engines import fault_catalogue, make_plan
 
 from .conftest import collect, make_request, terminal
 
@@ -204,7 +204,7 @@ async def test_cancel_from_another_task_interrupts_a_slow_stream() -> None:
 
 @pytest.mark.anyio
 async def test_health_follows_engine_wide_loading_and_port_closed() -> None:
-    from adapters.mock import MockAdapter
+    from llorch_conformance.adapters.mock import MockAdapter
 
     assert (await MockAdapter(faults=["engine.loading"]).health()).to_dict() == {
         "live": True,

@@ -16,12 +16,12 @@ import anyio
 import httpx
 import pytest
 
-from adapters.api import TaskRequest, WorkerError
-from adapters.openai import OpenAIAdapter
-from adapters.rbee_worker import BridgeConfig, run_worker_bridge
-from adapters.triton import TritonAdapter
-from adapters.vllm import VllmAdapter
-from mock_engines import run_mock_engine
+from llorch_conformance.adapters.api import TaskRequest, WorkerError
+from llorch_conformance.adapters.openai import OpenAIAdapter
+from llorch_conformance.adapters.rbee_worker import BridgeConfig, run_worker_bridge
+from llorch_conformance.adapters.triton import TritonAdapter
+from llorch_conformance.adapters.vllm import VllmAdapter
+from llorch_conformance.mock_engines import run_mock_engine
 
 SERVED = "deploy/served-name-7"
 

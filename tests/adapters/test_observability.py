@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from adapters._observability import (
+from llorch_conformance.adapters._observability import (
     LOG_FIELDS,
     AdapterMetrics,
     JsonLogFormatter,

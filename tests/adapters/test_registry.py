@@ -6,9 +6,9 @@ import importlib
 
 import pytest
 
-import adapters
-from adapters import BUILTIN_ADAPTERS, adapter_factory, create_adapter
-from adapters.api import ConfigError, UsageError, WorkerAdapter
+from llorch_conformance import adapters
+from llorch_conformance.adapters import BUILTIN_ADAPTERS, adapter_factory, create_adapter
+from llorch_conformance.adapters.api import ConfigError, UsageError, WorkerAdapter
 
 MODULES = {
     "llamacpp": "LlamaCppAdapter",

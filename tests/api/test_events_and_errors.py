@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     ERROR_MAPPING,
     ConfigError,
     ConformanceFailure,

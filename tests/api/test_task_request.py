@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     DeterminismLevel,
     Engine,
     ErrorCode,

@@ -9,9 +9,15 @@ import anyio
 import httpx
 import pytest
 
-from adapters.api import ConfigError
-from mock_engines import load_profile, run_mock_engine
-from mock_engines._cassette import Cassette, Chunk, Exchange, record_exchange, run_replay_engine
+from llorch_conformance.adapters.api import ConfigError
+from llorch_conformance.mock_engines import load_profile, run_mock_engine
+from llorch_conformance.mock_engines._cassette import (
+    Cassette,
+    Chunk,
+    Exchange,
+    record_exchange,
+    run_replay_engine,
+)
 
 TIMEOUT = 10.0
 
@@ -105,9 +111,9 @@ async def test_replay_keeps_recorded_chunking_and_delays() -> None:
 
 
 def test_speed_factor_scales_due_times() -> None:
-    from mock_engines._cassette import ReplayDialect
-    from mock_engines._core import EngineContext
-    from mock_engines._wire import MockRequest, StreamReply
+    from llorch_conformance.mock_engines._cassette import ReplayDialect
+    from llorch_conformance.mock_engines._core import EngineContext
+    from llorch_conformance.mock_engines._wire import MockRequest, StreamReply
 
     ex = Exchange(
         method="POST",

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conformance.cli import main as cli_main
-from mock_engines import run_mock_engine
-from mock_engines._cassette import Cassette
+from llorch_conformance.conformance.cli import main as cli_main
+from llorch_conformance.mock_engines import run_mock_engine
+from llorch_conformance.mock_engines._cassette import Cassette
 
 TIMEOUT = 10.0
 
@@ -78,7 +78,7 @@ def test_replay_cassette_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None
     cas = Cassette.load(out)
     want = next(e for e in cas.exchanges if e.label == "completion.stream")
     with subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli", "replay-cassette", "--cassette", str(out),
+        [sys.executable, "-m", "llorch_conformance.conformance.cli", "replay-cassette", "--cassette", str(out),
          "--speed", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import conformance.real as real
-from mock_engines import _cassette
+import llorch_conformance.conformance.real as real
+from llorch_conformance.mock_engines import _cassette
 
 
 def test_all_names_exist() -> None:

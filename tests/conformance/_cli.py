@@ -28,7 +28,7 @@ def _run(cwd: str, *args: str, timeout: float) -> subprocess.CompletedProcess[st
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_ADDOPTS", None)
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *args],
+        [sys.executable, "-m", "llorch_conformance.conformance.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -51,7 +51,7 @@ def run_dirs(root: Path) -> list[Path]:
 
 def run_results(root: Path) -> Any:
     """The results of the newest run under an output root (``run --out ROOT``)."""
-    from conformance import RunResults
+    from llorch_conformance.conformance import RunResults
 
     dirs = run_dirs(root)
     assert dirs, f"no run under {root}"

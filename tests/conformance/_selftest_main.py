@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.api import HarnessError
-from conformance import run_suite
+from llorch_conformance.adapters.api import HarnessError
+from llorch_conformance.conformance import run_suite
 
 #: Imported by module name: this script runs with its own directory on ``sys.path``, which is
 #: also how ``--adapter broken_adapters:<name>`` finds the factories.

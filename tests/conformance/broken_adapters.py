@@ -18,8 +18,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters import BUILTIN_ADAPTERS
-from adapters.api import Capabilities, TaskRequest, TokenEvent, WorkerHealth, WorkerProps
+from llorch_conformance.adapters import BUILTIN_ADAPTERS
+from llorch_conformance.adapters.api import (
+    Capabilities,
+    TaskRequest,
+    TokenEvent,
+    WorkerHealth,
+    WorkerProps,
+)
 
 __all__ = ["CASES", "EXPECTED", "Case"]
 
@@ -184,7 +190,7 @@ class NoTimeouts(_Wrapper):
     """Ignores the configured timeouts: a silent engine holds the caller for as long as it likes."""
 
     def __init__(self, base_url: str, **config: Any) -> None:
-        from adapters.http_util import HttpClientConfig
+        from llorch_conformance.adapters.http_util import HttpClientConfig
 
         config = {
             **config,

@@ -20,8 +20,14 @@ from typing import Any
 
 import anyio
 
-from adapters.api import Capabilities, TaskRequest, TokenEvent, WorkerHealth, WorkerProps
-from adapters.vllm import VllmAdapter
+from llorch_conformance.adapters.api import (
+    Capabilities,
+    TaskRequest,
+    TokenEvent,
+    WorkerHealth,
+    WorkerProps,
+)
+from llorch_conformance.adapters.vllm import VllmAdapter
 
 _LOG = logging.getLogger("vendor.broken_vllm")
 
@@ -496,7 +502,7 @@ class LongStreamTimeouts(VllmAdapter):
     """Replaces the configured stream timeouts by a minute "to be safe"."""
 
     def __init__(self, base_url: str, **config: Any) -> None:
-        from adapters.http_util import HttpClientConfig
+        from llorch_conformance.adapters.http_util import HttpClientConfig
 
         http = config.get("http") or HttpClientConfig()
         config = {

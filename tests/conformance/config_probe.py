@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from adapters import BUILTIN_ADAPTERS
+from llorch_conformance.adapters import BUILTIN_ADAPTERS
 
 __all__ = ["make"]
 

@@ -8,11 +8,17 @@ from pathlib import Path
 import pytest
 from pytest_bdd.parser import FeatureParser
 
-from conformance import CATALOGUE, PENDING_COMPONENTS, Level, get_requirement, is_known
-from conformance._catalogue import ID_PATTERN
-from conformance._targets import KNOWN_DIALECTS
-from features import AREAS, feature_files, features_root
-from steps._plugin import KNOWN_NEEDS
+from llorch_conformance.conformance import (
+    CATALOGUE,
+    PENDING_COMPONENTS,
+    Level,
+    get_requirement,
+    is_known,
+)
+from llorch_conformance.conformance._catalogue import ID_PATTERN
+from llorch_conformance.conformance._targets import KNOWN_DIALECTS
+from llorch_conformance.features import AREAS, feature_files, features_root
+from llorch_conformance.steps._plugin import KNOWN_NEEDS
 
 _OUR_PLAIN_TAGS = {"per-run", "black-box"}
 

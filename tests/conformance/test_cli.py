@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import CATALOGUE
+from llorch_conformance.conformance import CATALOGUE
 
 from ._cli import run_cli, run_results
 
@@ -63,7 +63,7 @@ def test_run_passes_writes_results_and_prints_wall_time(tmp_path: Path) -> None:
 def test_live_engine_faults_run_through_the_fault_proxy(tmp_path: Path) -> None:
     """Against a live engine the fault scenarios run through the fault proxy in front of it
     (mock_engines._proxy): they pass, with the proxy's journal as evidence."""
-    from mock_engines import run_mock_engine
+    from llorch_conformance.mock_engines import run_mock_engine
 
     with run_mock_engine("llamacpp", seed=3) as engine:
         proc = run_cli(

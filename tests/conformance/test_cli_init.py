@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import RunResults
+from llorch_conformance.conformance import RunResults
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -21,7 +21,7 @@ def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     }
     env.pop("LLORCH_PROOF_DIR", None)
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *args],
+        [sys.executable, "-m", "llorch_conformance.conformance.cli", *args],
         capture_output=True, text=True, timeout=600, env=env, cwd=cwd, check=False,
     )  # fmt: skip
 
@@ -57,7 +57,7 @@ def test_init_scaffold_runs_at_once_and_its_todos_name_the_failures(tmp_path: Pa
     [
         (["init", "9lives", "--dialect", "vllm"], "is not a package name"),
         (["init", "ok", "--dialect", "nope"], "invalid choice"),
-        (["init", "adapters", "--dialect", "vllm"], "would shadow"),
+        (["init", "llorch_conformance", "--dialect", "vllm"], "would shadow"),
     ],
 )
 def test_init_bad_input_is_one_line(tmp_path: Path, args: list[str], needle: str) -> None:

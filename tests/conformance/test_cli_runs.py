@@ -27,7 +27,7 @@ def cli(
         full.pop(k, None)
     full.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *args],
+        [sys.executable, "-m", "llorch_conformance.conformance.cli", *args],
         capture_output=True, text=True, timeout=300, env=full, cwd=cwd, check=False,
     )  # fmt: skip
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conformance.cli import build_parser
+from llorch_conformance.conformance.cli import build_parser
 
 from ._cli import run_cli
 
@@ -41,7 +41,7 @@ def test_explain_prints_text_level_source_guidance_and_proving_scenarios() -> No
 
 
 def test_explain_json_lists_every_scenario_tagged_with_the_id() -> None:
-    from features import feature_files
+    from llorch_conformance.features import feature_files
 
     proc = run_cli("explain", "ADAPT-3005", "--format", "json", timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -69,8 +69,8 @@ def test_explain_unknown_id_is_one_line_with_close_matches() -> None:
 
 
 def test_every_catalogue_id_has_guidance() -> None:
-    from conformance._catalogue import CATALOGUE
-    from conformance._guide import guidance_for
+    from llorch_conformance.conformance._catalogue import CATALOGUE
+    from llorch_conformance.conformance._guide import guidance_for
 
     generic = guidance_for("NOPE-0000", "nonsense").how
     for r in CATALOGUE:

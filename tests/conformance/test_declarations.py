@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conformance import get_requirement, is_known
-from conformance._catalogue import ID_PATTERN, Level
-from conformance._declarations import (
+from llorch_conformance.conformance import get_requirement, is_known
+from llorch_conformance.conformance._catalogue import ID_PATTERN, Level
+from llorch_conformance.conformance._declarations import (
     DECLARABLE,
     DECLARATION_RULES,
     declaration_allowed,

@@ -12,10 +12,10 @@ import logging
 
 import pytest
 
-from adapters.api import TaskRequest
-from mock_engines import chat_prompt, make_plan
-from steps._oracle import derive_task_seed, expected_plan, forwarded_problems
-from steps._values import (
+from llorch_conformance.adapters.api import TaskRequest
+from llorch_conformance.mock_engines import chat_prompt, make_plan
+from llorch_conformance.steps._oracle import derive_task_seed, expected_plan, forwarded_problems
+from llorch_conformance.steps._values import (
     count_problems,
     log_value_problems,
     metrics_problems,

@@ -30,8 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from adapters.orchestrator._server import ServerThread
-from conformance import RunResults
+from llorch_conformance.adapters.orchestrator._server import ServerThread
+from llorch_conformance.conformance import RunResults
 
 from ._cli import HERE, run_results
 
@@ -56,7 +56,7 @@ def run(
     """The CLI in a subprocess, in a scratch cwd (runs write under the cwd), bounded in time."""
     with tempfile.TemporaryDirectory(prefix="llorch-orch-") as cwd:
         return subprocess.run(
-            [sys.executable, "-m", "conformance.cli", *args],
+            [sys.executable, "-m", "llorch_conformance.conformance.cli", *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -70,7 +70,7 @@ def run(
 def orchestrator() -> Iterator[str]:
     """The real facade over the mock adapter, with a bearer token, on a port the OS picked."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli", "orchestrator", "--port", "0",
+        [sys.executable, "-m", "llorch_conformance.conformance.cli", "orchestrator", "--port", "0",
          "--bind", "default/r0=mock", "--bind", "gpu/r0=mock"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -17,8 +17,9 @@ def test_importing_the_plugin_is_light() -> None:
     code = textwrap.dedent(
         """
         import sys
-        import conformance.plugin
-        heavy = ["starlette", "uvicorn", "mock_engines", "steps", "httpx", "adapters.llamacpp"]
+        import llorch_conformance.conformance.plugin
+        heavy = ["starlette", "uvicorn", "llorch_conformance.mock_engines", "llorch_conformance.steps",
+                 "httpx", "llorch_conformance.adapters.llamacpp"]
         print(",".join(m for m in heavy if m in sys.modules))
         """
     )
@@ -34,7 +35,7 @@ def test_plugin_is_inert_for_other_test_suites(pytester: pytest.Pytester) -> Non
         test_plain="""
         def test_other_project(request):
             pm = request.config.pluginmanager
-            assert pm.get_plugin("steps._plugin") is None
+            assert pm.get_plugin("llorch_conformance.steps._plugin") is None
             assert request.config.option.llorch_results is None
         """
     )
@@ -84,7 +85,7 @@ def test_declared_unsupported_is_reported_unsupported(
     pytester.makepyfile(
         declares="""
         import dataclasses
-        from adapters import BUILTIN_ADAPTERS
+        from llorch_conformance.adapters import BUILTIN_ADAPTERS
 
         class NoCancel:
             def __init__(self, base_url, **config):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance import RunResults, ScenarioResult, Verdict
-from conformance._results import fold_statuses
+from llorch_conformance.conformance import RunResults, ScenarioResult, Verdict
+from llorch_conformance.conformance._results import fold_statuses
 
 
 def _s(

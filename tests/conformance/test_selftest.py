@@ -74,7 +74,7 @@ def test_the_unmodified_adapters_pass_the_same_selections(dialect: str, tmp_path
 
 
 def test_every_case_names_a_catalogue_requirement_and_a_factory() -> None:
-    from conformance import is_known
+    from llorch_conformance.conformance import is_known
 
     from . import broken_adapters
 
@@ -97,7 +97,7 @@ def test_a_failing_adapter_exits_1_through_the_cli(tmp_path: Path) -> None:
 def test_a_declared_must_fails_and_shows_the_declaration(tmp_path: Path) -> None:
     """Issue 13: declaring cancel away used to leave WA-INT-3002 at pass and exit 0. The
     declaration shows in the table, summary.json (schema-valid), test_report.md and report.html."""
-    from reports import validate_summary
+    from llorch_conformance.reports import validate_summary
 
     proc = run_cli(
         "run", "--adapter", "broken_adapters:vllm_declares_cancel", "--dialect", "vllm",

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance._results import RunResults, ScenarioResult
-from reports import write_bundle
+from llorch_conformance.conformance._results import RunResults, ScenarioResult
+from llorch_conformance.reports import write_bundle
 from tests.reports import _factory as f
 
 #: (adapter, requirement) -> status

@@ -8,7 +8,7 @@ gate compares like with like: ``acme_good`` passes every event through; ``acme_b
 from __future__ import annotations
 
 GOOD = """
-from adapters import BUILTIN_ADAPTERS
+from llorch_conformance.adapters import BUILTIN_ADAPTERS
 
 
 class _Wrapped:

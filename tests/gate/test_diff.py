@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from reports.gate import TimingPolicy, diff_views, load_bundle, render_gate_markdown, robust_spread
+from llorch_conformance.reports.gate import (
+    TimingPolicy,
+    diff_views,
+    load_bundle,
+    render_gate_markdown,
+    robust_spread,
+)
 
 from ._bundles import build, scenario, timed_run
 
@@ -80,7 +86,7 @@ def test_identical_runs_pass_and_say_so(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("fail_on", "gates"), [("must", False), ("should", True)])
 def test_should_regressions_gate_only_when_asked(tmp_path: Path, fail_on: str, gates: bool) -> None:
-    from conformance import CATALOGUE, Level
+    from llorch_conformance.conformance import CATALOGUE, Level
 
     rid = next(r.id for r in CATALOGUE if r.level is Level.SHOULD and r.pending is None)
     a = build(tmp_path / "a", "a", [scenario("x", adapter="llamacpp", reqs=(rid,))])
@@ -174,7 +180,7 @@ def test_engine_and_catalogue_changes_are_reported_not_gating(tmp_path: Path) ->
 
 
 def test_policy_rejects_nonsense() -> None:
-    from adapters.api import UsageError
+    from llorch_conformance.adapters.api import UsageError
 
     with pytest.raises(UsageError, match="percentage"):
         TimingPolicy(max_regression_pct=-1)
@@ -183,7 +189,7 @@ def test_policy_rejects_nonsense() -> None:
 
 
 def test_p99_of_few_samples_is_reported_not_gated(tmp_path: Path) -> None:
-    from reports.gate import MIN_P99_SAMPLES
+    from llorch_conformance.reports.gate import MIN_P99_SAMPLES
 
     few = [10.0] * (MIN_P99_SAMPLES - 1)
     a = timed_run(tmp_path / "a", "a", few)
@@ -243,7 +249,7 @@ def test_a_spread_of_zero_from_one_sample_never_gates(tmp_path: Path) -> None:
 
 
 def test_quantile_bounds_are_order_statistics() -> None:
-    from reports.gate._timing import quantile_bounds
+    from llorch_conformance.reports.gate._timing import quantile_bounds
 
     xs = [float(i) for i in range(1, 101)]
     lo, hi = quantile_bounds(xs, 0.5)
@@ -269,7 +275,7 @@ def test_timing_mode(tmp_path: Path, mode: str, exit_code: int, compared: bool) 
 def test_headline_and_body_counts_agree(tmp_path: Path) -> None:
     """The issue's "8 regressions" headline over "9 newly failing": a SHOULD that fails at
     --fail-on must is a change, not a gating problem, and both lines must say so."""
-    from conformance import CATALOGUE, Level
+    from llorch_conformance.conformance import CATALOGUE, Level
 
     should = next(r.id for r in CATALOGUE if r.level is Level.SHOULD and r.pending is None)
     musts = ("ADAPT-3001", "ADAPT-3002")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-import reports.gate as gate
+import llorch_conformance.reports.gate as gate
 
 
 def test_all_is_complete_and_exists() -> None:
@@ -17,7 +17,9 @@ def test_all_is_complete_and_exists() -> None:
         for n, v in vars(gate).items()
         if not n.startswith("_")
         and not inspect.ismodule(v)
-        and getattr(v, "__module__", "reports.gate").startswith("reports")
+        and getattr(v, "__module__", "llorch_conformance.reports.gate").startswith(
+            "llorch_conformance.reports"
+        )
         and n != "annotations"
     }
     assert public <= set(exported), public - set(exported)

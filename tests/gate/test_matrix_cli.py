@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import main
-from reports.gate import build_matrix, load_bundle, render_matrix_html, render_matrix_markdown
+from llorch_conformance.conformance.cli import main
+from llorch_conformance.reports.gate import (
+    build_matrix,
+    load_bundle,
+    render_matrix_html,
+    render_matrix_markdown,
+)
 
 from ._bundles import build, scenario
 
@@ -129,9 +134,9 @@ def test_finish_gate_with_waivers_only(tmp_path: Path, capsys: pytest.CaptureFix
     import argparse
     import datetime as dt
 
-    from conformance import RunResults
-    from reports.gate import finish_gate, load_waivers
-    from reports.gate._run_gate import GatePlan
+    from llorch_conformance.conformance import RunResults
+    from llorch_conformance.reports.gate import finish_gate, load_waivers
+    from llorch_conformance.reports.gate._run_gate import GatePlan
 
     bundle = build(
         tmp_path / "proof",
@@ -170,9 +175,9 @@ def test_a_redaction_hit_fails_the_gated_run(
 ) -> None:
     import argparse
 
-    from conformance import RunResults
-    from reports.gate import finish_gate
-    from reports.gate._run_gate import GatePlan
+    from llorch_conformance.conformance import RunResults
+    from llorch_conformance.reports.gate import finish_gate
+    from llorch_conformance.reports.gate._run_gate import GatePlan
 
     a = build(tmp_path / "base", "a", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
     b = build(tmp_path / "proof", "b", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
@@ -227,9 +232,9 @@ def test_finish_gate_reads_the_bundle_where_it_really_went(tmp_path: Path) -> No
     """Parallel runs with one generated id get ``<run_id>-2``: the run hook says where."""
     import argparse
 
-    from conformance import RunResults
-    from reports.gate import finish_gate
-    from reports.gate._run_gate import GatePlan
+    from llorch_conformance.conformance import RunResults
+    from llorch_conformance.reports.gate import finish_gate
+    from llorch_conformance.reports.gate._run_gate import GatePlan
 
     base = build(tmp_path / "base", "r1", [scenario("x", adapter="acme", reqs=("ADAPT-3001",))])
     # an unrelated, passing bundle sits where the run id alone would point
@@ -251,8 +256,8 @@ def _vendor_bundle(
     base: Path, run_id: str, *, version: str | None, name: str = "acme-vllm"
 ) -> Path:
     """A vendor run (origin vendor, module on PYTHONPATH) plus a scenario no target could run."""
-    from conformance._results import RunResults
-    from reports import write_bundle
+    from llorch_conformance.conformance._results import RunResults
+    from llorch_conformance.reports import write_bundle
 
     placeholder = scenario("n/a", adapter="?", reqs=("OC-ADAPT-5001",), status="skipped")
     res = RunResults(

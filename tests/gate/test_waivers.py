@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.api import ConfigError
-from reports.gate import apply_waivers, diff_views, load_bundle, load_waivers, render_gate_markdown
+from llorch_conformance.adapters.api import ConfigError
+from llorch_conformance.reports.gate import (
+    apply_waivers,
+    diff_views,
+    load_bundle,
+    load_waivers,
+    render_gate_markdown,
+)
 
 from ._bundles import build, scenario
 
@@ -150,7 +156,7 @@ def test_the_gate_reports_waived_never_pass_and_fails_on_expiry(tmp_path: Path) 
 
 def test_error_messages_are_one_line() -> None:
     with pytest.raises(ConfigError) as info:
-        from reports.gate import parse_waivers
+        from llorch_conformance.reports.gate import parse_waivers
 
         parse_waivers({"waivers": [{"requirement": "ADAPT-3001", "adapter": "a"}]}, source="w.yaml")
     assert "\n" not in str(info.value)

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     Capabilities,
     TaskRequest,
     TokenEvent,

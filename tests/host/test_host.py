@@ -8,8 +8,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from adapters.api import TaskRequest, TokenEvent, check_stream, joined_text
-from adapters.host import (
+from llorch_conformance.adapters.api import TaskRequest, TokenEvent, check_stream, joined_text
+from llorch_conformance.adapters.host import (
     AdapterHost,
     BreakerConfig,
     BreakerState,
@@ -17,7 +17,7 @@ from adapters.host import (
     NarrationCapture,
     PoolPolicy,
 )
-from adapters.http_util import RetryPolicy
+from llorch_conformance.adapters.http_util import RetryPolicy
 
 from .fakes import FakeAdapter, fail, ok
 
@@ -384,7 +384,7 @@ def test_success_of_a_call_admitted_before_opening_does_not_close() -> None:
 
 
 def test_identity_fingerprint_survives_narration() -> None:
-    from adapters.host import narrate
+    from llorch_conformance.adapters.host import narrate
 
     with NarrationCapture.install() as cap:
         narrate(
@@ -401,8 +401,8 @@ def test_identity_fingerprint_survives_narration() -> None:
 
 
 async def test_correlation_id_reaches_the_engine_through_a_real_adapter() -> None:
-    from adapters.llamacpp import LlamaCppAdapter
-    from mock_engines import run_mock_engine
+    from llorch_conformance.adapters.llamacpp import LlamaCppAdapter
+    from llorch_conformance.mock_engines import run_mock_engine
 
     async with run_mock_engine("llamacpp") as eng:
         async with LlamaCppAdapter(eng.base_url) as ad:

@@ -6,7 +6,7 @@ code and no tricks with :class:`adapters.http_util.SSEDecoder`, which works incr
 
 from __future__ import annotations
 
-from adapters.http_util import SSEEvent
+from llorch_conformance.adapters.http_util import SSEEvent
 
 _MAX_RETRY_DIGITS = 18  # the decoder's documented limit for absurdly long retry values
 

@@ -10,8 +10,13 @@ import anyio
 import httpx
 import pytest
 
-from adapters.api import ConfigError, ErrorCode, WorkerError, WorkerErrorKind
-from adapters.http_util import HttpClientConfig, bearer_header, build_client, fetch
+from llorch_conformance.adapters.api import ConfigError, ErrorCode, WorkerError, WorkerErrorKind
+from llorch_conformance.adapters.http_util import (
+    HttpClientConfig,
+    bearer_header,
+    build_client,
+    fetch,
+)
 
 from ._server import App, ServerThread
 from .conftest import Tls

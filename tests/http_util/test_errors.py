@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     ErrorCode,
     SSEDecodeError,
     UsageError,
@@ -20,7 +20,7 @@ from adapters.api import (
     WorkerErrorKind,
     mapping_for_status,
 )
-from adapters.http_util import (
+from llorch_conformance.adapters.http_util import (
     error_from_exception,
     error_from_response,
     is_non_retriable_status,

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.http_util import HttpClientConfig, fp6, mask, redact, redact_headers, redact_url
+from llorch_conformance.adapters.http_util import (
+    HttpClientConfig,
+    fp6,
+    mask,
+    redact,
+    redact_headers,
+    redact_url,
+)
 
 
 def test_fp6_vector_and_long_secret_rule() -> None:

@@ -12,8 +12,8 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.api import ConfigError, ErrorCode, WorkerError, WorkerErrorKind
-from adapters.http_util import (
+from llorch_conformance.adapters.api import ConfigError, ErrorCode, WorkerError, WorkerErrorKind
+from llorch_conformance.adapters.http_util import (
     HttpClientConfig,
     RetryPolicy,
     RetryRecord,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.api import SSEDecodeError
-from adapters.http_util import SSEDecoder, SSEEvent
+from llorch_conformance.adapters.api import SSEDecodeError
+from llorch_conformance.adapters.http_util import SSEDecoder, SSEEvent
 
 from ._reference import reference_events
 

@@ -9,8 +9,8 @@ import anyio
 import httpx
 import pytest
 
-from adapters.api import ErrorCode, SSEDecodeError, WorkerError, WorkerErrorKind
-from adapters.http_util import (
+from llorch_conformance.adapters.api import ErrorCode, SSEDecodeError, WorkerError, WorkerErrorKind
+from llorch_conformance.adapters.http_util import (
     HttpClientConfig,
     SSEDecoder,
     aiter_chunks,

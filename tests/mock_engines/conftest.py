@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from mock_engines import MockEngine, run_mock_engine
+from llorch_conformance.mock_engines import MockEngine, run_mock_engine
 
 from ._helpers import CORE_DIALECTS, CREATED, TIMEOUT, auth_headers
 

@@ -13,15 +13,23 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from conformance.cli import main
-from mock_engines import FAULT_IDS
+from llorch_conformance.conformance.cli import main
+from llorch_conformance.mock_engines import FAULT_IDS
 
 from ._helpers import TIMEOUT
 
 
 @contextmanager
 def serve(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    cmd = [sys.executable, "-m", "conformance.cli", "serve", *args, "--port", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llorch_conformance.conformance.cli",
+        "serve",
+        *args,
+        "--port",
+        "0",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import main
-from conformance.real import Cassette, Exchange, check_exposition, compare_cassettes
-from mock_engines import run_mock_engine
-from mock_engines._cassette import Chunk
+from llorch_conformance.conformance.cli import main
+from llorch_conformance.conformance.real import (
+    Cassette,
+    Exchange,
+    check_exposition,
+    compare_cassettes,
+)
+from llorch_conformance.mock_engines import run_mock_engine
+from llorch_conformance.mock_engines._cassette import Chunk
 
 
 def _ex(

@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conformance.real import Cassette, Deployment, compare_cassettes, probe_mock
+from llorch_conformance.conformance.real import Cassette, Deployment, compare_cassettes, probe_mock
 
 FIXTURES = Path(__file__).parent / "fixtures" / "drift"
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from adapters.api import ConfigError
-from mock_engines import MockEngine, load_profile, make_plan, run_mock_engine
+from llorch_conformance.adapters.api import ConfigError
+from llorch_conformance.mock_engines import MockEngine, load_profile, make_plan, run_mock_engine
 
 from ._helpers import (
     TIMEOUT,

@@ -13,7 +13,7 @@ import json
 
 import httpx
 
-from mock_engines import chat_prompt, make_plan, run_mock_engine
+from llorch_conformance.mock_engines import chat_prompt, make_plan, run_mock_engine
 
 from ._helpers import CREATED, TIMEOUT
 

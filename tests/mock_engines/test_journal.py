@@ -6,7 +6,7 @@ import anyio
 import httpx
 import pytest
 
-from mock_engines import MockEngine, load_profile, run_mock_engine
+from llorch_conformance.mock_engines import MockEngine, load_profile, run_mock_engine
 
 from ._helpers import TIMEOUT, auth_headers, gen_request, sse_data
 
@@ -212,7 +212,7 @@ def test_tls_serving_with_faults(dialect: str) -> None:
 
 
 def test_journal_keeps_the_newest_entries_only() -> None:
-    from mock_engines import Journal
+    from llorch_conformance.mock_engines import Journal
 
     j = Journal(max_entries=3)
     for i in range(5):

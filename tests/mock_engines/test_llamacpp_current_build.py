@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from mock_engines import run_mock_engine
+from llorch_conformance.mock_engines import run_mock_engine
 
 TIMEOUT = 10.0
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_engines import make_plan, run_mock_engine
+from llorch_conformance.mock_engines import make_plan, run_mock_engine
 
 from ._helpers import TIMEOUT
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_engines import run_mock_engine
+from llorch_conformance.mock_engines import run_mock_engine
 
 from ._helpers import TIMEOUT
 

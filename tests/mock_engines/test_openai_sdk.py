@@ -6,7 +6,7 @@ import anyio
 import openai
 import pytest
 
-from mock_engines import MockEngine, chat_prompt, make_plan, run_mock_engine
+from llorch_conformance.mock_engines import MockEngine, chat_prompt, make_plan, run_mock_engine
 
 MSGS = [{"role": "user", "content": "Say hi"}]
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.api import ConfigError
-from mock_engines import (
+from llorch_conformance.adapters.api import ConfigError
+from llorch_conformance.mock_engines import (
     FAULT_IDS,
     FaultRule,
     fault_catalogue,
@@ -19,7 +19,7 @@ from mock_engines import (
     make_plan,
     tokenize,
 )
-from mock_engines._faults import RuleState
+from llorch_conformance.mock_engines._faults import RuleState
 
 
 def test_plan_is_deterministic_and_seed_sensitive() -> None:

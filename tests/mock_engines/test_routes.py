@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from mock_engines import MockEngine, make_plan, run_mock_engine
+from llorch_conformance.mock_engines import MockEngine, make_plan, run_mock_engine
 
 from ._helpers import CREATED, TIMEOUT, gen_request, sse_json, stream_texts
 
@@ -120,7 +120,7 @@ def test_chat_non_stream(client: httpx.Client, dialect: str, engine: MockEngine)
     out = r.json()
     assert out["object"] == "chat.completion"
     assert out["choices"][0]["message"]["role"] == "assistant"
-    from mock_engines import chat_prompt
+    from llorch_conformance.mock_engines import chat_prompt
 
     assert (
         out["choices"][0]["message"]["content"]
@@ -299,7 +299,7 @@ def test_created_defaults_to_now() -> None:
 
 @pytest.mark.parametrize("dialect", ["llamacpp"])
 def test_tokens_per_chunk_groups_tokens_into_frames(dialect: str) -> None:
-    from mock_engines import load_profile
+    from llorch_conformance.mock_engines import load_profile
 
     with run_mock_engine(dialect, profile=load_profile("fast", tokens_per_chunk=3)) as eng:
         r = httpx.post(

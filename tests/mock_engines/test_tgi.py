@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.api import ConfigError
-from mock_engines import MockEngine, make_plan, run_mock_engine
+from llorch_conformance.adapters.api import ConfigError
+from llorch_conformance.mock_engines import MockEngine, make_plan, run_mock_engine
 
 TIMEOUT = httpx.Timeout(10.0)
 CREATED = 1732000000
@@ -617,7 +617,7 @@ def test_loading_cannot_be_selected_per_request(client: httpx.Client) -> None:
 
 
 def test_every_fault_applies_to_tgi(engine: MockEngine) -> None:
-    from mock_engines import fault_catalogue
+    from llorch_conformance.mock_engines import fault_catalogue
 
     for spec in fault_catalogue():
         assert "tgi" in spec.applies_to, spec.id
@@ -720,9 +720,9 @@ def test_chat_logprobs(client: httpx.Client) -> None:
 
 
 def test_engine_wide_axum_06_framing_with_a_dialect_object() -> None:
-    from mock_engines._core import EngineContext, MockEngineApp
-    from mock_engines._dialects.tgi import TgiDialect
-    from mock_engines._runner import MockEngine as Engine
+    from llorch_conformance.mock_engines._core import EngineContext, MockEngineApp
+    from llorch_conformance.mock_engines._dialects.tgi import TgiDialect
+    from llorch_conformance.mock_engines._runner import MockEngine as Engine
 
     app = MockEngineApp(EngineContext(TgiDialect(legacy_framing=True)))
     with Engine(app) as eng, httpx.Client(base_url=eng.base_url, timeout=TIMEOUT) as c:

@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import OverloadedError, ValidationError
 
-from mock_engines import MockEngine, make_plan, run_mock_engine
+from llorch_conformance.mock_engines import MockEngine, make_plan, run_mock_engine
 
 
 @pytest.fixture

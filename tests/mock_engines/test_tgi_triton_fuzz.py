@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mock_engines import MockEngine, run_mock_engine
+from llorch_conformance.mock_engines import MockEngine, run_mock_engine
 
 JSON = st.recursive(
     st.none()

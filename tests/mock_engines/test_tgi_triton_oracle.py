@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_engines import MockEngine, make_plan, run_mock_engine
+from llorch_conformance.mock_engines import MockEngine, make_plan, run_mock_engine
 
 STOP = " the"
 

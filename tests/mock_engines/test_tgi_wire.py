@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from mock_engines._dialects.tgi import (
+from llorch_conformance.mock_engines._dialects.tgi import (
     KEEPALIVE_COMMENT,
     TgiToken,
     error_body,

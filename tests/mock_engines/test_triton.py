@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.api import ConfigError
-from mock_engines import MockEngine, fault_catalogue, make_plan, run_mock_engine
+from llorch_conformance.adapters.api import ConfigError
+from llorch_conformance.mock_engines import MockEngine, fault_catalogue, make_plan, run_mock_engine
 
 TIMEOUT = httpx.Timeout(10.0)
 GEN = "/v2/models/llm/generate"

@@ -15,7 +15,7 @@ import tritonclient.http as triton_http
 from httpx_sse import connect_sse
 from tritonclient.utils import InferenceServerException
 
-from mock_engines import MockEngine, make_plan, run_mock_engine
+from llorch_conformance.mock_engines import MockEngine, make_plan, run_mock_engine
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from mock_engines._dialects.triton import error_json, response_json, sse
+from llorch_conformance.mock_engines._dialects.triton import error_json, response_json, sse
 
 GOLDEN_STREAM = (
     b'data: {"id":"42","model_name":"llm","model_version":"1","text_output":","}\n\n'

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_engines import MockEngine, make_plan, run_mock_engine
+from llorch_conformance.mock_engines import MockEngine, make_plan, run_mock_engine
 
 from ._helpers import TIMEOUT
 
@@ -129,7 +129,7 @@ def test_engine_checks_refuse_before_streaming(
 
 
 def test_metrics_exposition_is_valid_and_counts_requests(eng: MockEngine) -> None:
-    from conformance.real import check_exposition
+    from llorch_conformance.conformance.real import check_exposition
 
     post(eng, "/v1/completions", {"prompt": "Hello", "max_tokens": 2}).raise_for_status()
     text = httpx.get(eng.base_url + "/metrics", timeout=TIMEOUT).text

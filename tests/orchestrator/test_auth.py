@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.api import UsageError
-from adapters.orchestrator import AuthPolicy, check_bind, is_loopback, parse_bearer
+from llorch_conformance.adapters.api import UsageError
+from llorch_conformance.adapters.orchestrator import (
+    AuthPolicy,
+    check_bind,
+    is_loopback,
+    parse_bearer,
+)
 
 TOKEN = "0123456789abcdef-token"
 

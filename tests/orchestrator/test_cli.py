@@ -11,11 +11,15 @@ import time
 import httpx
 import pytest
 
-from adapters.api import UsageError
-from adapters.orchestrator._cli import parse_binding
-from conformance.cli import main
+from llorch_conformance.adapters.api import UsageError
+from llorch_conformance.adapters.orchestrator._cli import parse_binding
+from llorch_conformance.conformance.cli import main
 
-EXE = [sys.executable, "-c", "import sys; from conformance.cli import main; sys.exit(main())"]
+EXE = [
+    sys.executable,
+    "-c",
+    "import sys; from llorch_conformance.conformance.cli import main; sys.exit(main())",
+]
 
 
 def free_port() -> int:

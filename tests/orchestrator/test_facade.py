@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.api import TokenEvent, check_stream
-from adapters.host import AdapterHost
-from adapters.http_util import RetryPolicy, SSEDecoder
-from adapters.orchestrator import AuthPolicy, FacadeConfig, create_app
-from adapters.orchestrator._server import ServerThread
+from llorch_conformance.adapters.api import TokenEvent, check_stream
+from llorch_conformance.adapters.host import AdapterHost
+from llorch_conformance.adapters.http_util import RetryPolicy, SSEDecoder
+from llorch_conformance.adapters.orchestrator import AuthPolicy, FacadeConfig, create_app
+from llorch_conformance.adapters.orchestrator._server import ServerThread
 
 from ..host.fakes import FakeAdapter, fail, ok
 

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.api import ConfigError
-from mock_engines import MockEngine, load_profile, run_mock_engine
-from mock_engines._proxy import (
+from llorch_conformance.adapters.api import ConfigError
+from llorch_conformance.mock_engines import MockEngine, load_profile, run_mock_engine
+from llorch_conformance.mock_engines._proxy import (
     FaultProxy,
     ObservedGeneration,
     classify_event,
@@ -313,7 +313,7 @@ def test_duplicate_and_out_of_order_index(proxy: FaultProxy) -> None:
 
 
 def test_a_fault_without_room_says_not_applied(proxy: FaultProxy) -> None:
-    from mock_engines._proxy import NOT_APPLIED
+    from llorch_conformance.mock_engines._proxy import NOT_APPLIED
 
     _, _, body = stream(proxy, "frame.out_of_order_index;after_events=1", {**BODY, "n_predict": 1})
     e = proxy.journal.last()
@@ -581,7 +581,7 @@ def anyio_backend() -> str:
 def test_event_splitter_reassembles_any_chunking() -> None:
     import random
 
-    from mock_engines._proxy import _EventSplitter
+    from llorch_conformance.mock_engines._proxy import _EventSplitter
 
     body = b"".join(
         [b": ping\n\n", b'data: {"content":"a\xc3\xa9","stop":false}\n\n'] * 20
@@ -603,7 +603,7 @@ def test_event_splitter_reassembles_any_chunking() -> None:
 def test_journal_frames_are_bounded_per_request(
     engine: MockEngine, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mock_engines._proxy as proxy_mod
+    import llorch_conformance.mock_engines._proxy as proxy_mod
 
     monkeypatch.setattr(proxy_mod, "MAX_JOURNAL_BYTES", 2000)
     _, _, body = stream(proxy, body={**BODY, "n_predict": 64})

@@ -10,8 +10,8 @@ import sys
 import httpx
 import pytest
 
-from conformance.cli import main as cli_main
-from mock_engines import run_mock_engine
+from llorch_conformance.conformance.cli import main as cli_main
+from llorch_conformance.mock_engines import run_mock_engine
 
 
 def test_bad_engine_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,7 +32,7 @@ def test_bad_fault_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
 def test_proxy_process_serves_faults_and_journal() -> None:
     with run_mock_engine("llamacpp", seed=2) as eng:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "conformance.cli", "proxy", "--dialect", "llamacpp",
+            [sys.executable, "-m", "llorch_conformance.conformance.cli", "proxy", "--dialect", "llamacpp",
              "--engine-url", eng.base_url, "--fault", "http.503;first=1"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -19,12 +19,17 @@ import anyio
 import httpx
 import pytest
 
-from adapters.api import TaskRequest
-from adapters.http_util import HttpClientConfig, RetryPolicy
-from adapters.llamacpp import LlamaCppAdapter
-from conformance.cli import main as cli_main
-from conformance.real import EngineUnavailable, LlamaServer, find_llama_server, write_tiny_model
-from mock_engines import FaultProxy, ObservedGeneration, run_fault_proxy
+from llorch_conformance.adapters.api import TaskRequest
+from llorch_conformance.adapters.http_util import HttpClientConfig, RetryPolicy
+from llorch_conformance.adapters.llamacpp import LlamaCppAdapter
+from llorch_conformance.conformance.cli import main as cli_main
+from llorch_conformance.conformance.real import (
+    EngineUnavailable,
+    LlamaServer,
+    find_llama_server,
+    write_tiny_model,
+)
+from llorch_conformance.mock_engines import FaultProxy, ObservedGeneration, run_fault_proxy
 
 #: A real engine closes idle keep-alive connections on its own schedule; a transport the
 #: garbage collector finds after a proxy's loop ended is a ResourceWarning about *when* it was

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from adapters.mock import MockAdapter
-from adapters.rbee_worker import BridgeConfig, WorkerServer, run_worker_bridge
-from mock_engines.rbee import MockQueen, run_mock_queen
+from llorch_conformance.adapters.mock import MockAdapter
+from llorch_conformance.adapters.rbee_worker import BridgeConfig, WorkerServer, run_worker_bridge
+from llorch_conformance.mock_engines.rbee import MockQueen, run_mock_queen
 
 INTERVAL_S = 0.05
 TIMEOUT_S = 0.3

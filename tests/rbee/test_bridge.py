@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters import create_adapter
-from adapters.http_util import SSEDecoder
-from adapters.mock import MockAdapter
-from adapters.rbee_worker import WorkerServer, run_worker_bridge
-from conformance.rbee import parse_worker_sse
-from mock_engines.rbee import MockQueen
+from llorch_conformance.adapters import create_adapter
+from llorch_conformance.adapters.http_util import SSEDecoder
+from llorch_conformance.adapters.mock import MockAdapter
+from llorch_conformance.adapters.rbee_worker import WorkerServer, run_worker_bridge
+from llorch_conformance.conformance.rbee import parse_worker_sse
+from llorch_conformance.mock_engines.rbee import MockQueen
 
 from .conftest import bridge_config, wait_until
 
@@ -214,7 +214,7 @@ def test_midstream_error_is_one_error_frame_without_done(queen: MockQueen) -> No
 def test_errors_before_the_first_token_are_http_errors(
     queen: MockQueen, fault: str, status: int, retry_after: str | None
 ) -> None:
-    from adapters.http_util import RetryPolicy
+    from llorch_conformance.adapters.http_util import RetryPolicy
 
     adapter = MockAdapter(faults=[fault], retry=RetryPolicy(max_attempts=1, seed=0))
     with run_worker_bridge(adapter, bridge_config(queen)) as w:
@@ -229,19 +229,21 @@ def test_errors_before_the_first_token_are_http_errors(
 def test_temperature_zero_asks_for_strict_determinism(queen: MockQueen) -> None:
     with run_worker_bridge(MockAdapter(), bridge_config(queen)) as w:
         task = w.bridge._task(
-            __import__("adapters.rbee_worker", fromlist=["InferRequest"]).InferRequest(
-                "p", None, 0.0
-            )
+            __import__(
+                "llorch_conformance.adapters.rbee_worker", fromlist=["InferRequest"]
+            ).InferRequest("p", None, 0.0)
         )
         assert task.determinism is not None and task.determinism.value == "strict"
         warm = w.bridge._task(
-            __import__("adapters.rbee_worker", fromlist=["InferRequest"]).InferRequest("p", 5, 0.7)
+            __import__(
+                "llorch_conformance.adapters.rbee_worker", fromlist=["InferRequest"]
+            ).InferRequest("p", 5, 0.7)
         )
         assert warm.extra["temperature"] == 0.7 and warm.max_tokens == 5
 
 
 def test_bridge_over_llamacpp_against_its_mock_engine(queen: MockQueen) -> None:
-    from mock_engines import run_mock_engine
+    from llorch_conformance.mock_engines import run_mock_engine
 
     with run_mock_engine("llamacpp", seed=0) as engine:
         adapter = create_adapter("llamacpp", engine.base_url)

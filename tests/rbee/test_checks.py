@@ -9,11 +9,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from adapters.rbee_worker import bind_socket
-from conformance._catalogue import get_requirement
-from conformance._results import RunResults
-from conformance.cli import main
-from conformance.rbee import (
+from llorch_conformance.adapters.rbee_worker import bind_socket
+from llorch_conformance.conformance._catalogue import get_requirement
+from llorch_conformance.conformance._results import RunResults
+from llorch_conformance.conformance.cli import main
+from llorch_conformance.conformance.rbee import (
     CHECKS,
     WORKER_REQUIREMENTS,
     CheckResult,
@@ -23,7 +23,7 @@ from conformance.rbee import (
     run_checks,
     run_worker_check,
 )
-from mock_engines.rbee import MockQueen, run_mock_queen, run_mock_worker
+from llorch_conformance.mock_engines.rbee import MockQueen, run_mock_queen, run_mock_worker
 
 from .conftest import INTERVAL_S
 
@@ -260,7 +260,7 @@ def test_a_worker_that_drops_the_stream_fails_its_requirement_not_the_harness() 
 
 
 def test_every_check_declares_the_requirements_it_proves() -> None:
-    from conformance.rbee._runner import check_requirements
+    from llorch_conformance.conformance.rbee._runner import check_requirements
 
     for name, fn in CHECKS:
         ids = check_requirements(fn)

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conformance.cli import main
-from mock_engines.rbee import MockQueen
+from llorch_conformance.conformance.cli import main
+from llorch_conformance.mock_engines.rbee import MockQueen
 
 from .conftest import WAIT_S
 
@@ -44,7 +44,7 @@ def worker_proc(queen: MockQueen, tmp_path: Path) -> Iterator[tuple[subprocess.P
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "llorch_conformance.conformance.cli",
             "worker",
             "--adapter",
             "mock",

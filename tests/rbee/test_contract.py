@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.rbee_worker import (
+from llorch_conformance.adapters.rbee_worker import (
     BadInferRequest,
     HeartbeatAck,
     InferRequest,

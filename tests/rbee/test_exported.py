@@ -8,7 +8,14 @@ import inspect
 import pytest
 
 
-@pytest.mark.parametrize("name", ["adapters.rbee_worker", "mock_engines.rbee", "conformance.rbee"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "llorch_conformance.adapters.rbee_worker",
+        "llorch_conformance.mock_engines.rbee",
+        "llorch_conformance.conformance.rbee",
+    ],
+)
 def test_all_is_complete_and_exists(name: str) -> None:
     module = importlib.import_module(name)
     exported = module.__all__

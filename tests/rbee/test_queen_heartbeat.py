@@ -11,14 +11,14 @@ import anyio
 import httpx
 import pytest
 
-from adapters.rbee_worker import (
+from llorch_conformance.adapters.rbee_worker import (
     HeartbeatAttempt,
     HeartbeatSender,
     WorkerInfo,
     WorkerStatus,
     format_rfc3339,
 )
-from mock_engines.rbee import MockQueen, QueenConfig, run_mock_queen
+from llorch_conformance.mock_engines.rbee import MockQueen, QueenConfig, run_mock_queen
 
 from .conftest import INTERVAL_S, TIMEOUT_S, WAIT_S
 

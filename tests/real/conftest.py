@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.real import (
+from llorch_conformance.conformance.real import (
     EngineUnavailable,
     LlamaServer,
     TritonServer,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from adapters.api import TaskRequest
-from adapters.llamacpp import LlamaCppAdapter
-from conformance.real import LlamaServer
+from llorch_conformance.adapters.api import TaskRequest
+from llorch_conformance.adapters.llamacpp import LlamaCppAdapter
+from llorch_conformance.conformance.real import LlamaServer
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ async def test_sequential_tasks_survive_the_servers_close_after_stream(
 async def test_stream_request_asks_for_connection_close() -> None:
     """Deterministic half of the above: the stream POST carries ``Connection: close`` (seen in
     the mock's journal), other requests keep the connection."""
-    from mock_engines import run_mock_engine
+    from llorch_conformance.mock_engines import run_mock_engine
 
     with anyio.fail_after(30):
         async with (

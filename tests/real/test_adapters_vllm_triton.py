@@ -11,10 +11,10 @@ import anyio
 import httpx
 import pytest
 
-from adapters.api import TaskRequest, TokenEvent
-from adapters.rbee_worker import BridgeConfig, run_worker_bridge
-from adapters.triton import TritonAdapter
-from adapters.vllm import VllmAdapter
+from llorch_conformance.adapters.api import TaskRequest, TokenEvent
+from llorch_conformance.adapters.rbee_worker import BridgeConfig, run_worker_bridge
+from llorch_conformance.adapters.triton import TritonAdapter
+from llorch_conformance.adapters.vllm import VllmAdapter
 
 from .conftest import LiveEngine
 

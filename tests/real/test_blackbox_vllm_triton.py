@@ -11,11 +11,11 @@ from typing import Any
 import anyio
 import pytest
 
-from adapters.api import TaskRequest
-from adapters.triton import TritonAdapter
-from adapters.vllm import VllmAdapter
-from conformance.cli import main as cli_main
-from mock_engines._cassette import Cassette, run_replay_engine
+from llorch_conformance.adapters.api import TaskRequest
+from llorch_conformance.adapters.triton import TritonAdapter
+from llorch_conformance.adapters.vllm import VllmAdapter
+from llorch_conformance.conformance.cli import main as cli_main
+from llorch_conformance.mock_engines._cassette import Cassette, run_replay_engine
 
 from .conftest import LiveEngine
 

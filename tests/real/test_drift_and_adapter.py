@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from conformance.cli import main as cli_main
-from conformance.real import LlamaServer, run_drift_check
-from mock_engines._cassette import Cassette, run_replay_engine
+from llorch_conformance.conformance.cli import main as cli_main
+from llorch_conformance.conformance.real import LlamaServer, run_drift_check
+from llorch_conformance.mock_engines._cassette import Cassette, run_replay_engine
 
 TIMEOUT = 30.0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conformance.cli import main as cli_main
+from llorch_conformance.conformance.cli import main as cli_main
 
 from .conftest import LiveEngine
 

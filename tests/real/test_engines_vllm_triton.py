@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conformance.real import TritonServer, find_triton_venv, write_triton_repo
+from llorch_conformance.conformance.real import TritonServer, find_triton_venv, write_triton_repo
 
 from .conftest import LiveEngine
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conformance.real import LlamaServer, tiny_vocab, write_tiny_model
+from llorch_conformance.conformance.real import LlamaServer, tiny_vocab, write_tiny_model
 
 TIMEOUT = 30.0
 

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import main as cli_main
-from conformance.real import EngineUnavailable, find_triton_venv, find_vllm_venv, real_home
+from llorch_conformance.conformance.cli import main as cli_main
+from llorch_conformance.conformance.real import (
+    EngineUnavailable,
+    find_triton_venv,
+    find_vllm_venv,
+    real_home,
+)
 
 
 def _venv(path: Path) -> Path:

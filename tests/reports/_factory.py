@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance._results import RunResults, ScenarioResult
+from llorch_conformance.conformance._results import RunResults, ScenarioResult
 
 T0 = 1000.0  # a monotonic clock value for the synthetic streams
 
@@ -132,7 +132,7 @@ def results(
                     "name": n,
                     "dialect": n,
                     "origin": "builtin",
-                    "spec": f"adapters.BUILTIN_ADAPTERS[{n!r}]",
+                    "spec": f"llorch_conformance.adapters.BUILTIN_ADAPTERS[{n!r}]",
                     "engine_url": None,
                 }
                 for n in names

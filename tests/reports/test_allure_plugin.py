@@ -1,4 +1,4 @@
-"""reports.allure_plugin: BDD scenarios and plain tests land in one Allure results folder."""
+"""llorch_conformance.reports.allure_plugin: BDD scenarios and plain tests land in one Allure results folder."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_bdd_and_plain_tests_in_one_folder(tmp_path: Path) -> None:
         k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "reports.allure_plugin", "--llorch-allure", str(out),
+        [sys.executable, "-m", "pytest", "-p", "llorch_conformance.reports.allure_plugin", "--llorch-allure", str(out),
          "-p", "no:cacheprovider", "-q", str(tmp_path)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env, check=False,
     )  # fmt: skip

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from adapters.http_util import mask
-from conformance.cli import main
-from reports import RedactionAuditError, RedactionLeak, audit_text, verify_bundle, write_bundle
+from llorch_conformance.adapters.http_util import mask
+from llorch_conformance.conformance.cli import main
+from llorch_conformance.reports import (
+    RedactionAuditError,
+    RedactionLeak,
+    audit_text,
+    verify_bundle,
+    write_bundle,
+)
 
 from . import _factory as f
 

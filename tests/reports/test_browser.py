@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import chromium_path, dump_dom, verify_bundle, write_bundle
+from llorch_conformance.reports import chromium_path, dump_dom, verify_bundle, write_bundle
 
 from . import _factory as f
 

@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from adapters.api import ERROR_MAPPING
-from conformance._catalogue import CATALOGUE
-from reports import HEADER, check_headers, validate_summary, verify_bundle, write_bundle
+from llorch_conformance.adapters.api import ERROR_MAPPING
+from llorch_conformance.conformance._catalogue import CATALOGUE
+from llorch_conformance.reports import (
+    HEADER,
+    check_headers,
+    validate_summary,
+    verify_bundle,
+    write_bundle,
+)
 
 from . import _factory as f
 
@@ -218,7 +224,7 @@ def test_same_run_id_rewrites_the_bundle(tmp_path: Path) -> None:
 
 
 def test_refuses_to_clear_a_directory_that_is_not_a_bundle(tmp_path: Path) -> None:
-    from reports import BundleError
+    from llorch_conformance.reports import BundleError
 
     d = tmp_path / "conformance" / "mine"
     d.mkdir(parents=True)

@@ -9,10 +9,15 @@ from typing import Any
 
 from rich.console import Console
 
-from conformance._results import RunResults, ScenarioResult
-from reports import write_bundle
-from reports._failures import group_failures, groups_from_json, render_console, render_markdown
-from reports._model import assign_dirs
+from llorch_conformance.conformance._results import RunResults, ScenarioResult
+from llorch_conformance.reports import write_bundle
+from llorch_conformance.reports._failures import (
+    group_failures,
+    groups_from_json,
+    render_console,
+    render_markdown,
+)
+from llorch_conformance.reports._model import assign_dirs
 
 from ._factory import evidence
 

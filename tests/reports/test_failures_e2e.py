@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance._results import RunResults
-from reports import group_failures, render_console
+from llorch_conformance.conformance._results import RunResults
+from llorch_conformance.reports import group_failures, render_console
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reports._replay import compare, normalise_events, replay_params
+from llorch_conformance.reports._replay import compare, normalise_events, replay_params
 
 from . import _factory as f
 
@@ -89,7 +89,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     }
     env["LLORCH_PROOF_DIR"] = str(cwd / "pb")
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *args],
+        [sys.executable, "-m", "llorch_conformance.conformance.cli", *args],
         capture_output=True, text=True, timeout=180, cwd=cwd, env=env, check=False,
     )  # fmt: skip
 
@@ -112,7 +112,7 @@ def test_run_then_replay_is_identical(tmp_path: Path) -> None:
 def test_no_bundle_flag(tmp_path: Path) -> None:
     from argparse import Namespace
 
-    from reports import bundle_run
+    from llorch_conformance.reports import bundle_run
 
     res = f.results()
     args = Namespace(fail_on="must", no_bundle=True, proof_dir=str(tmp_path / "pb"))
@@ -124,7 +124,7 @@ def test_run_hook_folds_the_audit_into_the_exit_code(tmp_path: Path) -> None:
     import base64
     from argparse import Namespace
 
-    from reports import bundle_run
+    from llorch_conformance.reports import bundle_run
 
     secret = "s3cr3t-token-xyz-0123"
     ev = f.evidence(

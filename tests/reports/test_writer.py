@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import (
+from llorch_conformance.reports import (
     HEADER,
     BundleError,
     ProofBundle,

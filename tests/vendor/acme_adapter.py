@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import httpx
 
-from adapters.api import (
+from llorch_conformance.adapters.api import (
     Capabilities,
     TaskRequest,
     TokenEvent,
@@ -30,7 +30,7 @@ from adapters.api import (
     error_for_condition,
     error_for_status,
 )
-from adapters.http_util import (
+from llorch_conformance.adapters.http_util import (
     HttpClientConfig,
     RetryPolicy,
     aiter_sse,

@@ -1,0 +1,5 @@
+"""``python -m llorch_conformance …`` is ``llorch-conformance …``."""
+
+from llorch_conformance.conformance.cli import main
+
+raise SystemExit(main())
