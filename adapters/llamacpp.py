@@ -44,7 +44,7 @@ from .api import (
     error_for_status,
 )
 
-__all__ = ["LlamaCppAdapter", "engine_error"]
+__all__ = ["LlamaCppAdapter", "condition_for_error_type", "engine_error"]
 
 
 class _Partial(msgspec.Struct):

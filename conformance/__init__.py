@@ -40,7 +40,8 @@ from ._catalogue import (
     is_known,
     pending_requirements,
 )
-from ._results import RunResults, ScenarioResult, Verdict
+from ._declarations import DECLARATION_RULES
+from ._results import STATUSES, VERDICT_STATUSES, RunResults, ScenarioResult, Verdict
 from ._seeds import SEED_CORPUS
 
 try:
@@ -62,8 +63,11 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CATALOGUE",
+    "DECLARATION_RULES",
     "PENDING_COMPONENTS",
     "SEED_CORPUS",
+    "STATUSES",
+    "VERDICT_STATUSES",
     "Layer",
     "Level",
     "Requirement",

@@ -176,7 +176,7 @@ def register(sub: Any) -> None:
         metavar="HOST:PORT",
         help="with --worker-url: serve a mock queen here for the heartbeat checks",
     )
-    from llorch_conformance.reports._run_hook import (
+    from llorch_conformance.reports import (
         add_run_options,  # --proof-dir, --no-bundle, --sign-key, ...
     )
 
@@ -273,7 +273,7 @@ def _run(args: argparse.Namespace) -> int:
     wall = time.monotonic() - t0
     results.wall_time_s = wall
     narrowed = bool(args.requirement or args.keyword or select is not None)
-    from llorch_conformance.reports._run_hook import (
+    from llorch_conformance.reports import (
         bundle_run,  # the proof bundle, written on failure too
     )
 
@@ -370,7 +370,7 @@ def _collect_only(
 def _finish_run_dir(args: argparse.Namespace, root: Path, results: Any) -> Path:
     """The run's directory under the root (the bundle, or results.json alone with --no-bundle),
     registered as created by this tool."""
-    from llorch_conformance.reports._writer import TestType, safe_name
+    from llorch_conformance.reports import TestType, safe_name
 
     from ._outroot import register_run
 

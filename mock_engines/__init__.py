@@ -12,6 +12,15 @@ The same ``(seed, prompt, max_tokens, stop)`` gives the same :class:`GenerationP
 token texts and stop reason — in every dialect: :func:`make_plan` is the cross-dialect oracle.
 """
 
+from ._cassette import (
+    CASSETTE_VERSION,
+    Cassette,
+    Chunk,
+    Exchange,
+    ReplayDialect,
+    record_exchange,
+    run_replay_engine,
+)
 from ._core import CONTROL_PREFIX, EngineContext, MockEngineApp
 from ._dialects import dialect_names as _dialect_names
 from ._dialects import get_dialect
@@ -19,19 +28,33 @@ from ._faults import FAULT_HEADER, FAULT_IDS, FaultParam, FaultRule, FaultSpec
 from ._journal import Journal, JournalEntry, redact_secret
 from ._plan import GenerationPlan, chat_prompt, make_plan, tokenize
 from ._profile import PROFILES, Profile, load_profile
-from ._proxy import FaultProxy, ObservedGeneration, run_fault_proxy
+from ._proxy import (
+    NOT_APPLIED,
+    FaultProxy,
+    ObservedGeneration,
+    ProxyApp,
+    ProxyContext,
+    run_fault_proxy,
+)
 from ._runner import MockEngine, create_app, run_mock_engine
+from ._server import EngineServer
 from ._wire import Dialect, EngineError, Frame, FrameKind, MockRequest, Reply, Route, StreamReply
 
 __all__ = [
+    "CASSETTE_VERSION",
     "CONTROL_PREFIX",
     "DIALECTS",
     "FAULT_HEADER",
     "FAULT_IDS",
+    "NOT_APPLIED",
     "PROFILES",
+    "Cassette",
+    "Chunk",
     "Dialect",
     "EngineContext",
     "EngineError",
+    "EngineServer",
+    "Exchange",
     "FaultParam",
     "FaultProxy",
     "FaultRule",
@@ -46,6 +69,9 @@ __all__ = [
     "MockRequest",
     "ObservedGeneration",
     "Profile",
+    "ProxyApp",
+    "ProxyContext",
+    "ReplayDialect",
     "Reply",
     "Route",
     "StreamReply",
@@ -55,9 +81,11 @@ __all__ = [
     "get_dialect",
     "load_profile",
     "make_plan",
+    "record_exchange",
     "redact_secret",
     "run_fault_proxy",
     "run_mock_engine",
+    "run_replay_engine",
     "tokenize",
 ]
 

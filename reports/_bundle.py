@@ -42,8 +42,7 @@ from typing import Any, Final, Literal
 
 from llorch_conformance.adapters.api import ConformanceFailure, HarnessError
 from llorch_conformance.adapters.http_util import redact
-from llorch_conformance.conformance._catalogue import CATALOGUE
-from llorch_conformance.conformance._results import RunResults, ScenarioResult
+from llorch_conformance.conformance import CATALOGUE, RunResults, ScenarioResult
 
 from ._attest import build_statement, load_private_key, sign_statement, statement_bytes
 from ._audit import AuditHit, audit_bundle

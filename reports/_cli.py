@@ -20,35 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._run_hook import add_bundle_options
+
 __all__ = ["add_bundle_options", "register"]
-
-
-def add_bundle_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that writes a bundle (``run`` may reuse them)."""
-    p.add_argument(
-        "--proof-dir",
-        metavar="DIR",
-        help="bundle base directory (default $LLORCH_PROOF_DIR or .proof_bundle); "
-        "the bundle goes to DIR/conformance/<run_id>/",
-    )
-    p.add_argument(
-        "--sign-key",
-        metavar="KEY",
-        help="Ed25519 private key (PEM or OpenSSH) to sign the bundle's attestation",
-    )
-    p.add_argument(
-        "--secret",
-        action="append",
-        default=[],
-        metavar="VALUE",
-        help="a secret of this run the redaction audit must not find (repeatable; the values of "
-        "LLORCH_API_TOKEN, OPENAI_API_KEY, HF_TOKEN are added automatically)",
-    )
-    p.add_argument(
-        "--screenshot",
-        action="store_true",
-        help="render report.html in headless Chromium into report.png (when installed)",
-    )
 
 
 def register(sub: Any) -> None:
@@ -144,7 +118,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _bundle(args: argparse.Namespace) -> int:
     from llorch_conformance.adapters.api import UsageError
-    from llorch_conformance.conformance._results import RunResults
+    from llorch_conformance.conformance import RunResults
 
     from ._bundle import write_bundle
 

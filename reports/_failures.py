@@ -44,8 +44,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from llorch_conformance.adapters.api import TokenEvent, check_stream
-from llorch_conformance.conformance._catalogue import get_requirement, is_known
-from llorch_conformance.conformance._results import RunResults, ScenarioResult
+from llorch_conformance.conformance import RunResults, ScenarioResult, get_requirement, is_known
 
 from ._model import adapter_label, assign_dirs, feature_label
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llorch_conformance.conformance._results import RunResults, ScenarioResult
+from llorch_conformance.conformance import RunResults, ScenarioResult
 
 from ._writer import safe_name
 

@@ -76,7 +76,7 @@ def _verdict_cell(status: str, declared: Sequence[str] | None) -> str:
 
 def _folding_section() -> list[str]:
     """The folding rules and the declaration table (``conformance._declarations``)."""
-    from llorch_conformance.conformance._declarations import DECLARATION_RULES
+    from llorch_conformance.conformance import DECLARATION_RULES
 
     lines = [
         "## Folding rules and declarations",

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from llorch_conformance.adapters.api import UsageError
 from llorch_conformance.adapters.http_util import redact
-from llorch_conformance.conformance._results import RunResults, ScenarioResult
+from llorch_conformance.conformance import RunResults, ScenarioResult
 
 from ._model import events_of
 
@@ -209,7 +209,7 @@ def replay_bundle(
     secrets: Sequence[str] = (),
 ) -> ReplayReport:
     """Rerun the bundle's scenarios (in this process, through ``run_suite``) and compare."""
-    from llorch_conformance.conformance._runner import run_suite
+    from llorch_conformance.conformance import run_suite
 
     from ._bundle import environment_secrets
 

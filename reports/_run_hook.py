@@ -22,9 +22,35 @@ from typing import Any, Literal
 
 from llorch_conformance.adapters.api import ConformanceFailure, HarnessError
 
-from ._cli import add_bundle_options
+__all__ = ["add_bundle_options", "add_run_options", "bundle_run"]
 
-__all__ = ["add_run_options", "bundle_run"]
+
+def add_bundle_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that writes a bundle (``run`` may reuse them)."""
+    p.add_argument(
+        "--proof-dir",
+        metavar="DIR",
+        help="bundle base directory (default $LLORCH_PROOF_DIR or .proof_bundle); "
+        "the bundle goes to DIR/conformance/<run_id>/",
+    )
+    p.add_argument(
+        "--sign-key",
+        metavar="KEY",
+        help="Ed25519 private key (PEM or OpenSSH) to sign the bundle's attestation",
+    )
+    p.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="VALUE",
+        help="a secret of this run the redaction audit must not find (repeatable; the values of "
+        "LLORCH_API_TOKEN, OPENAI_API_KEY, HF_TOKEN are added automatically)",
+    )
+    p.add_argument(
+        "--screenshot",
+        action="store_true",
+        help="render report.html in headless Chromium into report.png (when installed)",
+    )
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

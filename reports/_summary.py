@@ -14,8 +14,14 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, Final, Literal
 
-from llorch_conformance.conformance._catalogue import CATALOGUE, get_requirement, is_known
-from llorch_conformance.conformance._results import STATUSES, VERDICT_STATUSES, RunResults
+from llorch_conformance.conformance import (
+    CATALOGUE,
+    STATUSES,
+    VERDICT_STATUSES,
+    RunResults,
+    get_requirement,
+    is_known,
+)
 
 from ._model import ScenarioFiles
 

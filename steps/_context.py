@@ -617,7 +617,7 @@ class ScenarioContext:
         """A live engine's own output may leave a fault no room (fewer tokens than the
         scenario planned, no JSON frame ...): the fault proxy says so, and the scenario, which
         cannot judge the adapter without its fault, is unsupported with that reason."""
-        from llorch_conformance.mock_engines._proxy import NOT_APPLIED
+        from llorch_conformance.mock_engines import NOT_APPLIED
 
         for e in self.journal().entries:
             note = e.fault_note or ""

@@ -216,8 +216,7 @@ def serve_facade(
 
     from llorch_conformance.adapters.host import AdapterHost
     from llorch_conformance.adapters.http_util import RetryPolicy
-    from llorch_conformance.adapters.orchestrator import FacadeConfig, create_app
-    from llorch_conformance.adapters.orchestrator._auth import AuthPolicy
+    from llorch_conformance.adapters.orchestrator import AuthPolicy, FacadeConfig, create_app
 
     inner = ctx.adapter if ctx.adapter is not None else ctx.make_adapter()
     host = AdapterHost(retry_policy=RetryPolicy(seed=ctx.seed))
@@ -577,7 +576,7 @@ def bind_policy(llorch_ctx: ScenarioContext) -> None:
 
 @then("loopback may skip the token only when auth is optional")
 def optional_policy(llorch_ctx: ScenarioContext) -> None:
-    from llorch_conformance.adapters.orchestrator._auth import AuthPolicy
+    from llorch_conformance.adapters.orchestrator import AuthPolicy
 
     opt = AuthPolicy(token=TOKEN, optional=True)
     strict = AuthPolicy(token=TOKEN, optional=False)
@@ -602,7 +601,7 @@ def optional_policy(llorch_ctx: ScenarioContext) -> None:
 def constant_time(llorch_ctx: ScenarioContext) -> None:
     import hmac
 
-    from llorch_conformance.adapters.orchestrator._auth import AuthPolicy
+    from llorch_conformance.adapters.orchestrator import AuthPolicy
 
     mp: Any = llorch_ctx._getfixturevalue("monkeypatch")
     calls: list[int] = []

@@ -54,7 +54,7 @@ def serve_tls(ctx: ScenarioContext, *, trusted: bool) -> TlsEngine:
     version, model = None, None
     if ctx.proxied:
         # a live engine: the TLS endpoint is a fault proxy in front of it (its facts probed once)
-        from llorch_conformance.mock_engines._proxy import ProxyApp, ProxyContext
+        from llorch_conformance.mock_engines import ProxyApp, ProxyContext
 
         shared = ctx.engines.get(ctx.dialect)
         version, model = shared.engine_version, shared.model

@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
         "--out", default=None, metavar="DIR", help="write results.json and worker_check.md here"
     )
     p.add_argument("--seed", type=int, default=0, help="run seed, recorded in the results")
-    from llorch_conformance.reports._run_hook import (
+    from llorch_conformance.reports import (
         add_run_options,  # --proof-dir, --no-bundle, --sign-key, ...
     )
 
@@ -108,7 +108,7 @@ def worker_run(args: argparse.Namespace) -> tuple[Any, int]:
         print(f"{mark:5} {ids:22} {s.scenario}{tail}"[:400])
     if out is not None:
         print(f"results: {out / 'results.json'}")
-    from llorch_conformance.reports._run_hook import (
+    from llorch_conformance.reports import (
         bundle_run,  # the same proof bundle as 'run' writes
     )
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llorch_conformance.mock_engines._cassette import (
+from llorch_conformance.mock_engines import (
     CASSETTE_VERSION,
     Cassette,
     Chunk,

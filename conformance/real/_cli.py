@@ -220,7 +220,7 @@ def _record(args: argparse.Namespace) -> int:
 
     from llorch_conformance.adapters.api import UsageError
     from llorch_conformance.conformance._targets import KNOWN_DIALECTS
-    from llorch_conformance.mock_engines._cassette import Cassette, record_exchange
+    from llorch_conformance.mock_engines import Cassette, record_exchange
 
     from ._drift import discover, probe_engine, probe_llamacpp
 
@@ -291,9 +291,13 @@ def _replay(args: argparse.Namespace) -> int:
     import sys
 
     from llorch_conformance.adapters.api import UsageError
-    from llorch_conformance.mock_engines._cassette import Cassette, ReplayDialect
-    from llorch_conformance.mock_engines._core import EngineContext, MockEngineApp
-    from llorch_conformance.mock_engines._server import EngineServer
+    from llorch_conformance.mock_engines import (
+        Cassette,
+        EngineContext,
+        EngineServer,
+        MockEngineApp,
+        ReplayDialect,
+    )
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port")

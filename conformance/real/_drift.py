@@ -61,7 +61,7 @@ from typing import Any
 import anyio
 import httpx
 
-from llorch_conformance.mock_engines._cassette import Cassette, Exchange, record_exchange
+from llorch_conformance.mock_engines import Cassette, Exchange, record_exchange
 
 __all__ = [
     "CRITICAL_PATHS",
@@ -837,8 +837,7 @@ async def probe_mock(
     """
     from dataclasses import replace
 
-    from llorch_conformance.mock_engines import run_mock_engine
-    from llorch_conformance.mock_engines._profile import load_profile
+    from llorch_conformance.mock_engines import load_profile, run_mock_engine
 
     profile = load_profile("fast")
     if dep.slots is not None:

@@ -175,7 +175,7 @@ class GateReport:
 
 
 def _level(rid: str) -> str:
-    from llorch_conformance.conformance._catalogue import get_requirement, is_known
+    from llorch_conformance.conformance import get_requirement, is_known
 
     return get_requirement(rid).level.value if is_known(rid) else "?"
 

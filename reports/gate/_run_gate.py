@@ -197,7 +197,7 @@ def _audit_hits(bundle: Path) -> int:
 def _waivers_only(
     new: BundleView, waivers: list[Waiver], fail_on: str, today: dt.date | None
 ) -> tuple[str, dict[str, Any], int]:
-    from llorch_conformance.conformance._catalogue import get_requirement, is_known
+    from llorch_conformance.conformance import get_requirement, is_known
 
     from ._render import md_table
     from ._waivers import apply_waivers

@@ -99,7 +99,7 @@ def catalogue_digest(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def current_catalogue_digest() -> str:
-    from llorch_conformance.conformance._catalogue import CATALOGUE
+    from llorch_conformance.conformance import CATALOGUE
 
     return catalogue_digest(r.to_dict() for r in CATALOGUE)
 

@@ -240,7 +240,7 @@ def parse_waivers(doc: Any, *, source: str = "<waivers>") -> list[Waiver]:
     """Validate an already-parsed document and build the waivers (see module docstring)."""
     import jsonschema  # type: ignore[import-untyped]
 
-    from llorch_conformance.conformance._catalogue import is_known
+    from llorch_conformance.conformance import is_known
 
     doc = _dates_to_text(doc)
     if doc is None:
