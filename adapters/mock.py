@@ -59,6 +59,8 @@ from typing import Any, Final
 
 import anyio
 
+from llorch_conformance.mock_engines import FaultRule, fault_outcome
+
 from ._observability import AdapterMetrics, log_event
 from .api import (
     Capabilities,
@@ -72,7 +74,6 @@ from .api import (
     WorkerProps,
     Workload,
     error_for_condition,
-    error_for_status,
 )
 from .http_util import HttpClientConfig, RetryPolicy, RetryTimeline, retry_async
 
@@ -80,48 +81,19 @@ __all__ = ["MOCK_FAULT_OUTCOMES", "MockAdapter"]
 
 _LOG = logging.getLogger("llorch.adapters.mock")
 
-#: Fault id → one-line outcome (the table above as data, for reports and ``list`` commands).
-MOCK_FAULT_OUTCOMES: Final[Mapping[str, str]] = {
-    "http.400": "error INVALID_PARAMS (not retriable)",
-    "http.401": "error INTERNAL (not retriable)",
-    "http.404": "error POOL_UNAVAILABLE (not retriable)",
-    "http.422": "error INVALID_PARAMS (not retriable)",
-    "http.500": "error WORKER_RESET (retriable)",
-    "http.503": "error POOL_UNAVAILABLE (retriable) after pre-stream retries",
-    "http.429_retry_after": "error POOL_UNAVAILABLE (retriable, retry_after_ms) after retries",
-    "engine.loading": "error POOL_UNAVAILABLE (retriable) after pre-stream retries",
-    "engine.overload": "error POOL_UNAVAILABLE (retriable) after pre-stream retries",
-    "conn.port_closed": "error POOL_UNAVAILABLE (retriable) after pre-stream retries",
-    "conn.accept_then_close": "error WORKER_RESET (retriable)",
-    "conn.slow_headers": "delayed start; DECODE_TIMEOUT past the first-byte timeout",
-    "stall.before_first_byte": "delayed first token; DECODE_TIMEOUT past the first-byte timeout",
-    "stall.midstream": "pause mid-stream; DECODE_TIMEOUT past the inter-chunk timeout",
-    "midstream.disconnect": "tokens then error WORKER_RESET (retriable)",
-    "midstream.disconnect_bytes": "tokens then error WORKER_RESET (retriable)",
-    "midstream.cut_utf8": "tokens then error WORKER_RESET (retriable)",
-    "frame.split_utf8": "normal stream",
-    "frame.split_every_byte": "normal stream",
-    "frame.malformed_json": "tokens then error INTERNAL (not retriable)",
-    "frame.missing_terminal": "all tokens then error WORKER_RESET (retriable)",
-    "frame.duplicate_index": "tokens then error INTERNAL (not retriable)",
-    "frame.out_of_order_index": "tokens then error INTERNAL (not retriable)",
-    "stream.error_event": "tokens then error WORKER_RESET (retriable)",
-    "stream.keepalive_flood": "normal stream",
-    "frame.oversized": "tokens then error INTERNAL (not retriable)",
-    "http.wrong_content_type": "error INTERNAL (not retriable)",
-}
 
-_PRE_STREAM_RETRIABLE: Final = frozenset(
-    {"http.503", "http.429_retry_after", "engine.loading", "engine.overload", "conn.port_closed"}
-)
-_PROTOCOL_AFTER_TOKENS: Final = frozenset(
-    {"frame.malformed_json", "frame.duplicate_index", "frame.out_of_order_index", "frame.oversized"}
-)
+def _outcomes() -> Mapping[str, str]:
+    from llorch_conformance.mock_engines import FAULTS
+
+    return {f.id: f.outcome(FaultRule.parse(f.id)).summary for f in FAULTS}
+
+
+#: Fault id → one-line outcome (the table above as data, for reports and ``list`` commands),
+#: read from the fault objects (``mock_engines.Fault.outcome``).
+MOCK_FAULT_OUTCOMES: Final[Mapping[str, str]] = _outcomes()
 
 
 def _parse_rules(items: Iterable[Any]) -> list[Any]:
-    from llorch_conformance.mock_engines import FaultRule
-
     out: list[Any] = []
     for item in items:
         out.append(item if isinstance(item, FaultRule) else FaultRule.parse(str(item)))
@@ -245,11 +217,12 @@ class MockAdapter:
         live, ready = True, self.ready
         for state in self._rules:
             rule = state.rule
-            if rule.id not in ("engine.loading", "conn.port_closed") or rule.rate is not None:
+            outcome = fault_outcome(rule)
+            if outcome.ready or rule.rate is not None:
                 continue
             if rule.first is None or state.applied < rule.first:
                 ready = False
-                live = live and rule.id != "conn.port_closed"
+                live = live and outcome.live
         return WorkerHealth(live=live, ready=ready)
 
     async def props(self) -> WorkerProps:
@@ -386,10 +359,11 @@ class MockAdapter:
         async def op(attempt: int) -> None:
             if attempt > 1:
                 current[0] = self._fault_for(request)
-            err = _immediate_error(current[0])
+            outcome = fault_outcome(current[0])
+            err = outcome.error
             if err is None:
                 return
-            if current[0].id not in _PRE_STREAM_RETRIABLE:
+            if not outcome.retried:
                 raise _NoRetry(err)
             raise err
 
@@ -427,7 +401,8 @@ class MockAdapter:
                     err, fault = await self._pre_stream(request, fault, timeline)
                 finally:
                     task.scope = None
-            fid = fault.id if fault is not None else None
+            outcome = fault_outcome(fault)
+            stall = outcome.stall
             if pre_scope.cancelled_caught and not task.is_cancelled():
                 err = error_for_condition(
                     UpstreamCondition.DEADLINE, "deadline_ms exceeded before the stream started"
@@ -440,33 +415,30 @@ class MockAdapter:
                 self.metrics.rejected(self.engine, err.code.value)
                 yield self._error(request, err, 0)
                 return
-            if fid == "conn.slow_headers":
+            if stall is not None and stall.where != "after_tokens":
+                # A late head, or headers but no body byte: an HTTP adapter has no good frame
+                # yet, so no started.
                 failure = await self._stall(
-                    task, fault, self.http_config.first_byte_timeout_s, deadline, request, 0
+                    task, stall.delay_s, self.http_config.first_byte_timeout_s, deadline, request, 0
                 )
                 if failure is not None:
-                    yield self._error(request, failure, 0)
-                    return
-            if fid == "stall.before_first_byte":
-                # Headers but no body byte: an HTTP adapter has no good frame yet, so no started.
-                failure = await self._stall(
-                    task, fault, self.http_config.first_byte_timeout_s, deadline, request, 0
-                )
-                if failure is not None:
-                    self.metrics.rejected(self.engine, failure.code.value)
+                    if stall.where == "first_byte":
+                        self.metrics.rejected(self.engine, failure.code.value)
                     yield self._error(request, failure, 0)
                     return
             plan = self._plan(request)
             self.metrics.started(labels)
             yield self._started(request, plan.prompt_tokens)
             tokens: Sequence[str] = plan.tokens
-            stop_at, after_error = _cut(fault, tokens)
-            stall_after = fault.int_param("after_events") if fid == "stall.midstream" else -1
+            stop_at, after_error = outcome.end(tokens)
+            stall_after = -1
+            if stall is not None and stall.where == "after_tokens":
+                stall_after = stall.after
             for n, text in enumerate(tokens[:stop_at]):
                 if n == stall_after:
                     failure = await self._stall(
                         task,
-                        fault,
+                        stall.delay_s if stall is not None else 0.0,
                         self.http_config.inter_chunk_timeout_s,
                         deadline,
                         request,
@@ -536,13 +508,12 @@ class MockAdapter:
     async def _stall(
         self,
         task: _MockTask,
-        fault: Any,
+        delay_s: float,
         timeout_s: float,
         deadline: float,
         request: TaskRequest,
         emitted: int,
     ) -> WorkerError | None:
-        delay_s = fault.int_param("delay_ms") / 1000.0
         if not await self._sleep(task, min(delay_s, timeout_s), deadline):
             if task.is_cancelled():
                 return None
@@ -602,75 +573,3 @@ def _deadline(request: TaskRequest, emitted: int) -> WorkerError:
         UpstreamCondition.DEADLINE,
         f"deadline_ms {request.deadline_ms} exceeded after {emitted} tokens",
     )
-
-
-def _immediate_error(fault: Any) -> WorkerError | None:
-    """The error a fault produces before any stream byte, or None."""
-    if fault is None:
-        return None
-    fid = fault.id
-    if fid.startswith("http.") and fid[5:].isdigit():
-        status = int(fid[5:])
-        return error_for_status(status, f"upstream {status}: mock fault {fid}")
-    if fid == "http.429_retry_after":
-        seconds = fault.param("seconds")
-        ms = int(float(seconds) * 1000) if isinstance(seconds, int | float) else 1000
-        return error_for_status(429, "upstream 429: mock rate limit", retry_after_ms=ms)
-    if fid in ("engine.loading", "engine.overload"):
-        return error_for_status(503, f"upstream 503: mock {fid.split('.')[1]}")
-    if fid == "conn.port_closed":
-        return error_for_condition(
-            UpstreamCondition.CONNECT_FAILED, "connect: connection refused (mock)"
-        )
-    if fid == "conn.accept_then_close":
-        return error_for_condition(
-            UpstreamCondition.RESET, "before first byte: server closed without a response (mock)"
-        )
-    if fid == "http.wrong_content_type":
-        ctype = fault.param("content_type") or "text/plain"
-        return error_for_condition(
-            UpstreamCondition.PROTOCOL, f"stream answered with Content-Type {ctype!r}"
-        )
-    return None
-
-
-def _cut(fault: Any, tokens: Sequence[str]) -> tuple[int, WorkerError | None]:
-    """How many plan tokens are delivered, and the terminal error after them (None: normal end)."""
-    n = len(tokens)
-    if fault is None:
-        return n, None
-    fid = fault.id
-    if fid == "midstream.disconnect":
-        k = min(n, fault.int_param("after_events"))
-        return k, _reset(f"stream ended before its terminal frame after {k} tokens")
-    if fid == "midstream.disconnect_bytes":
-        budget = fault.int_param("after_bytes")
-        used = k = 0
-        for t in tokens:
-            size = len(t.encode("utf-8"))
-            if used + size > budget:
-                break
-            used += size
-            k += 1
-        return k, _reset(f"stream ended before its terminal frame after {k} tokens")
-    if fid == "midstream.cut_utf8":
-        k = next((i for i, t in enumerate(tokens) if any(ord(c) > 0x7F for c in t)), n)
-        return k, _reset(f"stream ended inside a UTF-8 character after {k} tokens")
-    if fid == "frame.missing_terminal":
-        return n, _reset(f"stream ended before its terminal frame after {n} tokens")
-    if fid in _PROTOCOL_AFTER_TOKENS:
-        k = min(n, fault.int_param("after_events"))
-        return k, error_for_condition(
-            UpstreamCondition.PROTOCOL, f"protocol violation ({fid}) after {k} tokens"
-        )
-    if fid == "stream.error_event":
-        k = min(n, fault.int_param("after_events"))
-        message = str(fault.param("message") or "mock in-stream failure")
-        return k, error_for_condition(
-            UpstreamCondition.SERVER_ERROR, f"engine error in stream: {message}"[:200]
-        )
-    return n, None
-
-
-def _reset(message: str) -> WorkerError:
-    return error_for_condition(UpstreamCondition.RESET, message)

@@ -24,7 +24,20 @@ from ._cassette import (
 from ._core import CONTROL_PREFIX, EngineContext, MockEngineApp
 from ._dialects import dialect_names as _dialect_names
 from ._dialects import get_dialect
-from ._faults import FAULT_HEADER, FAULT_IDS, FaultParam, FaultRule, FaultSpec
+from ._faults import (
+    FAULT_HEADER,
+    FAULT_IDS,
+    FAULTS,
+    Fault,
+    FaultHost,
+    FaultParam,
+    FaultRule,
+    FaultSpec,
+    Outcome,
+    Stage,
+    Stall,
+    fault_outcome,
+)
 from ._journal import Journal, JournalEntry, redact_secret
 from ._plan import GenerationPlan, chat_prompt, make_plan, tokenize
 from ._profile import PROFILES, Profile, load_profile
@@ -44,6 +57,7 @@ __all__ = [
     "CASSETTE_VERSION",
     "CONTROL_PREFIX",
     "DIALECTS",
+    "FAULTS",
     "FAULT_HEADER",
     "FAULT_IDS",
     "NOT_APPLIED",
@@ -55,6 +69,8 @@ __all__ = [
     "EngineError",
     "EngineServer",
     "Exchange",
+    "Fault",
+    "FaultHost",
     "FaultParam",
     "FaultProxy",
     "FaultRule",
@@ -68,16 +84,20 @@ __all__ = [
     "MockEngineApp",
     "MockRequest",
     "ObservedGeneration",
+    "Outcome",
     "Profile",
     "ProxyApp",
     "ProxyContext",
     "ReplayDialect",
     "Reply",
     "Route",
+    "Stage",
+    "Stall",
     "StreamReply",
     "chat_prompt",
     "create_app",
     "fault_catalogue",
+    "fault_outcome",
     "get_dialect",
     "load_profile",
     "make_plan",

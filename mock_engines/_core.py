@@ -40,10 +40,11 @@ from typing import Any
 
 from llorch_conformance.adapters.api import ConfigError
 
-from ._faults import FAULT_HEADER, FaultRule, RuleState, parse_faults
+from ._faults import FAULT_HEADER, Fault, FaultRule, RuleState, parse_faults
 from ._journal import Journal, JournalEntry
 from ._plan import MAX_CONTEXT, GenerationPlan, make_plan
 from ._profile import Profile, load_profile
+from ._segments import Seg, segments
 from ._wire import (
     Dialect,
     EngineError,
@@ -65,9 +66,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-# Faults that are engine states, not per-request selections.
-_STATE_FAULTS = frozenset({"conn.port_closed"})
 
 
 class Overloaded(Exception):
@@ -265,41 +263,24 @@ class EngineContext:
         """Replace the engine-wide fault rules (ConfigError for unknown or inapplicable ones)."""
         rules = parse_faults(faults)
         for r in rules:
-            self.check_applies(r)
-            if (
-                r.id == "engine.loading"
-                and self.dialect.loading_mode == "port_closed"
-                and (r.first is not None or r.rate is not None)
-            ):
-                raise ConfigError(
-                    f"engine.loading on {self.dialect.name} closes the port; "
-                    "first=/rate= cannot select requests there (use duration_ms)"
-                )
+            r.fault.check(r, self.dialect, per_request=False)
         self._rules = [RuleState(r, self.seed, i) for i, r in enumerate(rules)]
         now = time.monotonic()
         self._port_closed_until = None
         loading_from_fault: float | None = None
         for r in rules:
-            if r.id == "conn.port_closed" or (
-                r.id == "engine.loading"
-                and (
-                    self.dialect.loading_mode == "port_closed"
-                    or (r.first is None and r.rate is None)
-                )
-            ):
-                dur = r.int_param("duration_ms")
-                until = now + dur / 1000.0 if dur > 0 else float("inf")
-                if r.id == "conn.port_closed" or self.dialect.loading_mode == "port_closed":
-                    self._port_closed_until = max(self._port_closed_until or 0.0, until)
-                else:
-                    loading_from_fault = until
+            closed, loading = r.fault.state_until(r, self.dialect, now)
+            if closed is not None:
+                self._port_closed_until = max(self._port_closed_until or 0.0, closed)
+            if loading is not None:
+                loading_from_fault = loading
         self._fault_loading_until = loading_from_fault
         if self.port_listener is not None:
             self.port_listener()
 
     def check_applies(self, rule: FaultRule) -> None:
-        if rule.id in self.dialect.unsupported_faults:
-            raise ConfigError(f"fault {rule.id} does not apply to dialect {self.dialect.name}")
+        """ConfigError when the dialect cannot render ``rule``'s fault."""
+        Fault.check(rule.fault, rule, self.dialect, per_request=False)
 
     def set_profile(self, profile: str | Profile) -> None:
         self.profile = load_profile(profile)
@@ -359,26 +340,16 @@ class EngineContext:
     def select_connection_fault(self) -> FaultRule | None:
         """Engine-wide ``conn.accept_then_close`` for a new TCP connection."""
         for state in self._rules:
-            if state.rule.id == "conn.accept_then_close" and state.select():
+            if state.rule.fault.on_connection and state.select():
                 self.accept_closes += 1
                 return state.rule
         return None
 
     def select_request_fault(self, route: Route | None) -> FaultRule | None:
         for state in self._rules:
-            rid = state.rule.id
-            if rid in _STATE_FAULTS or rid == "conn.accept_then_close":
-                continue
-            if rid == "engine.loading":
-                if (
-                    self.dialect.loading_mode == "http_503"
-                    and (state.rule.first is not None or state.rule.rate is not None)
-                    and state.select()
-                ):
-                    return state.rule
-                continue
-            if route is not None and route.generation and state.select():
-                return state.rule
+            rule = state.rule
+            if rule.fault.selects(rule, route, self.dialect) and state.select():
+                return rule
         return None
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
@@ -402,250 +373,6 @@ class EngineContext:
                     return r, params, False
                 other = True
         return None, {}, other
-
-
-# ---------------------------------------------------------------------------------------------
-# Fault transformations on frames and writes
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Seg:
-    due: float
-    data: bytes
-    done: list[bytes]
-
-
-def _corrupt(data: bytes) -> bytes | None:
-    i = data.rfind(b"}")
-    if i == -1:
-        return None
-    return data[:i] + data[i + 1 :]
-
-
-def _apply_frame_faults(
-    frames: list[Frame], rule: FaultRule, reply: StreamReply | None, dialect: Dialect
-) -> tuple[list[Frame], str | None]:
-    """Frame-level faults. Returns new frames and a note when the fault could not fully apply."""
-    fid = rule.id
-    note: str | None = None
-    if fid == "frame.missing_terminal":
-        return [f for f in frames if f.kind != FrameKind.TERMINAL], None
-    if fid == "frame.malformed_json":
-        target = rule.int_param("after_events")
-        events = [i for i, f in enumerate(frames) if f.kind != FrameKind.COMMENT]
-        for i in events[target:] + events[:target]:
-            bad = _corrupt(frames[i].data)
-            if bad is not None:
-                out = list(frames)
-                out[i] = Frame(bad, frames[i].step, frames[i].kind)
-                return out, None
-        return frames, "no JSON frame to corrupt"
-    if fid in ("frame.duplicate_index", "frame.out_of_order_index"):
-        k = rule.int_param("after_events")
-        toks = [i for i, f in enumerate(frames) if f.kind == FrameKind.TOKEN]
-        if fid == "frame.duplicate_index":
-            if not toks:
-                return frames, "no token frame to duplicate"
-            i = toks[min(k, len(toks) - 1)]
-            out = list(frames)
-            out.insert(i + 1, Frame(frames[i].data, frames[i].step, FrameKind.TOKEN))
-            return out, None
-        if len(toks) < 2:
-            return frames, "fewer than two token frames; nothing to reorder"
-        j = min(k, len(toks) - 2)
-        a, b = toks[j], toks[j + 1]
-        out = list(frames)
-        out[a] = Frame(frames[b].data, frames[a].step, FrameKind.TOKEN)
-        out[b] = Frame(frames[a].data, frames[b].step, FrameKind.TOKEN)
-        return out, None
-    if fid == "stream.error_event":
-        if reply is None or reply.error_frames is None:
-            return frames, "this response has no in-stream error shape"
-        k = rule.int_param("after_events")
-        out = []
-        seen = 0
-        step = 0
-        for f in frames:
-            if f.kind != FrameKind.COMMENT:
-                if seen >= k:
-                    break
-                seen += 1
-            out.append(f)
-            step = f.step
-        msg = str(rule.param("message") or "mock in-stream failure")
-        out.extend(Frame(d, step, FrameKind.META) for d in reply.error_frames(msg))
-        return out, None
-    if fid == "stream.keepalive_flood":
-        ka = dialect.keepalive
-        if ka is None:
-            return frames, "this dialect sends no keep-alive comments"
-        # Half go out with the headers, before any event; the rest are spread evenly in front
-        # of the events (each comment is due with the event that follows it).
-        count = max(0, rule.int_param("count"))
-        before = count // 2
-        rest = count - before
-        out = [Frame(ka, -1, FrameKind.COMMENT) for _ in range(before)]
-        if not frames:
-            out.extend(Frame(ka, -1, FrameKind.COMMENT) for _ in range(rest))
-            return out, None
-        per, extra = divmod(rest, len(frames))
-        for idx, f in enumerate(frames):
-            c = per + (1 if idx < extra else 0)
-            out.extend(Frame(ka, f.step, FrameKind.COMMENT) for _ in range(c))
-            out.append(f)
-        return out, None
-    if fid == "frame.oversized":
-        if reply is None or reply.token_frame is None:
-            return frames, "this response has no token frame shape"
-        size = max(1, rule.int_param("size"))
-        base = len(reply.token_frame(""))
-        big = reply.token_frame("x" * max(0, size - base))
-        k = rule.int_param("after_events")
-        toks = [i for i, f in enumerate(frames) if f.kind == FrameKind.TOKEN]
-        out = list(frames)
-        if toks:
-            i = toks[min(k, len(toks) - 1)]
-            out[i] = Frame(big, frames[i].step, FrameKind.TOKEN)
-        else:
-            out.insert(0, Frame(big, 0, FrameKind.TOKEN))
-        return out, None
-    return frames, note
-
-
-def _segments(frames: list[Frame], offsets: list[float]) -> list[_Seg]:
-    """Group frames into writes: consecutive frames due at the same moment form one write."""
-    segs: list[_Seg] = []
-    last = len(offsets) - 1
-    cur_due = -1.0
-    buf: list[bytes] = []
-    for f in frames:
-        s = f.step
-        due = 0.0 if s < 0 else offsets[s if s <= last else last]
-        if buf and due != cur_due:
-            segs.append(_Seg(cur_due, b"".join(buf), buf))
-            buf = []
-        cur_due = due
-        buf.append(f.data)
-    if buf:
-        segs.append(_Seg(cur_due, b"".join(buf), buf))
-    return segs
-
-
-def _split_segments(segs: list[_Seg], cuts: Callable[[bytes], list[int]]) -> list[_Seg]:
-    """Re-split the concatenated body at ``cuts(body)``; each piece is due with its last byte."""
-    body = b"".join(s.data for s in segs)
-    if not body:
-        return segs
-    # byte offset -> due, and frame completion points
-    ends: list[tuple[int, float, list[bytes]]] = []
-    pos = 0
-    for s in segs:
-        pos += len(s.data)
-        ends.append((pos, s.due, s.done))
-    points = sorted({c for c in cuts(body) if 0 < c < len(body)} | {len(body)})
-    out: list[_Seg] = []
-    start = 0
-    ei = 0
-    for p in points:
-        done: list[bytes] = []
-        while ei < len(ends) and ends[ei][0] <= p:
-            done.extend(ends[ei][2])
-            ei += 1
-        # due time of the byte at p-1
-        due = 0.0
-        acc = 0
-        for s in segs:
-            acc += len(s.data)
-            if acc >= p:
-                due = s.due
-                break
-        out.append(_Seg(due, body[start:p], done))
-        start = p
-    return out
-
-
-def _mid_char_cuts(body: bytes) -> list[int]:
-    """Positions inside multi-byte UTF-8 characters: one after every lead byte."""
-    return [i + 1 for i, b in enumerate(body) if b >= 0xC0]
-
-
-def _truncate(segs: list[_Seg], nbytes: int) -> list[_Seg]:
-    out: list[_Seg] = []
-    left = nbytes
-    for s in segs:
-        if left <= 0:
-            break
-        if len(s.data) <= left:
-            out.append(s)
-            left -= len(s.data)
-        else:
-            out.append(_Seg(s.due, s.data[:left], []))
-            left = 0
-    return out
-
-
-def _apply_write_faults(
-    segs: list[_Seg], frames: list[Frame], rule: FaultRule | None
-) -> tuple[list[_Seg], bool, str | None]:
-    """Write-level faults: returns (segments, abort at the end, note)."""
-    if rule is None:
-        return segs, False, None
-    fid = rule.id
-    if fid == "frame.split_every_byte":
-        return _split_segments(segs, lambda b: list(range(1, len(b)))), False, None
-    if fid == "frame.split_utf8":
-        note = None
-        body = b"".join(s.data for s in segs)
-        if not any(b >= 0xC0 for b in body):
-            note = "body has no multi-byte character; writes left unsplit"
-        return _split_segments(segs, _mid_char_cuts), False, note
-    if fid == "stall.before_first_byte":
-        d = rule.int_param("delay_ms") / 1000.0
-        return [_Seg(s.due + d, s.data, s.done) for s in segs], False, None
-    if fid in ("stall.midstream", "midstream.disconnect"):
-        k = rule.int_param("after_events")
-        # byte position after the k-th event (comments do not count)
-        pos = 0
-        seen = 0
-        cut_at: int | None = None
-        for f in frames:
-            pos += len(f.data)
-            if f.kind != FrameKind.COMMENT:
-                seen += 1
-                if seen == k:
-                    cut_at = pos
-                    break
-        if k <= 0:
-            cut_at = 0
-        if cut_at is None:
-            note = f"stream has fewer than {k} events; fault at its end"
-            cut_at = pos
-        else:
-            note = None
-        if fid == "midstream.disconnect":
-            return _truncate(segs, cut_at), True, note
-        d = rule.int_param("delay_ms") / 1000.0
-        split = _split_segments(segs, lambda b: [cut_at])
-        out: list[_Seg] = []
-        acc = 0
-        for s in split:
-            out.append(_Seg(s.due + (d if acc >= cut_at else 0.0), s.data, s.done))
-            acc += len(s.data)
-        return out, False, note
-    if fid == "midstream.disconnect_bytes":
-        return _truncate(segs, max(0, rule.int_param("after_bytes"))), True, None
-    if fid == "midstream.cut_utf8":
-        body = b"".join(s.data for s in segs)
-        for i, b in enumerate(body):
-            if b >= 0xC0:
-                return _truncate(segs, i + 1), True, None
-        return (
-            _truncate(segs, len(body) // 2),
-            True,
-            "body has no multi-byte character; cut in the middle instead",
-        )
-    return segs, False, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -674,7 +401,7 @@ class _Job:
     )
 
     def __init__(
-        self, segs: list[_Seg], t0: float, transport: Any, entry: JournalEntry, journal: Journal
+        self, segs: list[Seg], t0: float, transport: Any, entry: JournalEntry, journal: Journal
     ) -> None:
         self.segs = segs
         self.t0 = t0
@@ -808,6 +535,10 @@ class MockEngineApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
+    def overload_reply(self, req: MockRequest) -> Reply | StreamReply:
+        """The engine's own answer when slots and queue are full."""
+        return self.dialect.overload_reply(req, self.ctx)
+
     def abort_all(self) -> None:
         """Cancel every request in progress (fast shutdown of the in-process runner)."""
         self._shutting_down = True
@@ -866,7 +597,7 @@ class MockEngineApp:
             if too_large:
                 reply = self.dialect.body_too_large_reply(req, ctx.max_body_bytes)
                 reply.headers.append((b"connection", b"close"))
-                await self._send_reply(send, entry, reply, None)
+                await self.send_reply(send, entry, reply, None)
                 return
             await self._dispatch(req, entry, receive, send, transport)
         finally:
@@ -892,19 +623,12 @@ class MockEngineApp:
         if raw_fault:
             try:
                 header_rule = FaultRule.parse(raw_fault)
-                ctx.check_applies(header_rule)
-                if header_rule.id in _STATE_FAULTS or (
-                    header_rule.id == "engine.loading" and dialect.loading_mode == "port_closed"
-                ):
-                    raise ConfigError(
-                        f"fault {header_rule.id} on {dialect.name} is an engine state "
-                        "(port closed); select it engine-wide, not per request"
-                    )
+                header_rule.fault.check(header_rule, dialect, per_request=True)
             except ConfigError as exc:
                 entry.fault = raw_fault
                 entry.fault_note = f"rejected: {exc}"
                 reply = dialect.error_reply(400, f"{self._who}: {exc}")
-                await self._send_reply(send, entry, reply, None)
+                await self.send_reply(send, entry, reply, None)
                 return True, None, None, False
         route, params, other_method = ctx.match(req.method, req.path)
         req.path_params = params
@@ -918,9 +642,9 @@ class MockEngineApp:
                 entry.fault_note = "first=/rate= select among requests; ignored per request"
         # Loading: llama.cpp answers 503 on every route.
         if dialect.loading_mode == "http_503" and (
-            ctx.is_loading() or (rule is not None and rule.id == "engine.loading")
+            ctx.is_loading() or (rule is not None and rule.fault.forces_loading(dialect))
         ):
-            await self._send_reply(send, entry, dialect.loading_reply(req), None)
+            await self.send_reply(send, entry, dialect.loading_reply(req), None)
             return True, rule, route, other_method
         return False, rule, route, other_method
 
@@ -943,33 +667,17 @@ class MockEngineApp:
                 if other_method
                 else dialect.not_found_reply(req)
             )
-            await self._send_reply(send, entry, reply, rule)
+            await self.send_reply(send, entry, reply, rule)
             return
         denied = dialect.check_auth(req, ctx.api_key, route)
         if denied is not None:
-            await self._send_reply(send, entry, denied, None)
+            await self.send_reply(send, entry, denied, None)
             return
 
-        if rule is not None:
-            fid = rule.id
-            if fid == "conn.accept_then_close":
-                entry.aborted = True
-                await self._abort(transport, receive)
-                return
-            if fid.startswith("http.") and fid[5:].isdigit():
-                await self._send_reply(
-                    send, entry, dialect.status_fault_reply(int(fid[5:]), req), rule
-                )
-                return
-            if fid == "http.429_retry_after":
-                reply = dialect.rate_limit_reply(req, rule.int_param("seconds"))
-                await self._send_reply(send, entry, reply, rule)
-                return
-            if fid == "engine.overload":
-                await self._send_any(
-                    send, receive, entry, dialect.overload_reply(req, ctx), None, transport
-                )
-                return
+        if rule is not None and await rule.fault.answer(
+            rule, self, req, entry, receive, send, transport
+        ):
+            return
 
         try:
             result = route.handler(req, ctx)
@@ -977,11 +685,11 @@ class MockEngineApp:
             reply = dialect.error_reply(
                 exc.status, exc.message, etype=exc.etype, param=exc.param, code=exc.code
             )
-            await self._send_reply(send, entry, reply, rule)
+            await self.send_reply(send, entry, reply, rule)
             return
         plan = result.plan
         if plan is None:
-            await self._send_any(send, receive, entry, result, rule, transport)
+            await self.send_any(send, receive, entry, result, rule, transport)
             return
         entry.plan = plan
         await self._generate(req, entry, result, rule, receive, send, transport)
@@ -1009,7 +717,7 @@ class MockEngineApp:
                 sid = await pool.acquire(entry.id)
             except Overloaded:
                 state.done = True
-                await self._send_any(
+                await self.send_any(
                     send, receive, entry, self.dialect.overload_reply(req, ctx), None, transport
                 )
                 return
@@ -1024,7 +732,7 @@ class MockEngineApp:
                     len(sizes), plan.prompt_tokens, sizes, busy, ctx._jitter_rng
                 )
             ctx.stats.requests_total += 1
-            ok = await self._send_any(
+            ok = await self.send_any(
                 send, receive, entry, result, rule, transport, t0=t0, offsets=offsets, state=state
             )
             if ok:
@@ -1086,7 +794,7 @@ class MockEngineApp:
         if task is not None:
             task.cancel()
 
-    async def _abort(self, transport: Any, receive: Receive) -> None:
+    async def abort_connection(self, transport: Any, receive: Receive) -> None:
         """Close the connection without (the rest of) a response, then wait until uvicorn saw it."""
         if transport is None:
             raise _Gone("mock fault: connection closed deliberately")
@@ -1106,13 +814,11 @@ class MockEngineApp:
             hs = [h for h in self._base_headers if h[0] not in own] + reply_headers
         else:
             hs = list(self._base_headers)
-        if rule is not None and rule.id == "http.wrong_content_type":
-            ct = str(rule.param("content_type") or "text/plain").encode("latin-1")
-            hs = [(k, v) for k, v in hs if k.lower() != b"content-type"]
-            hs.append((b"content-type", ct))
+        if rule is not None:
+            rule.fault.headers(rule, hs)
         return hs
 
-    async def _send_reply(
+    async def send_reply(
         self, send: Send, entry: JournalEntry, reply: Reply, rule: FaultRule | None
     ) -> None:
         """A plain reply with Content-Length (no timing, no stream faults)."""
@@ -1127,7 +833,7 @@ class MockEngineApp:
         entry.frames.append(reply.body)
         entry.completed = True
 
-    async def _send_any(
+    async def send_any(
         self,
         send: Send,
         receive: Receive,
@@ -1150,31 +856,18 @@ class MockEngineApp:
         if isinstance(reply, StreamReply):
             frames = reply.frames
             if rule is not None:
-                frames, note = _apply_frame_faults(frames, rule, reply, self.dialect)
+                frames, note = rule.fault.frames(rule, frames, reply, self.dialect)
         else:
             # A complete body is one frame, due when the whole generation is done.
-            last = len(offsets) - 1
-            frames = [Frame(reply.body, last, FrameKind.TERMINAL)]
-            if rule is not None and rule.id in (
-                "frame.malformed_json",
-                "frame.missing_terminal",
-            ):
-                if rule.id == "frame.malformed_json":
-                    bad = _corrupt(reply.body)
-                    if bad is not None:
-                        frames = [Frame(bad, last, FrameKind.TERMINAL)]
-                else:
-                    note = "non-streamed response: no terminal frame to drop"
-            elif rule is not None and rule.id in (
-                "frame.duplicate_index",
-                "frame.out_of_order_index",
-                "stream.error_event",
-                "stream.keepalive_flood",
-                "frame.oversized",
-            ):
-                note = "applies to streamed responses only; sent normally"
-        segs = _segments(frames, offsets)
-        segs, abort, note2 = _apply_write_faults(segs, frames, rule)
+            body = reply.body
+            if rule is not None:
+                body, note = rule.fault.body(rule, body)
+            frames = [Frame(body, len(offsets) - 1, FrameKind.TERMINAL)]
+        segs = segments(frames, offsets)
+        abort = False
+        note2: str | None = None
+        if rule is not None:
+            segs, abort, note2 = rule.fault.writes(rule, segs, frames)
         if note2:
             note = note2 if note is None else f"{note}; {note2}"
         if note:
@@ -1183,8 +876,9 @@ class MockEngineApp:
         hs = self._headers(reply.headers, rule)
         if not streamed:
             hs.append((b"content-length", str(len(reply.body)).encode()))  # type: ignore[union-attr]
-        if rule is not None and rule.id == "conn.slow_headers":
-            await asyncio.sleep(rule.int_param("delay_ms") / 1000.0)
+        delay = 0.0 if rule is None else rule.fault.header_delay_s(rule)
+        if delay > 0.0:
+            await asyncio.sleep(delay)
         entry.status = reply.status
         await send({"type": "http.response.start", "status": reply.status, "headers": hs})
         journal = self.journal
@@ -1227,7 +921,7 @@ class MockEngineApp:
                 state.aborting = True
             entry.aborted = True
             entry.t_last_byte = mono()
-            await self._abort(transport, receive)
+            await self.abort_connection(transport, receive)
             return False
         if state is not None:
             state.done = True

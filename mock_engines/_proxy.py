@@ -779,29 +779,13 @@ class ProxyApp(MockEngineApp):
         send: Send,
         transport: Any,
     ) -> None:
-        ctx = self.ctx
-        dialect = self.dialect
         handled, rule, _route, _other = await self._select_rule(req, entry, send)
         if handled:
             return
-        if rule is not None:
-            fid = rule.id
-            if fid == "conn.accept_then_close":
-                entry.aborted = True
-                await self._abort(transport, receive)
-                return
-            if fid.startswith("http.") and fid[5:].isdigit():
-                reply = dialect.status_fault_reply(int(fid[5:]), req)
-                await self._send_reply(send, entry, reply, rule)
-                return
-            if fid == "http.429_retry_after":
-                reply = dialect.rate_limit_reply(req, rule.int_param("seconds"))
-                await self._send_reply(send, entry, reply, rule)
-                return
-            if fid == "engine.overload":
-                over = dialect.overload_reply(req, ctx)
-                await self._send_any(send, receive, entry, over, None, transport)
-                return
+        if rule is not None and await rule.fault.answer(
+            rule, self, req, entry, receive, send, transport
+        ):
+            return
         state = _WatchState()
         task = asyncio.current_task()
         watcher = asyncio.create_task(self._watch(receive, entry, state, task))
@@ -849,7 +833,7 @@ class ProxyApp(MockEngineApp):
             entry.fault_note = f"engine unreachable: {exc}"
             entry.aborted = True
             state.aborting = True
-            await self._abort(transport, receive)
+            await self.abort_connection(transport, receive)
             return
         observed = (
             ObservedGeneration(
@@ -877,10 +861,8 @@ class ProxyApp(MockEngineApp):
             cl = resp.header(b"content-length")
             if cl is not None:
                 hs.append((b"content-length", cl))
-        if rule is not None and rule.id == "http.wrong_content_type" and 200 <= resp.status < 300:
-            ct = str(rule.param("content_type") or "text/plain").encode("latin-1")
-            hs = [(k, v) for k, v in hs if k != b"content-type"]
-            hs.append((b"content-type", ct))
+        if rule is not None and 200 <= resp.status < 300:
+            rule.fault.headers(rule, hs)
         return hs
 
 
@@ -1070,7 +1052,7 @@ class _Relay:
         self.state.aborting = True
         self.entry.aborted = True
         self.entry.t_last_byte = time.monotonic()
-        await self.app._abort(self.transport, self.receive)
+        await self.app.abort_connection(self.transport, self.receive)
 
     # -- the stream -------------------------------------------------------------------------
     async def run(self) -> None:

@@ -417,7 +417,7 @@ class ScenarioContext:
                 self.unsupported("in-process adapter without set_faults: no fault control")
             setter(faults)
             return
-        if any(f.split(";", 1)[0].strip() in _ENGINE_STATE_FAULTS for f in faults):
+        if any(_engine_state_fault(f) for f in faults):
             # Faults that change the engine's state (loading, closed port) get a private engine,
             # so no later scenario inherits the state.
             self.engine = self._private_engine()
@@ -765,7 +765,13 @@ def _scalar_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-_ENGINE_STATE_FAULTS = frozenset({"engine.loading", "conn.port_closed"})
+def _engine_state_fault(text: str) -> bool:
+    """Whether the fault changes the engine's state (loading, closed port): the fault object
+    says so (``mock_engines.Fault.engine_state``); an unknown ID is reported by the engine."""
+    from llorch_conformance.mock_engines import FAULT_IDS, FaultRule
+
+    fid = text.split(";", 1)[0].strip()
+    return fid in FAULT_IDS and FaultRule.parse(fid).fault.engine_state
 
 
 #: Wire frames kept per journal entry in the evidence (the proof bundle's wire.ndjson).
