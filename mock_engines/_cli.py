@@ -51,6 +51,7 @@ def register(sub: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
+    import gc
     import signal
     import sys
 
@@ -88,6 +89,12 @@ def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, server.request_stop)
         task = loop.create_task(server.serve())
         await asyncio.get_running_loop().run_in_executor(None, server.ready.wait)
+        # A process of its own: everything start-up built lives as long as the process, so it
+        # leaves the collector's generations and a full collection only walks what requests
+        # built (a pause there delays every stream's next frame). Not done in-process
+        # (ThreadedServer), where the objects belong to the host program.
+        gc.collect()
+        gc.freeze()
         ctx = app.ctx
         state = " (port closed: loading)" if ctx.port_closed() else ""
         print(

@@ -105,6 +105,9 @@ class EngineServer:
             timeout_graceful_shutdown=1,
             timeout_keep_alive=5,
             backlog=2048,
+            # The mock never reads the client address; uvicorn's proxy-headers middleware would
+            # wrap every request for nothing.
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(self.config)
         self._asyncio_server: asyncio.base_events.Server | None = None
