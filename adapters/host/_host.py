@@ -63,6 +63,9 @@ __all__ = ["AdapterHost", "PoolPolicy", "ReplicaInfo"]
 LOGGER = logging.getLogger("llorch.adapter_host")
 ACTOR = "adapter-host"
 
+#: How many recent per-task retry timelines :attr:`AdapterHost.timelines` keeps (oldest go first).
+TIMELINES_KEPT = 1024
+
 # Errors that say something about the replica's health (and so feed its breaker).
 _INFRA_CODES = frozenset(
     {ErrorCode.POOL_UNAVAILABLE.value, ErrorCode.WORKER_RESET.value, ErrorCode.DECODE_TIMEOUT.value}
@@ -491,6 +494,8 @@ class AdapterHost:
         )
         timeline = RetryTimeline()
         self.timelines[request.task_id] = timeline
+        while len(self.timelines) > TIMELINES_KEPT:  # evidence of recent tasks, not a leak
+            del self.timelines[next(iter(self.timelines))]
         policy = self._policies.get(target)
         retry = policy.retry if policy and policy.retry else self._retry
         opened: _Opened | None = None
@@ -539,17 +544,25 @@ class AdapterHost:
                     saw_terminal = True
                     self._finish(task, rep, request, ev, t0, first_token_at)
                     return
-            async for ev in opened.stream:
-                if task.cancelled and not ev.is_terminal:
-                    continue
-                if ev.kind == "token" and first_token_at is None:
-                    first_token_at = self._clock()
-                    self.metrics.first_token(rep, request, (first_token_at - t0) * 1000)
+            try:
+                async for ev in opened.stream:
+                    if task.cancelled and not ev.is_terminal:
+                        continue
+                    if ev.kind == "token" and first_token_at is None:
+                        first_token_at = self._clock()
+                        self.metrics.first_token(rep, request, (first_token_at - t0) * 1000)
+                    yield ev
+                    if ev.is_terminal:
+                        saw_terminal = True
+                        self._finish(task, rep, request, ev, t0, first_token_at)
+                        return
+            except Exception as exc:
+                # An adapter that raises mid-stream breaks its contract (failures are events):
+                # that task ends with the mapped ADAPTER_BUG error and nothing else is touched.
+                ev = _bug(exc)
+                self._finish(task, rep, request, ev, t0, first_token_at)
                 yield ev
-                if ev.is_terminal:
-                    saw_terminal = True
-                    self._finish(task, rep, request, ev, t0, first_token_at)
-                    return
+                return
             if not saw_terminal:
                 ev = _missing_terminal()
                 self._finish(task, rep, request, ev, t0, first_token_at)

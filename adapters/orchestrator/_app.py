@@ -22,7 +22,31 @@ Routes (reference §5, V1 layout): ``POST /v1/tasks``, ``GET /v1/tasks/{id}/stre
   (``cancel_on_disconnect``, default on) both go to :meth:`AdapterHost.cancel`; a task cancelled
   before its stream opened streams ``started`` then ``end`` with ``stop_reason: "cancelled"``.
 * Every response carries ``X-Correlation-Id`` (echoed or generated).
-* **Auth** per :mod:`._auth`; ``/metrics`` and ``/health`` are exempt.
+* **Auth** per :mod:`._auth`; only ``/health`` and ``/openapi.json`` (no data in either) are
+  exempt. ``/metrics`` needs the token when one is configured: its labels name engines, pools and
+  replicas, which is inventory an unauthenticated client should not read.
+* **Cross-site requests** (issue 16 item 11): a request let in without a token (loopback trust)
+  must pass :func:`._auth.check_same_site` (``Host`` a loopback name, the accepted-on address or
+  an allowed host; ``Origin`` absent or the facade's own) → else 403 ``FOREIGN_HOST`` /
+  ``FOREIGN_ORIGIN``. Every POST with a body must be ``application/json`` (or ``+json``) → else 415:
+  a browser sends ``text/plain`` cross-site without a preflight, never ``application/json``.
+
+Limits (hostile inputs, issue 16 items 5-8), all in :class:`FacadeConfig`:
+
+* **Isolation**: an adapter that raises mid-stream ends *that* task with the mapped
+  ``ADAPTER_BUG`` error event (:data:`ERROR_MAPPING`); the host maps it, and the producer here is a
+  last line that maps anything that still escapes. Background work runs guarded, so nothing can
+  take the facade's task group down; ``/health`` answers 503 if it is ever not running.
+* **Admission cannot be blocked for good**: ``deadline_ms`` above ``max_deadline_ms`` (default one
+  hour) is a 400; an admitted task whose stream is not opened within ``unopened_ttl_ms``
+  (default 30 s, or its ``deadline_ms`` if shorter) is dropped; a task cancelled before its stream
+  opened leaves the queue at once (its id is remembered, at most ``cancelled_kept`` of them, so
+  opening it still streams ``started`` + ``end`` ``cancelled``).
+* **Bounded metric labels**: a client-supplied ``engine`` that is not an engine of the contract is
+  counted under ``engine="invalid"``; every other label comes from the facade's own tables.
+* **Bad input is a 4xx**: bodies over ``max_body_bytes`` (default 1 MiB) → 413; JSON that cannot be
+  decoded (including integers over Python's 4300-digit limit and nesting past the recursion limit)
+  → 400; wrong types → 400 naming the field.
 """
 
 from __future__ import annotations
@@ -30,7 +54,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,20 +70,27 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llorch_conformance.adapters.api import (
+    Engine,
     InvalidTaskRequest,
     Priority,
     TaskRequest,
     TokenEvent,
+    UpstreamCondition,
     WorkerError,
+    error_for_condition,
 )
 from llorch_conformance.adapters.host import AdapterHost, narrate
+from llorch_conformance.adapters.http_util import redact
 
-from ._auth import AuthPolicy
+from ._auth import AuthPolicy, check_same_site
+from ._openapi import openapi_document
 
 __all__ = ["FacadeConfig", "create_app"]
 
 LOGGER = logging.getLogger("llorch.orchestrator")
 ACTOR = "orchestrator"
+_ENGINES = frozenset(e.value for e in Engine)
+_JSON_MEDIA = "application/json"
 _SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "Connection": "keep-alive",
@@ -76,12 +107,30 @@ class FacadeConfig:
     heartbeat_ms: int = 0
     cancel_on_disconnect: bool = True
     auth: AuthPolicy = field(default_factory=AuthPolicy)
+    #: Largest ``deadline_ms`` admitted (one hour): a larger one is a 400, not a slot held for ages.
+    max_deadline_ms: int = 3_600_000
+    #: An admitted task whose stream is not opened within this (or its deadline, if shorter) is
+    #: dropped, so clients that enqueue and walk away cannot fill the queue.
+    unopened_ttl_ms: int = 30_000
+    #: Ids of tasks cancelled before their stream opened, remembered so that opening the stream
+    #: still answers ``started`` + ``end`` ``cancelled``; the oldest are forgotten beyond this.
+    cancelled_kept: int = 1024
+    #: Largest request body read (POST /v1/tasks, /v1/workers/register): beyond it, 413.
+    max_body_bytes: int = 1 << 20
+    #: Extra ``Host`` names (lower-case, no port) trusted for token-less requests.
+    allowed_hosts: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if self.admission_capacity < 1:
-            raise ValueError("admission_capacity must be >= 1")
-        if self.channel_capacity < 1:
-            raise ValueError("channel_capacity must be >= 1")
+        for name in (
+            "admission_capacity",
+            "channel_capacity",
+            "max_deadline_ms",
+            "unopened_ttl_ms",
+            "cancelled_kept",
+            "max_body_bytes",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
 
 
 @dataclass(slots=True)
@@ -92,7 +141,9 @@ class _Admitted:
     queue_position: int
     predicted_start_ms: int
     cancelled: bool = False
-    streaming: bool = False
+    opened: bool = False  # the stream route answered (a second open is a 409)
+    streaming: bool = False  # the SSE body started: the task now runs
+    expiry: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
 def _envelope(
@@ -122,6 +173,53 @@ def _envelope(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _engine_label(raw: Any) -> str:
+    """The ``engine`` metric label of a refused request: a contract engine or ``invalid``.
+
+    Client-supplied text never becomes a label value, so refused requests cannot mint series.
+    """
+    engine = raw.get("engine") if isinstance(raw, dict) else None
+    return engine if isinstance(engine, str) and engine in _ENGINES else "invalid"
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == _JSON_MEDIA or (media.startswith("application/") and media.endswith("+json"))
+
+
+class _BadBody(Exception):
+    """A request body refused before it became data; carries the answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def _json_body(request: Request, cid: str, limit: int) -> Any:
+    """The request's JSON body, read to at most ``limit`` bytes; raises :class:`_BadBody`.
+
+    ``json.loads`` raises ``ValueError`` for integers past the 4300-digit limit and
+    ``RecursionError`` for nesting past the recursion limit: both are the client's bad input.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BadBody(_envelope(413, "INVALID_PARAMS", f"body over {limit} bytes", cid))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BadBody(_envelope(413, "INVALID_PARAMS", f"body over {limit} bytes", cid))
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except RecursionError:
+        raise _BadBody(_envelope(400, "INVALID_PARAMS", "body is nested too deeply", cid)) from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        why = "body is not valid JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise _BadBody(_envelope(400, "INVALID_PARAMS", why[:200], cid)) from None
+
+
 def _frame(ev: TokenEvent) -> bytes:
     data = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
     return f"event: {ev.kind}\ndata: {data}\n\n".encode()
@@ -132,7 +230,10 @@ class _Facade:
         self.host = host
         self.config = config
         self.tasks: dict[str, _Admitted] = {}
+        # Tasks cancelled before their stream opened: out of the queue, id kept (bounded, FIFO).
+        self.cancelled: dict[str, _Admitted] = {}
         self.tg: TaskGroup | None = None
+        self.alive = False  # the lifespan's task group is running
         reg = host.metrics.registry
         self.enqueued = Counter(
             "tasks_enqueued_total",
@@ -160,6 +261,40 @@ class _Facade:
         )
 
     # -- helpers -------------------------------------------------------------------------
+    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> bool:
+        """Start background work under a guard; False when the facade is not running."""
+        tg = self.tg
+        if tg is None or not self.alive:
+            return False
+        try:
+            tg.start_soon(self._guarded, fn, *args)
+        except RuntimeError:  # the task group is closed: say so on /health from now on
+            self.alive = False
+            return False
+        return True
+
+    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run ``fn``; an exception ends only that piece of work (logged, never propagated).
+
+        Without this guard one failing child would cancel the lifespan's task group, and every
+        later request that needs it would fail while ``/health`` still said ok.
+        """
+        try:
+            await fn(*args)
+        except Exception as exc:
+            LOGGER.error(
+                "facade background task failed: %s",
+                redact(f"{type(exc).__name__}: {exc}")[:300],
+                extra={"event": "task_failed"},
+            )
+
+    def _forget(self, adm: _Admitted) -> None:
+        """Take an admitted task out of the queue (its slot and ``queue_depth`` go with it)."""
+        adm.expiry.cancel()
+        if self.tasks.get(adm.request.task_id) is adm:
+            del self.tasks[adm.request.task_id]
+        self._depth(adm.pool_id, adm.request.priority)
+
     def _position(self, priority: Priority) -> int:
         return sum(1 for t in self.tasks.values() if t.request.priority is priority)
 
@@ -175,21 +310,28 @@ class _Facade:
     async def enqueue(self, request: Request) -> Response:
         cid = request.state.correlation_id
         try:
-            raw = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _envelope(400, "INVALID_PARAMS", "body is not valid JSON", cid)
+            raw = await _json_body(request, cid, self.config.max_body_bytes)
+        except _BadBody as bad:
+            return bad.response
         deadline = raw.get("deadline_ms") if isinstance(raw, dict) else None
         if isinstance(deadline, int) and not isinstance(deadline, bool) and deadline <= 0:
             return _envelope(400, "DEADLINE_UNMET", "deadline_ms must be > 0", cid)
         try:
             req = TaskRequest.from_dict(raw)
         except InvalidTaskRequest as err:
-            self.rejected.labels(
-                str(raw.get("engine", "unknown"))[:16] if isinstance(raw, dict) else "unknown",
-                "INVALID_PARAMS",
-            ).inc()
+            self.rejected.labels(_engine_label(raw), "INVALID_PARAMS").inc()
             return _envelope(400, "INVALID_PARAMS", err.message, cid, field_name=err.field)
         engine = req.engine.value
+        if req.deadline_ms > self.config.max_deadline_ms:
+            self.rejected.labels(engine, "INVALID_PARAMS").inc()
+            return _envelope(
+                400,
+                "INVALID_PARAMS",
+                f"deadline_ms must be at most {self.config.max_deadline_ms}",
+                cid,
+                engine=engine,
+                field_name="deadline_ms",
+            )
         if req.task_id in self.tasks:
             return _envelope(
                 400,
@@ -233,9 +375,10 @@ class _Facade:
             )
         pos = self._position(req.priority)
         adm = _Admitted(req, pool, cid, pos, pos * 100)
+        if not self._spawn(self._expire_unopened, adm):
+            return _envelope(503, "INTERNAL", "the facade is not running", cid, engine=engine)
+        self.cancelled.pop(req.task_id, None)
         self.tasks[req.task_id] = adm
-        if self.tg is not None:
-            self.tg.start_soon(self._expire_unopened, adm)
         self.enqueued.labels(engine, "any", pool, "any", req.priority.value).inc()
         self._depth(pool, req.priority)
         narrate(
@@ -261,20 +404,25 @@ class _Facade:
         return JSONResponse(body, status_code=202, headers={"X-Correlation-Id": cid})
 
     async def _expire_unopened(self, adm: _Admitted) -> None:
-        """Free the admission slot of a task whose stream nobody opened before its deadline.
+        """Free the admission slot of a task whose stream nobody opened in time.
 
-        Without this a client that enqueues and walks away holds a slot forever; the task's own
-        ``deadline_ms`` is the natural bound (it could not be met any more anyway).
+        Without this a client that enqueues and walks away holds a slot forever. The bound is
+        the task's own ``deadline_ms`` (it could not be met any more anyway) or
+        ``unopened_ttl_ms``, whichever is shorter. The wait is cancelled (``adm.expiry``) as
+        soon as the task streams or leaves, so finished tasks leave no sleeper behind.
         """
-        await anyio.sleep(adm.request.deadline_ms / 1000)
+        wait_ms = min(adm.request.deadline_ms, self.config.unopened_ttl_ms)
+        with adm.expiry:
+            await anyio.sleep(wait_ms / 1000)
+        if adm.expiry.cancelled_caught or adm.expiry.cancel_called:
+            return
         if self.tasks.get(adm.request.task_id) is adm and not adm.streaming:
-            self.tasks.pop(adm.request.task_id, None)
-            self._depth(adm.pool_id, adm.request.priority)
+            self._forget(adm)
             narrate(
                 ACTOR,
                 "expire",
                 adm.request.task_id,
-                "Drops a task whose stream was never opened before its deadline",
+                "Drops a task whose stream was not opened in time",
                 task_id=adm.request.task_id,
                 correlation_id=adm.correlation_id,
             )
@@ -284,10 +432,14 @@ class _Facade:
         task_id = request.path_params["task_id"]
         adm = self.tasks.get(task_id)
         if adm is None:
-            return _envelope(404, "INVALID_PARAMS", f"unknown task {task_id!r}", cid)
-        if adm.streaming:
-            return _envelope(409, "INVALID_PARAMS", f"task {task_id!r} is already streaming", cid)
-        adm.streaming = True
+            adm = self.cancelled.pop(task_id, None)
+        if adm is None:
+            return _envelope(404, "INVALID_PARAMS", f"unknown task {task_id[:200]!r}", cid)
+        if adm.opened:
+            return _envelope(
+                409, "INVALID_PARAMS", f"task {task_id[:200]!r} is already streaming", cid
+            )
+        adm.opened = True
         return StreamingResponse(
             self._sse(adm),
             media_type="text/event-stream",
@@ -295,45 +447,26 @@ class _Facade:
         )
 
     async def _produce(self, adm: _Admitted, send: MemoryObjectSendStream[TokenEvent]) -> None:
-        """Pull the host stream into the bounded channel (tokens wait; metrics may drop)."""
+        """Run the task: the host's stream goes to the channel; any failure ends only this task."""
         events = self.host.submit(adm.pool_id, adm.request, correlation_id=adm.correlation_id)
         t0 = anyio.current_time()
-        tokens = 0
-        saw_metrics = False
         try:
             async with send:
-                async for ev in events:
-                    if ev.kind == "token":
-                        tokens += 1
-                    elif ev.kind == "end" and not saw_metrics:
-                        # Every successful stream carries the planning fields at least once.
-                        ev_m = TokenEvent.metrics(**self._planning(adm, t0, tokens, done=True))
-                        try:
-                            send.send_nowait(ev_m)
-                        except anyio.WouldBlock:
-                            self.sse_drops.inc()
-                    if ev.kind == "started":
-                        ev = TokenEvent(
-                            "started",
-                            {
-                                **ev.data,
-                                "queue_position": adm.queue_position,
-                                "predicted_start_ms": adm.predicted_start_ms,
-                            },
+                try:
+                    await self._pump(adm, events, send, t0)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    raise
+                except Exception as exc:
+                    # Last line of isolation: the host maps adapter exceptions itself, so this
+                    # is a bug of the host or the facade; it still ends only this task.
+                    ev = TokenEvent.error(
+                        error_for_condition(
+                            UpstreamCondition.ADAPTER_BUG,
+                            redact(f"task failed inside the facade: {type(exc).__name__}: {exc}"),
                         )
-                    if ev.kind == "metrics":
-                        saw_metrics = True
-                        ev = TokenEvent(
-                            "metrics", {**ev.data, **self._planning(adm, t0, tokens, done=False)}
-                        )
-                        try:
-                            send.send_nowait(ev)
-                        except anyio.WouldBlock:
-                            self.sse_drops.inc()
-                        continue
-                    await send.send(ev)
-                    if ev.is_terminal:
-                        return
+                    )
+                    with anyio.move_on_after(1.0):
+                        await send.send(ev)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the client went away; the consumer already cancelled the task
         finally:
@@ -341,6 +474,49 @@ class _Facade:
             if close is not None:
                 with anyio.CancelScope(shield=True):
                     await close()
+
+    async def _pump(
+        self,
+        adm: _Admitted,
+        events: AsyncIterator[TokenEvent],
+        send: MemoryObjectSendStream[TokenEvent],
+        t0: float,
+    ) -> None:
+        """Pull the host stream into the bounded channel (tokens wait; metrics may drop)."""
+        tokens = 0
+        saw_metrics = False
+        async for ev in events:
+            if ev.kind == "token":
+                tokens += 1
+            elif ev.kind == "end" and not saw_metrics:
+                # Every successful stream carries the planning fields at least once.
+                ev_m = TokenEvent.metrics(**self._planning(adm, t0, tokens, done=True))
+                try:
+                    send.send_nowait(ev_m)
+                except anyio.WouldBlock:
+                    self.sse_drops.inc()
+            if ev.kind == "started":
+                ev = TokenEvent(
+                    "started",
+                    {
+                        **ev.data,
+                        "queue_position": adm.queue_position,
+                        "predicted_start_ms": adm.predicted_start_ms,
+                    },
+                )
+            if ev.kind == "metrics":
+                saw_metrics = True
+                ev = TokenEvent(
+                    "metrics", {**ev.data, **self._planning(adm, t0, tokens, done=False)}
+                )
+                try:
+                    send.send_nowait(ev)
+                except anyio.WouldBlock:
+                    self.sse_drops.inc()
+                continue
+            await send.send(ev)
+            if ev.is_terminal:
+                return
 
     def _planning(self, adm: _Admitted, t0: float, tokens: int, *, done: bool) -> dict[str, Any]:
         """Additive planning fields of a ``metrics`` frame (OC-METRICS-7110).
@@ -371,6 +547,8 @@ class _Facade:
     async def _sse(self, adm: _Admitted) -> AsyncIterator[bytes]:
         req = adm.request
         finished = False
+        adm.streaming = True
+        adm.expiry.cancel()
         try:
             if adm.cancelled:
                 yield _frame(
@@ -384,8 +562,13 @@ class _Facade:
                 finished = True
                 return
             send, recv = anyio.create_memory_object_stream[TokenEvent](self.config.channel_capacity)
-            assert self.tg is not None, "facade used without its lifespan"
-            self.tg.start_soon(self._produce, adm, send)
+            if not self._spawn(self._produce, adm, send):
+                send.close()
+                recv.close()
+                err = error_for_condition(UpstreamCondition.ADAPTER_BUG, "the facade is stopping")
+                yield _frame(TokenEvent.error(err))
+                finished = True
+                return
             hb = self.config.heartbeat_ms / 1000 if self.config.heartbeat_ms > 0 else None
             async with recv:
                 while True:
@@ -414,8 +597,7 @@ class _Facade:
                         correlation_id=adm.correlation_id,
                     )
                     await self.host.cancel(adm.pool_id, req.task_id)
-            self.tasks.pop(req.task_id, None)
-            self._depth(adm.pool_id, req.priority)
+            self._forget(adm)
 
     async def cancel(self, request: Request) -> Response:
         cid = request.state.correlation_id
@@ -423,6 +605,13 @@ class _Facade:
         adm = self.tasks.get(task_id)
         if adm is not None and not adm.cancelled:
             adm.cancelled = True
+            if not adm.opened:
+                # Never opened: leave the queue now (slot, queue_depth and expiry timer go);
+                # keep the id, bounded, so that opening it still says it was cancelled.
+                self._forget(adm)
+                self.cancelled[task_id] = adm
+                while len(self.cancelled) > self.config.cancelled_kept:
+                    del self.cancelled[next(iter(self.cancelled))]
             narrate(
                 ACTOR,
                 "cancel",
@@ -460,9 +649,9 @@ class _Facade:
                 headers={"X-Correlation-Id": cid, "WWW-Authenticate": "Bearer"},
             )
         try:
-            raw = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _envelope(400, "INVALID_PARAMS", "body is not valid JSON", cid)
+            raw = await _json_body(request, cid, self.config.max_body_bytes)
+        except _BadBody as bad:
+            return bad.response
         if not isinstance(raw, dict):
             return _envelope(400, "INVALID_PARAMS", "body must be a JSON object", cid)
         pool = raw.get("pool_id", "default")
@@ -497,11 +686,14 @@ class _Facade:
             adapter = create_adapter(engine, url, pool_id=pool, replica_id=replica, **extra)
         except (HarnessError, TypeError, ValueError) as exc:
             return _envelope(400, "INVALID_PARAMS", str(exc)[:200], cid, field_name="engine")
+        except Exception as exc:  # an adapter refusing odd config values must not be a 500
+            msg = redact(f"adapter refused its configuration: {type(exc).__name__}: {exc}")
+            return _envelope(400, "INVALID_PARAMS", msg[:200], cid, field_name="config")
         old = self.host.bind(pool, replica, adapter)
         if old is not None:
             close = getattr(old, "aclose", None)
-            if close is not None and self.tg is not None:
-                self.tg.start_soon(close)  # in-flight streams keep it until they finish
+            if close is not None:
+                self._spawn(close)  # in-flight streams keep it until they finish
         narrate(
             ACTOR,
             "worker_register",
@@ -559,19 +751,37 @@ class _Facade:
         )
 
     async def health(self, request: Request) -> Response:
+        """200 ``{ok: true}`` while the facade can run tasks; 503 when its task group is gone."""
+        cid = request.state.correlation_id
+        if not self.alive:
+            return JSONResponse(
+                {"ok": False, "reason": "the facade's task group is not running"},
+                status_code=503,
+                headers={"X-Correlation-Id": cid},
+            )
+        return JSONResponse({"ok": True}, headers={"X-Correlation-Id": cid})
+
+    async def openapi(self, request: Request) -> Response:
         return JSONResponse(
-            {"ok": True}, headers={"X-Correlation-Id": request.state.correlation_id}
+            openapi_document(self.config),
+            headers={"X-Correlation-Id": request.state.correlation_id},
         )
 
 
 class _Gate:
-    """ASGI middleware: correlation id on every response, then auth (exempt: /metrics, /health)."""
+    """ASGI middleware: correlation id on every response, auth, cross-site and media-type checks.
 
-    EXEMPT = frozenset({"/metrics", "/health"})
+    Exempt from auth: ``/health`` and ``/openapi.json``. The cross-site checks apply to every
+    request let in without a token (they are what stands in for one); a POST that carries a
+    body must be JSON.
+    """
 
-    def __init__(self, app: ASGIApp, policy: AuthPolicy) -> None:
+    EXEMPT = frozenset({"/health", "/openapi.json"})
+
+    def __init__(self, app: ASGIApp, config: FacadeConfig) -> None:
         self.app = app
-        self.policy = policy
+        self.policy = config.auth
+        self.allowed_hosts = frozenset(h.lower() for h in config.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -590,7 +800,7 @@ class _Gate:
                 extra={
                     "identity": decision.identity,
                     "event": "auth_failed",
-                    "path": scope["path"],
+                    "path": scope["path"][:200],
                 },
             )
             resp = JSONResponse(
@@ -599,6 +809,10 @@ class _Gate:
                 headers={"X-Correlation-Id": cid, "WWW-Authenticate": "Bearer"},
             )
             await resp(scope, receive, send)
+            return
+        refusal = self._refusal(scope, headers, decision.identity, cid)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
 
         async def send_with_cid(message: Any) -> None:
@@ -611,6 +825,45 @@ class _Gate:
 
         await self.app(scope, receive, send_with_cid)
 
+    def _refusal(
+        self, scope: Scope, headers: dict[str, str], identity: str, cid: str
+    ) -> Response | None:
+        """403 for a token-less cross-site request, 415 for a POST body that is not JSON."""
+        # Checked where loopback trust stands in for a token: a token-less facade, or a
+        # loopback client let in without one (``optional``). A caller without the configured
+        # token reaches only the exempt routes, which hold no data.
+        if self.policy.token is None or identity == "localhost":
+            server = scope.get("server")
+            why = check_same_site(
+                headers.get("host"),
+                headers.get("origin"),
+                sec_fetch_site=headers.get("sec-fetch-site"),
+                server_host=str(server[0]) if server else None,
+                allowed_hosts=self.allowed_hosts,
+            )
+            if why is not None:
+                LOGGER.warning(
+                    "cross-site request refused",
+                    extra={"event": "cross_site", "why": why.message, "path": scope["path"][:200]},
+                )
+                return JSONResponse(
+                    {"code": why.code, "message": why.message},
+                    status_code=403,
+                    headers={"X-Correlation-Id": cid},
+                )
+        if scope["method"] == "POST":
+            ctype = headers.get("content-type")
+            has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+            if (ctype is not None and not _is_json(ctype)) or (ctype is None and has_body):
+                return _envelope(
+                    415,
+                    "INVALID_PARAMS",
+                    "a POST body must be application/json",
+                    cid,
+                    extra_headers={"Accept": _JSON_MEDIA},
+                )
+        return None
+
 
 def create_app(host: AdapterHost, config: FacadeConfig | None = None) -> ASGIApp:
     """The orchestrator facade as an ASGI app (needs its lifespan: run it under uvicorn)."""
@@ -621,8 +874,12 @@ def create_app(host: AdapterHost, config: FacadeConfig | None = None) -> ASGIApp
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             facade.tg = tg
-            yield
-            tg.cancel_scope.cancel()
+            facade.alive = True
+            try:
+                yield
+            finally:
+                facade.alive = False
+                tg.cancel_scope.cancel()
 
     routes = [
         Route("/v1/tasks", facade.enqueue, methods=["POST"]),
@@ -633,7 +890,21 @@ def create_app(host: AdapterHost, config: FacadeConfig | None = None) -> ASGIApp
         Route("/v1/pools/{pool_id}/health", facade.pool_health, methods=["GET"]),
         Route("/metrics", facade.metrics, methods=["GET"]),
         Route("/health", facade.health, methods=["GET"]),
+        Route("/openapi.json", facade.openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def not_routed(request: Request, exc: Exception) -> Response:
+        """404/405 as the JSON envelope, like every other refusal of the facade."""
+        status = getattr(exc, "status_code", 404)
+        cid = request.state.correlation_id
+        if status == 405:
+            return _envelope(405, "INVALID_PARAMS", "method not allowed on this route", cid)
+        return _envelope(404, "INVALID_PARAMS", "no such route", cid)
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_routed, 405: not_routed},
+    )
     app.state.facade = facade
-    return _Gate(app, cfg.auth)
+    return _Gate(app, cfg)

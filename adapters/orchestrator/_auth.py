@@ -5,7 +5,18 @@ header is limited to 8192 bytes, the token is trimmed and must not contain contr
 comparison is timing-safe (``hmac.compare_digest``); identities are logged as ``localhost`` or
 ``token:<fp6>`` and never as the token. DESIGN.md decides a token must have at least 16
 characters. Error codes: 40101 ``MISSING_TOKEN``, 40102 ``BAD_TOKEN``, 40301
-``NON_LOOPBACK_WITHOUT_TOKEN``.
+``NON_LOOPBACK_WITHOUT_TOKEN``, and (this project's, issue 16 item 11) 40302 ``FOREIGN_ORIGIN``
+and 40303 ``FOREIGN_HOST``.
+
+**Cross-site requests** (:func:`check_same_site`): a request let in on loopback trust alone (no
+token presented) may come from a browser on the same machine — a page of another site posting a
+``text/plain`` form (CSRF), or a page whose name was re-pointed at 127.0.0.1 (DNS rebinding). A
+browser cannot be stopped from *sending* those, so the facade refuses them: the ``Host`` header
+must name a loopback host (``localhost``, ``127.0.0.0/8``, ``[::1]``), the address the connection
+was accepted on, or an explicitly allowed name; an ``Origin`` header, when present, must be the
+facade's own origin (same scheme-less authority as ``Host``; ``null`` is foreign); and
+``Sec-Fetch-Site: cross-site`` is refused. A token cannot be attached by a browser on its own, so
+requests that present the token skip these checks.
 
 Deliberately *wider* than the original: every address of 127.0.0.0/8 counts as loopback (the
 original only knew ``127.0.0.1``), because the whole range is loopback on every platform we run.
@@ -25,6 +36,7 @@ __all__ = [
     "AuthDecision",
     "AuthPolicy",
     "check_bind",
+    "check_same_site",
     "is_loopback",
     "parse_bearer",
 ]
@@ -48,6 +60,49 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(h).is_loopback
     except ValueError:
         return False
+
+
+def _host_part(authority: str) -> str:
+    """``host`` of ``host[:port]`` / ``[v6][:port]``, lower-cased, brackets kept off."""
+    a = authority.strip().lower()
+    if a.startswith("["):
+        return a[1 : a.find("]")] if "]" in a else a[1:]
+    return a.split(":", 1)[0] if a.count(":") == 1 else a
+
+
+def check_same_site(
+    host_header: str | None,
+    origin: str | None,
+    *,
+    sec_fetch_site: str | None = None,
+    server_host: str | None = None,
+    allowed_hosts: frozenset[str] = frozenset(),
+) -> AuthDecision | None:
+    """Why a token-less request looks cross-site (a refusing decision), or None when it is not.
+
+    ``server_host`` is the local address the connection was accepted on (``scope["server"]``);
+    ``allowed_hosts`` are extra host names (lower-case, no port) an operator vouches for.
+    """
+    if host_header is not None:
+        if len(host_header) > 256:
+            return AuthDecision(False, "localhost", 40303, "FOREIGN_HOST")
+        name = _host_part(host_header)
+        trusted = (
+            is_loopback(host_header)
+            or (server_host is not None and name == server_host.lower())
+            or name in allowed_hosts
+        )
+        if not trusted:
+            return AuthDecision(False, "localhost", 40303, "FOREIGN_HOST")
+    if (sec_fetch_site or "").strip().lower() == "cross-site":
+        return AuthDecision(False, "localhost", 40302, "FOREIGN_ORIGIN")
+    if origin is not None:
+        o = origin.strip().lower()
+        scheme, sep, rest = o.partition("://")
+        own = (host_header or "").strip().lower()
+        if not sep or scheme not in ("http", "https") or not own or rest.rstrip("/") != own:
+            return AuthDecision(False, "localhost", 40302, "FOREIGN_ORIGIN")
+    return None
 
 
 def parse_bearer(header: str | None) -> str | None:

@@ -235,7 +235,11 @@ def test_bearer_auth() -> None:
         assert r.status_code == 401  # the prefix is case-sensitive
         r = e.client.post("/v1/tasks", json=task(), headers={"Authorization": "Bearer " + TOKEN})
         assert r.status_code == 202
-        assert e.client.get("/metrics").status_code == 200  # exempt
+        # /metrics names engines, pools and replicas: it needs the token (issue 16 item 7)
+        assert e.client.get("/metrics").status_code == 401
+        auth = {"Authorization": "Bearer " + TOKEN}
+        assert e.client.get("/metrics", headers=auth).status_code == 200
+        assert e.client.get("/health").status_code == 200  # exempt: no data
 
 
 def test_optional_auth_lets_loopback_in() -> None:
