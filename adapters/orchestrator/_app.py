@@ -65,7 +65,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse as _StarletteJSON
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -146,6 +147,20 @@ class _Admitted:
     expiry: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
+class JSONResponse(_StarletteJSON):
+    """Starlette's JSON answer, except that text UTF-8 cannot carry is escaped, not a 500.
+
+    JSON may hold lone surrogates (``"\\ud800"``); echoed back (a task id in the 202 body) they
+    cannot be encoded as UTF-8, so such a body is written with ASCII escapes instead.
+    """
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _envelope(
     status: int,
     code: str,
@@ -222,7 +237,11 @@ async def _json_body(request: Request, cid: str, limit: int) -> Any:
 
 def _frame(ev: TokenEvent) -> bytes:
     data = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {ev.kind}\ndata: {data}\n\n".encode()
+    try:
+        return f"event: {ev.kind}\ndata: {data}\n\n".encode()
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800" from an engine): escape it
+        data = json.dumps(ev.data, separators=(",", ":"))
+        return f"event: {ev.kind}\ndata: {data}\n\n".encode()
 
 
 class _Facade:

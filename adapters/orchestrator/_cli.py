@@ -90,6 +90,25 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--heartbeat-ms", type=int, default=0, help="SSE keep-alive comments (0 = off)")
     p.add_argument(
+        "--max-deadline-ms",
+        type=int,
+        default=3_600_000,
+        help="largest deadline_ms admitted; larger is a 400 (default 3600000, one hour)",
+    )
+    p.add_argument(
+        "--unopened-ttl-ms",
+        type=int,
+        default=30_000,
+        help="drop an admitted task whose stream is not opened within this (default 30000)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name trusted for token-less requests besides loopback names (repeatable)",
+    )
+    p.add_argument(
         "--auth-optional",
         action="store_true",
         help="with a token set, let loopback clients in without it (AUTH-1004)",
@@ -117,6 +136,12 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: must be 0..65535")
     if args.admission_capacity < 1:
         raise UsageError("--admission-capacity must be at least 1")
+    for flag, value in (
+        ("--max-deadline-ms", args.max_deadline_ms),
+        ("--unopened-ttl-ms", args.unopened_ttl_ms),
+    ):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1")
     bindings = [parse_binding(s) for s in (args.bind or ["default/r0=mock"])]
     host = AdapterHost()
     for b in bindings:
@@ -127,6 +152,9 @@ def _run(args: argparse.Namespace) -> int:
         heartbeat_ms=args.heartbeat_ms,
         cancel_on_disconnect=not args.no_cancel_on_disconnect,
         auth=AuthPolicy(token=token, optional=args.auth_optional),
+        max_deadline_ms=args.max_deadline_ms,
+        unopened_ttl_ms=args.unopened_ttl_ms,
+        allowed_hosts=frozenset(h.lower() for h in args.allow_host),
     )
     pools = ", ".join(f"{b.pool_id}/{b.replica_id}={b.dialect}" for b in bindings)
     # Bind (and listen) before announcing: the printed URL carries the real port, so --port 0

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from llorch_conformance.adapters.api import (
     DeterminismLevel,
     Engine,
+    EventKind,
     KVHint,
     PlacementMode,
     Priority,
@@ -36,10 +37,22 @@ _I64 = (-(2**63), 2**63 - 1)
 _REF = "#/components/schemas/"
 
 
+#: One SSE event of a task stream (``data`` is the event's compact JSON).
+_SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": [k.value for k in EventKind]},
+        "data": {"type": "string", "minLength": 2},
+    },
+}
+
+
 def _enum(cls: Any, *, nullable: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "string", "enum": [m.value for m in cls]}
-    if nullable:
+    if nullable:  # OpenAPI 3.0.3: a nullable enum lists null among its values
         out["nullable"] = True
+        out["enum"].append(None)
     return out
 
 
@@ -161,7 +174,7 @@ def openapi_document(config: FacadeConfig) -> dict[str, Any]:
         "in": "header",
         "required": False,
         "description": "echoed on the answer; generated (UUIDv4) when absent",
-        "schema": {"type": "string", "maxLength": 128},
+        "schema": {"type": "string"},
     }
     token_sec: list[dict[str, list[str]]] = [{"bearerAuth": []}, {}]
     return {
@@ -215,7 +228,7 @@ def openapi_document(config: FacadeConfig) -> dict[str, Any]:
                                 "SSE: started, token*, metrics*, then one end or error; "
                                 "': keep-alive' comments when heartbeat_ms is set"
                             ),
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                            "content": {"text/event-stream": {"schema": _SSE_EVENT}},
                         },
                         "404": _err("unknown (or expired) task"),
                         "409": _err("the stream is already open"),

@@ -53,6 +53,13 @@ def test_refuses_non_loopback_without_token(
     assert "NON_LOOPBACK_WITHOUT_TOKEN" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("flag", ["--max-deadline-ms", "--unopened-ttl-ms"])
+def test_limits_must_be_positive(capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    assert main(["orchestrator", "--port", "1", flag, "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{flag} must be at least 1" in err and len(err.splitlines()) == 1
+
+
 def test_unknown_adapter_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["orchestrator", "--port", "1", "--bind", "p/r=ollama@http://127.0.0.1:1"]) == 2
     err = capsys.readouterr().err.strip()
@@ -63,7 +70,7 @@ def test_serves_tasks_over_the_mock_adapter() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "LLORCH_API_TOKEN"}
     proc = subprocess.Popen(
-        [*EXE, "orchestrator", "--port", str(port)],
+        [*EXE, "orchestrator", "--port", str(port), "--max-deadline-ms", "10000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -93,6 +100,8 @@ def test_serves_tasks_over_the_mock_adapter() -> None:
             "deadline_ms": 5000,
             "seed": 7,
         }
+        r = httpx.post(base + "/v1/tasks", json={**task, "deadline_ms": 10001}, timeout=5)
+        assert r.status_code == 400 and r.json()["field"] == "deadline_ms"
         assert httpx.post(base + "/v1/tasks", json=task, timeout=5).status_code == 202
         body = httpx.get(base + "/v1/tasks/cli-1/stream", timeout=10).text
         assert body.startswith("event: started\n")
