@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -91,6 +92,7 @@ __all__ = ["FacadeConfig", "create_app"]
 LOGGER = logging.getLogger("llorch.orchestrator")
 ACTOR = "orchestrator"
 _ENGINES = frozenset(e.value for e in Engine)
+_CID = re.compile(r"[\x21-\x7e]{1,128}")
 _JSON_MEDIA = "application/json"
 _SSE_HEADERS = {
     "Cache-Control": "no-cache",
@@ -118,6 +120,10 @@ class FacadeConfig:
     cancelled_kept: int = 1024
     #: Largest request body read (POST /v1/tasks, /v1/workers/register): beyond it, 413.
     max_body_bytes: int = 1 << 20
+    #: An opened task's stream lives at most ``deadline_ms`` plus this; then the facade ends it
+    #: with ``DEADLINE_UNMET`` and frees its slot (a client that opens a stream and never reads
+    #: stalls the adapter, whose own deadline check then never runs).
+    deadline_grace_ms: int = 1000
     #: Extra ``Host`` names (lower-case, no port) trusted for token-less requests.
     allowed_hosts: frozenset[str] = frozenset()
 
@@ -129,6 +135,7 @@ class FacadeConfig:
             "unopened_ttl_ms",
             "cancelled_kept",
             "max_body_bytes",
+            "deadline_grace_ms",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -145,6 +152,7 @@ class _Admitted:
     opened: bool = False  # the stream route answered (a second open is a 409)
     streaming: bool = False  # the SSE body started: the task now runs
     expiry: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    last_word: TokenEvent | None = None  # a terminal the full channel could not take
 
 
 class JSONResponse(_StarletteJSON):
@@ -471,8 +479,12 @@ class _Facade:
         t0 = anyio.current_time()
         try:
             async with send:
+                limit_s = (adm.request.deadline_ms + self.config.deadline_grace_ms) / 1000
                 try:
-                    await self._pump(adm, events, send, t0)
+                    with anyio.move_on_after(limit_s) as watchdog:
+                        await self._pump(adm, events, send, t0)
+                    if watchdog.cancelled_caught:
+                        await self._overran(adm, send)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     raise
                 except Exception as exc:
@@ -493,6 +505,29 @@ class _Facade:
             if close is not None:
                 with anyio.CancelScope(shield=True):
                     await close()
+
+    async def _overran(self, adm: _Admitted, send: MemoryObjectSendStream[TokenEvent]) -> None:
+        """The task outlived ``deadline_ms`` + grace: free its slot, stop it, say so if possible."""
+        adm.cancelled = True  # no longer counted at admission, even if its client never reads
+        narrate(
+            ACTOR,
+            "deadline",
+            adm.request.task_id,
+            "Ends a task that outlived its deadline",
+            task_id=adm.request.task_id,
+            correlation_id=adm.correlation_id,
+        )
+        with anyio.CancelScope(shield=True):
+            await self.host.cancel(adm.pool_id, adm.request.task_id)
+        err = error_for_condition(
+            UpstreamCondition.DEADLINE,
+            f"task outlived deadline_ms {adm.request.deadline_ms} "
+            f"(+{self.config.deadline_grace_ms} ms grace)",
+        )
+        try:
+            send.send_nowait(TokenEvent.error(err))
+        except anyio.WouldBlock:  # the client does not read: it gets the error after the backlog
+            adm.last_word = TokenEvent.error(err)
 
     async def _pump(
         self,
@@ -596,7 +631,9 @@ class _Facade:
                         try:
                             ev = await recv.receive()
                         except anyio.EndOfStream:
-                            break
+                            ev = adm.last_word
+                            if ev is None:
+                                break
                     if ev is None:
                         yield b": keep-alive\n\n"
                         continue
@@ -807,7 +844,10 @@ class _Gate:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        cid = headers.get("x-correlation-id") or str(uuid.uuid4())
+        given = headers.get("x-correlation-id")
+        # Only a printable-ASCII id of sane length is echoed and forwarded to engines; anything
+        # else (latin-1 bytes, 8 KiB) is replaced, so a client cannot push odd headers upstream.
+        cid = given if given and _CID.fullmatch(given) else str(uuid.uuid4())
         client = scope.get("client")
         decision = self.policy.decide(headers.get("authorization"), client[0] if client else None)
         state = scope.setdefault("state", {})

@@ -10,10 +10,16 @@ import json
 import time
 
 import anyio
+import httpx
 import pytest
 from anyio.abc import TaskGroup
 
-from llorch_conformance.adapters.api import ERROR_MAPPING, UpstreamCondition, check_stream
+from llorch_conformance.adapters.api import (
+    ERROR_MAPPING,
+    TokenEvent,
+    UpstreamCondition,
+    check_stream,
+)
 from llorch_conformance.adapters.orchestrator import AuthPolicy
 
 from ..host.fakes import FakeAdapter, ok
@@ -124,6 +130,47 @@ def test_enqueue_cancel_cycles_do_not_leak(hostile_figures: HostileFigures) -> N
         assert e.get("/v1/tasks/c0/stream").status_code == 404  # forgotten (bounded)
         assert grown < 64, f"RSS grew {grown:.1f} MiB over {cycles} enqueue+cancel cycles"
         hostile_figures.record("facade: admission", e.cases, e.http_500, e.worst_s)
+
+
+def test_a_client_that_never_reads_its_stream_loses_its_slot_after_the_deadline(
+    hostile_figures: HostileFigures,
+) -> None:
+    """A stalled reader stalls the adapter (whose own deadline check then never runs): the
+    facade ends the task at ``deadline_ms`` + grace and frees the slot."""
+    chunk = "x" * 65536
+    flood = [FakeAdapter().default[0], *[TokenEvent.token(chunk, i) for i in range(600)]]
+    fake = FakeAdapter(scripts=[flood])
+    with FacadeEnv(fake, admission_capacity=1) as e:
+        assert e.post("/v1/tasks", json=task("stuck", deadline_ms=500)).status_code == 202
+        with (
+            httpx.Client(base_url=e.server.base_url, timeout=10, trust_env=False) as other,
+            other.stream("GET", "/v1/tasks/stuck/stream") as r,
+        ):
+            assert r.status_code == 200  # ... and never read: ~40 MB wait in buffers
+            t0 = time.perf_counter()
+            for _ in range(300):  # bounded poll: deadline 0.5 s + grace 1 s
+                got = e.post("/v1/tasks", json=task("next"))
+                if got.status_code == 202:
+                    break
+                time.sleep(0.02)
+            freed_after = time.perf_counter() - t0
+            assert got.status_code == 202, got.text
+            assert fake.cancels == ["stuck"]
+        events = e.events("next")
+        assert check_stream(events) == [] and events[-1].kind == "end"
+        hostile_figures.record("facade: admission", e.cases, e.http_500, freed_after, 1.5)
+
+
+def test_odd_correlation_ids_are_replaced_not_forwarded(hostile_figures: HostileFigures) -> None:
+    with FacadeEnv(FakeAdapter()) as e:
+        for cid in (b"a" * 129, b"caf\xe9", b"two words"):
+            r = e.post("/v1/tasks", json=task(f"c-{len(cid)}"), headers={"x-correlation-id": cid})
+            assert r.status_code == 202
+            assert r.headers["x-correlation-id"] != cid.decode("latin-1")
+            assert len(r.headers["x-correlation-id"]) == 36  # a fresh UUIDv4
+        r = e.get("/health", headers={"x-correlation-id": "ok-id_1.2"})
+        assert r.headers["x-correlation-id"] == "ok-id_1.2"
+        hostile_figures.record("facade: bad input", e.cases, e.http_500, e.worst_s)
 
 
 # -- item 7: bounded metric labels; /metrics behind the token ------------------------------------
