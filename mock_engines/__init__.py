@@ -12,6 +12,7 @@ The same ``(seed, prompt, max_tokens, stop)`` gives the same :class:`GenerationP
 token texts and stop reason — in every dialect: :func:`make_plan` is the cross-dialect oracle.
 """
 
+from ._app import MockEngineApp
 from ._cassette import (
     CASSETTE_VERSION,
     Cassette,
@@ -21,7 +22,7 @@ from ._cassette import (
     record_exchange,
     run_replay_engine,
 )
-from ._core import CONTROL_PREFIX, EngineContext, MockEngineApp
+from ._context import EngineContext
 from ._dialects import dialect_names as _dialect_names
 from ._dialects import get_dialect
 from ._faults import (
@@ -51,7 +52,18 @@ from ._proxy import (
 )
 from ._runner import MockEngine, create_app, run_mock_engine
 from ._server import EngineServer
-from ._wire import Dialect, EngineError, Frame, FrameKind, MockRequest, Reply, Route, StreamReply
+from ._wire import (
+    CONTROL_PREFIX,
+    Dialect,
+    EngineError,
+    EngineView,
+    Frame,
+    FrameKind,
+    MockRequest,
+    Reply,
+    Route,
+    StreamReply,
+)
 
 __all__ = [
     "CASSETTE_VERSION",
@@ -68,6 +80,7 @@ __all__ = [
     "EngineContext",
     "EngineError",
     "EngineServer",
+    "EngineView",
     "Exchange",
     "Fault",
     "FaultHost",

@@ -63,10 +63,19 @@ from llorch_conformance.adapters.http_util import redact_headers, redact_url
 
 from ._dialects import get_dialect
 from ._plan import GenerationPlan
-from ._wire import Dialect, Frame, FrameKind, Headers, MockRequest, Reply, Route, StreamReply
+from ._wire import (
+    Dialect,
+    EngineView,
+    Frame,
+    FrameKind,
+    Headers,
+    MockRequest,
+    Reply,
+    Route,
+    StreamReply,
+)
 
 if TYPE_CHECKING:
-    from ._core import EngineContext
     from ._runner import MockEngine
 
 __all__ = [
@@ -460,7 +469,7 @@ class ReplayDialect(Dialect):
             return cands[h % len(cands)], "fallback"
         return None, "miss"
 
-    def _answer(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def _answer(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         ex, how = self.pick(req)
         if ex is None:
             reply = self.base.not_found_reply(req)
@@ -514,7 +523,7 @@ class ReplayDialect(Dialect):
     def loading_reply(self, req: MockRequest) -> Reply:
         return self.base.loading_reply(req)
 
-    def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def overload_reply(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         return self.base.overload_reply(req, ctx)
 
     def rate_limit_reply(self, req: MockRequest, seconds: int) -> Reply:
@@ -534,7 +543,8 @@ def run_replay_engine(
     port: int = 0,
 ) -> MockEngine:
     """A mock engine replaying ``cassette`` (use as ``with run_replay_engine(c) as eng:``)."""
-    from ._core import EngineContext, MockEngineApp
+    from ._app import MockEngineApp
+    from ._context import EngineContext
     from ._runner import MockEngine
 
     cas = cassette if isinstance(cassette, Cassette) else Cassette.load(cassette)

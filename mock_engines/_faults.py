@@ -55,7 +55,7 @@ import hashlib
 import math
 import random
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -67,6 +67,7 @@ from llorch_conformance.adapters.api import (
     error_for_status,
 )
 
+from ._asgi import Receive, Send
 from ._segments import Seg, corrupt, mid_char_cuts, split_segments, truncate
 from ._wire import Frame, FrameKind, MockRequest, Reply, StreamReply
 
@@ -170,12 +171,6 @@ class Outcome:
         if self._end is None:
             return len(tokens), None
         return self._end(tokens)
-
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class FaultHost(Protocol):

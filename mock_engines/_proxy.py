@@ -21,7 +21,7 @@ The control surface is the mock engine's, so steps need almost no changes:
   the oracle, since no plan exists for it.
 
 How it is built: the request side is the mock engine's raw-ASGI app and uvicorn server
-(:class:`~mock_engines._core.MockEngineApp` subclassed, :class:`~mock_engines._server.EngineServer`
+(:class:`~mock_engines._app.MockEngineApp` subclassed, :class:`~mock_engines._server.EngineServer`
 reused), so request parsing, body limits, connection counting, ``conn.*`` faults, the closed port
 and the ``/__mock__/`` control endpoints are exactly the mock's. Only dispatch differs: instead of
 rendering a plan it forwards to the engine over a small HTTP/1.1 client on raw asyncio streams
@@ -55,7 +55,9 @@ from typing import Any
 
 from llorch_conformance.adapters.api import ConfigError
 
-from ._core import DEFAULT_MAX_BODY, EngineContext, MockEngineApp, Receive, Scope, Send, _WatchState
+from ._app import MockEngineApp, _WatchState
+from ._asgi import Receive, Scope, Send
+from ._context import DEFAULT_MAX_BODY, EngineContext
 from ._dialects import get_dialect
 from ._faults import FAULT_HEADER, FaultRule
 from ._journal import Journal, JournalEntry

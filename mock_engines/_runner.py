@@ -14,7 +14,8 @@ from collections.abc import Iterable
 
 from llorch_conformance.adapters.api import ConfigError
 
-from ._core import DEFAULT_MAX_BODY, EngineContext, MockEngineApp
+from ._app import MockEngineApp
+from ._context import DEFAULT_MAX_BODY, EngineContext
 from ._dialects import get_dialect
 from ._faults import FaultRule
 from ._journal import Journal

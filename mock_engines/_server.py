@@ -29,7 +29,8 @@ from typing import Any, Self
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ._core import EngineContext, MockEngineApp
+from ._app import MockEngineApp
+from ._context import EngineContext
 
 __all__ = ["EngineServer", "ThreadedServer"]
 

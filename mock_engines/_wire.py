@@ -35,8 +35,8 @@ What a dialect must define (class attributes / methods of :class:`Dialect`): ``n
 
 Helpers for rendering: :func:`dumps` (compact JSON, raw UTF-8 — what llama.cpp's nlohmann::json,
 pydantic's ``model_dump_json`` and Rust's serde_json all emit), :func:`sse` (``data: `` +
-payload + ``\\n\\n``) and the :class:`EngineContext` passed to handlers (model, seed, plans,
-chunks, ids, clock, stats).
+payload + ``\\n\\n``) and the :class:`EngineView` passed to handlers as ``ctx`` (model, seed,
+plans, chunks, ids, clock, stats) — a Protocol, so this module imports nothing of the engine.
 """
 
 from __future__ import annotations
@@ -46,17 +46,19 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_basestring
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
+from ._journal import Journal
 from ._plan import GenerationPlan
-
-if TYPE_CHECKING:
-    from ._core import EngineContext
+from ._profile import Profile
+from ._slots import SlotPool, Stats
 
 __all__ = [
+    "CONTROL_PREFIX",
     "SLOTS",
     "Dialect",
     "EngineError",
+    "EngineView",
     "Frame",
     "FrameKind",
     "Handler",
@@ -74,6 +76,9 @@ __all__ = [
 ]
 
 Headers = list[tuple[bytes, bytes]]
+
+#: Path prefix of the mock's own control plane (journal, config, reset); never an engine route.
+CONTROL_PREFIX = "/__mock__/"
 
 
 def dumps(obj: Any) -> bytes:
@@ -222,7 +227,47 @@ class MockRequest:
         return data
 
 
-Handler = Callable[[MockRequest, "EngineContext"], "Reply | StreamReply"]
+class EngineView(Protocol):
+    """What a dialect's handlers may read of the engine (``ctx``): the whole dialect interface
+    to the engine state. :class:`mock_engines.EngineContext` implements it; a dialect never sees
+    fault rules, routes or the app."""
+
+    #: the served model name and the deployment's context length (tokens)
+    model: str
+    ctx_size: int
+    #: the engine seed (requests without a seed use it)
+    seed: int
+    #: whether ``/metrics`` is served (llama.cpp needs ``--metrics``)
+    metrics_enabled: bool
+    profile: Profile
+    slots: SlotPool
+    stats: Stats
+    journal: Journal
+    #: wall-clock start (``time.time()``) for uptime and ``created`` fields
+    started_at: float
+
+    def plan(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int | None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        ignore_eos: bool = False,
+        min_tokens: int = 0,
+    ) -> GenerationPlan: ...
+
+    def chunks(self, plan: GenerationPlan) -> list[tuple[str, tuple[int, ...]]]: ...
+
+    def created(self) -> int: ...
+
+    def new_id(self, n_hex: int = 24) -> str: ...
+
+
+Handler = Callable[[MockRequest, EngineView], "Reply | StreamReply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +327,7 @@ class Dialect:
         """Only used when ``loading_mode == "http_503"``."""
         return self.error_reply(503, "Loading model")
 
-    def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def overload_reply(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         return self.error_reply(503, "Service Unavailable")
 
     def rate_limit_reply(self, req: MockRequest, seconds: int) -> Reply:

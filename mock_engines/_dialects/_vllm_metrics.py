@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .._core import EngineContext
+    from .._wire import EngineView
 
 __all__ = ["render_metrics"]
 
@@ -91,7 +91,7 @@ def _q(s: str) -> str:
     return '"' + s + '"'
 
 
-def _process_families(ctx: EngineContext) -> list[str]:
+def _process_families(ctx: EngineView) -> list[str]:
     """prometheus_client's default collectors (gc, platform, process), from this process."""
     lines = []
     stats = gc.get_stats()
@@ -141,9 +141,9 @@ _HIGHR = (
 _LOWR = (0.1, 0.5, 1.0)
 
 
-def _http_families(ctx: EngineContext) -> list[str]:
+def _http_families(ctx: EngineView) -> list[str]:
     """prometheus-fastapi-instrumentator's families, as vLLM's API server exposes them."""
-    from .._core import CONTROL_PREFIX
+    from .._wire import CONTROL_PREFIX
 
     requests: dict[tuple[str, str, str], int] = {}
     sizes: dict[str, list[float]] = {}  # handler -> [count, request bytes, response bytes]
@@ -217,7 +217,7 @@ def _http_families(ctx: EngineContext) -> list[str]:
     return lines
 
 
-def render_metrics(ctx: EngineContext) -> str:
+def render_metrics(ctx: EngineView) -> str:
     """The whole exposition for one engine (``text/plain; version=1.0.0``)."""
     st = ctx.stats
     pool = ctx.slots

@@ -82,7 +82,7 @@ from .._wire import (
 from ._tokens import alternatives, remember, token_text
 
 if TYPE_CHECKING:
-    from .._core import EngineContext
+    from .._wire import EngineView
 
 __all__ = ["DIALECT", "LlamaCppDialect"]
 
@@ -207,7 +207,7 @@ class LlamaCppDialect(Dialect):
     def loading_reply(self, req: MockRequest) -> Reply:
         return self._literal_error(503, "Loading model", "unavailable_error")
 
-    def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def overload_reply(self, req: MockRequest, ctx: EngineView) -> Reply:
         return self.error_reply(503, "no slot available", etype="unavailable_error")
 
     def rate_limit_reply(self, req: MockRequest, seconds: int) -> Reply:
@@ -232,12 +232,12 @@ class LlamaCppDialect(Dialect):
         return Reply(413, b"", [(b"content-type", b"text/plain")])
 
     # -- simple routes ------------------------------------------------------------------------------
-    def health(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def health(self, req: MockRequest, ctx: EngineView) -> Reply:
         return json_reply(self, 200, {"status": "ok"})
 
     def _settings(
         self,
-        ctx: EngineContext,
+        ctx: EngineView,
         *,
         n_predict: int = -1,
         seed: int | None = None,
@@ -314,7 +314,7 @@ class LlamaCppDialect(Dialect):
                 del d[key]
         return d
 
-    def props(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def props(self, req: MockRequest, ctx: EngineView) -> Reply:
         return json_reply(
             self,
             200,
@@ -354,7 +354,7 @@ class LlamaCppDialect(Dialect):
             },
         )
 
-    def slots(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def slots(self, req: MockRequest, ctx: EngineView) -> Reply:
         pool = ctx.slots
         if req.query.get("fail_on_no_slot") in ("1", "true") and pool.busy >= pool.slots:
             return self.error_reply(503, "no slot available", etype="unavailable_error")
@@ -390,7 +390,7 @@ class LlamaCppDialect(Dialect):
             )
         return json_reply(self, 200, out)
 
-    def metrics(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def metrics(self, req: MockRequest, ctx: EngineView) -> Reply:
         if not ctx.metrics_enabled:
             return self.error_reply(
                 501,
@@ -494,7 +494,7 @@ class LlamaCppDialect(Dialect):
             ],
         )
 
-    def models(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def models(self, req: MockRequest, ctx: EngineView) -> Reply:
         meta = {
             "vocab_type": 1,
             "n_vocab": 32000,
@@ -550,7 +550,7 @@ class LlamaCppDialect(Dialect):
             },
         )
 
-    def tokenize(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def tokenize(self, req: MockRequest, ctx: EngineView) -> Reply:
         body = req.json_object(parse_status=400)
         content = body.get("content")
         if not isinstance(content, str):
@@ -562,14 +562,14 @@ class LlamaCppDialect(Dialect):
             toks = [remember(t) for t in pieces]
         return json_reply(self, 200, {"tokens": toks})
 
-    def detokenize(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def detokenize(self, req: MockRequest, ctx: EngineView) -> Reply:
         body = req.json_object(parse_status=400)
         tokens = body.get("tokens")
         ids = tokens if isinstance(tokens, list) and all(_is_int(t) for t in tokens) else []
         return json_reply(self, 200, {"content": "".join(token_text(t) for t in ids)})
 
     # -- generation -------------------------------------------------------------------------------
-    def _params(self, body: dict[str, Any], ctx: EngineContext, prompt: str) -> GenerationPlan:
+    def _params(self, body: dict[str, Any], ctx: EngineView, prompt: str) -> GenerationPlan:
         n_predict = _num(body, "n_predict", _num(body, "max_tokens", -1))
         seed = _num(body, "seed", -1)
         # Only knobs the request set feed the plan: engine defaults differ between dialects and
@@ -589,7 +589,7 @@ class LlamaCppDialect(Dialect):
             ignore_eos=bool(_num(body, "ignore_eos", False)),
         )
 
-    def _exceeds(self, plan: GenerationPlan, ctx: EngineContext) -> Reply | None:
+    def _exceeds(self, plan: GenerationPlan, ctx: EngineView) -> Reply | None:
         """A prompt that does not fit the slot's context: 400 ``exceed_context_size_error``.
 
         Answered before any stream starts (plain JSON, also for ``stream: true``), with the two
@@ -613,7 +613,7 @@ class LlamaCppDialect(Dialect):
             },
         )
 
-    def _timings(self, plan: GenerationPlan, ctx: EngineContext) -> dict[str, Any]:
+    def _timings(self, plan: GenerationPlan, ctx: EngineView) -> dict[str, Any]:
         prof = ctx.profile
         prompt_ms = round(prof.ttft_ms + prof.ttft_per_prompt_token_ms * plan.prompt_tokens, 3)
         n = plan.completion_tokens
@@ -682,7 +682,7 @@ class LlamaCppDialect(Dialect):
             )
         return out
 
-    def completion(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def completion(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         body = req.json_object(parse_status=400)
         plans: list[GenerationPlan] = []
         for text, n_tok in self._prompts(body.get("prompt")):
@@ -812,7 +812,7 @@ class LlamaCppDialect(Dialect):
         """OAI ``logprobs`` of tokens ``a..b``: llama.cpp adds the token ``id`` to each entry."""
         return {"content": self._probs(plan, a, b, max(1, k))}
 
-    def oai_chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def oai_chat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         body = req.json_object(parse_status=400)
         messages = body.get("messages")
         if not isinstance(messages, list):
@@ -935,7 +935,7 @@ class LlamaCppDialect(Dialect):
             token_frame=lambda t: sse(dumps(chunk({"content": t}))),
         )
 
-    def oai_completion(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def oai_completion(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         body = req.json_object(parse_status=400)
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):

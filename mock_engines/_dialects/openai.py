@@ -68,7 +68,7 @@ from ._oai import Problem, parse_oai
 from ._tokens import alternatives
 
 if TYPE_CHECKING:
-    from .._core import EngineContext
+    from .._wire import EngineView
 
 __all__ = ["DIALECT", "OpenAIDialect"]
 
@@ -188,7 +188,7 @@ class OpenAIDialect(Dialect):
     def method_not_allowed_reply(self, req: MockRequest) -> Reply:
         return self.not_found_reply(req)
 
-    def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def overload_reply(self, req: MockRequest, ctx: EngineView) -> Reply:
         return self._err(503, "The server is overloaded or not ready yet.", "server_error")
 
     def rate_limit_reply(self, req: MockRequest, seconds: int) -> Reply:
@@ -227,20 +227,20 @@ class OpenAIDialect(Dialect):
         )
 
     # -- routes -----------------------------------------------------------------------------------------
-    def _model_obj(self, name: str, ctx: EngineContext) -> dict[str, Any]:
+    def _model_obj(self, name: str, ctx: EngineView) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": 1721172741, "owned_by": "system"}
 
-    def _known(self, ctx: EngineContext) -> list[str]:
+    def _known(self, ctx: EngineView) -> list[str]:
         names = [ctx.model, *(n for n in _SNAPSHOTS if n != ctx.model)]
         return names
 
-    def models(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def models(self, req: MockRequest, ctx: EngineView) -> Reply:
         data = [self._model_obj(n, ctx) for n in self._known(ctx)]
         return json_reply(
             self, 200, {"object": "list", "data": data}, headers=self._rid(), indent=2
         )
 
-    def model_info(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def model_info(self, req: MockRequest, ctx: EngineView) -> Reply:
         name = req.path_params.get("model", "")
         if name not in self._known(ctx):
             return self._err(
@@ -252,7 +252,7 @@ class OpenAIDialect(Dialect):
             )
         return json_reply(self, 200, self._model_obj(name, ctx), headers=self._rid(), indent=2)
 
-    def _parse(self, req: MockRequest, ctx: EngineContext, *, chat: bool) -> Any:
+    def _parse(self, req: MockRequest, ctx: EngineView, *, chat: bool) -> Any:
         try:
             body = req.json_object()
         except EngineError:
@@ -309,7 +309,7 @@ class OpenAIDialect(Dialect):
             )
         return p
 
-    def _plan(self, p: Any, ctx: EngineContext) -> GenerationPlan:
+    def _plan(self, p: Any, ctx: EngineView) -> GenerationPlan:
         return ctx.plan(
             p.prompt,
             max_tokens=p.max_tokens,
@@ -339,9 +339,7 @@ class OpenAIDialect(Dialect):
         return [sse(dumps(err))]
 
     # -- parameters the API honours: n, logprobs, echo, tool_choice; the context length ----------
-    def _extras(
-        self, req: MockRequest, p: Any, ctx: EngineContext, *, chat: bool
-    ) -> dict[str, Any]:
+    def _extras(self, req: MockRequest, p: Any, ctx: EngineView, *, chat: bool) -> dict[str, Any]:
         """Validate ``n``, ``logprobs``/``top_logprobs``, ``echo``, ``tools``/``tool_choice`` and
         the context length (OpenAI semantics; errors in the API's envelope)."""
         body = req.json_object()
@@ -477,7 +475,7 @@ class OpenAIDialect(Dialect):
             "text_offset": offs,
         }
 
-    def _plans(self, p: Any, ctx: EngineContext, n: int) -> list[GenerationPlan]:
+    def _plans(self, p: Any, ctx: EngineView, n: int) -> list[GenerationPlan]:
         """One plan per choice; each choice samples on (greedy requests give one text)."""
         plans = [self._plan(p, ctx)]
         for j in range(1, n):
@@ -501,7 +499,7 @@ class OpenAIDialect(Dialect):
             return plans[0]
         return replace(plans[0], completion_tokens=sum(q.completion_tokens for q in plans))
 
-    def chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def chat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         p = self._parse(req, ctx, chat=True)
         ex = self._extras(req, p, ctx, chat=True)
         n, top, tool = ex["n"], ex["logprobs"], ex["tool"]
@@ -667,7 +665,7 @@ class OpenAIDialect(Dialect):
             token_frame=token,
         )
 
-    def completions(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def completions(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         p = self._parse(req, ctx, chat=False)
         ex = self._extras(req, p, ctx, chat=False)
         n, top, echo = ex["n"], ex["logprobs"], ex["echo"]

@@ -91,7 +91,7 @@ from .._wire import (
 )
 
 if TYPE_CHECKING:
-    from .._core import EngineContext
+    from .._wire import EngineView
 
 __all__ = [
     "DIALECT",
@@ -599,7 +599,7 @@ class _Run:
     top: list[list[TgiToken]]
 
 
-def _run(ctx: EngineContext, g: _Gen, input_length: int, max_new_tokens: int) -> _Run:
+def _run(ctx: EngineView, g: _Gen, input_length: int, max_new_tokens: int) -> _Run:
     p = g.p
     sampling = _sampling(p)
     seed = p["seed"] if p["seed"] is not None else ctx.seed
@@ -666,7 +666,7 @@ def _stream_headers(inputs: str | int) -> Headers:
     ]
 
 
-def _timing_headers(ctx: EngineContext, run: _Run, inputs: str) -> Headers:
+def _timing_headers(ctx: EngineView, run: _Run, inputs: str) -> Headers:
     """``generate_internal``'s headers; durations are the profile's nominal ones (no jitter)."""
     prof = ctx.profile
     steps = max(1, (run.steps[-1] + 1) if run.steps else 1)
@@ -830,7 +830,7 @@ class TgiDialect(Dialect):
         reply.headers.append((b"retry-after", str(seconds).encode()))
         return reply
 
-    def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def overload_reply(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         """429 ``overloaded`` — but a streaming route answers 200 and sends it as an event."""
         message = "Model is overloaded"
         path = req.path
@@ -858,7 +858,7 @@ class TgiDialect(Dialect):
         return [sse(openai_error_event(message), legacy=legacy), sse("[DONE]", legacy=legacy)]
 
     # -- native generation ------------------------------------------------------------------------
-    def _compat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def _compat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         try:
             g = _parse_generate(req, compat=True)
         except _Reject as r:
@@ -869,14 +869,14 @@ class TgiDialect(Dialect):
             return self._stream(req, ctx, g)
         return self._non_stream(req, ctx, g, wrap=True)
 
-    def _generate(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def _generate(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         try:
             g = _parse_generate(req, compat=False)
         except _Reject as r:
             return r.reply
         return self._non_stream(req, ctx, g, wrap=False)
 
-    def _generate_stream(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def _generate_stream(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         try:
             g = _parse_generate(req, compat=False)
         except _Reject as r:
@@ -884,7 +884,7 @@ class TgiDialect(Dialect):
         return self._stream(req, ctx, g)
 
     def _non_stream(
-        self, req: MockRequest, ctx: EngineContext, g: _Gen, *, wrap: bool
+        self, req: MockRequest, ctx: EngineView, g: _Gen, *, wrap: bool
     ) -> Reply | StreamReply:
         try:
             input_length, mnt = _validate(g, streaming=False, total=ctx.ctx_size)
@@ -896,7 +896,7 @@ class TgiDialect(Dialect):
             body = f"[{body}]"
         return Reply(200, body.encode(), _timing_headers(ctx, run, g.inputs), run.plan)
 
-    def _stream(self, req: MockRequest, ctx: EngineContext, g: _Gen) -> StreamReply:
+    def _stream(self, req: MockRequest, ctx: EngineView, g: _Gen) -> StreamReply:
         legacy = self._legacy(req)
         headers = _stream_headers(g.inputs)
         try:
@@ -938,7 +938,7 @@ class TgiDialect(Dialect):
         return StreamReply(200, headers, frames, run.plan, error_frames, token_frame)
 
     # -- OpenAI chat route --------------------------------------------------------------------------
-    def _chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def _chat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         try:
             data = _json_body(req)
             chat = _parse_chat(req, data)
@@ -1033,7 +1033,7 @@ class TgiDialect(Dialect):
         return StreamReply(200, headers, frames, run.plan, error_frames, token_frame)
 
     # -- OpenAI completions route -------------------------------------------------------------
-    def _completions(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def _completions(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         """``/v1/completions``: one generate request per prompt (up to ``max_client_batch_size``)."""
         try:
             data = _json_body(req)
@@ -1163,10 +1163,10 @@ class TgiDialect(Dialect):
         )
 
     # -- info routes ------------------------------------------------------------------------------
-    def _health(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _health(self, req: MockRequest, ctx: EngineView) -> Reply:
         return _bare(200)
 
-    def _info(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _info(self, req: MockRequest, ctx: EngineView) -> Reply:
         model = ctx.model
         model_sha = hashlib.sha1(model.encode()).hexdigest()
         slots = ctx.profile.slots + ctx.profile.queue_size
@@ -1185,7 +1185,7 @@ class TgiDialect(Dialect):
             [(b"content-type", b"application/json"), (b"vary", _VARY), (b"date", _date())],
         )
 
-    def _models(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _models(self, req: MockRequest, ctx: EngineView) -> Reply:
         m = _js(ctx.model)
         body = (
             f'{{"object":"list","data":[{{"id":{m},"object":"model","created":0,"owned_by":{m}}}]}}'
@@ -1196,7 +1196,7 @@ class TgiDialect(Dialect):
             [(b"content-type", b"application/json"), (b"vary", _VARY), (b"date", _date())],
         )
 
-    def _tokenize(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def _tokenize(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         try:
             g = _parse_generate(req, compat=False)
         except _Reject as r:
@@ -1215,7 +1215,7 @@ class TgiDialect(Dialect):
             [(b"content-type", b"application/json"), (b"vary", _VARY), (b"date", _date())],
         )
 
-    def _metrics(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _metrics(self, req: MockRequest, ctx: EngineView) -> Reply:
         st = ctx.stats
         lines = [
             "# HELP tgi_request_count Total number of requests",

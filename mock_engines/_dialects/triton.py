@@ -86,7 +86,7 @@ from .._wire import (
 )
 
 if TYPE_CHECKING:
-    from .._core import EngineContext
+    from .._wire import EngineView
 
 __all__ = [
     "DIALECT",
@@ -447,7 +447,7 @@ class _Resp:
     finish: str
 
 
-def _responses(ctx: EngineContext, plan: GenerationPlan, stream: bool, prepend: str) -> list[_Resp]:
+def _responses(ctx: EngineView, plan: GenerationPlan, stream: bool, prepend: str) -> list[_Resp]:
     finish = "length" if plan.stop_reason == "length" else "stop"
     if not stream:
         extra = 1 if plan.stop_reason == "eos" else 0
@@ -464,7 +464,7 @@ def _responses(ctx: EngineContext, plan: GenerationPlan, stream: bool, prepend: 
     return out
 
 
-def _state(dialect: TritonDialect, ctx: EngineContext) -> set[str]:
+def _state(dialect: TritonDialect, ctx: EngineView) -> set[str]:
     return dialect._unloaded.setdefault(ctx, set())
 
 
@@ -482,7 +482,7 @@ class TritonDialect(Dialect):
 
     def __init__(self) -> None:
         # Models unloaded through the repository API, per running engine.
-        self._unloaded: weakref.WeakKeyDictionary[EngineContext, set[str]] = (
+        self._unloaded: weakref.WeakKeyDictionary[EngineView, set[str]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -534,7 +534,7 @@ class TritonDialect(Dialect):
             return _err(405, "Method Not Allowed")
         return _err_text(405, "Method Not Allowed")
 
-    def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def overload_reply(self, req: MockRequest, ctx: EngineView) -> Reply:
         return _err(503, "Exceeds maximum queue size")
 
     def rate_limit_reply(self, req: MockRequest, seconds: int) -> Reply:
@@ -563,7 +563,7 @@ class TritonDialect(Dialect):
         return _err(status, messages.get(status, "Error"))
 
     # -- model lookup -----------------------------------------------------------------------------
-    def _check_model(self, req: MockRequest, ctx: EngineContext) -> str:
+    def _check_model(self, req: MockRequest, ctx: EngineView) -> str:
         """The model name; _Fail 400 for an unknown model or version (Triton: INVALID_ARG)."""
         model = req.path_params.get("model", "")
         version = req.path_params.get("version")
@@ -582,17 +582,17 @@ class TritonDialect(Dialect):
         return model
 
     # -- health / metadata ------------------------------------------------------------------------
-    def _live(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _live(self, req: MockRequest, ctx: EngineView) -> Reply:
         return _empty(200)
 
-    def _ready(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _ready(self, req: MockRequest, ctx: EngineView) -> Reply:
         return _empty(400 if _state(self, ctx) else 200)
 
-    def _server_metadata(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _server_metadata(self, req: MockRequest, ctx: EngineView) -> Reply:
         body = dumps({"name": "triton", "version": VERSION, "extensions": list(EXTENSIONS)})
         return Reply(200, body, [(b"Content-Type", _JSON)])
 
-    def _model_metadata(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _model_metadata(self, req: MockRequest, ctx: EngineView) -> Reply:
         try:
             model = self._check_model(req, ctx)
         except _Fail as f:
@@ -608,14 +608,14 @@ class TritonDialect(Dialect):
         )
         return Reply(200, body, [(b"Content-Type", _JSON)])
 
-    def _model_ready(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _model_ready(self, req: MockRequest, ctx: EngineView) -> Reply:
         try:
             self._check_model(req, ctx)
         except _Fail:
             return _err_text(400, "Model version not ready")
         return _empty(200)
 
-    def _model_config(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _model_config(self, req: MockRequest, ctx: EngineView) -> Reply:
         try:
             model = self._check_model(req, ctx)
         except _Fail as f:
@@ -683,7 +683,7 @@ class TritonDialect(Dialect):
         }
         return Reply(200, dumps(config), [(b"Content-Type", _JSON)])
 
-    def _stats(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _stats(self, req: MockRequest, ctx: EngineView) -> Reply:
         """Statistics extension: one entry for the model, counts from the engine's stats."""
         if "model" in req.path_params:
             try:
@@ -720,7 +720,7 @@ class TritonDialect(Dialect):
         }
         return Reply(200, dumps({"model_stats": [entry]}), [(b"Content-Type", _JSON)])
 
-    def _repo_index(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _repo_index(self, req: MockRequest, ctx: EngineView) -> Reply:
         unloaded = _state(self, ctx)
         entry: dict[str, Any] = {"name": ctx.model}
         if ctx.model in unloaded:
@@ -729,21 +729,21 @@ class TritonDialect(Dialect):
             entry.update(version=MODEL_VERSION, state="READY")
         return Reply(200, dumps([entry]), [(b"Content-Type", _JSON)])
 
-    def _load(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _load(self, req: MockRequest, ctx: EngineView) -> Reply:
         model = req.path_params.get("model", "")
         if model != ctx.model:
             return _err(400, f"failed to load '{model}', failed to poll from model repository")
         _state(self, ctx).discard(model)
         return Reply(200, b"", [(b"Content-Type", _JSON)])
 
-    def _unload(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _unload(self, req: MockRequest, ctx: EngineView) -> Reply:
         model = req.path_params.get("model", "")
         if model != ctx.model:
             return _err(400, f"failed to unload '{model}', no version is available")
         _state(self, ctx).add(model)
         return Reply(200, b"", [(b"Content-Type", _JSON)])
 
-    def _infer(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def _infer(self, req: MockRequest, ctx: EngineView) -> Reply:
         """KServe ``/infer``: Triton's HTTP endpoint refuses decoupled models (the vLLM backend)."""
         try:
             self._check_model(req, ctx)
@@ -754,15 +754,13 @@ class TritonDialect(Dialect):
         )
 
     # -- generate ---------------------------------------------------------------------------------
-    def _generate(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def _generate(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         return self._handle(req, ctx, streaming=False)
 
-    def _generate_stream(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def _generate_stream(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         return self._handle(req, ctx, streaming=True)
 
-    def _handle(
-        self, req: MockRequest, ctx: EngineContext, *, streaming: bool
-    ) -> Reply | StreamReply:
+    def _handle(self, req: MockRequest, ctx: EngineView, *, streaming: bool) -> Reply | StreamReply:
         try:
             model = self._check_model(req, ctx)
             if req.headers.get("content-encoding", "identity").lower() not in ("", "identity"):

@@ -87,7 +87,7 @@ from ._tokens import logprob as _logprob
 from ._tokens import token_text as _token_text
 
 if TYPE_CHECKING:
-    from .._core import EngineContext
+    from .._wire import EngineView
 
 __all__ = ["DIALECT", "VllmDialect"]
 
@@ -291,7 +291,7 @@ class VllmDialect(Dialect):
         allow = b"POST" if req.method == "GET" else b"GET"
         return json_reply(self, 405, {"detail": "Method Not Allowed"}, headers=[(b"allow", allow)])
 
-    def overload_reply(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def overload_reply(self, req: MockRequest, ctx: EngineView) -> Reply:
         return self.error_reply(503, "The server is overloaded; the request queue is full.")
 
     def check_auth(
@@ -306,21 +306,21 @@ class VllmDialect(Dialect):
     def body_too_large_reply(self, req: MockRequest, limit: int) -> Reply:
         return self.error_reply(413, f"Request body exceeds the limit of {limit} bytes.")
 
-    def _request_id(self, req: MockRequest, ctx: EngineContext) -> str:
+    def _request_id(self, req: MockRequest, ctx: EngineView) -> str:
         return req.headers.get("x-request-id") or ctx.new_id(16)
 
     @staticmethod
-    def _fingerprint(ctx: EngineContext) -> str:
+    def _fingerprint(ctx: EngineView) -> str:
         return f"vllm-{VERSION}-" + hashlib.sha256(ctx.model.encode()).hexdigest()[:8]
 
     # -- simple routes ------------------------------------------------------------------------------
-    def health(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def health(self, req: MockRequest, ctx: EngineView) -> Reply:
         return Reply(200, b"", [])
 
-    def version(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def version(self, req: MockRequest, ctx: EngineView) -> Reply:
         return json_reply(self, 200, {"version": self.engine_version})
 
-    def load(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def load(self, req: MockRequest, ctx: EngineView) -> Reply:
         return json_reply(self, 200, {"server_load": ctx.slots.busy + ctx.slots.queued})
 
     def _body(self, req: MockRequest) -> dict[str, Any]:
@@ -348,7 +348,7 @@ class VllmDialect(Dialect):
             )
         return data
 
-    def _check_model(self, body: dict[str, Any], ctx: EngineContext) -> None:
+    def _check_model(self, body: dict[str, Any], ctx: EngineView) -> None:
         model = _field(body, "model", "str")
         if model is not None and model != ctx.model:
             raise EngineError(
@@ -358,7 +358,7 @@ class VllmDialect(Dialect):
                 param="model",
             )
 
-    def tokenize(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def tokenize(self, req: MockRequest, ctx: EngineView) -> Reply:
         body = self._body(req)
         self._check_model(body, ctx)
         if "messages" in body:
@@ -389,7 +389,7 @@ class VllmDialect(Dialect):
             },
         )
 
-    def detokenize(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def detokenize(self, req: MockRequest, ctx: EngineView) -> Reply:
         body = self._body(req)
         self._check_model(body, ctx)
         tokens = body.get("tokens")
@@ -399,7 +399,7 @@ class VllmDialect(Dialect):
             raise _invalid("list_type", "body.tokens", "Input should be a valid list", tokens)
         return json_reply(self, 200, {"prompt": "".join(_token_text(t) for t in tokens)})
 
-    def models(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def models(self, req: MockRequest, ctx: EngineView) -> Reply:
         created = ctx.created()
         return json_reply(
             self,
@@ -436,14 +436,14 @@ class VllmDialect(Dialect):
             },
         )
 
-    def metrics(self, req: MockRequest, ctx: EngineContext) -> Reply:
+    def metrics(self, req: MockRequest, ctx: EngineView) -> Reply:
         from ._vllm_metrics import render_metrics
 
         body = render_metrics(ctx).encode()
         return Reply(200, body, [(b"content-type", b"text/plain; version=1.0.0; charset=utf-8")])
 
     # -- generation ------------------------------------------------------------------------------
-    def _parse(self, req: MockRequest, ctx: EngineContext, *, chat: bool) -> _Req:
+    def _parse(self, req: MockRequest, ctx: EngineView, *, chat: bool) -> _Req:
         body = self._body(req)
         # 1. request validation (pydantic): types, required fields
         if chat and "messages" not in body:
@@ -597,7 +597,7 @@ class VllmDialect(Dialect):
             echo_text=echo_text,
         )
 
-    def _plans(self, r: _Req, ctx: EngineContext) -> list[tuple[_Prompt, GenerationPlan]]:
+    def _plans(self, r: _Req, ctx: EngineView) -> list[tuple[_Prompt, GenerationPlan]]:
         """One plan per choice: prompts in order, ``n`` samples each (seeds step per sample)."""
         out: list[tuple[_Prompt, GenerationPlan]] = []
         for pr in r.prompts:
@@ -673,7 +673,7 @@ class VllmDialect(Dialect):
         return {"content": content}
 
     # -- chat -----------------------------------------------------------------------------------------
-    def chat(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def chat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         r = self._parse(req, ctx, chat=True)
         plans = self._plans(r, ctx)
         rid = self._request_id(req, ctx)
@@ -843,7 +843,7 @@ class VllmDialect(Dialect):
         )
 
     # -- completions ----------------------------------------------------------------------------------
-    def completions(self, req: MockRequest, ctx: EngineContext) -> Reply | StreamReply:
+    def completions(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         r = self._parse(req, ctx, chat=False)
         plans = self._plans(r, ctx)
         rid = self._request_id(req, ctx)

@@ -111,8 +111,8 @@ async def test_replay_keeps_recorded_chunking_and_delays() -> None:
 
 
 def test_speed_factor_scales_due_times() -> None:
+    from llorch_conformance.mock_engines import EngineContext
     from llorch_conformance.mock_engines._cassette import ReplayDialect
-    from llorch_conformance.mock_engines._core import EngineContext
     from llorch_conformance.mock_engines._wire import MockRequest, StreamReply
 
     ex = Exchange(

@@ -131,7 +131,8 @@ def test_mock_adapter_plays_the_new_fault_objects_outcome() -> None:
 
 #: Modules that read fault objects and must never branch on a fault's ID.
 _READERS = (
-    "llorch_conformance.mock_engines._core",
+    "llorch_conformance.mock_engines._app",
+    "llorch_conformance.mock_engines._context",
     "llorch_conformance.adapters.mock",
     "llorch_conformance.steps._context",
 )

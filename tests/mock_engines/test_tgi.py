@@ -720,7 +720,7 @@ def test_chat_logprobs(client: httpx.Client) -> None:
 
 
 def test_engine_wide_axum_06_framing_with_a_dialect_object() -> None:
-    from llorch_conformance.mock_engines._core import EngineContext, MockEngineApp
+    from llorch_conformance.mock_engines import EngineContext, MockEngineApp
     from llorch_conformance.mock_engines._dialects.tgi import TgiDialect
     from llorch_conformance.mock_engines._runner import MockEngine as Engine
 

@@ -1,17 +1,15 @@
-"""The engine core: state, slots/queue, loading, fault interpreter and the raw-ASGI sender.
+"""The raw ASGI app of a mock engine: request handling, fault stages, sending, control plane.
 
-Everything that is the same for every engine lives here once; dialects only parse and render
-(see :mod:`mock_engines._wire` for the interface).
+Everything that is the same for every engine lives in this package once; dialects only parse
+and render (see :mod:`mock_engines._wire` for the interface). The jobs are split by module:
+:mod:`._slots` (slots, queue, counters), :mod:`._context` (engine state and fault selection),
+:mod:`._faults` (what each fault does at each stage), :mod:`._pacing` (due times and the shared
+ticker) and this module (the raw ASGI app that runs a request through them).
 
 Performance choices (DESIGN.md "Ecosystem facts"): the whole app is raw ASGI — no Starlette on
 any path — and the per-event path does one write per *due moment*: frames due at the same time
 are joined into one write. Dialects pre-render each frame shape once (``_wire.template``) and only
-encode the token text per event. Untimed streams (the ``fast`` profile) go out through ASGI
-``send`` at once; timed streams on our own server are written by one shared :class:`_Ticker` per
-event loop, which wakes for the earliest due frame and writes every due frame of every stream in
-one pass straight to the transport (chunked framing identical to uvicorn's), so 500 concurrent
-streams cost one timer, not 500 sleeping tasks. Deadlines are absolute (``t0 + offset``), never
-early, so errors do not accumulate. Nothing is logged per token.
+encode the token text per event; :func:`mock_engines._pacing.pace` writes them.
 
 Disconnects: for generation requests a small watcher task waits on ASGI ``receive()`` for
 ``http.disconnect``; when the client goes away mid-response it records the disconnect in the
@@ -28,483 +26,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import heapq
-import random
 import time
 import urllib.parse
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from llorch_conformance.adapters.api import ConfigError
 
-from ._faults import FAULT_HEADER, Fault, FaultRule, RuleState, parse_faults
-from ._journal import Journal, JournalEntry
-from ._plan import MAX_CONTEXT, GenerationPlan, make_plan
-from ._profile import Profile, load_profile
-from ._segments import Seg, segments
+from ._asgi import Receive, Scope, Send
+from ._context import EngineContext
+from ._faults import FAULT_HEADER, FaultRule
+from ._journal import JournalEntry
+from ._pacing import pace
+from ._profile import load_profile
+from ._segments import segments
+from ._slots import Overloaded
 from ._wire import (
-    Dialect,
+    CONTROL_PREFIX,
     EngineError,
     Frame,
     FrameKind,
     MockRequest,
     Reply,
-    Route,
     StreamReply,
     dumps,
 )
 
-__all__ = ["CONTROL_PREFIX", "EngineContext", "MockEngineApp", "Overloaded", "SlotPool"]
-
-CONTROL_PREFIX = "/__mock__/"
-DEFAULT_MAX_BODY = 16 * 1024 * 1024
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
-class Overloaded(Exception):
-    """No free slot and no room in the queue."""
-
-
-class SlotPool:
-    """``slots`` concurrent generations and a FIFO queue of at most ``queue_size`` waiters.
-
-    Slots have ids (llama.cpp reports ``id_slot``); the lowest free id is handed out first. A
-    released slot goes straight to the oldest waiter, so queue order is honoured.
-    """
-
-    def __init__(self, slots: int, queue_size: int) -> None:
-        self.slots = slots
-        self.queue_size = queue_size
-        self._free = list(range(slots))
-        self._waiting: deque[asyncio.Future[int]] = deque()
-        self.owner: dict[int, int] = {}  # slot id -> journal id
-        self.last_owner: dict[int, int] = {}  # slot id -> journal id of its latest task
-
-    @property
-    def busy(self) -> int:
-        return self.slots - len(self._free)
-
-    @property
-    def queued(self) -> int:
-        return sum(1 for f in self._waiting if not f.done())
-
-    async def acquire(self, owner: int) -> int:
-        if self._free and not self._waiting:
-            sid = heapq.heappop(self._free)
-            self.owner[sid] = owner
-            self.last_owner[sid] = owner
-            return sid
-        if self.queued >= self.queue_size:
-            raise Overloaded
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append(fut)
-        try:
-            sid = await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release(fut.result())
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiting.remove(fut)
-            raise
-        self.owner[sid] = owner
-        self.last_owner[sid] = owner
-        return sid
-
-    def release(self, sid: int) -> None:
-        self.owner.pop(sid, None)
-        while self._waiting:
-            fut = self._waiting.popleft()
-            if not fut.done():
-                fut.set_result(sid)
-                return
-        if sid < self.slots:
-            heapq.heappush(self._free, sid)
-
-
-@dataclass(slots=True)
-class Stats:
-    """Counters behind each dialect's ``/metrics``."""
-
-    requests_total: int = 0
-    requests_success: int = 0
-    prompt_tokens_total: int = 0
-    tokens_predicted_total: int = 0
-    prompt_seconds_total: float = 0.0
-    predicted_seconds_total: float = 0.0
-    n_decode_total: int = 0
-    finished_length: int = 0
-    finished_stop: int = 0
-    finished_eos: int = 0
-    ttft_sum: float = 0.0
-    ttft_count: int = 0
-
-
-class EngineContext:
-    """One mock engine's state; handlers get it as ``ctx``.
-
-    Public for dialects: ``dialect``, ``model``, ``seed``, ``profile``, ``api_key``, ``stats``,
-    ``slots``, ``started_at`` and the helpers :meth:`plan`, :meth:`chunks`, :meth:`created`,
-    :meth:`new_id`.
-    """
-
-    def __init__(
-        self,
-        dialect: Dialect,
-        *,
-        seed: int = 0,
-        profile: str | Profile | None = "fast",
-        faults: Iterable[str | FaultRule] = (),
-        control: bool = True,
-        model: str | None = None,
-        api_key: str | None = None,
-        created: int | None = None,
-        max_body_bytes: int = DEFAULT_MAX_BODY,
-        journal: Journal | None = None,
-        ctx_size: int | None = None,
-        metrics: bool = True,
-    ) -> None:
-        if ctx_size is not None and not 16 <= ctx_size <= MAX_CONTEXT:
-            raise ConfigError(f"ctx_size must be between 16 and {MAX_CONTEXT}, got {ctx_size}")
-        self.dialect = dialect
-        #: The deployment's context length in tokens (llama.cpp ``--ctx-size``, vLLM
-        #: ``--max-model-len``): prompts and ``max_tokens`` are held against it as the engine does.
-        self.ctx_size = ctx_size or dialect.default_ctx_size
-        #: Whether the engine serves ``/metrics`` (llama.cpp needs ``--metrics``).
-        self.metrics_enabled = metrics
-        self.seed = int(seed)
-        self.profile = load_profile(profile)
-        self.control = control
-        self.model = model or dialect.default_model
-        self.api_key = api_key or None
-        self.fixed_created = created
-        self.max_body_bytes = max_body_bytes
-        self.journal = journal or Journal()
-        self.stats = Stats()
-        self.slots = SlotPool(self.profile.slots, self.profile.queue_size)
-        self.started_at = time.time()
-        self.started_mono = time.monotonic()
-        self._counter = 0
-        self._jitter_rng = random.Random(self.seed)
-        self._rules: list[RuleState] = []
-        self._startup_until: float | None = None
-        self._fault_loading_until: float | None = None
-        self._port_closed_until: float | None = None
-        self.port_listener: Callable[[], None] | None = None
-        self.accept_closes = 0
-        self._exact: dict[tuple[str, str], Route] = {}
-        self._patterns: list[tuple[Route, list[str]]] = []
-        for route in dialect.routes():
-            if "{" in route.path:
-                self._patterns.append((route, route.path.strip("/").split("/")))
-            else:
-                self._exact[(route.method, route.path)] = route
-        if self.profile.load_ms > 0:
-            self._startup_until = self.started_mono + self.profile.load_ms / 1000.0
-        self.set_faults(faults)
-
-    # -- helpers for dialects ---------------------------------------------------------------
-    def plan(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int | None,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-        temperature: float | None = None,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        ignore_eos: bool = False,
-        min_tokens: int = 0,
-    ) -> GenerationPlan:
-        """The plan for a request; a request without a seed uses the engine seed."""
-        return make_plan(
-            prompt,
-            seed=self.seed if seed is None else seed,
-            max_tokens=max_tokens,
-            stop=stop,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            ignore_eos=ignore_eos,
-            min_tokens=min_tokens,
-        )
-
-    def chunks(self, plan: GenerationPlan) -> list[tuple[str, tuple[int, ...]]]:
-        """The plan's tokens grouped ``tokens_per_chunk`` at a time: one entry per engine step."""
-        n = self.profile.tokens_per_chunk
-        toks, ids = plan.tokens, plan.token_ids
-        if n == 1:
-            return [(t, (i,)) for t, i in zip(toks, ids, strict=True)]
-        return [("".join(toks[k : k + n]), tuple(ids[k : k + n])) for k in range(0, len(toks), n)]
-
-    def created(self) -> int:
-        """Unix seconds for ``created`` fields (fixed when the engine was built with ``created=``)."""
-        return self.fixed_created if self.fixed_created is not None else int(time.time())
-
-    def new_id(self, n_hex: int = 24) -> str:
-        """A deterministic hex id: the same engine seed gives the same id sequence."""
-        self._counter += 1
-        return hashlib.sha256(f"{self.seed}|{self._counter}".encode()).hexdigest()[:n_hex]
-
-    # -- configuration ------------------------------------------------------------------------
-    @property
-    def faults(self) -> list[FaultRule]:
-        return [s.rule for s in self._rules]
-
-    def set_faults(self, faults: Iterable[str | FaultRule]) -> None:
-        """Replace the engine-wide fault rules (ConfigError for unknown or inapplicable ones)."""
-        rules = parse_faults(faults)
-        for r in rules:
-            r.fault.check(r, self.dialect, per_request=False)
-        self._rules = [RuleState(r, self.seed, i) for i, r in enumerate(rules)]
-        now = time.monotonic()
-        self._port_closed_until = None
-        loading_from_fault: float | None = None
-        for r in rules:
-            closed, loading = r.fault.state_until(r, self.dialect, now)
-            if closed is not None:
-                self._port_closed_until = max(self._port_closed_until or 0.0, closed)
-            if loading is not None:
-                loading_from_fault = loading
-        self._fault_loading_until = loading_from_fault
-        if self.port_listener is not None:
-            self.port_listener()
-
-    def check_applies(self, rule: FaultRule) -> None:
-        """ConfigError when the dialect cannot render ``rule``'s fault."""
-        Fault.check(rule.fault, rule, self.dialect, per_request=False)
-
-    def set_profile(self, profile: str | Profile) -> None:
-        self.profile = load_profile(profile)
-        if self.slots.busy == 0 and self.slots.queued == 0:
-            self.slots = SlotPool(self.profile.slots, self.profile.queue_size)
-        else:
-            self.slots.queue_size = self.profile.queue_size
-
-    def reset(self) -> None:
-        """Clear the journal and restart the fault counters (``first=`` / ``rate=``)."""
-        self.journal.clear()
-        self._rules = [RuleState(s.rule, self.seed, i) for i, s in enumerate(self._rules)]
-        self._counter = 0
-        self.accept_closes = 0
-
-    def config_dict(self) -> dict[str, Any]:
-        return {
-            "dialect": self.dialect.name,
-            "engine_version": self.dialect.engine_version,
-            "model": self.model,
-            "ctx_size": self.ctx_size,
-            "seed": self.seed,
-            "profile": self.profile.to_dict(),
-            "faults": [str(r) for r in self.faults],
-            "loading": self.is_loading(),
-            "port_closed": self.port_closed(),
-            "api_key_set": self.api_key is not None,
-        }
-
-    # -- states ---------------------------------------------------------------------------------
-    def _loading_deadline(self) -> float | None:
-        now = time.monotonic()
-        best: float | None = None
-        for until in (self._startup_until, self._fault_loading_until):
-            if until is not None and until > now:
-                best = until if best is None else max(best, until)
-        return best
-
-    def is_loading(self) -> bool:
-        """True while the engine is loading (startup ``load_ms`` or an ``engine.loading`` fault)."""
-        return self._loading_deadline() is not None
-
-    def port_closed_until(self) -> float | None:
-        """Monotonic deadline until which the port must stay closed (``inf`` = until cleared)."""
-        deadline: float | None = None
-        now = time.monotonic()
-        if self.dialect.loading_mode == "port_closed":
-            deadline = self._loading_deadline()
-        pc = self._port_closed_until
-        if pc is not None and pc > now:
-            deadline = pc if deadline is None else max(deadline, pc)
-        return deadline
-
-    def port_closed(self) -> bool:
-        return self.port_closed_until() is not None
-
-    def select_connection_fault(self) -> FaultRule | None:
-        """Engine-wide ``conn.accept_then_close`` for a new TCP connection."""
-        for state in self._rules:
-            if state.rule.fault.on_connection and state.select():
-                self.accept_closes += 1
-                return state.rule
-        return None
-
-    def select_request_fault(self, route: Route | None) -> FaultRule | None:
-        for state in self._rules:
-            rule = state.rule
-            if rule.fault.selects(rule, route, self.dialect) and state.select():
-                return rule
-        return None
-
-    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-        """(route, path params, path exists with another method)."""
-        route = self._exact.get((method, path))
-        if route is not None:
-            return route, {}, False
-        other = any(p == path for (_, p) in self._exact)
-        segs = path.strip("/").split("/")
-        for r, pat in self._patterns:
-            if len(pat) != len(segs):
-                continue
-            params: dict[str, str] = {}
-            for a, b in zip(pat, segs, strict=True):
-                if a.startswith("{") and a.endswith("}"):
-                    params[a[1:-1]] = b
-                elif a != b:
-                    break
-            else:
-                if r.method == method:
-                    return r, params, False
-                other = True
-        return None, {}, other
-
-
-# ---------------------------------------------------------------------------------------------
-# The ASGI application
-# ---------------------------------------------------------------------------------------------
-
-
-class _Job:
-    """The timed segments of one stream, written by the :class:`_Ticker` at their due times.
-
-    Body writes go straight to the transport in HTTP/1.1 chunked framing — exactly the bytes
-    uvicorn's ``send`` would write for ``more_body=True`` — so uvicorn's own ``send`` still
-    sends the headers and the final zero-length chunk and keeps its state consistent.
-    """
-
-    __slots__ = (
-        "cancelled",
-        "entry",
-        "finished",
-        "i",
-        "journal",
-        "lost",
-        "segs",
-        "t0",
-        "transport",
-    )
-
-    def __init__(
-        self, segs: list[Seg], t0: float, transport: Any, entry: JournalEntry, journal: Journal
-    ) -> None:
-        self.segs = segs
-        self.t0 = t0
-        self.i = 0
-        self.transport = transport
-        self.entry = entry
-        self.journal = journal
-        self.cancelled = False
-        self.lost = False
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    @property
-    def next_due(self) -> float:
-        return self.t0 + self.segs[self.i].due
-
-    def fire(self, now: float) -> bool:
-        """Write every segment due by ``now``; True while more remain."""
-        segs = self.segs
-        n = len(segs)
-        tr = self.transport
-        entry = self.entry
-        while self.i < n and self.t0 + segs[self.i].due <= now:
-            if tr.is_closing():
-                self.lost = True
-                break
-            seg = segs[self.i]
-            data = seg.data
-            tr.write(b"%x\r\n%b\r\n" % (len(data), data))
-            entry.n_writes += 1
-            if entry.t_first_byte is None:
-                entry.t_first_byte = time.monotonic()
-            entry.frames.extend(seg.done)
-            self.i += 1
-        self.journal.notify()
-        if self.lost or self.i >= n:
-            if not self.finished.done():
-                self.finished.set_result(None)
-            return False
-        return True
-
-
-class _Ticker:
-    """One timer per event loop for all timed streams: the earliest due job wakes it, and each
-    wake-up writes every frame that is due, across all streams, in one pass."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.heap: list[tuple[float, int, _Job]] = []
-        self.seq = 0
-        self.handle: asyncio.TimerHandle | None = None
-        self.armed_for = float("inf")
-
-    def add(self, job: _Job) -> None:
-        self.seq += 1
-        heapq.heappush(self.heap, (job.next_due, self.seq, job))
-        self._arm()
-
-    def _arm(self) -> None:
-        if not self.heap:
-            return
-        due = self.heap[0][0]
-        if self.handle is not None:
-            if due >= self.armed_for:
-                return
-            self.handle.cancel()
-        # loop.time() is not time.monotonic() on uvloop: schedule by delay, never by absolute.
-        delay = due - time.monotonic()
-        self.handle = self.loop.call_later(max(delay, 0.0), self._run)
-        self.armed_for = due
-
-    def _run(self) -> None:
-        self.handle = None
-        self.armed_for = float("inf")
-        heap = self.heap
-        now = time.monotonic()
-        while heap and heap[0][0] <= now:
-            _, _, job = heapq.heappop(heap)
-            if job.cancelled:
-                continue
-            if job.fire(now):
-                self.seq += 1
-                heapq.heappush(heap, (job.next_due, self.seq, job))
-        if heap and heap[0][0] - now < 0.001:
-            # uvloop timers have 1 ms resolution: a timer for a due time less than 1 ms away
-            # may fire early again; wait one tick instead of spinning.
-            self.seq += 1
-            self.handle = self.loop.call_later(0.001, self._run)
-            self.armed_for = heap[0][0]
-            return
-        self._arm()
-
-
-_TICKERS: dict[asyncio.AbstractEventLoop, _Ticker] = {}
-
-
-def _ticker() -> _Ticker:
-    loop = asyncio.get_running_loop()
-    t = _TICKERS.get(loop)
-    if t is None:
-        for old in [lp for lp in _TICKERS if lp.is_closed()]:
-            del _TICKERS[old]
-        t = _TICKERS[loop] = _Ticker(loop)
-    return t
+__all__ = ["MockEngineApp"]
 
 
 class _Gone(Exception):
@@ -883,39 +431,10 @@ class MockEngineApp:
         await send({"type": "http.response.start", "status": reply.status, "headers": hs})
         journal = self.journal
         mono = time.monotonic
-        if streamed and transport is not None and segs and segs[-1].due > 0.0:
-            # Timed stream on our own server: one shared ticker writes every due frame of every
-            # stream in a single pass, straight to the transport (no task switch per event).
-            job = _Job(segs, t0, transport, entry, journal)
-            _ticker().add(job)
-            try:
-                await job.finished
-            finally:
-                job.cancelled = True
-            if job.lost:
-                # The connection went away under us: the client cancelled.
-                self.journal.mark_disconnect(entry, cancel=True)
-                return False
-        else:
-            sink = entry.frames
-            first = True
-            sleep = asyncio.sleep
-            for seg in segs:
-                due = seg.due
-                if due > 0.0:
-                    # Loop: uvloop timers have millisecond resolution and may fire a little
-                    # early; a frame must never leave before its due time.
-                    delay = t0 + due - mono()
-                    while delay > 0.0:
-                        await sleep(delay)
-                        delay = t0 + due - mono()
-                await send({"type": "http.response.body", "body": seg.data, "more_body": True})
-                entry.n_writes += 1
-                if first:
-                    entry.t_first_byte = mono()
-                    first = False
-                sink.extend(seg.done)
-                journal.notify()
+        if not await pace(segs, t0, send, transport if streamed else None, entry, journal):
+            # The connection went away under us: the client cancelled.
+            journal.mark_disconnect(entry, cancel=True)
+            return False
         if abort:
             if state is not None:
                 state.aborting = True
