@@ -4,6 +4,7 @@ Public API (kept light: importing it pulls in no adapters, servers or mock engin
 
     from llorch_conformance.conformance import CATALOGUE, Requirement, Level, Layer, get_requirement
     from llorch_conformance.conformance import RunResults, ScenarioResult, SEED_CORPUS, run_suite
+    from llorch_conformance.conformance import FacadeView  # a WorkerAdapter over the facade's HTTP API
 
 ``run_suite`` runs the packaged features in a pytest session and returns :class:`RunResults`;
 ``llorch-conformance run`` is its command-line face.
@@ -50,6 +51,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0+source"
 
 if TYPE_CHECKING:
+    from ._facade_view import FacadeView
     from ._runner import run_suite
 
 
@@ -58,6 +60,10 @@ def __getattr__(name: str) -> Any:
         from ._runner import run_suite
 
         return run_suite
+    if name == "FacadeView":  # imports httpx: only when asked for
+        from ._facade_view import FacadeView
+
+        return FacadeView
     raise AttributeError(f"module 'conformance' has no attribute {name!r}")
 
 
@@ -68,6 +74,7 @@ __all__ = [
     "SEED_CORPUS",
     "STATUSES",
     "VERDICT_STATUSES",
+    "FacadeView",
     "Layer",
     "Level",
     "Requirement",

@@ -13,7 +13,7 @@ it speaks. Four sources, in the order the issue lists them:
 * ``--orchestrator-url URL``: no adapter at all — the "adapter" is an orchestrator facade reached
   over HTTP (``POST /v1/tasks``, ``GET /v1/tasks/{id}/stream``, ``POST /v1/tasks/{id}/cancel``,
   ``GET /v1/capabilities``, ``GET /v1/pools/{pool}/health``), given the WorkerAdapter shape by
-  ``steps._orch.FacadeView``. Its API token comes from an environment variable (default
+  ``conformance._facade_view.FacadeView``. Its API token comes from an environment variable (default
   ``LLORCH_API_TOKEN``), never from argv; the target keeps only the variable's *name*. The URL is
   probed once (``GET /v1/capabilities``) so a wrong URL or a refused token is one clear usage
   error before any scenario runs.
@@ -326,7 +326,7 @@ def _orchestrator_factory(pool: str, token_env: str) -> Factory:
     at use, so it never travels in the Target (which is described in results and bundles)."""
 
     def factory(base_url: str, **_config: Any) -> Any:
-        from llorch_conformance.steps._orch import FacadeView
+        from ._facade_view import FacadeView
 
         return FacadeView(base_url, None, token=os.environ.get(token_env) or None, pool=pool)
 

@@ -27,17 +27,30 @@ from llorch_conformance.conformance.plugin import (
 
 from ._context import EnginePool, ScenarioContext
 
-pytest_plugins = [
-    "llorch_conformance.steps._given",
-    "llorch_conformance.steps._when",
-    "llorch_conformance.steps._then",
-    "llorch_conformance.steps._then_more",
-    "llorch_conformance.steps._host",
-    "llorch_conformance.steps._orch",
-    "llorch_conformance.steps._bundle",
-    "llorch_conformance.steps._registration",
-    "llorch_conformance.steps.worker_steps",
-]
+#: The step modules: one per feature area (``steps/_<area>.py`` mirrors ``features/<area>/``;
+#: the oracle area's is ``_oracle_steps``, next to the ``_oracle`` helper) and the shared
+#: vocabulary (``_common``). Helpers (``_context``, ``_checks``, ``_oracle``, ``_values``,
+#: ``_tls``) hold no steps.
+STEP_MODULES = {
+    "": "_common",
+    "cancel": "_cancel",
+    "contract": "_contract",
+    "determinism": "_determinism",
+    "engines": "_engines",
+    "errors": "_errors",
+    "harness": "_harness",
+    "host": "_host",
+    "http_util": "_http_util",
+    "observability": "_observability",
+    "oracle": "_oracle_steps",
+    "orchestrator": "_orchestrator",
+    "proof_bundle": "_proof_bundle",
+    "security": "_security",
+    "stream": "_stream",
+    "worker": "_worker",
+}
+
+pytest_plugins = [f"llorch_conformance.steps.{m}" for m in STEP_MODULES.values()]
 
 
 @pytest.fixture(scope="session")
@@ -164,7 +177,7 @@ def _feature_folder(node: Any) -> str:
 
 def _orchestrator_reason(request: pytest.FixtureRequest, target: Any, tags: set[str]) -> str | None:
     """For ``--orchestrator-url`` runs: why this scenario is unsupported (``None``: it runs)."""
-    from ._orch import orchestrator_gate
+    from ._orchestrator import orchestrator_gate
 
     per_run = target is PER_RUN
     if per_run:

@@ -137,7 +137,7 @@ _HEX_BUILD = re.compile(r"\+[0-9a-f]{7,40}")
 def version_matches(adapter_says: object, accepted: Iterable[str]) -> bool:
     """Does the adapter's ``engine_version`` equal what the engine reports?
 
-    ``accepted`` are the engine's own version strings (``steps._then_more.engine_versions``):
+    ``accepted`` are the engine's own version strings (``steps._checks.engine_versions``):
     the adapter's value must be one of them, or one of them plus the engine's build hash (TGI's
     ``/info`` reports ``version`` and ``sha``: ``3.3.6+db931fc``).
     """

@@ -1,7 +1,7 @@
 """Black-box checks of an rbee worker: only its HTTP API and the heartbeats it sends to our queen.
 
 One check = one async function ``(WorkerProbe) -> CheckResult`` naming the WKR IDs it proves.
-The same functions back the Gherkin steps (``steps/worker_steps.py``, against the bridge and the
+The same functions back the Gherkin steps (``steps/_worker.py``, against the bridge and the
 mock worker) and the ``worker-check`` target runner (against any worker URL), so a rule is
 written once.
 

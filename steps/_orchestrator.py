@@ -16,10 +16,8 @@ and whatever needs the in-process facade (its logs, its code) is ``unsupported``
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -27,18 +25,13 @@ import httpx
 from pytest_bdd import given, parsers, then, when
 
 from llorch_conformance.adapters.api import (
-    Capabilities,
     HarnessError,
-    ProtocolError,
-    TaskRequest,
-    TokenEvent,
-    WorkerHealth,
-    WorkerProps,
 )
+from llorch_conformance.conformance import FacadeView
 
 from ._context import LogCapture, ScenarioContext
 
-POOL = "default"
+POOL = FacadeView.DEFAULT_POOL
 TOKEN = "llorch-facade-token-0123456789"
 
 #: Metrics contract (reference §4.3, ci/metrics.lint.json): name -> required labels.
@@ -63,150 +56,6 @@ BUDGETS = {
     "reason": 16,
     "policy": 4,
 }
-
-
-class FacadeView:
-    """``submit``/``cancel`` over the facade's HTTP API, in the WorkerAdapter shape.
-
-    ``inner`` is the adapter behind an in-process facade; ``None`` for an orchestrator the
-    harness does not own, whose health, props and capabilities then come over HTTP from
-    ``pool``'s entries.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        inner: Any,
-        *,
-        token: str | None,
-        http2: bool = False,
-        pool: str = POOL,
-    ) -> None:
-        self.base_url = base_url
-        self.inner = inner
-        self.token = token
-        self.http2 = http2
-        self.pool = pool
-        self.statuses: list[tuple[str, int]] = []
-        self.http_versions: list[str] = []
-
-    @property
-    def remote(self) -> bool:
-        return self.inner is None
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-    async def _get_json(self, path: str) -> dict[str, Any]:
-        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
-            r = await client.get(f"{self.base_url}{path}", headers=self._headers())
-        self.statuses.append((path, r.status_code))
-        try:
-            body = r.json()
-        except ValueError:
-            body = None
-        if r.status_code != 200 or not isinstance(body, dict):
-            raise ProtocolError(f"GET {path} answered {r.status_code} without a JSON object")
-        return body
-
-    async def _pool_caps(self) -> dict[str, Any]:
-        engines = (await self._get_json("/v1/capabilities")).get("engines")
-        entries = [e for e in engines or () if isinstance(e, dict)]
-        entry = next((e for e in entries if e.get("pool_id") == self.pool), None)
-        if entry is None:
-            raise ProtocolError(f"GET /v1/capabilities lists no engine for pool {self.pool!r}")
-        return entry
-
-    async def health(self) -> Any:
-        if not self.remote:
-            return await self.inner.health()
-        body = await self._get_json(f"/v1/pools/{self.pool}/health")
-        return WorkerHealth(live=bool(body.get("live")), ready=bool(body.get("ready")))
-
-    async def props(self) -> Any:
-        if not self.remote:
-            return await self.inner.props()
-        slots = (await self._pool_caps()).get("concurrency")
-        return WorkerProps(slots_total=slots if isinstance(slots, int) else None)
-
-    async def capabilities(self) -> Any:
-        if not self.remote:
-            return await self.inner.capabilities()
-        e = await self._pool_caps()
-
-        def opt_int(key: str) -> int | None:
-            v = e.get(key)
-            return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-        def strs(key: str) -> tuple[str, ...]:
-            v = e.get(key)
-            return tuple(str(x) for x in v) if isinstance(v, list) else ()
-
-        return Capabilities(
-            engine=str(e.get("engine", "")),
-            engine_version=str(e.get("engine_version", "")),
-            sampler_profile_version=e.get("sampler_profile_version"),
-            ctx_max=opt_int("ctx_max"),
-            max_tokens_out=opt_int("max_tokens_out"),
-            slots=opt_int("slots") if opt_int("slots") is not None else opt_int("concurrency"),
-            supported_workloads=strs("supported_workloads") or ("completion",),
-            features=strs("features"),
-            declared_unsupported=strs("declared_unsupported"),
-        )
-
-    async def engine_version(self) -> str:
-        if not self.remote:
-            return str(await self.inner.engine_version())
-        return str((await self._pool_caps()).get("engine_version", ""))
-
-    async def submit_gen(self, request: TaskRequest) -> AsyncIterator[TokenEvent]:
-        from llorch_conformance.adapters.http_util import SSEDecoder
-
-        async with httpx.AsyncClient(http2=self.http2, trust_env=False, timeout=20.0) as client:
-            body = request.to_dict()
-            if self.remote and self.pool != POOL and not body.get("placement"):
-                # the target is that pool: its tasks go there too, not to the default pool
-                body["placement"] = {"pin_pool_id": self.pool, "allow_fallback": False}
-            r = await client.post(f"{self.base_url}/v1/tasks", json=body, headers=self._headers())
-            self.statuses.append(("enqueue", r.status_code))
-            if r.status_code != 202:
-                body = (
-                    r.json()
-                    if r.headers.get("content-type", "").startswith("application/json")
-                    else {}
-                )
-                yield TokenEvent(
-                    "error",
-                    {"code": body.get("code", "INTERNAL"), "retriable": bool(body.get("retriable", False)),
-                     "message": str(body.get("message", "")), "http_status": r.status_code},
-                )  # fmt: skip
-                return
-            async with client.stream(
-                "GET", f"{self.base_url}/v1/tasks/{request.task_id}/stream", headers=self._headers()
-            ) as resp:
-                self.statuses.append(("stream", resp.status_code))
-                self.http_versions.append(resp.http_version)
-                decoder = SSEDecoder()
-                async for chunk in resp.aiter_raw():
-                    for ev in decoder.feed(chunk):
-                        yield TokenEvent(ev.event, json.loads(ev.data) if ev.data else {})
-
-    def submit(self, request: TaskRequest) -> AsyncIterator[TokenEvent]:
-        return self.submit_gen(request)
-
-    async def cancel(self, task_id: str) -> None:
-        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
-            r = await client.post(
-                f"{self.base_url}/v1/tasks/{task_id}/cancel", headers=self._headers()
-            )
-            self.statuses.append(("cancel", r.status_code))
-        if not 200 <= r.status_code < 300:  # the contract answers 204; a refusal is no cancel
-            raise ProtocolError(f"POST /v1/tasks/{task_id}/cancel answered {r.status_code}")
-
-    async def aclose(self) -> None:
-        close = getattr(self.inner, "aclose", None)
-        if close is not None:
-            await close()
 
 
 def serve_facade(
@@ -349,7 +198,7 @@ def facade_invalid(llorch_ctx: ScenarioContext) -> None:
         async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
             body = llorch_ctx.make_request().to_dict()
             body["ctx"] = -1
-            r = await client.post(f"{view.base_url}/v1/tasks", json=body, headers=view._headers())
+            r = await client.post(f"{view.base_url}/v1/tasks", json=body, headers=view.headers())
             return r.status_code, r.json()
 
     llorch_ctx.scratch["invalid"] = llorch_ctx.portal.call(post)
@@ -361,9 +210,9 @@ async def _drain(view: FacadeView, task_id: str) -> None:
     (an orchestrator the harness does not own lives on after the scenario)."""
     with anyio.move_on_after(10.0):
         async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
-            await client.post(f"{view.base_url}/v1/tasks/{task_id}/cancel", headers=view._headers())
+            await client.post(f"{view.base_url}/v1/tasks/{task_id}/cancel", headers=view.headers())
             async with client.stream(
-                "GET", f"{view.base_url}/v1/tasks/{task_id}/stream", headers=view._headers()
+                "GET", f"{view.base_url}/v1/tasks/{task_id}/stream", headers=view.headers()
             ) as resp:
                 async for _ in resp.aiter_raw():
                     pass
@@ -406,7 +255,7 @@ def facade_metrics(llorch_ctx: ScenarioContext) -> None:
 
     async def scrape() -> str:
         async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
-            r = await client.get(f"{view.base_url}/metrics", headers=view._headers())
+            r = await client.get(f"{view.base_url}/metrics", headers=view.headers())
             return r.text
 
     llorch_ctx.scratch["metrics_text"] = llorch_ctx.portal.call(scrape)
@@ -617,4 +466,63 @@ def constant_time(llorch_ctx: ScenarioContext) -> None:
         calls and not decision.ok,
         "the token is not compared with hmac.compare_digest",
         ids=("AUTH-1007",),
+    )
+
+
+# -- worker registration (features/orchestrator/registration.feature, AUTH-1003) ----------
+@when("a worker registers without a token, with a wrong token and with the token")
+def register_three_ways(llorch_ctx: ScenarioContext) -> None:
+    view = facade(llorch_ctx)
+    body = {"engine": "mock", "pool_id": "registered", "replica_id": "r-reg"}
+    answers = []
+    headers_list: list[dict[str, str]] = [
+        {},
+        {"Authorization": "Bearer not-the-token-0123456789"},
+        {"Authorization": f"Bearer {view.token}"} if view.token else {},
+    ]
+    with httpx.Client(base_url=view.base_url, trust_env=False, timeout=10.0) as client:
+        for headers in headers_list:
+            r = client.post("/v1/workers/register", json=body, headers=headers)
+            try:
+                payload = r.json()
+            except ValueError:
+                payload = {"raw": r.text[:200]}
+            answers.append({"status": r.status_code, "body": payload})
+    llorch_ctx.notes["registration"] = answers
+    llorch_ctx.scratch["registration"] = answers
+
+
+@then("only the registration with the token was accepted")
+def only_token_accepted(llorch_ctx: ScenarioContext) -> None:
+    missing, wrong, right = llorch_ctx.scratch["registration"]
+    llorch_ctx.check(
+        missing["status"] == 401 and wrong["status"] == 401,
+        "a worker registered without the right token",
+        f"no token: {missing}, wrong token: {wrong}",
+        ids=("AUTH-1003",),
+    )
+    llorch_ctx.check(
+        right["status"] == 200 and right["body"].get("ok") is True,
+        "registration with the right token was refused",
+        str(right),
+        ids=("AUTH-1003",),
+    )
+
+
+@then("the accepted registration names its caller by token fingerprint only")
+def registration_identity(llorch_ctx: ScenarioContext) -> None:
+    view = facade(llorch_ctx)
+    _, _, right = llorch_ctx.scratch["registration"]
+    ident = str(right["body"].get("identity", ""))
+    llorch_ctx.check(
+        ident.startswith("token:") and len(ident) == len("token:") + 6,
+        "the registration identity is not token:<fp6>",
+        ident,
+        ids=("AUTH-1008",),
+    )
+    llorch_ctx.check(
+        not view.token or view.token not in str(right),
+        "the token itself came back in the registration answer",
+        "",
+        ids=("AUTH-1008",),
     )

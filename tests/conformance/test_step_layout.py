@@ -1,0 +1,60 @@
+"""The step library's layout: one step module per feature area, and ``conformance`` never imports
+``steps`` (the steps build on the runner; a cycle between the two made both hard to change)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+from llorch_conformance.features import AREAS
+from llorch_conformance.steps._plugin import STEP_MODULES, pytest_plugins
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_feature_area_has_its_step_module() -> None:
+    assert set(STEP_MODULES) == {"", *AREAS}, (
+        "STEP_MODULES must name one module per features/<area>"
+    )
+    assert pytest_plugins == [f"llorch_conformance.steps.{m}" for m in STEP_MODULES.values()]
+    for name in pytest_plugins:
+        assert importlib.import_module(name).__doc__, f"{name} says what it holds"
+
+
+def test_no_module_outside_the_list_defines_steps() -> None:
+    """A step in a helper module would be registered only by accident of an import."""
+    listed = set(STEP_MODULES.values())
+    stray = []
+    for path in sorted((ROOT / "steps").glob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"))
+        decorated = any(
+            isinstance(d, ast.Call) and getattr(d.func, "id", "") in {"given", "when", "then"}
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef)
+            for d in node.decorator_list
+        )
+        if decorated and path.stem not in listed:
+            stray.append(path.name)
+    assert not stray, f"step definitions outside STEP_MODULES: {stray}"
+
+
+def _imported(path: Path) -> set[str]:
+    mods: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            mods.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            mods.add(node.module)
+            mods.update(f"{node.module}.{a.name}" for a in node.names)
+    return mods
+
+
+def test_conformance_never_imports_steps() -> None:
+    bad = [
+        f"{path.relative_to(ROOT)} imports {mod}"
+        for path in sorted((ROOT / "conformance").rglob("*.py"))
+        for mod in _imported(path)
+        if mod.removeprefix("llorch_conformance.").split(".")[0] == "steps"
+    ]
+    assert not bad, "conformance must not import steps:\n" + "\n".join(bad)
