@@ -154,11 +154,6 @@ def _unit(module: str) -> str:
     return "root"
 
 
-@pytest.mark.xfail(
-    reason="conformance._targets imports steps._orch until FacadeView moves into conformance "
-    "(issue 17.5, helper 'harness' removes this mark when it lands)",
-    strict=True,
-)
 def test_import_contracts_hold() -> None:
     """pyproject's [tool.importlinter] contracts (private modules, forbidden edges) all kept."""
     exe = Path(sys.executable).with_name("lint-imports")
@@ -170,11 +165,6 @@ def test_import_contracts_hold() -> None:
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
-@pytest.mark.xfail(
-    reason="conformance._targets imports steps._orch until FacadeView moves into conformance "
-    "(issue 17.5, helper 'harness' removes this mark when it lands)",
-    strict=True,
-)
 def test_no_import_cycle_between_units() -> None:
     """Every import (lazy ones included), folded to ARCHITECTURE.md's units, forms no cycle."""
     import grimp
