@@ -46,6 +46,7 @@ import json
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -377,16 +378,46 @@ def server_errors(journal: dict[str, Any], ttft_ms: float) -> tuple[list[float],
             continue
         ttft.append(abs((first - e["t_received"]) * 1000 - ttft_ms))
         due = e.get("t_due")
-        if sent and due and len(due) == len(sent):
+        if sent and due:  # the schedule may be longer than the writes made (a cut stream)
             itl.extend(
                 abs(((sent[k] - sent[k - 1]) - (due[k] - due[k - 1])) * 1000)
-                for k in range(1, len(sent))
+                for k in range(1, min(len(sent), len(due)))
             )
     return ttft, itl
 
 
+@contextlib.contextmanager
+def py_spy(pid: int, out: str | None) -> Iterator[None]:
+    """``py-spy record`` of the mock while the block runs (speedscope JSON), when asked for."""
+    if out is None:
+        yield
+        return
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).is_file():
+        print(f"--py-spy: py-spy not found (pip install py-spy); no profile written to {out}")
+        yield
+        return
+    cmd = [exe, "record", "-r", "250", "-f", "speedscope", "-o", out, "-p", str(pid)]
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as spy:
+        time.sleep(0.5)  # attached before the streams start
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+    print(f"py-spy profile of the mock (open it in https://www.speedscope.app): {out}")
+
+
 def fidelity_once(
-    code: Code, n: int, args: argparse.Namespace, cpus: list[int]
+    code: Code,
+    n: int,
+    args: argparse.Namespace,
+    cpus: list[int],
+    profile_out: str | None = None,
 ) -> dict[str, float]:
     prof = {
         "base": "fast",
@@ -401,7 +432,6 @@ def fidelity_once(
         job = Job(host, port, args.dialect, 4, 3, True, 0.0, args.ttft_ms, args.itl_ms, client_cpu)
         run_client(job)  # warm-up: imports, first-request paths
         control(host, port, "POST", "/__mock__/reset")
-        cpu0 = cpu_seconds(pid)
         job = Job(
             host,
             port,
@@ -414,8 +444,10 @@ def fidelity_once(
             args.itl_ms,
             client_cpu,
         )
-        events, wall, c_ttft, c_itl = run_client(job)
-        cpu = cpu_seconds(pid) - cpu0
+        with py_spy(pid, profile_out):
+            cpu0 = cpu_seconds(pid)
+            events, wall, c_ttft, c_itl = run_client(job)
+            cpu = cpu_seconds(pid) - cpu0
         journal = control(host, port, "GET", "/__mock__/journal?frames=0&timing=1")
     s_ttft, s_itl = server_errors(journal, args.ttft_ms)
     return {
@@ -497,6 +529,12 @@ def main() -> int:
         help=f"git revision or checkout to compare with, or 'none' (default {DEFAULT_BASELINE})",
     )
     ap.add_argument("--no-throughput", action="store_true", help="skip the throughput runs")
+    ap.add_argument(
+        "--py-spy",
+        metavar="OUT.json",
+        default=None,
+        help="profile the new mock with py-spy during the first run of the largest stream count",
+    )
     args = ap.parse_args()
     if args.repeat < 1 or args.streams < 1 or args.tokens < 1 or args.fidelity_tokens < 2:
         ap.error("--repeat, --streams and --tokens must be >= 1, --fidelity-tokens >= 2")
@@ -533,10 +571,12 @@ def main() -> int:
                 print(f"  new / old events/s: {ratio:.2f}")
 
         fid: dict[tuple[int, str], list[dict[str, float]]] = {}
+        spy_n = max(args.fidelity_streams)
         for n in args.fidelity_streams:
-            for _ in range(args.repeat):
+            for rep in range(args.repeat):
                 for c in codes:
-                    fid.setdefault((n, c.label), []).append(fidelity_once(c, n, args, cpus))
+                    spy = args.py_spy if (c.label == "new" and n == spy_n and rep == 0) else None
+                    fid.setdefault((n, c.label), []).append(fidelity_once(c, n, args, cpus, spy))
 
     print(
         f"\ntiming fidelity [{args.dialect}]: TTFT {args.ttft_ms:g} ms, ITL {args.itl_ms:g} ms, "

@@ -37,7 +37,7 @@ from ._asgi import Receive, Scope, Send
 from ._context import EngineContext
 from ._faults import FAULT_HEADER, FaultRule
 from ._journal import JournalEntry
-from ._pacing import pace
+from ._pacing import flush_due, pace
 from ._profile import load_profile
 from ._segments import segments
 from ._slots import Overloaded
@@ -227,6 +227,8 @@ class MockEngineApp:
         ):
             return
 
+        if route.generation:
+            flush_due()  # a render is ~1 ms of CPU: frames already due go out first
         try:
             result = route.handler(req, ctx)
         except EngineError as exc:
@@ -431,6 +433,11 @@ class MockEngineApp:
         await send({"type": "http.response.start", "status": reply.status, "headers": hs})
         journal = self.journal
         mono = time.monotonic
+        # From here the segments carry the frames: a reply the callers still hold must not keep
+        # one collector-tracked object per frame alive for the whole stream (see _pacing).
+        del frames
+        if isinstance(reply, StreamReply):
+            reply.frames = []
         if not await pace(segs, t0, send, transport if streamed else None, entry, journal):
             # The connection went away under us: the client cancelled.
             journal.mark_disconnect(entry, cancel=True)
@@ -461,7 +468,10 @@ class MockEngineApp:
         qs = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         try:
             if name == "journal" and method == "GET":
-                out = self.journal.to_dict(frames=qs.get("frames", "1") not in ("0", "false"))
+                out = self.journal.to_dict(
+                    frames=qs.get("frames", "1") not in ("0", "false"),
+                    timing=qs.get("timing", "0") not in ("0", "false"),
+                )
             elif name == "config" and method == "GET":
                 out = ctx.config_dict()
             elif name == "config" and method in ("POST", "PUT"):

@@ -2,7 +2,9 @@
 
 One :class:`JournalEntry` per HTTP request: method, path, query, redacted headers, body,
 monotonic timestamps (received, first body byte, last body byte), status, the frames sent, the
-fault applied, and whether and when the client disconnected. Counters cover open connections,
+fault applied, and whether and when the client disconnected. A timed stream also keeps, per
+write, when it was due and when it went out (``t_due`` / ``t_sent``: two flat ``array('d')``,
+16 bytes a write, no object per token and no log line) — the mock's own timing fidelity. Counters cover open connections,
 in-flight requests and cancels seen (client went away before the response was complete).
 
 Threading: the server runs in its own thread (the in-process runner) while tests read and wait
@@ -23,6 +25,7 @@ import contextlib
 import hashlib
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -94,6 +97,11 @@ class JournalEntry:
     completed: bool = False
     aborted: bool = False
     plan: Any = None
+    #: Timed streams only (otherwise ``None``): when the schedule started (the slot was granted)
+    #: and, one item per write, when the write was due and when it went out.
+    t_start: float | None = None
+    t_due: array[float] | None = None
+    t_sent: array[float] | None = None
 
     def header(self, name: str) -> str | None:
         """The (redacted) value of the last header called ``name``."""
@@ -109,7 +117,8 @@ class JournalEntry:
 
         return json.loads(self.body)
 
-    def to_dict(self, *, frames: bool = True) -> dict[str, Any]:
+    def to_dict(self, *, frames: bool = True, timing: bool = False) -> dict[str, Any]:
+        """JSON-ready view; ``timing`` adds the per-write ``t_due`` / ``t_sent`` lists."""
         d: dict[str, Any] = {
             "id": self.id,
             "method": self.method,
@@ -132,7 +141,11 @@ class JournalEntry:
             "aborted": self.aborted,
             "n_frames": len(self.frames),
             "n_writes": self.n_writes,
+            "t_start": self.t_start,
         }
+        if timing:
+            d["t_due"] = self.t_due.tolist() if self.t_due is not None else None
+            d["t_sent"] = self.t_sent.tolist() if self.t_sent is not None else None
         if frames:
             d["frames"] = [f.decode("utf-8", "replace") for f in self.frames]
         return d
@@ -273,10 +286,10 @@ class Journal:
             self.connections_total = self.open_connections
         self.notify()
 
-    def to_dict(self, *, frames: bool = True) -> dict[str, Any]:
+    def to_dict(self, *, frames: bool = True, timing: bool = False) -> dict[str, Any]:
         return {
             "counters": self.counters(),
-            "entries": [e.to_dict(frames=frames) for e in self.entries],
+            "entries": [e.to_dict(frames=frames, timing=timing) for e in self.entries],
         }
 
     def wait_for_sync(self, predicate: Callable[[Journal], Any], timeout: float) -> Any:
