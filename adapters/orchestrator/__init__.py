@@ -2,7 +2,15 @@
 metrics over an :class:`adapters.host.AdapterHost`, with minimal bearer auth (AUTH-1001..1008)."""
 
 from ._app import FacadeConfig, create_app
-from ._auth import MIN_TOKEN_LEN, AuthDecision, AuthPolicy, check_bind, is_loopback, parse_bearer
+from ._auth import (
+    MIN_TOKEN_LEN,
+    AuthDecision,
+    AuthPolicy,
+    check_bind,
+    check_same_site,
+    is_loopback,
+    parse_bearer,
+)
 
 __all__ = [
     "MIN_TOKEN_LEN",
@@ -10,6 +18,7 @@ __all__ = [
     "AuthPolicy",
     "FacadeConfig",
     "check_bind",
+    "check_same_site",
     "create_app",
     "is_loopback",
     "parse_bearer",

@@ -42,11 +42,15 @@ Limits (hostile inputs, issue 16 items 5-8), all in :class:`FacadeConfig`:
   (default 30 s, or its ``deadline_ms`` if shorter) is dropped; a task cancelled before its stream
   opened leaves the queue at once (its id is remembered, at most ``cancelled_kept`` of them, so
   opening it still streams ``started`` + ``end`` ``cancelled``).
+  An opened task lives at most ``deadline_ms`` + ``deadline_grace_ms``: a client that opens its
+  stream and never reads stalls the adapter (whose own deadline check then never runs), so the
+  facade cancels the task, frees its slot and ends it with ``DEADLINE_UNMET``.
 * **Bounded metric labels**: a client-supplied ``engine`` that is not an engine of the contract is
   counted under ``engine="invalid"``; every other label comes from the facade's own tables.
 * **Bad input is a 4xx**: bodies over ``max_body_bytes`` (default 1 MiB) → 413; JSON that cannot be
   decoded (including integers over Python's 4300-digit limit and nesting past the recursion limit)
-  → 400; wrong types → 400 naming the field.
+  → 400; wrong types → 400 naming the field. An ``X-Correlation-Id`` that is not printable ASCII
+  of at most 128 characters is replaced (it is forwarded to engines), not echoed.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from llorch_conformance.adapters.api import UsageError
 from llorch_conformance.adapters.orchestrator import (
     AuthPolicy,
     check_bind,
+    check_same_site,
     is_loopback,
     parse_bearer,
 )
@@ -78,3 +79,38 @@ def test_decisions_and_identity_fingerprint() -> None:
     assert not AuthPolicy(token=TOKEN, optional=True).decide(None, "10.1.1.1").ok
     assert AuthPolicy().decide(None, "127.0.0.1").ok
     assert not AuthPolicy().decide(None, "10.1.1.1").ok
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "fetch_site", "code"),
+    [
+        ("127.0.0.1:8080", None, None, None),
+        ("localhost:8080", "http://localhost:8080", None, None),
+        ("[::1]:8080", "http://[::1]:8080", "same-origin", None),
+        ("10.0.0.5:8080", None, None, None),  # the address the connection was accepted on
+        ("orch.lan", None, None, None),  # an allowed name
+        (None, None, None, None),  # HTTP/1.0 without Host: no browser sends that
+        ("evil.example:8080", None, None, 40303),
+        ("localhost.evil.example", None, None, 40303),
+        ("h" * 300, None, None, 40303),
+        ("127.0.0.1:8080", "http://evil.example", None, 40302),
+        ("127.0.0.1:8080", "null", None, 40302),
+        ("127.0.0.1:8080", "http://127.0.0.1:9999", None, 40302),  # another local origin
+        ("127.0.0.1:8080", "file://", None, 40302),
+        ("127.0.0.1:8080", None, "cross-site", 40302),
+        (None, "http://127.0.0.1:8080", None, 40302),
+    ],
+)
+def test_check_same_site(
+    host: str | None, origin: str | None, fetch_site: str | None, code: int | None
+) -> None:
+    got = check_same_site(
+        host,
+        origin,
+        sec_fetch_site=fetch_site,
+        server_host="10.0.0.5",
+        allowed_hosts=frozenset({"orch.lan"}),
+    )
+    assert (got.code if got else None) == code
+    if got is not None:
+        assert not got.ok and got.message in ("FOREIGN_ORIGIN", "FOREIGN_HOST")
