@@ -114,7 +114,7 @@ def register(sub: Any) -> None:
         "--jobs",
         default="auto",
         metavar="N|auto",
-        help="parallel workers via pytest-xdist (default auto when installed)",
+        help="parallel workers via pytest-xdist (default auto: max(4, 2 x cores), when installed)",
     )
     p.add_argument(
         "--no-progress", action="store_true", help="no progress line (plain counts on stderr)"

@@ -27,7 +27,14 @@ from llorch_conformance.adapters.api import HarnessError, UsageError
 
 from ._results import RunResults
 
-__all__ = ["CollectedScenario", "collect_suite", "make_run_id", "run_suite", "scenario_key"]
+__all__ = [
+    "CollectedScenario",
+    "auto_jobs",
+    "collect_suite",
+    "make_run_id",
+    "run_suite",
+    "scenario_key",
+]
 
 # Warnings stay warnings here: a vendor adapter's deprecation warning is not a verdict.
 _INI = """[pytest]
@@ -159,6 +166,21 @@ def _xdist_available() -> bool:
     return True
 
 
+def auto_jobs() -> int:
+    """What ``-j auto`` means: ``max(4, 2 × usable cores)`` xdist workers.
+
+    More workers than cores on purpose: a scenario spends most of its time waiting (on sockets,
+    servers starting and stopping, deadlines and Retry-After), not computing — profiled at about
+    one fifth CPU per scenario — so two workers per core keep the cores busy. A worker costs
+    ~0.5 s of CPU to start (imports and collection), which caps the useful count.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(4, 2 * cores)
+
+
 def _session_args(
     tmp: str,
     *,
@@ -189,6 +211,11 @@ def _session_args(
         str(ini),
         "--rootdir",
         tmp,
+        # Only the plugins the suite needs: whatever else is installed (hypothesis, schemathesis,
+        # a vendor's own plugins) must neither change verdicts nor cost each worker its import.
+        "--disable-plugin-autoload",
+        "-p",
+        "pytest_bdd.plugin",
         "-p",
         "llorch_conformance.conformance.plugin",
         "-p",
@@ -342,12 +369,12 @@ def run_suite(
             results_path=results_path, adapter_name=adapter_name, adapter_version=adapter_version,
         )  # fmt: skip
         n_jobs = jobs
-        if n_jobs == "auto" and not _xdist_available():
-            n_jobs = 1
+        if n_jobs == "auto":
+            n_jobs = auto_jobs() if _xdist_available() else 1
         if n_jobs not in (1, "1", 0, "0"):
             if not _xdist_available():
                 raise UsageError("--jobs needs pytest-xdist (pip install pytest-xdist)")
-            args += ["-n", str(n_jobs)]
+            args += ["-p", "xdist.plugin", "-n", str(n_jobs)]
         if maxfail is not None:
             args += ["--maxfail", str(maxfail)]
         args += list(pytest_args)

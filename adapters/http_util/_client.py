@@ -17,6 +17,7 @@ Wire facts and choices, and where they come from:
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -113,11 +114,27 @@ def bearer_header(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.strip()}"}
 
 
-def _ssl_context(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
+@functools.cache
+def _system_trust(http2: bool) -> ssl.SSLContext:
+    """The verifying context of ``verify=True`` (httpx's default: certifi's bundle), built once.
+
+    Loading the CA bundle costs ~40 ms of CPU; a client per adapter (and per heartbeat, per
+    probe) paid it every time, a quarter of a conformance run's CPU. One context per ALPN
+    setting: httpcore sets the ALPN list on the context at each connection, so clients with
+    and without HTTP/2 must not share one. Verification is unchanged (same bundle, same checks).
+    """
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _ssl_context(verify: bool | str | ssl.SSLContext, http2: bool) -> bool | ssl.SSLContext:
     if isinstance(verify, str):
         if os.path.isdir(verify):
             return ssl.create_default_context(capath=verify)
         return ssl.create_default_context(cafile=verify)
+    if verify is True:
+        return _system_trust(http2)
     return verify
 
 
@@ -129,7 +146,7 @@ def build_client(config: HttpClientConfig = HttpClientConfig()) -> httpx.AsyncCl
     """
     return httpx.AsyncClient(
         http2=config.http2,
-        verify=_ssl_context(config.verify),
+        verify=_ssl_context(config.verify, config.http2),
         proxy=config.proxy,
         trust_env=False,
         headers=dict(config.headers),
