@@ -202,7 +202,20 @@ def openapi_document(config: FacadeConfig) -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": _REF + "TaskRequest"}}},
                     },
                     "responses": {
-                        "202": _json({"$ref": _REF + "TaskAccepted"}, "admitted"),
+                        "202": _json(
+                            {"$ref": _REF + "TaskAccepted"},
+                            "admitted",
+                            links={
+                                "StreamTask": {
+                                    "operationId": "streamTask",
+                                    "parameters": {"task_id": "$response.body#/task_id"},
+                                },
+                                "CancelTask": {
+                                    "operationId": "cancelTask",
+                                    "parameters": {"task_id": "$response.body#/task_id"},
+                                },
+                            },
+                        ),
                         "400": _err("invalid TaskRequest or body (field names the culprit)"),
                         **_gate(body=True),
                         "429": _json(
@@ -245,6 +258,12 @@ def openapi_document(config: FacadeConfig) -> dict[str, Any]:
                             "description": "cancelled (idempotent; unknown ids too)",
                             "headers": {
                                 "X-Correlation-Id": {"$ref": "#/components/headers/CorrelationId"}
+                            },
+                            "links": {
+                                "StreamCancelled": {
+                                    "operationId": "streamTask",
+                                    "parameters": {"task_id": "$request.path.task_id"},
+                                }
                             },
                         },
                         **_gate(body=True),

@@ -110,3 +110,42 @@ def test_facade_against_its_openapi(
     tally.cases += 1
     tally.http_500 += response.status_code >= 500 and response.status_code != 503
     case.validate_response(response, checks=CHECKS)
+
+
+@pytest.mark.timeout(240)
+def test_facade_workflows_against_its_openapi(fuzz_facade: tuple[FacadeEnv, Tally]) -> None:
+    """Stateful: the description's links chain enqueue → stream / cancel → stream, so fuzzed
+    tasks really run, get cancelled before or after opening, and are streamed twice (409)."""
+    env, tally = fuzz_facade
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+            auth = case.path == "/v1/workers/register"
+            return {
+                "base_url": env.server.base_url,
+                "timeout": 10,
+                "headers": {"Authorization": "Bearer " + TOKEN} if auth else None,
+            }
+
+        def call(self, case: schemathesis.Case, **kwargs: object) -> schemathesis.Response:
+            t0 = time.perf_counter()
+            response = case.call(**kwargs)
+            tally.worst_s = max(tally.worst_s, time.perf_counter() - t0)
+            tally.cases += 1
+            tally.http_500 += response.status_code >= 500 and response.status_code != 503
+            return response
+
+        def validate_response(
+            self, response: schemathesis.Response, case: schemathesis.Case, **_: object
+        ) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=max(5, EXAMPLES // 2),
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
