@@ -31,8 +31,11 @@ its server-side ITL. ``--baseline none`` skips it; a directory is used as an exi
 Goals from the issues: ≥ 30 000 events/s; p99 TTFT and ITL error < 5 ms at 500 streams × 20 ms
 ITL. Numbers on a shared machine are noisy: take final figures on a quiet one.
 
+``--py-spy OUT.json`` records a py-spy profile (speedscope format) of the new mock during the
+first run of the largest stream count, to see where its time goes (``pip install py-spy``).
+
 Usage: ``python benches/bench_mock_engine.py [--fidelity-streams 500,1000] [--repeat 3]
-[--baseline 84df667|none|DIR] [--dialect vllm] [--streams 100] [--tokens 2000]``
+[--baseline 84df667|none|DIR] [--dialect vllm] [--streams 100] [--tokens 2000] [--py-spy OUT]``
 """
 
 from __future__ import annotations
@@ -158,8 +161,14 @@ def mock_process(
         ]
         path = os.pathsep.join(p for p in (str(code.root), os.environ.get("PYTHONPATH")) if p)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+        # cwd too: ``python -m`` puts the working directory first on sys.path, ahead of PYTHONPATH.
         with subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=code.root,
         ) as proc:
             try:
                 assert proc.stdout is not None

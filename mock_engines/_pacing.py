@@ -82,14 +82,15 @@ async def pace(
             while delay > 0.0:
                 await sleep(delay)
                 delay = t0 + due - mono()
-        now = mono()
-        if sent_at is not None:
-            sent_at.append(now)
+        if first or sent_at is not None:  # untimed streams read the clock once, not per write
+            now = mono()
+            if sent_at is not None:
+                sent_at.append(now)
+            if first:
+                entry.t_first_byte = now
+                first = False
         await send({"type": "http.response.body", "body": seg.data, "more_body": True})
         entry.n_writes += 1
-        if first:
-            entry.t_first_byte = now
-            first = False
         sink.extend(seg.done)
         journal.notify()
     return True
