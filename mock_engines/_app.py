@@ -479,6 +479,8 @@ class MockEngineApp:
 
                 try:
                     data = json.loads(body or b"{}")
+                except RecursionError:
+                    raise ConfigError("config body nests too deep") from None
                 except ValueError as exc:
                     raise ConfigError(f"config body is not JSON: {exc}") from None
                 if not isinstance(data, dict):

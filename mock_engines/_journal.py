@@ -47,6 +47,10 @@ SENSITIVE_HEADERS = frozenset(
 )
 
 _BODY_KEEP = 1 << 20  # bodies above 1 MiB are kept truncated (a huge-body test sends 32 MiB)
+#: The journal's default byte budget: bodies, frames and headers of the entries it keeps.
+DEFAULT_MAX_BYTES = 64 << 20
+#: Bookkeeping bytes counted per entry on top of its body, frames and headers.
+_ENTRY_OVERHEAD = 256
 
 
 def redact_secret(secret: str) -> str:
@@ -102,6 +106,23 @@ class JournalEntry:
     t_start: float | None = None
     t_due: array[float] | None = None
     t_sent: array[float] | None = None
+    #: bytes this entry counts against the journal's budget (-1 once it was dropped)
+    kept_bytes: int = field(default=0, repr=False, compare=False)
+
+    def size(self) -> int:
+        """Bytes this entry holds: body, frames, headers, write times and a fixed overhead."""
+        times = 0
+        if self.t_due is not None:
+            times += self.t_due.itemsize * len(self.t_due)
+        if self.t_sent is not None:
+            times += self.t_sent.itemsize * len(self.t_sent)
+        return (
+            len(self.body)
+            + sum(map(len, self.frames))
+            + sum(len(k) + len(v) for k, v in self.headers)
+            + times
+            + _ENTRY_OVERHEAD
+        )
 
     def header(self, name: str) -> str | None:
         """The (redacted) value of the last header called ``name``."""
@@ -154,12 +175,22 @@ class JournalEntry:
 class Journal:
     """Thread-safe record of requests and connection counters, with waiting helpers."""
 
-    def __init__(self, max_entries: int = 10_000) -> None:
-        """Keep the newest ``max_entries`` requests (a long-running ``serve`` must not grow
-        without bound; the counters stay exact)."""
+    def __init__(self, max_entries: int = 10_000, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        """Keep the newest ``max_entries`` requests within ``max_bytes`` (bodies, frames and
+        headers): a long-running ``serve`` or a hostile client must not grow the journal
+        without bound. The oldest entries go first, and the journal says how many it dropped
+        (:attr:`dropped_entries`, ``to_dict()["dropped"]``); the newest entry is always kept,
+        whatever its size. Counters stay exact. An entry's frames are counted when it
+        finishes (the per-frame path stays free of bookkeeping)."""
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._entries: deque[JournalEntry] = deque(maxlen=max_entries)
+        self._entries: deque[JournalEntry] = deque()
+        self.max_entries = max(1, max_entries)
+        self.max_bytes = max_bytes
+        #: bytes held by the kept entries (frames of unfinished entries not yet counted)
+        self.bytes = 0
+        self.dropped_entries = 0
+        self.dropped_bytes = 0
         self._next_id = 1
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._sync_waiters = 0
@@ -192,7 +223,10 @@ class Journal:
                 body_size=len(body),
             )
             self._next_id += 1
+            entry.kept_bytes = entry.size()
+            self.bytes += entry.kept_bytes
             self._entries.append(entry)
+            self._evict()
             self.requests_total += 1
             self.in_flight += 1
         self.notify()
@@ -200,9 +234,24 @@ class Journal:
 
     def finish(self, entry: JournalEntry) -> None:
         """Mark the end of a request's handling (response complete, aborted or client gone)."""
+        size = entry.size()
         with self._lock:
             self.in_flight -= 1
+            if entry.kept_bytes >= 0:
+                self.bytes += size - entry.kept_bytes
+                entry.kept_bytes = size
+                self._evict()
         self.notify()
+
+    def _evict(self) -> None:
+        """Drop the oldest entries past the entry or byte budget (lock held)."""
+        entries = self._entries
+        while len(entries) > 1 and (len(entries) > self.max_entries or self.bytes > self.max_bytes):
+            old = entries.popleft()
+            self.bytes -= old.kept_bytes
+            self.dropped_entries += 1
+            self.dropped_bytes += old.kept_bytes
+            old.kept_bytes = -1
 
     def mark_disconnect(self, entry: JournalEntry, *, cancel: bool) -> None:
         with self._lock:
@@ -280,17 +329,33 @@ class Journal:
     def clear(self) -> None:
         """Forget entries and the cancel count (open connections and in-flight stay true)."""
         with self._lock:
+            for e in self._entries:
+                e.kept_bytes = -1
             self._entries.clear()
+            self.bytes = 0
+            self.dropped_entries = 0
+            self.dropped_bytes = 0
             self.cancels = 0
             self.requests_total = 0
             self.connections_total = self.open_connections
         self.notify()
 
     def to_dict(self, *, frames: bool = True, timing: bool = False) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "counters": self.counters(),
             "entries": [e.to_dict(frames=frames, timing=timing) for e in self.entries],
         }
+        with self._lock:
+            if self.dropped_entries:
+                out["dropped"] = {
+                    "entries": self.dropped_entries,
+                    "bytes": self.dropped_bytes,
+                    "note": (
+                        f"the oldest {self.dropped_entries} entries were dropped to keep the "
+                        f"journal within {self.max_entries} entries and {self.max_bytes} bytes"
+                    ),
+                }
+        return out
 
     def wait_for_sync(self, predicate: Callable[[Journal], Any], timeout: float) -> Any:
         """Block until ``predicate(journal)`` is truthy; return its value. TimeoutError after ``timeout`` s."""

@@ -214,6 +214,11 @@ class MockRequest:
         """The body as JSON; :class:`EngineError` (``parse_status``) when it is not valid JSON."""
         try:
             return json.loads(self.body)
+        except RecursionError:
+            # CPython's decoder recurses; the engines answer deep nesting as unparsable
+            raise EngineError(
+                parse_status, "Invalid JSON body: nesting too deep", code="json_invalid"
+            ) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise EngineError(
                 parse_status, f"Invalid JSON body: {exc}", code="json_invalid"

@@ -60,6 +60,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .._json import line_col, loads_any_depth, lone_surrogate
 from .._plan import GenerationPlan, chat_prompt, tokenize
 from .._wire import (
     SLOTS,
@@ -85,6 +86,34 @@ if TYPE_CHECKING:
     from .._wire import EngineView
 
 __all__ = ["DIALECT", "LlamaCppDialect"]
+
+
+def _json_object(req: MockRequest) -> dict[str, Any]:
+    """The body as nlohmann::json parses it: any nesting depth (its parser keeps an explicit
+    stack, so deep nesting is no error there), a lone UTF-16 surrogate escape is a
+    ``parse_error`` (400 ``invalid_request_error``, like any unparsable body)."""
+    try:
+        data = loads_any_depth(req.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EngineError(400, f"Invalid JSON body: {exc}", code="json_invalid") from None
+    lone = lone_surrogate(req.body)
+    if lone is not None:
+        line, col = line_col(req.body, lone.end - 1)
+        what = (
+            "surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF"
+            if lone.leading
+            else "surrogate U+DC00..U+DFFF must follow U+D800..U+DBFF"
+        )
+        raise EngineError(
+            400,
+            f"Invalid JSON body: [json.exception.parse_error.101] parse error at line {line}, "
+            f"column {col}: syntax error while parsing value - invalid string: {what}",
+            code="json_invalid",
+        )
+    if not isinstance(data, dict):
+        raise EngineError(400, "Request body must be a JSON object", code="type_error")
+    return data
+
 
 _JSON = b"application/json; charset=utf-8"
 _SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream")]
@@ -551,7 +580,7 @@ class LlamaCppDialect(Dialect):
         )
 
     def tokenize(self, req: MockRequest, ctx: EngineView) -> Reply:
-        body = req.json_object(parse_status=400)
+        body = _json_object(req)
         content = body.get("content")
         if not isinstance(content, str):
             raise EngineError(400, '"content" must be provided')
@@ -563,7 +592,7 @@ class LlamaCppDialect(Dialect):
         return json_reply(self, 200, {"tokens": toks})
 
     def detokenize(self, req: MockRequest, ctx: EngineView) -> Reply:
-        body = req.json_object(parse_status=400)
+        body = _json_object(req)
         tokens = body.get("tokens")
         ids = tokens if isinstance(tokens, list) and all(_is_int(t) for t in tokens) else []
         return json_reply(self, 200, {"content": "".join(token_text(t) for t in ids)})
@@ -683,7 +712,7 @@ class LlamaCppDialect(Dialect):
         return out
 
     def completion(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        body = req.json_object(parse_status=400)
+        body = _json_object(req)
         plans: list[GenerationPlan] = []
         for text, n_tok in self._prompts(body.get("prompt")):
             plan = self._params(body, ctx, text)
@@ -813,7 +842,7 @@ class LlamaCppDialect(Dialect):
         return {"content": self._probs(plan, a, b, max(1, k))}
 
     def oai_chat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        body = req.json_object(parse_status=400)
+        body = _json_object(req)
         messages = body.get("messages")
         if not isinstance(messages, list):
             raise EngineError(400, "'messages' is required and must be an array")
@@ -936,7 +965,7 @@ class LlamaCppDialect(Dialect):
         )
 
     def oai_completion(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        body = req.json_object(parse_status=400)
+        body = _json_object(req)
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]

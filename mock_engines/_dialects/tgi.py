@@ -63,13 +63,15 @@ import email.utils
 import functools
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from json.encoder import encode_basestring as _encode_basestring
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from .._json import depth_exceeds, line_col, lone_surrogate
 from .._plan import (
     EOS_TOKEN_ID,
     MAX_CONTEXT,
@@ -344,7 +346,9 @@ def _json_body(req: MockRequest, legacy_types: str = "json") -> Any:
     if len(req.body) > PAYLOAD_LIMIT:
         raise _Reject(_text_reply(413, "Failed to buffer the request body: length limit exceeded"))
     try:
-        return json.loads(req.body)
+        data = json.loads(req.body)
+    except RecursionError:
+        data = None  # serde_json's own limit (128) is reported below
     except UnicodeDecodeError:
         raise _Reject(
             _text_reply(400, "Failed to parse the request body as JSON: invalid unicode code point")
@@ -364,6 +368,45 @@ def _json_body(req: MockRequest, legacy_types: str = "json") -> Any:
                 f"at line {exc.lineno} column {exc.colno}",
             )
         ) from None
+    except ValueError:
+        # an integer past CPython's digit limit: serde_json's f64 overflows
+        return _reject_serde(req.body, huge_int=True)
+    return data if _serde_limits(req.body) is None else _reject_serde(req.body)
+
+
+def _reject_serde(body: bytes, *, huge_int: bool = False) -> NoReturn:
+    problem = _serde_limits(body, huge_int=huge_int) or "number out of range"
+    raise _Reject(_text_reply(400, f"Failed to parse the request body as JSON: {problem}"))
+
+
+#: serde_json's nesting limit (``remaining_depth``): the 128th open bracket is an error.
+_SERDE_DEPTH = 128
+_HUGE_INT = re.compile(rb"-?[0-9]{4301,}")
+
+
+def _serde_limits(body: bytes, *, huge_int: bool = False) -> str | None:
+    """What serde_json rejects that CPython's ``json`` accepts (or cannot nest): the first of
+    nesting past 128, a lone UTF-16 surrogate escape, a number beyond f64 — with its position."""
+    found: list[tuple[int, str]] = []
+    deep = depth_exceeds(body, _SERDE_DEPTH)
+    if deep is not None:
+        found.append((deep, "recursion limit exceeded"))
+    lone = lone_surrogate(body)
+    if lone is not None:
+        if not lone.leading:
+            found.append((lone.end - 1, "lone leading surrogate in hex escape"))
+        elif body[lone.end : lone.end + 2] == b"\\u":
+            found.append((lone.end + 5, "lone leading surrogate in hex escape"))
+        else:
+            found.append((lone.end, "unexpected end of hex escape"))
+    huge = _HUGE_INT.search(body) if huge_int else None
+    if huge is not None:
+        found.append((huge.end() - 1, "number out of range"))
+    if not found:
+        return None
+    offset, what = min(found)
+    line, col = line_col(body, offset)
+    return f"{what} at line {line} column {col}"
 
 
 def _data_error(req: MockRequest, path: str, what: str) -> _Reject:
@@ -839,7 +882,7 @@ class TgiDialect(Dialect):
             try:
                 body = json.loads(req.body)
                 streaming = isinstance(body, dict) and body.get("stream") is True
-            except ValueError:
+            except (ValueError, RecursionError):
                 streaming = False
         if not streaming:
             return self.error_reply(429, message)

@@ -72,6 +72,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_basestring
 from typing import TYPE_CHECKING, Any
 
+from .._json import loads_any_depth, lone_surrogate
 from .._plan import GenerationPlan
 from .._wire import (
     Dialect,
@@ -301,7 +302,8 @@ def _parse_body(body: bytes) -> Any:
     if not body.strip():
         raise _Fail(500, "failed to parse the request JSON buffer: The document is empty. at 0")
     try:
-        return json.loads(body, object_pairs_hook=pairs)
+        # rapidjson's recursive parser takes any depth a thread's stack holds
+        data = loads_any_depth(body, object_pairs_hook=pairs)
     except UnicodeDecodeError:
         raise _Fail(
             500, "failed to parse the request JSON buffer: Invalid encoding in string. at 0"
@@ -313,6 +315,15 @@ def _parse_body(body: bytes) -> Any:
                 msg = rj
                 break
         raise _Fail(500, f"failed to parse the request JSON buffer: {msg} at {exc.pos}") from None
+    lone = lone_surrogate(body)
+    if lone is not None:
+        # rapidjson rejects half a UTF-16 pair at the escape's backslash (an INTERNAL error)
+        raise _Fail(
+            500,
+            "failed to parse the request JSON buffer: The surrogate pair in string is invalid. "
+            f"at {lone.start}",
+        )
+    return data
 
 
 def _input_value(name: str, value: Any) -> Any:

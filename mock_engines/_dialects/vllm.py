@@ -339,6 +339,12 @@ class VllmDialect(Dialect):
             raise _invalid(
                 "json_invalid", "body.0", "JSON decode error", "<dict of 0 items>"
             ) from None
+        except (ValueError, RecursionError):
+            # FastAPI: any other failure to parse the body (nesting beyond the recursion limit,
+            # an integer past CPython's digit limit) is HTTPException(400), rendered by vLLM
+            raise EngineError(
+                400, "There was an error parsing the body", etype="Bad Request"
+            ) from None
         if not isinstance(data, dict):
             raise _invalid(
                 "model_attributes_type",
@@ -377,6 +383,12 @@ class VllmDialect(Dialect):
                 )
             text = p
         toks = tokenize(text)
+        try:
+            ids = [remember(t) for t in toks]
+        except UnicodeEncodeError as exc:
+            # a lone surrogate cannot reach the tokenizer; vLLM's create_tokenize answers the
+            # ValueError (UnicodeEncodeError is one) with a 400
+            raise EngineError(400, str(exc), etype="BadRequestError") from None
         return_strs = body.get("return_token_strs") is True
         return json_reply(
             self,
@@ -384,7 +396,7 @@ class VllmDialect(Dialect):
             {
                 "count": len(toks),
                 "max_model_len": ctx.ctx_size,
-                "tokens": [remember(t) for t in toks],
+                "tokens": ids,
                 "token_strs": toks if return_strs else None,
             },
         )
