@@ -27,9 +27,7 @@ import argparse
 import gc
 import json
 import random
-import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -158,8 +156,8 @@ def best_times(
     return best
 
 
-def _serve(raw: bytes, per_write: int) -> tuple[Any, threading.Thread, str]:
-    import uvicorn
+def _serve(raw: bytes, per_write: int) -> Any:
+    from llorch_conformance._serving import ServedApp
 
     events = [p + b"\n\n" for p in raw.split(b"\n\n") if p]
     writes = [b"".join(events[i : i + per_write]) for i in range(0, len(events), per_write)]
@@ -178,13 +176,7 @@ def _serve(raw: bytes, per_write: int) -> tuple[Any, threading.Thread, str]:
             await send({"type": "http.response.body", "body": w, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    return ServedApp(app, name="bench-sse", lifespan="off").start()
 
 
 async def _e2e(url: str, reader: str) -> tuple[int, float]:
@@ -210,7 +202,8 @@ async def _e2e(url: str, reader: str) -> tuple[int, float]:
 def e2e(raw: bytes, n_events: int, repeat: int) -> None:
     import anyio
 
-    server, thread, url = _serve(raw, per_write=64)
+    served = _serve(raw, per_write=64)
+    url = served.base_url + "/"
     try:
         best = {"ours": float("inf"), "httpx-sse": float("inf")}
         for _ in range(repeat):
@@ -229,8 +222,7 @@ def e2e(raw: bytes, n_events: int, repeat: int) -> None:
         print(f"{'EventSource.aiter_sse':<26}{n_events / best['httpx-sse']:>12,.0f}")
         print(f"{'ratio':<26}{best['httpx-sse'] / best['ours']:>11.2f}x")
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        served.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

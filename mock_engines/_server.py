@@ -29,6 +29,8 @@ from typing import Any, Self
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from llorch_conformance._serving import bind_socket as _bind
+
 from ._app import MockEngineApp
 from ._context import EngineContext
 
@@ -61,19 +63,6 @@ def _protocol_class(ctx: EngineContext) -> type[HttpToolsProtocol]:
             self.scope["extensions"] = {"llorch.transport": self.transport}  # type: ignore[dict-item]
 
     return _Protocol
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
 
 
 class EngineServer:

@@ -16,8 +16,6 @@ and whatever needs the in-process facade (its logs, its code) is ``unsupported``
 
 from __future__ import annotations
 
-import socket
-import threading
 from typing import Any
 
 import anyio
@@ -61,8 +59,7 @@ BUDGETS = {
 def serve_facade(
     ctx: ScenarioContext, *, token: str | None = None, optional: bool = False
 ) -> FacadeView:
-    import uvicorn
-
+    from llorch_conformance._serving import ServedApp
     from llorch_conformance.adapters.host import AdapterHost
     from llorch_conformance.adapters.http_util import RetryPolicy
     from llorch_conformance.adapters.orchestrator import AuthPolicy, FacadeConfig, create_app
@@ -71,22 +68,10 @@ def serve_facade(
     host = AdapterHost(retry_policy=RetryPolicy(seed=ctx.seed))
     host.bind(POOL, "r0", inner)
     app = create_app(host, FacadeConfig(auth=AuthPolicy(token=token, optional=optional)))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-    ctx.add_cleanup(stop)
+    # the socket listens before the thread starts: the first request queues, nothing waits
+    served = ServedApp(app, name="llorch-facade").start(timeout_s=None)
+    ctx.add_cleanup(served.stop)
+    port = served.port
     view = FacadeView(f"http://127.0.0.1:{port}", inner, token=token)
     ctx.scratch["facade"] = view
     ctx.scratch["host"] = host

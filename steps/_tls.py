@@ -8,8 +8,6 @@ and nothing waits or sleeps for the server to come up.
 
 from __future__ import annotations
 
-import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +34,8 @@ def serve_tls(ctx: ScenarioContext, *, trusted: bool) -> TlsEngine:
     if ctx.in_process or (ctx.live and not ctx.proxied):
         ctx.unsupported("TLS scenarios need a mock engine or fault proxy served by the harness")
     import trustme
-    import uvicorn
 
+    from llorch_conformance._serving import ServedApp
     from llorch_conformance.mock_engines import create_app
 
     tmp: Path = ctx._getfixturevalue("tmp_path")
@@ -62,30 +60,16 @@ def serve_tls(ctx: ScenarioContext, *, trusted: bool) -> TlsEngine:
     else:
         app = create_app(ctx.dialect, seed=ctx.seed)
         version, model = app.ctx.dialect.engine_version, app.ctx.model
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
+    served = ServedApp(
         app,
+        name="llorch-tls-engine",
         ssl_certfile=str(certfile),
         ssl_keyfile=str(keyfile),
-        log_level="warning",
         # a fault proxy closes its idle engine connections at lifespan shutdown
         lifespan="on" if ctx.proxied else "off",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-    ctx.add_cleanup(stop)
+    ).start(timeout_s=None)  # listening already: the adapter connects at once
+    ctx.add_cleanup(served.stop)
+    port = served.port
     engine = TlsEngine(
         base_url=f"https://127.0.0.1:{port}",
         journal=app.ctx.journal,
