@@ -168,7 +168,9 @@ def test_orchestrator_pool_is_where_the_tasks_go(orchestrator: str, tmp_path: Pa
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert _by_requirement(run_results(tmp_path))["SSE-1002"] == "pass"
-    metrics = httpx.get(f"{orchestrator}/metrics", timeout=10).text
+    # /metrics needs the token when the facade has one (issue 16 item 7)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    metrics = httpx.get(f"{orchestrator}/metrics", headers=auth, timeout=10).text
     enqueued = {
         s.labels["pool_id"]: s.value
         for fam in text_string_to_metric_families(metrics)
