@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from ._guide import SCOPES
+from ._options import add_cli_options
 
 __all__ = ["register"]
 
@@ -27,64 +27,12 @@ def register(sub: Any) -> None:
         description="Run the conformance suite. Default target: every built-in adapter against "
         "its mock engine.",
     )
-    p.add_argument(
-        "--adapter",
-        metavar="MODULE:FACTORY|NAME",
-        help="a vendor adapter factory (module:factory) or an entry point of llorch_conformance.adapters",
-    )
-    p.add_argument(
-        "--dialect",
-        metavar="ENGINE",
-        help="the engine dialect the adapter speaks (llamacpp, vllm, tgi, openai, triton, mock)",
-    )
-    p.add_argument(
-        "--only", metavar="D1,D2", help="restrict the built-in adapters to these dialects"
-    )
-    p.add_argument(
-        "--engine-url",
-        metavar="URL",
-        help="a live engine (needs --dialect); a fault proxy in front of it injects the faults",
-    )
-    p.add_argument(
-        "--orchestrator-url",
-        metavar="URL",
-        help="judge an orchestrator facade at URL black-box (tasks, SSE, cancel, auth, metrics); "
-        "scenarios it cannot control are reported unsupported",
-    )
-    p.add_argument(
-        "--orchestrator-pool",
-        default="default",
-        metavar="POOL",
-        help="with --orchestrator-url: the pool standing for the target (default: default)",
-    )
-    p.add_argument(
-        "--orchestrator-token-env",
-        default="LLORCH_API_TOKEN",
-        metavar="NAME",
-        help="with --orchestrator-url: environment variable holding its API token "
-        "(default LLORCH_API_TOKEN; a token is never taken from the command line)",
-    )
-    p.add_argument(
-        "--level",
-        choices=("must", "should"),
-        default="should",
-        help="which requirement levels to run (default: should = all)",
-    )
+    add_cli_options(p)  # --adapter, --dialect, --only, ..., --seed: shared with the pytest plugin
     p.add_argument(
         "--fail-on",
         choices=("must", "should"),
         default="must",
         help="exit 1 on failing MUST (default) or also SHOULD requirements",
-    )
-    p.add_argument(
-        "--requirement",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="only scenarios proving this ID (repeatable)",
-    )
-    p.add_argument(
-        "--seed", type=int, default=0, help="run seed, recorded in the results (default 0)"
     )
     p.add_argument(
         "-k",
@@ -120,14 +68,6 @@ def register(sub: Any) -> None:
         "--no-progress", action="store_true", help="no progress line (plain counts on stderr)"
     )
     p.add_argument(
-        "--scope",
-        choices=SCOPES,
-        default=None,
-        help="what the run judges: the adapter's scenarios, the adapter host's, the "
-        "orchestrator's, the worker's, or all (the suite's own self-checks included). Default: "
-        "adapter for --adapter/--engine-url runs, orchestrator for --orchestrator-url, else all",
-    )
-    p.add_argument(
         "--lf",
         "--last-failed",
         dest="last_failed",
@@ -153,18 +93,6 @@ def register(sub: Any) -> None:
         "--collect-only",
         action="store_true",
         help="list the scenarios the selection would run (adapter, requirements, name); run none",
-    )
-    p.add_argument(
-        "--adapter-name",
-        metavar="NAME",
-        help="with --adapter: the adapter's name in tables, bundles and matrices "
-        "(default: the distribution that provides the factory's module)",
-    )
-    p.add_argument(
-        "--adapter-version",
-        metavar="VERSION",
-        help="with --adapter: the adapter's version (default: that distribution's version, else "
-        "the module's __version__)",
     )
     p.add_argument(
         "--worker-url",

@@ -41,6 +41,7 @@ import pytest
 from _pytest.outcomes import Skipped
 
 from ._catalogue import ID_PATTERN, Level, get_requirement, is_known
+from ._options import add_pytest_options, options_used
 
 __all__ = [
     "NOT_APPLICABLE",
@@ -133,85 +134,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--llorch-suite", action="store_true", help="collect the packaged conformance suite"
     )
-    g.addoption(
-        "--llorch-adapter",
-        metavar="MODULE:FACTORY|NAME",
-        help="adapter under test (default: the built-in adapters)",
-    )
-    g.addoption("--llorch-dialect", metavar="ENGINE", help="engine dialect the adapter speaks")
-    g.addoption(
-        "--llorch-adapter-name",
-        metavar="NAME",
-        help="the vendor adapter's name in results (default: its installed distribution)",
-    )
-    g.addoption(
-        "--llorch-adapter-version",
-        metavar="VERSION",
-        help="the vendor adapter's version (default: its distribution's, else __version__)",
-    )
-    g.addoption(
-        "--llorch-only", metavar="D1,D2", help="restrict the built-in adapters to these dialects"
-    )
-    g.addoption("--llorch-engine-url", metavar="URL", help="drive a live engine (black-box subset)")
-    g.addoption(
-        "--llorch-orchestrator-url",
-        metavar="URL",
-        help="judge an orchestrator facade at URL black-box (instead of adapters)",
-    )
-    g.addoption(
-        "--llorch-orchestrator-pool",
-        default="default",
-        metavar="POOL",
-        help="the orchestrator pool whose health/capabilities stand for the target",
-    )
-    g.addoption(
-        "--llorch-orchestrator-token-env",
-        default="LLORCH_API_TOKEN",
-        metavar="NAME",
-        help="environment variable holding the orchestrator's API token (never on argv)",
-    )
-    g.addoption(
-        "--llorch-level",
-        choices=("must", "should"),
-        default="should",
-        help="requirement levels to run",
-    )
-    g.addoption(
-        "--llorch-requirement",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="only scenarios proving this ID (repeatable)",
-    )
-    g.addoption(
-        "--llorch-scope",
-        choices=("adapter", "host", "orchestrator", "worker", "all"),
-        default=None,
-        help="only scenarios of this scope (feature area); 'all' includes the suite's "
-        "self-checks (default: adapter with --llorch-adapter or --llorch-engine-url, else all)",
-    )
-    g.addoption("--llorch-seed", type=int, default=None, metavar="N", help="run seed (default 0)")
+    add_pytest_options(g)  # --llorch-adapter ... --llorch-seed: the CLI's run options, one table
     g.addoption("--llorch-results", metavar="PATH", help="write results.json here")
     g.addoption("--llorch-run-id", metavar="ID", help=argparse.SUPPRESS)
 
 
 def _options_used(config: pytest.Config) -> bool:
+    """Any ``--llorch-*`` option given: the plugin activates."""
     opt = config.option
-    return bool(
-        opt.llorch_suite
-        or opt.llorch_adapter
-        or opt.llorch_adapter_name
-        or opt.llorch_adapter_version
-        or opt.llorch_dialect
-        or opt.llorch_only
-        or opt.llorch_engine_url
-        or opt.llorch_orchestrator_url
-        or opt.llorch_requirement
-        or opt.llorch_seed is not None
-        or opt.llorch_results
-        or opt.llorch_level != "should"
-        or opt.llorch_scope is not None
-    )
+    return bool(opt.llorch_suite or opt.llorch_results or options_used(opt))
 
 
 def pytest_configure(config: pytest.Config) -> None:
