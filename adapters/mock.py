@@ -45,8 +45,11 @@ stream.keepalive_flood
 
 Faults are configured engine-wide (constructor ``faults=`` or :meth:`MockAdapter.set_faults`) or
 per request (``TaskRequest.extra["fault"]``, a string or list of strings); the per-request one
-wins, as the ``X-Mock-Fault`` header does on the mock engines. Cancellation, ``deadline_ms`` and
-the terminal-event rules are the same as the HTTP adapters' (``adapters._base``).
+wins, as the ``X-Mock-Fault`` header does on the mock engines. The stream runs through the same
+lifecycle as the HTTP adapters' (``adapters._lifecycle``): this module supplies only its frame
+source (the plan as frames, bent by each fault's event-level outcome from
+``mock_engines.fault_outcome``), so cancellation, ``deadline_ms``, the first-byte and inter-chunk
+timeouts and the terminal-event rules are theirs by construction.
 """
 
 from __future__ import annotations
@@ -61,21 +64,18 @@ import anyio
 
 from llorch_conformance.mock_engines import FaultRule, fault_outcome
 
-from ._observability import AdapterMetrics, log_event
+from ._lifecycle import FrameSource, StreamAdapter, StreamRun, StreamState
+from ._observability import AdapterMetrics
 from .api import (
     Capabilities,
     DeterminismLevel,
-    InvalidTaskRequest,
     TaskRequest,
     TokenEvent,
-    UpstreamCondition,
     WorkerError,
     WorkerHealth,
     WorkerProps,
-    Workload,
-    error_for_condition,
 )
-from .http_util import HttpClientConfig, RetryPolicy, RetryTimeline, retry_async
+from .http_util import HttpClientConfig, RetryPolicy, retry_async
 
 __all__ = ["MOCK_FAULT_OUTCOMES", "MockAdapter"]
 
@@ -129,18 +129,7 @@ class _NoRetry(Exception):
         self.error = error
 
 
-class _MockTask:
-    __slots__ = ("cancelled", "scope")
-
-    def __init__(self) -> None:
-        self.cancelled = False
-        self.scope: anyio.CancelScope | None = None
-
-    def is_cancelled(self) -> bool:
-        return self.cancelled
-
-
-class MockAdapter:
+class MockAdapter(StreamAdapter):
     """Deterministic in-process adapter with fault injection.
 
     ``base_url`` is accepted (and ignored) so the mock fits the ``(base_url, **config)``
@@ -148,6 +137,7 @@ class MockAdapter:
     """
 
     engine = "mock"
+    cancel_note = "Cancel requested; mock stream stopped"
 
     def __init__(
         self,
@@ -169,28 +159,24 @@ class MockAdapter:
         logger: logging.Logger | None = None,
         **_ignored: Any,
     ) -> None:
+        self._init_stream(
+            http=http if http is not None else HttpClientConfig(),
+            retry=retry,
+            pool_id=pool_id,
+            replica_id=replica_id,
+            sampler_profile_version=sampler_profile_version,
+            metrics=metrics,
+            logger=logger if logger is not None else _LOG,
+        )
         self.base_url = base_url
         self.seed = seed
         self._engine_version = engine_version
-        self.ctx_max = ctx_max
+        self.ctx_max = self._ctx_max = ctx_max
         self.slots = slots
         self.token_delay_s = max(0.0, token_delay_ms) / 1000.0
         self.ready = ready
-        self.http_config = http if http is not None else HttpClientConfig()
-        self.retry_policy = retry if retry is not None else RetryPolicy()
-        self.pool_id = pool_id
-        self.replica_id = replica_id
-        self.sampler_profile_version = sampler_profile_version
-        self.metrics = metrics if metrics is not None else AdapterMetrics()
-        self.logger = logger if logger is not None else _LOG
         self._rules: list[_Rule] = []
-        self._tasks: dict[str, _MockTask] = {}
-        self.last_retry_timeline = RetryTimeline()
         self.set_faults(faults)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
 
     # -- configuration --------------------------------------------------------------------
     def set_faults(self, faults: Iterable[Any]) -> None:
@@ -231,7 +217,7 @@ class MockAdapter:
     async def capabilities(self) -> Capabilities:
         return Capabilities(
             engine=self.engine,
-            engine_version=self._engine_version,
+            engine_version=self._engine_version or "unknown",
             sampler_profile_version=self.sampler_profile_version,
             ctx_max=self.ctx_max,
             max_tokens_out=self.ctx_max,
@@ -241,56 +227,11 @@ class MockAdapter:
         )
 
     async def engine_version(self) -> str:
-        return self._engine_version
-
-    async def aclose(self) -> None:
-        for task_id in list(self._tasks):
-            await self.cancel(task_id)
-
-    async def __aenter__(self) -> MockAdapter:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def cancel(self, task_id: str) -> None:
-        task = self._tasks.get(task_id)
-        if task is None or task.cancelled:
-            return
-        task.cancelled = True
-        if task.scope is not None:
-            task.scope.cancel()
-        log_event(
-            self.logger,
-            logging.INFO,
-            "cancel",
-            "Cancel requested; mock stream stopped",
-            job_id=task_id,
-            engine=self.engine,
-            engine_version=self._engine_version,
-            pool_id=self.pool_id,
-            replica_id=self.replica_id,
-        )
+        return self._engine_version or "unknown"
 
     def submit(self, request: TaskRequest) -> AsyncIterator[TokenEvent]:
-        if request.workload is not Workload.COMPLETION:
-            raise InvalidTaskRequest(
-                "workload", "the mock adapter streams completions only", str(request.workload)
-            )
-        if request.max_tokens > request.ctx:
-            raise InvalidTaskRequest(
-                "max_tokens", f"must not exceed ctx ({request.ctx})", request.max_tokens
-            )
-        if request.ctx > self.ctx_max:
-            raise InvalidTaskRequest(
-                "ctx", f"exceeds the engine's context window ({self.ctx_max})", request.ctx
-            )
-        if request.task_id in self._tasks:
-            raise InvalidTaskRequest(
-                "task_id", "is already in flight on this adapter", request.task_id
-            )
-        fault = self._fault_for(request)
-        return self._run(request, fault)
+        self._validate(request)
+        return self._run(request, _MockSource(self, request, self._fault_for(request)))
 
     # -- the stream -----------------------------------------------------------------------
     def _plan(self, request: TaskRequest) -> Any:
@@ -308,57 +249,60 @@ class MockAdapter:
             top_p=1.0 if strict else None,
         )
 
-    async def _sleep(self, task: _MockTask, seconds: float, deadline: float) -> bool:
-        """Sleep unless cancelled or past the deadline; False when interrupted."""
-        if seconds <= 0:
-            return not task.is_cancelled() and anyio.current_time() < deadline
-        with anyio.CancelScope(deadline=min(deadline, anyio.current_time() + seconds)) as scope:
-            task.scope = scope
-            try:
-                await anyio.sleep_forever()
-            finally:
-                task.scope = None
-        return not task.is_cancelled() and anyio.current_time() < deadline
 
-    def _labels(self, request: TaskRequest) -> dict[str, object]:
-        return {
-            "engine": self.engine,
-            "engine_version": self._engine_version,
-            "pool_id": self.pool_id,
-            "replica_id": self.replica_id,
-            "priority": str(request.priority),
-        }
+class _Head:
+    """The first frame: the engine accepted the task (``started`` carries ``tokens_in``)."""
 
-    def _log(
-        self, level: int, action: str, human: str, request: TaskRequest, **fields: Any
-    ) -> None:
-        log_event(
-            self.logger,
-            level,
-            action,
-            human,
-            job_id=request.task_id,
-            session_id=request.session_id,
-            engine=self.engine,
-            engine_version=self._engine_version,
-            pool_id=self.pool_id,
-            replica_id=self.replica_id,
-            **fields,
-        )
 
-    async def _pre_stream(
-        self, request: TaskRequest, fault: Any, timeline: RetryTimeline
-    ) -> tuple[WorkerError | None, Any]:
-        """The outcome before the first byte, with the same retries an HTTP adapter makes.
+class _Terminal:
+    """The last frame of a stream that ends normally."""
 
-        Every retry draws the fault again, as a new HTTP request would (``first=N`` ends, a
-        per-request fault stays). Returns the error (or None) and the fault in effect.
-        """
-        current: list[Any] = [fault]
+
+_HEAD: Final = _Head()
+_TERMINAL: Final = _Terminal()
+
+
+class _MockSource(FrameSource):
+    """The mock's frames: its deterministic plan, bent by the fault's event-level outcome.
+
+    ``open`` plays the outcome before the first byte (``Outcome.error``), with the same retries
+    an HTTP adapter makes when ``Outcome.retried`` (every retry draws the fault again, as a new
+    HTTP request would: ``first=N`` ends, a per-request fault stays). ``read`` hands out one
+    frame at a time — the head, each token, the terminal frame — sleeping where
+    ``Outcome.stall`` or ``token_delay_ms`` says, so the lifecycle's timeouts, deadline and
+    ``cancel`` act on the mock exactly as on a socket; ``Outcome.end`` says how many tokens come
+    and which error follows them.
+    """
+
+    __slots__ = (
+        "adapter",
+        "after_error",
+        "fault",
+        "plan",
+        "position",
+        "request",
+        "stall",
+        "stop_at",
+    )
+
+    def __init__(self, adapter: MockAdapter, request: TaskRequest, fault: Any) -> None:
+        self.adapter = adapter
+        self.request = request
+        self.fault = fault
+        self.log_fields = {"fault": fault.id if fault is not None else None}
+        self.plan: Any = None
+        self.position = -1  # -1: the head is next; then the index of the next token
+        self.stop_at = 0
+        self.after_error: WorkerError | None = None
+        self.stall: Any = None
+
+    async def open(self, run: StreamRun) -> WorkerError | None:
+        current: list[Any] = [self.fault]
+        adapter, request = self.adapter, self.request
 
         async def op(attempt: int) -> None:
             if attempt > 1:
-                current[0] = self._fault_for(request)
+                current[0] = adapter._fault_for(request)
             outcome = fault_outcome(current[0])
             err = outcome.error
             if err is None:
@@ -368,208 +312,58 @@ class MockAdapter:
             raise err
 
         try:
-            await retry_async(op, self.retry_policy, idempotent=True, timeline=timeline)
+            await retry_async(
+                op,
+                adapter.retry_policy,
+                idempotent=True,
+                timeline=run.timeline,
+            )
         except _NoRetry as wrapped:
-            return wrapped.error, current[0]
+            return wrapped.error
         except WorkerError as err:
-            return err, current[0]
-        return None, current[0]
-
-    async def _run(self, request: TaskRequest, fault: Any) -> AsyncIterator[TokenEvent]:
-        task = _MockTask()
-        self._tasks[request.task_id] = task
-        t0 = anyio.current_time()
-        deadline = t0 + request.deadline_ms / 1000.0
-        labels = self._labels(request)
-        fid: str | None = fault.id if fault is not None else None
-        timeline = RetryTimeline()
-        self.last_retry_timeline = timeline
-        self._log(
-            logging.INFO,
-            "submit",
-            f"Submitting a completion of up to {request.max_tokens} tokens",
-            request,
-            fault=fid,
-        )
-        emitted = 0
-        t_first: float | None = None
-        try:
-            with anyio.CancelScope(deadline=deadline) as pre_scope:
-                task.scope = pre_scope
-                err: WorkerError | None = None
-                try:
-                    err, fault = await self._pre_stream(request, fault, timeline)
-                finally:
-                    task.scope = None
-            outcome = fault_outcome(fault)
-            stall = outcome.stall
-            if pre_scope.cancelled_caught and not task.is_cancelled():
-                err = error_for_condition(
-                    UpstreamCondition.DEADLINE, "deadline_ms exceeded before the stream started"
-                )
-            if task.is_cancelled():
-                yield self._started(request)
-                yield self._cancelled(request, labels, 0, None)
-                return
-            if err is not None:
-                self.metrics.rejected(self.engine, err.code.value)
-                yield self._error(request, err, 0)
-                return
-            if stall is not None and stall.where != "after_tokens":
-                # A late head, or headers but no body byte: an HTTP adapter has no good frame
-                # yet, so no started.
-                failure = await self._stall(
-                    task, stall.delay_s, self.http_config.first_byte_timeout_s, deadline, request, 0
-                )
-                if failure is not None:
-                    if stall.where == "first_byte":
-                        self.metrics.rejected(self.engine, failure.code.value)
-                    yield self._error(request, failure, 0)
-                    return
-            plan = self._plan(request)
-            self.metrics.started(labels)
-            yield self._started(request, plan.prompt_tokens)
-            tokens: Sequence[str] = plan.tokens
-            stop_at, after_error = outcome.end(tokens)
-            stall_after = -1
-            if stall is not None and stall.where == "after_tokens":
-                stall_after = stall.after
-            for n, text in enumerate(tokens[:stop_at]):
-                if n == stall_after:
-                    failure = await self._stall(
-                        task,
-                        stall.delay_s if stall is not None else 0.0,
-                        self.http_config.inter_chunk_timeout_s,
-                        deadline,
-                        request,
-                        emitted,
-                    )
-                    if failure is not None:
-                        yield self._error(request, failure, emitted)
-                        return
-                if self.token_delay_s and not await self._sleep(task, self.token_delay_s, deadline):
-                    if task.is_cancelled():
-                        break
-                    yield self._error(request, _deadline(request, emitted), emitted)
-                    return
-                if task.is_cancelled():
-                    break
-                if anyio.current_time() >= deadline:
-                    yield self._error(request, _deadline(request, emitted), emitted)
-                    return
-                if t_first is None:
-                    t_first = anyio.current_time()
-                yield TokenEvent.token(text, emitted)
-                emitted += 1
-            if task.is_cancelled():
-                yield self._cancelled(request, labels, emitted, t_first)
-                return
-            if after_error is not None:
-                yield self._error(request, after_error, emitted)
-                return
-            t_end = anyio.current_time()
-            first_ms = None if t_first is None else (t_first - t0) * 1000.0
-            decode_ms = 0.0 if t_first is None else (t_end - t_first) * 1000.0
-            self.metrics.finished(
-                labels,
-                tokens_in=plan.prompt_tokens,
-                tokens_out=emitted,
-                first_token_ms=first_ms,
-                decode_ms=decode_ms,
-            )
-            metrics: dict[str, Any] = {"latency_decode_ms": int(decode_ms), "tokens_out": emitted}
-            if first_ms is not None:
-                metrics["latency_first_token_ms"] = int(first_ms)
-            yield TokenEvent.metrics(**metrics)
-            end: dict[str, Any] = {
-                "stop_reason": plan.stop_reason,
-                "engine_stop_reason": plan.stop_reason,
-                "usage": {
-                    "prompt_tokens": plan.prompt_tokens,
-                    "completion_tokens": plan.completion_tokens,
-                },
-            }
-            if plan.stop_string:
-                end["stop_string"] = plan.stop_string
-            self._log(
-                logging.INFO,
-                "end",
-                f"Stream finished ({plan.stop_reason}) after {emitted} tokens",
-                request,
-                tokens_in=plan.prompt_tokens,
-                tokens_out=emitted,
-                decode_time_ms=int(decode_ms),
-            )
-            yield TokenEvent.end(emitted, int(decode_ms), **end)
+            return err
         finally:
-            if self._tasks.get(request.task_id) is task:
-                del self._tasks[request.task_id]
-
-    async def _stall(
-        self,
-        task: _MockTask,
-        delay_s: float,
-        timeout_s: float,
-        deadline: float,
-        request: TaskRequest,
-        emitted: int,
-    ) -> WorkerError | None:
-        if not await self._sleep(task, min(delay_s, timeout_s), deadline):
-            if task.is_cancelled():
-                return None
-            return _deadline(request, emitted)
-        if delay_s > timeout_s:
-            return error_for_condition(
-                UpstreamCondition.TIMEOUT,
-                f"no stream bytes for {timeout_s:g} s after {emitted} tokens",
-            )
+            self.fault = current[0]
+        outcome = fault_outcome(self.fault)
+        self.stall = outcome.stall
+        self.plan = adapter._plan(request)
+        self.stop_at, self.after_error = outcome.end(self.plan.tokens)
         return None
 
-    def _started(self, request: TaskRequest, tokens_in: int | None = None) -> TokenEvent:
-        event = TokenEvent.started(
-            engine=self.engine,
-            engine_version=self._engine_version,
-            seed=request.seed,
-            sampler_profile_version=request.sampler_profile_version or self.sampler_profile_version,
-        )
-        if tokens_in is not None:
-            event.data["tokens_in"] = tokens_in
-        return event
+    async def read(self) -> Sequence[Any] | None:
+        position, stall = self.position, self.stall
+        if position < 0:
+            self.position = 0
+            if stall is not None and stall.where != "after_tokens":
+                # A late head, or a head without a body byte: no good frame yet, no started.
+                self.stall = None
+                await anyio.sleep(stall.delay_s)
+            return (_HEAD,)
+        if stall is not None and position == stall.after:
+            self.stall = None  # one pause, then the stream goes on (its own silence budget)
+            await anyio.sleep(stall.delay_s)
+            return ()
+        if position >= self.stop_at:
+            if self.after_error is not None:
+                raise self.after_error
+            return (_TERMINAL,)
+        delay = self.adapter.token_delay_s
+        if delay:
+            await anyio.sleep(delay)
+        else:
+            await anyio.lowlevel.checkpoint()  # the deadline and cancel are seen per token
+        self.position = position + 1
+        return (self.plan.tokens[position],)
 
-    def _cancelled(
-        self,
-        request: TaskRequest,
-        labels: Mapping[str, object],
-        emitted: int,
-        t_first: float | None,
-    ) -> TokenEvent:
-        decode_ms = 0 if t_first is None else int((anyio.current_time() - t_first) * 1000)
-        self.metrics.canceled(labels, "client")
-        self._log(
-            logging.INFO,
-            "end",
-            f"Stream cancelled by the caller after {emitted} tokens",
-            request,
-            tokens_out=emitted,
-        )
-        return TokenEvent.end(emitted, decode_ms, stop_reason="cancelled")
-
-    def _error(self, request: TaskRequest, err: WorkerError, emitted: int) -> TokenEvent:
-        self._log(
-            logging.WARNING,
-            "error",
-            f"Stream failed with {err.code.value}: {err.message}",
-            request,
-            tokens_out=emitted,
-            error_kind=err.kind.value,
-            retriable=err.retriable,
-            retry_after_ms=err.retry_after_ms,
-        )
-        return TokenEvent.error(err)
-
-
-def _deadline(request: TaskRequest, emitted: int) -> WorkerError:
-    return error_for_condition(
-        UpstreamCondition.DEADLINE,
-        f"deadline_ms {request.deadline_ms} exceeded after {emitted} tokens",
-    )
+    def parse(self, frame: Any, st: StreamState) -> str | None:
+        if frame.__class__ is str:
+            return frame
+        plan = self.plan
+        if frame is _HEAD:
+            st.prompt_tokens = plan.prompt_tokens
+            return None
+        st.done = True
+        st.stop_reason = st.engine_stop_reason = plan.stop_reason
+        st.stop_string = plan.stop_string or None
+        st.completion_tokens = plan.completion_tokens
+        return None
