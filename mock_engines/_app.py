@@ -263,6 +263,11 @@ class MockEngineApp:
         sid: int | None = None
         pool = ctx.slots
         try:
+            # A free slot and nobody queued (the pool's fast path): the schedule starts when the
+            # request arrived, as a real engine's TTFT does, so the mock's own parsing and
+            # rendering (or a burst of other requests ahead of it on the loop) do not add to
+            # the TTFT it models. After a wait in the queue it starts when the slot is granted.
+            immediate = pool.busy < pool.slots and pool.queued == 0
             try:
                 sid = await pool.acquire(entry.id)
             except Overloaded:
@@ -271,7 +276,7 @@ class MockEngineApp:
                     send, receive, entry, self.dialect.overload_reply(req, ctx), None, transport
                 )
                 return
-            t0 = time.monotonic()
+            t0 = entry.t_received if immediate else time.monotonic()
             chunks = ctx.chunks(plan)
             sizes = [len(ids) for _, ids in chunks] or [1]
             busy = (pool.busy - 1) / pool.slots if pool.slots > 1 else 0.0

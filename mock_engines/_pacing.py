@@ -20,6 +20,13 @@ What held timing at 500-1,000 streams (issue 18.2), and the design answer:
   hiccup the accepted connections pile up and their renders ran back to back while frames fell
   due. :func:`flush_due` writes what is due before each render, so a due frame waits for at
   most one render, never for a burst of them.
+* **The mock's own work counted into TTFT.** The schedule started after the request was parsed
+  and rendered (and after any requests ahead of it on the loop); with a free slot it now starts
+  when the request arrived, as a real engine's TTFT does (``MockEngineApp._generate``).
+* Not the limit: the listen backlog (2048; the kernel queue never overflowed, the loop was not
+  accepting), the ticker's shape (already one timer at the earliest deadline of a heap) or
+  uvloop/httptools (already used via ``uvicorn[standard]``). Each write is one ``send()`` per
+  stream and due moment; writes to different sockets cannot be merged.
 """
 
 from __future__ import annotations

@@ -54,6 +54,9 @@ def test_ticker_records_due_and_sent_per_write() -> None:
         )
         _check_schedule(entry)
         assert len(entry.t_due) == len(entry.t_sent) >= TOKENS  # type: ignore[arg-type]
+        # A free slot: the schedule starts when the request arrived (the mock's parsing and
+        # rendering do not add to the TTFT it models).
+        assert entry.t_start == entry.t_received
 
         # The control plane gives them on request only (they are per write).
         plain = c.get("/__mock__/journal?frames=0").json()["entries"][-1]
@@ -116,3 +119,34 @@ def test_foreign_asgi_server_path_records_the_same() -> None:
     assert entry is not None and entry.completed
     _check_schedule(entry)
     assert len(entry.t_due) == len(entry.t_sent) >= TOKENS  # type: ignore[arg-type]
+
+
+def test_queued_request_schedule_starts_when_its_slot_is_granted() -> None:
+    prof = load_profile("fast", ttft_ms=TTFT_MS, itl_ms=ITL_MS, slots=1, queue_size=4)
+    with run_mock_engine("vllm", profile=prof) as eng:
+
+        async def one(c: httpx.AsyncClient, tokens: int) -> None:
+            path, body = gen_request(
+                "vllm", eng.model, stream=True, max_tokens=tokens, ignore_eos=True
+            )
+            assert (await c.post(path, json=body)).status_code == 200
+
+        async def main() -> None:
+            async with (
+                httpx.AsyncClient(base_url=eng.base_url, timeout=TIMEOUT) as c,
+                anyio.create_task_group() as tg,
+            ):
+                tg.start_soon(one, c, 50)
+                await eng.journal.wait_for(lambda j: eng.ctx.slots.busy == 1, timeout=5)
+                tg.start_soon(one, c, TOKENS)  # queued behind the first: one slot
+
+        anyio.run(main)
+        first, second = sorted(
+            (e for e in eng.journal.entries if e.generation), key=lambda e: e.t_received
+        )
+        _check_schedule(first)
+        _check_schedule(second)
+        assert first.t_start == first.t_received
+        # The second waited for the only slot: its schedule starts when the first let it go.
+        assert first.t_sent is not None and second.t_start is not None
+        assert second.t_start >= first.t_sent[-1] > second.t_received
