@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from llorch_conformance.adapters.api import Capability
+
 from ._catalogue import Level, get_requirement, is_known
 
 __all__ = [
@@ -34,16 +36,9 @@ __all__ = [
     "declaration_rule",
 ]
 
-#: What an adapter may name in ``Capabilities.declared_unsupported`` (``unsupported:<name>`` too).
-DECLARABLE: Final[tuple[str, ...]] = (
-    "cancel",
-    "api_key",
-    "tls",
-    "deadline",
-    "metrics_scrape",
-    "retries",
-    "connection_reuse",
-)
+#: What an adapter may name in ``Capabilities.declared_unsupported`` (``unsupported:<name>`` too):
+#: the vocabulary of :class:`adapters.api.Capability`, as plain strings.
+DECLARABLE: Final[tuple[str, ...]] = tuple(c.value for c in Capability)
 
 
 @dataclass(frozen=True)

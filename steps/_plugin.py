@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from llorch_conformance.adapters.api import Capability
 from llorch_conformance.conformance.plugin import (
     NOT_APPLICABLE,
     PER_RUN,
@@ -80,10 +81,9 @@ def llorch_engines(request: pytest.FixtureRequest, llorch_seed: int) -> Iterator
         pool.close()
 
 
-#: Capabilities an adapter may declare unsupported (``Capabilities.declared_unsupported``).
-KNOWN_NEEDS = frozenset(
-    {"cancel", "api_key", "tls", "deadline", "metrics_scrape", "retries", "connection_reuse"}
-)
+#: Capabilities an adapter may declare unsupported (``Capabilities.declared_unsupported``): the
+#: ``@needs:<name>`` tags a scenario may carry.
+KNOWN_NEEDS = frozenset(c.value for c in Capability)
 
 
 @pytest.fixture

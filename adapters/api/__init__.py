@@ -5,6 +5,7 @@ lives in private ``_modules``; the names below are the whole public API.
 """
 
 from ._enums import (
+    Capability,
     DeterminismLevel,
     Engine,
     ErrorCode,
@@ -49,6 +50,7 @@ from ._types import (
 __all__ = [
     "ERROR_MAPPING",
     "Capabilities",
+    "Capability",
     "ConfigError",
     "ConformanceFailure",
     "DeterminismLevel",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "Capability",
     "DeterminismLevel",
     "Engine",
     "ErrorCode",
@@ -100,3 +101,21 @@ class ErrorCode(StrEnum):
         if kind is WorkerErrorKind.ADAPTER:
             return cls.INTERNAL
         return cls(kind.value)
+
+
+class Capability(StrEnum):
+    """What an adapter may declare unsupported (``Capabilities.declared_unsupported``).
+
+    The suite's vocabulary, like Gateway API's named features: scenarios that need one are
+    tagged ``@needs:<value>`` and are not run against an adapter that declares it; the
+    declaration table (``conformance._declarations``) then judges the declaration per
+    requirement. A StrEnum so a vendor's plain strings (``"cancel"``) keep working.
+    """
+
+    CANCEL = "cancel"
+    API_KEY = "api_key"
+    TLS = "tls"
+    DEADLINE = "deadline"
+    METRICS_SCRAPE = "metrics_scrape"
+    RETRIES = "retries"
+    CONNECTION_REUSE = "connection_reuse"

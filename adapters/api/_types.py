@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 from ._enums import (
+    Capability,
     DeterminismLevel,
     Engine,
     KVHint,
@@ -21,7 +22,7 @@ from ._enums import (
     Priority,
     Workload,
 )
-from ._exceptions import InvalidTaskRequest, WorkerError
+from ._exceptions import InvalidTaskRequest, UsageError, WorkerError
 
 __all__ = [
     "Capabilities",
@@ -63,9 +64,11 @@ class WorkerProps:
 class Capabilities:
     """What an adapter/engine pair offers (ORCH-3093/3094; feeds ``/v1/capabilities``).
 
-    ``features`` is a free set of capability flags. The harness reads ``unsupported:<name>``
-    entries of ``declared_unsupported`` as an adapter's declaration that it does not do
-    something (for example engine-side cancel), so such scenarios are reported ``unsupported``.
+    ``features`` is a free set of capability flags. ``declared_unsupported`` is what the adapter
+    declares it does not do (for example engine-side cancel): :class:`Capability` members or
+    their names, ``unsupported:<name>`` too; scenarios needing one are reported ``unsupported``.
+    An unknown name is a :class:`UsageError` here, at construction, so a typo never silently
+    declares nothing.
     """
 
     engine: str
@@ -78,6 +81,16 @@ class Capabilities:
     features: tuple[str, ...] = ()
     declared_unsupported: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        known = frozenset(Capability)
+        for name in self.declared_unsupported:
+            if str(name).removeprefix("unsupported:") not in known:
+                raise UsageError(
+                    f"Capabilities.declared_unsupported: unknown capability {name!r} (known: "
+                    + ", ".join(c.value for c in Capability)
+                    + ")"
+                )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "engine": self.engine,
@@ -88,7 +101,7 @@ class Capabilities:
             "slots": self.slots,
             "supported_workloads": list(self.supported_workloads),
             "features": list(self.features),
-            "declared_unsupported": list(self.declared_unsupported),
+            "declared_unsupported": [str(x) for x in self.declared_unsupported],
         }
 
 

@@ -62,3 +62,39 @@ def test_defaults_follow_the_level() -> None:
     should = declaration_rule("OC-ADAPT-5001a", "retries")
     assert should.allowed and "SHOULD" in should.why
     assert not declaration_allowed("NOT-A-1", "cancel")
+
+
+# -- the vocabulary (adapters.api.Capability) ------------------------------------------------
+def test_one_vocabulary_feeds_the_table_the_tags_and_the_contract() -> None:
+    from llorch_conformance.adapters.api import Capability
+    from llorch_conformance.steps._plugin import KNOWN_NEEDS
+
+    assert set(DECLARABLE) == set(KNOWN_NEEDS) == {c.value for c in Capability}
+    assert {n for _, n in _feature_pairs()} <= set(DECLARABLE)
+
+
+def test_declared_unsupported_takes_members_names_and_the_prefixed_form() -> None:
+    from llorch_conformance.adapters.api import Capabilities, Capability
+
+    caps = Capabilities(
+        engine="vllm",
+        engine_version="0.6.3",
+        declared_unsupported=(Capability.CANCEL, "tls", "unsupported:retries"),
+    )
+    assert "cancel" in caps.declared_unsupported and Capability.TLS in caps.declared_unsupported
+    as_json = caps.to_dict()["declared_unsupported"]
+    assert as_json == ["cancel", "tls", "unsupported:retries"]
+    assert all(type(x) is str for x in as_json)
+
+
+def test_an_unknown_declaration_is_a_clear_usage_error() -> None:
+    import pytest
+
+    from llorch_conformance.adapters.api import Capabilities, UsageError
+
+    for bad in ("cancle", "unsupported:gpu", ""):
+        with pytest.raises(UsageError) as err:
+            Capabilities(engine="vllm", engine_version="1", declared_unsupported=("cancel", bad))
+        msg = str(err.value)
+        assert repr(bad) in msg and "known: cancel, api_key, tls" in msg, msg
+        assert "\n" not in msg
