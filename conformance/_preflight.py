@@ -36,7 +36,9 @@ def parse_jobs(raw: str) -> int | str:
 
 def _given(args: argparse.Namespace, *pairs: tuple[str, str]) -> list[str]:
     """The flags among ``(flag, attribute)`` the user set (non-empty, non-default)."""
-    defaults = {"orchestrator_pool": "default", "orchestrator_token_env": "LLORCH_API_TOKEN"}
+    from ._options import RUN_OPTIONS
+
+    defaults = {o.dest: o.default for o in RUN_OPTIONS if o.default not in (None, [])}
     out = []
     for flag, attr in pairs:
         v = getattr(args, attr, None)
