@@ -35,7 +35,7 @@ from llorch_conformance.adapters.api import ConfigError
 
 from ._asgi import Receive, Scope, Send
 from ._context import EngineContext
-from ._faults import FAULT_HEADER, FaultRule
+from ._faults import FAULT_HEADER, FaultRule, Responder
 from ._journal import JournalEntry
 from ._pacing import flush_due, pace
 from ._profile import load_profile
@@ -223,7 +223,7 @@ class MockEngineApp:
             return
 
         if rule is not None and await rule.fault.answer(
-            rule, self, req, entry, receive, send, transport
+            rule, Responder(self, req, entry, receive, send, transport)
         ):
             return
 

@@ -16,7 +16,9 @@ Stages, in request order (:class:`Stage`)::
     WRITES      how the bytes are cut into writes, delayed or truncated (``writes``)
 
 and, outside the engine, :meth:`Fault.outcome`: the *event-level outcome* a correct HTTP adapter
-produces for the fault (what ``MockAdapter`` plays without sockets).
+produces for the fault (what ``MockAdapter`` plays without sockets), and :meth:`Fault.live`: the
+same fault applied incrementally by the fault proxy to a live engine's response as it streams
+(a :class:`Live` object per response, driving the proxy's :class:`Relay`).
 
 Adding a fault = one subclass (or one more instance of an existing class) listed in
 ``_CATALOGUE``, plus its test. For example a gateway's HTML 502 page in place of the engine
@@ -27,9 +29,8 @@ Adding a fault = one subclass (or one more instance of an existing class) listed
         stage = Stage.ANSWER
         summary = "error WORKER_RESET (retriable)"
 
-        async def answer(self, rule, host, req, entry, receive, send, transport):
-            page = Reply(502, b"<html>502 Bad Gateway</html>", [(b"content-type", b"text/html")])
-            await host.send_reply(send, entry, page, rule)
+        async def answer(self, rule, to):
+            await to.reply(Reply(502, PAGE, [(b"content-type", b"text/html")]), rule)
             return True
 
         def outcome(self, rule):
@@ -50,8 +51,10 @@ then the engine rules in order. The dialects declare which faults they cannot re
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
+import json
 import math
 import random
 import threading
@@ -69,7 +72,7 @@ from llorch_conformance.adapters.api import (
 
 from ._asgi import Receive, Send
 from ._segments import Seg, corrupt, mid_char_cuts, split_segments, truncate
-from ._wire import Frame, FrameKind, MockRequest, Reply, StreamReply
+from ._wire import Frame, FrameKind, MockRequest, Reply, StreamReply, dumps
 
 if TYPE_CHECKING:
     from ._journal import JournalEntry
@@ -79,12 +82,17 @@ __all__ = [
     "FAULTS",
     "FAULT_HEADER",
     "FAULT_IDS",
+    "NOT_APPLIED",
     "Fault",
     "FaultHost",
     "FaultParam",
     "FaultRule",
     "FaultSpec",
+    "Live",
+    "LiveEvent",
     "Outcome",
+    "Relay",
+    "Responder",
     "RuleState",
     "Stage",
     "Stall",
@@ -94,6 +102,11 @@ __all__ = [
 ]
 
 FAULT_HEADER = "x-mock-fault"
+
+#: Prefix of a journal ``fault_note`` saying the selected fault could not be applied to this
+#: response (the engine's own output gave it no room: too few tokens, no JSON frame, ...). A
+#: scenario that needed the fault cannot judge the adapter then.
+NOT_APPLIED = "not applied: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +212,48 @@ class FaultHost(Protocol):
     async def abort_connection(self, transport: Any, receive: Receive) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Responder:
+    """The request an ANSWER-stage fault answers in place of the engine, with the ways to answer
+    it (through the mock engine or the fault proxy that serves it)."""
+
+    host: FaultHost
+    req: MockRequest
+    entry: JournalEntry
+    receive: Receive
+    send: Send
+    transport: Any
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.host.dialect
+
+    async def reply(self, reply: Reply, rule: FaultRule | None) -> None:
+        """A complete reply (``rule``'s header stage applies)."""
+        await self.host.send_reply(self.send, self.entry, reply, rule)
+
+    async def reply_timed(self, reply: Reply | StreamReply) -> None:
+        """A reply sent the way generations are (held for its due time, written as frames)."""
+        await self.host.send_any(self.send, self.receive, self.entry, reply, None, self.transport)
+
+    async def abort(self) -> None:
+        """Close the connection without a response."""
+        self.entry.aborted = True
+        await self.host.abort_connection(self.transport, self.receive)
+
+
 def _reset(message: str) -> WorkerError:
     return error_for_condition(UpstreamCondition.RESET, message)
+
+
+def _tokens_then(summary: str, rule: FaultRule, error: Callable[[int], WorkerError]) -> Outcome:
+    """``after_events`` tokens (or all, if fewer), then ``error(k)``."""
+
+    def end(tokens: Sequence[str]) -> tuple[int, WorkerError | None]:
+        k = min(len(tokens), rule.int_param("after_events"))
+        return k, error(k)
+
+    return Outcome(summary, _end=end)
 
 
 def _after_events_cut(rule: FaultRule, frames: Sequence[Frame]) -> tuple[int, str | None]:
@@ -218,6 +271,12 @@ def _after_events_cut(rule: FaultRule, frames: Sequence[Frame]) -> tuple[int, st
             if seen == k:
                 return pos, None
     return pos, f"stream has fewer than {k} events; fault at its end"
+
+
+#: What the WRITES stage returns: the writes, whether to close the connection after them, a note.
+Writes = tuple[list[Seg], bool, str | None]
+#: What the FRAMES stage returns: the frames, and a note when the fault could not fully apply.
+Frames = tuple[list[Frame], str | None]
 
 
 class Fault:
@@ -268,16 +327,7 @@ class Fault:
     """Engine-wide rules of this fault are drawn once per new TCP connection (and close it)."""
 
     # -- ANSWER ------------------------------------------------------------------------------
-    async def answer(
-        self,
-        rule: FaultRule,
-        host: FaultHost,
-        req: MockRequest,
-        entry: JournalEntry,
-        receive: Receive,
-        send: Send,
-        transport: Any,
-    ) -> bool:
+    async def answer(self, rule: FaultRule, to: Responder) -> bool:
         """Answer the request in place of the engine; True when it did."""
         return False
 
@@ -291,8 +341,8 @@ class Fault:
 
     # -- FRAMES ------------------------------------------------------------------------------
     def frames(
-        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, dialect: Dialect
-    ) -> tuple[list[Frame], str | None]:
+        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, d: Dialect
+    ) -> Frames:
         """The stream's frames as sent, and a note when the fault could not fully apply."""
         return frames, None
 
@@ -301,9 +351,7 @@ class Fault:
         return body, None
 
     # -- WRITES ------------------------------------------------------------------------------
-    def writes(
-        self, rule: FaultRule, segs: list[Seg], frames: list[Frame]
-    ) -> tuple[list[Seg], bool, str | None]:
+    def writes(self, rule: FaultRule, segs: list[Seg], frames: list[Frame]) -> Writes:
         """The writes as sent, whether the connection is closed after them, and a note."""
         return segs, False, None
 
@@ -311,6 +359,12 @@ class Fault:
     def outcome(self, rule: FaultRule) -> Outcome:
         """The event-level outcome a correct HTTP adapter produces for ``rule``."""
         return Outcome(self.summary)
+
+    # -- live (the fault proxy) ------------------------------------------------------------
+    def live(self, rule: FaultRule) -> Live:
+        """The fault on one live engine response streaming through the fault proxy: the same
+        frames/writes stages applied incrementally, as the bytes arrive (:class:`Live`)."""
+        return Live(rule)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,17 +396,8 @@ class HttpStatus(Fault):
         )
         self.status = status
 
-    async def answer(
-        self,
-        rule: FaultRule,
-        host: FaultHost,
-        req: MockRequest,
-        entry: JournalEntry,
-        receive: Receive,
-        send: Send,
-        transport: Any,
-    ) -> bool:
-        await host.send_reply(send, entry, host.dialect.status_fault_reply(self.status, req), rule)
+    async def answer(self, rule: FaultRule, to: Responder) -> bool:
+        await to.reply(to.dialect.status_fault_reply(self.status, to.req), rule)
         return True
 
     def outcome(self, rule: FaultRule) -> Outcome:
@@ -363,18 +408,8 @@ class HttpStatus(Fault):
 class RateLimited(Fault):
     stage = Stage.ANSWER
 
-    async def answer(
-        self,
-        rule: FaultRule,
-        host: FaultHost,
-        req: MockRequest,
-        entry: JournalEntry,
-        receive: Receive,
-        send: Send,
-        transport: Any,
-    ) -> bool:
-        reply = host.dialect.rate_limit_reply(req, rule.int_param("seconds"))
-        await host.send_reply(send, entry, reply, rule)
+    async def answer(self, rule: FaultRule, to: Responder) -> bool:
+        await to.reply(to.dialect.rate_limit_reply(to.req, rule.int_param("seconds")), rule)
         return True
 
     def outcome(self, rule: FaultRule) -> Outcome:
@@ -438,17 +473,8 @@ def _until(rule: FaultRule, now: float) -> float:
 class Overload(Fault):
     stage = Stage.ANSWER
 
-    async def answer(
-        self,
-        rule: FaultRule,
-        host: FaultHost,
-        req: MockRequest,
-        entry: JournalEntry,
-        receive: Receive,
-        send: Send,
-        transport: Any,
-    ) -> bool:
-        await host.send_any(send, receive, entry, host.overload_reply(req), None, transport)
+    async def answer(self, rule: FaultRule, to: Responder) -> bool:
+        await to.reply_timed(to.host.overload_reply(to.req))
         return True
 
     def outcome(self, rule: FaultRule) -> Outcome:
@@ -489,18 +515,8 @@ class AcceptThenClose(Fault):
     def selects(self, rule: FaultRule, route: Route | None, dialect: Dialect) -> bool:
         return False  # engine-wide: drawn per connection, not per request
 
-    async def answer(
-        self,
-        rule: FaultRule,
-        host: FaultHost,
-        req: MockRequest,
-        entry: JournalEntry,
-        receive: Receive,
-        send: Send,
-        transport: Any,
-    ) -> bool:
-        entry.aborted = True
-        await host.abort_connection(transport, receive)
+    async def answer(self, rule: FaultRule, to: Responder) -> bool:
+        await to.abort()
         return True
 
     def outcome(self, rule: FaultRule) -> Outcome:
@@ -540,9 +556,10 @@ class WrongContentType(Fault):
 class StallBeforeFirstByte(Fault):
     summary = "delayed first token; DECODE_TIMEOUT past the first-byte timeout"
 
-    def writes(
-        self, rule: FaultRule, segs: list[Seg], frames: list[Frame]
-    ) -> tuple[list[Seg], bool, str | None]:
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveStallFirstByte(rule)
+
+    def writes(self, rule: FaultRule, segs: list[Seg], frames: list[Frame]) -> Writes:
         d = rule.int_param("delay_ms") / 1000.0
         return [Seg(s.due + d, s.data, s.done) for s in segs], False, None
 
@@ -554,9 +571,10 @@ class StallBeforeFirstByte(Fault):
 class StallMidstream(Fault):
     summary = "pause mid-stream; DECODE_TIMEOUT past the inter-chunk timeout"
 
-    def writes(
-        self, rule: FaultRule, segs: list[Seg], frames: list[Frame]
-    ) -> tuple[list[Seg], bool, str | None]:
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveStall(rule)
+
+    def writes(self, rule: FaultRule, segs: list[Seg], frames: list[Frame]) -> Writes:
         cut_at, note = _after_events_cut(rule, frames)
         d = rule.int_param("delay_ms") / 1000.0
         out: list[Seg] = []
@@ -576,26 +594,28 @@ class StallMidstream(Fault):
 class Disconnect(Fault):
     summary = "tokens then error WORKER_RESET (retriable)"
 
-    def writes(
-        self, rule: FaultRule, segs: list[Seg], frames: list[Frame]
-    ) -> tuple[list[Seg], bool, str | None]:
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveDisconnect(rule)
+
+    def writes(self, rule: FaultRule, segs: list[Seg], frames: list[Frame]) -> Writes:
         cut_at, note = _after_events_cut(rule, frames)
         return truncate(segs, cut_at), True, note
 
     def outcome(self, rule: FaultRule) -> Outcome:
-        def end(tokens: Sequence[str]) -> tuple[int, WorkerError | None]:
-            k = min(len(tokens), rule.int_param("after_events"))
-            return k, _reset(f"stream ended before its terminal frame after {k} tokens")
-
-        return Outcome(self.summary, _end=end)
+        return _tokens_then(
+            self.summary,
+            rule,
+            lambda k: _reset(f"stream ended before its terminal frame after {k} tokens"),
+        )
 
 
 class DisconnectBytes(Fault):
     summary = "tokens then error WORKER_RESET (retriable)"
 
-    def writes(
-        self, rule: FaultRule, segs: list[Seg], frames: list[Frame]
-    ) -> tuple[list[Seg], bool, str | None]:
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveDisconnectBytes(rule)
+
+    def writes(self, rule: FaultRule, segs: list[Seg], frames: list[Frame]) -> Writes:
         return truncate(segs, max(0, rule.int_param("after_bytes"))), True, None
 
     def outcome(self, rule: FaultRule) -> Outcome:
@@ -616,9 +636,10 @@ class DisconnectBytes(Fault):
 class CutUtf8(Fault):
     summary = "tokens then error WORKER_RESET (retriable)"
 
-    def writes(
-        self, rule: FaultRule, segs: list[Seg], frames: list[Frame]
-    ) -> tuple[list[Seg], bool, str | None]:
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveCutUtf8(rule)
+
+    def writes(self, rule: FaultRule, segs: list[Seg], frames: list[Frame]) -> Writes:
         body = b"".join(s.data for s in segs)
         for i, b in enumerate(body):
             if b >= 0xC0:
@@ -639,9 +660,10 @@ class CutUtf8(Fault):
 
 
 class SplitUtf8(Fault):
-    def writes(
-        self, rule: FaultRule, segs: list[Seg], frames: list[Frame]
-    ) -> tuple[list[Seg], bool, str | None]:
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveSplit(rule, mid_char_cuts)
+
+    def writes(self, rule: FaultRule, segs: list[Seg], frames: list[Frame]) -> Writes:
         note = None
         if not any(b >= 0xC0 for s in segs for b in s.data):
             note = "body has no multi-byte character; writes left unsplit"
@@ -649,9 +671,10 @@ class SplitUtf8(Fault):
 
 
 class SplitEveryByte(Fault):
-    def writes(
-        self, rule: FaultRule, segs: list[Seg], frames: list[Frame]
-    ) -> tuple[list[Seg], bool, str | None]:
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveSplit(rule, lambda b: list(range(1, len(b))))
+
+    def writes(self, rule: FaultRule, segs: list[Seg], frames: list[Frame]) -> Writes:
         return split_segments(segs, lambda b: list(range(1, len(b)))), False, None
 
 
@@ -668,20 +691,22 @@ class FrameFault(Fault):
 
     def outcome(self, rule: FaultRule) -> Outcome:
         """Protocol violation after ``after_events`` tokens (the default of frame faults)."""
-
-        def end(tokens: Sequence[str]) -> tuple[int, WorkerError | None]:
-            k = min(len(tokens), rule.int_param("after_events"))
-            return k, error_for_condition(
+        return _tokens_then(
+            self.summary,
+            rule,
+            lambda k: error_for_condition(
                 UpstreamCondition.PROTOCOL, f"protocol violation ({self.id}) after {k} tokens"
-            )
-
-        return Outcome(self.summary, _end=end)
+            ),
+        )
 
 
 class MalformedJson(FrameFault):
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveMalformed(rule)
+
     def frames(
-        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, dialect: Dialect
-    ) -> tuple[list[Frame], str | None]:
+        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, d: Dialect
+    ) -> Frames:
         target = rule.int_param("after_events")
         events = [i for i, f in enumerate(frames) if f.kind != FrameKind.COMMENT]
         for i in events[target:] + events[:target]:
@@ -701,9 +726,12 @@ class MissingTerminal(FrameFault):
     summary = "all tokens then error WORKER_RESET (retriable)"
     body_note = "non-streamed response: no terminal frame to drop"
 
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveMissingTerminal(rule)
+
     def frames(
-        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, dialect: Dialect
-    ) -> tuple[list[Frame], str | None]:
+        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, d: Dialect
+    ) -> Frames:
         return [f for f in frames if f.kind != FrameKind.TERMINAL], None
 
     def outcome(self, rule: FaultRule) -> Outcome:
@@ -715,9 +743,12 @@ class MissingTerminal(FrameFault):
 
 
 class DuplicateIndex(FrameFault):
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveDuplicate(rule)
+
     def frames(
-        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, dialect: Dialect
-    ) -> tuple[list[Frame], str | None]:
+        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, d: Dialect
+    ) -> Frames:
         toks = [i for i, f in enumerate(frames) if f.kind == FrameKind.TOKEN]
         if not toks:
             return frames, "no token frame to duplicate"
@@ -728,9 +759,12 @@ class DuplicateIndex(FrameFault):
 
 
 class OutOfOrderIndex(FrameFault):
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveOutOfOrder(rule)
+
     def frames(
-        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, dialect: Dialect
-    ) -> tuple[list[Frame], str | None]:
+        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, d: Dialect
+    ) -> Frames:
         toks = [i for i, f in enumerate(frames) if f.kind == FrameKind.TOKEN]
         if len(toks) < 2:
             return frames, "fewer than two token frames; nothing to reorder"
@@ -743,9 +777,12 @@ class OutOfOrderIndex(FrameFault):
 
 
 class Oversized(FrameFault):
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveOversized(rule)
+
     def frames(
-        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, dialect: Dialect
-    ) -> tuple[list[Frame], str | None]:
+        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, d: Dialect
+    ) -> Frames:
         if reply.token_frame is None:
             return frames, "this response has no token frame shape"
         size = max(1, rule.int_param("size"))
@@ -765,9 +802,12 @@ class Oversized(FrameFault):
 class ErrorEvent(FrameFault):
     summary = "tokens then error WORKER_RESET (retriable)"
 
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveErrorEvent(rule)
+
     def frames(
-        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, dialect: Dialect
-    ) -> tuple[list[Frame], str | None]:
+        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, d: Dialect
+    ) -> Frames:
         if reply.error_frames is None:
             return frames, "this response has no in-stream error shape"
         k = rule.int_param("after_events")
@@ -785,13 +825,12 @@ class ErrorEvent(FrameFault):
         return out, None
 
     def outcome(self, rule: FaultRule) -> Outcome:
-        def end(tokens: Sequence[str]) -> tuple[int, WorkerError | None]:
-            k = min(len(tokens), rule.int_param("after_events"))
-            return k, error_for_condition(
-                UpstreamCondition.SERVER_ERROR, f"engine error in stream: {_message(rule)}"[:200]
-            )
-
-        return Outcome(self.summary, _end=end)
+        message = f"engine error in stream: {_message(rule)}"[:200]
+        return _tokens_then(
+            self.summary,
+            rule,
+            lambda k: error_for_condition(UpstreamCondition.SERVER_ERROR, message),
+        )
 
 
 def _message(rule: FaultRule) -> str:
@@ -801,10 +840,13 @@ def _message(rule: FaultRule) -> str:
 class KeepaliveFlood(FrameFault):
     summary = "normal stream"
 
+    def live(self, rule: FaultRule) -> Live:
+        return _LiveKeepalive(rule)
+
     def frames(
-        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, dialect: Dialect
-    ) -> tuple[list[Frame], str | None]:
-        ka = dialect.keepalive
+        self, rule: FaultRule, frames: list[Frame], reply: StreamReply, d: Dialect
+    ) -> Frames:
+        ka = d.keepalive
         if ka is None:
             return frames, "this dialect sends no keep-alive comments"
         # Half go out with the headers, before any event; the rest are spread evenly in front
@@ -825,6 +867,385 @@ class KeepaliveFlood(FrameFault):
 
     def outcome(self, rule: FaultRule) -> Outcome:
         return Outcome(self.summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# Live: a fault applied by the fault proxy to a live engine's answer as it streams
+# ---------------------------------------------------------------------------------------------
+
+
+class Relay(Protocol):
+    """What a :class:`Live` fault drives in the fault proxy's relay of one engine response.
+
+    ``write`` sends bytes to the adapter and journals ``frame`` (False once the stream was cut);
+    ``raw`` sends bytes as they are; ``cut`` closes the connection mid-response; ``error_event``
+    sends the dialect's in-stream error and ends the response (True when the route has no such
+    shape). ``notes`` end up in the journal entry's ``fault_note``."""
+
+    notes: list[str]
+    events_sent: int
+    text_sent: int
+    bytes_sent: int
+    sse: bool
+
+    @property
+    def keepalive(self) -> bytes: ...
+
+    async def write(self, data: bytes, frame: bytes | None) -> bool: ...
+
+    async def raw(self, data: bytes) -> None: ...
+
+    async def cut(self) -> None: ...
+
+    async def error_event(self, message: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """One SSE event of the engine as the relay classified it; ``index``: its position among
+    the token frames (-1 when it carries none)."""
+
+    data: bytes
+    kind: FrameKind
+    text: str | None
+    reason: str | None
+    path: list[str | int] | None
+    index: int
+
+    @property
+    def finishing(self) -> bool:
+        """The engine's last frame (terminal, or carrying the stop reason)."""
+        return self.kind == FrameKind.TERMINAL or self.reason is not None
+
+    @property
+    def counts(self) -> bool:
+        return self.kind != FrameKind.COMMENT
+
+
+class Live:
+    """A fault on a live engine's response, one object per response (it holds the fault's state
+    while the response streams through the fault proxy). Made by :meth:`Fault.live`; the base
+    class passes everything through unchanged."""
+
+    def __init__(self, rule: FaultRule) -> None:
+        self.rule = rule
+
+    def whole_body(self, observed: bool) -> bool:
+        """Read a non-SSE body whole before sending it (to observe or rewrite it)."""
+        return observed
+
+    async def after_head(self, relay: Relay) -> None:
+        """After the response head of a successful answer went out."""
+
+    async def write(self, relay: Relay, data: bytes) -> bool | None:
+        """Send ``data`` bent by the fault: None = not handled (sent as is), True = sent,
+        False = the fault cut the stream."""
+        return None
+
+    async def before_body(self, relay: Relay) -> None:
+        """Before a complete (non-SSE) body is sent."""
+
+    async def after_body(self, relay: Relay) -> None:
+        """After a complete (non-SSE) body was sent."""
+
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        """The bytes to send for one engine event (None: nothing now)."""
+        return ev.data
+
+    async def end(self, relay: Relay) -> None:
+        """The engine's stream ended: what the fault still owes."""
+
+
+class _LiveAfterText(Live):
+    """``midstream.disconnect`` / ``stall.midstream`` once ``after_events`` token frames went out.
+
+    Counted in frames that delivered text: a live engine's empty deltas (vLLM's first chunk,
+    held-back partial UTF-8) are no tokens for the adapter, so they must not move the fault
+    earlier than the scenario's "after k tokens" planned. An engine that finishes sooner gets
+    the fault before its finishing frame, so it still lands mid-stream."""
+
+    fired = False
+
+    async def fire(self, relay: Relay) -> None:
+        raise NotImplementedError
+
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        if ev.counts and not self.fired:
+            k = self.rule.int_param("after_events")
+            due = relay.text_sent >= k
+            if not due and ev.finishing:
+                due = True
+                relay.notes.append(
+                    f"the engine finished after {relay.text_sent} of {k} token frames; "
+                    "fault before its finishing frame"
+                )
+            if due:
+                self.fired = True
+                await self.fire(relay)
+        return ev.data
+
+    async def end(self, relay: Relay) -> None:
+        if not self.fired:
+            k = self.rule.int_param("after_events")
+            relay.notes.append(f"stream has fewer than {k} events; fault at its end")
+            self.fired = True
+            await self.fire(relay)
+
+
+class _LiveDisconnect(_LiveAfterText):
+    async def fire(self, relay: Relay) -> None:
+        await relay.cut()
+
+    async def after_body(self, relay: Relay) -> None:
+        relay.notes.append("non-streamed response: closed after the body")
+        await relay.cut()
+
+
+class _LiveStall(_LiveAfterText):
+    async def fire(self, relay: Relay) -> None:
+        await asyncio.sleep(self.rule.int_param("delay_ms") / 1000.0)
+
+    async def before_body(self, relay: Relay) -> None:
+        relay.notes.append("non-streamed response: the stall comes before the body")
+        await self.fire(relay)
+
+
+class _LiveStallFirstByte(Live):
+    async def after_head(self, relay: Relay) -> None:
+        await asyncio.sleep(self.rule.int_param("delay_ms") / 1000.0)
+
+
+class _LiveDisconnectBytes(Live):
+    def whole_body(self, observed: bool) -> bool:
+        return False  # the byte count is of the engine's own bytes
+
+    async def write(self, relay: Relay, data: bytes) -> bool | None:
+        room = max(0, self.rule.int_param("after_bytes")) - relay.bytes_sent
+        if len(data) < room:
+            return None
+        if room > 0:
+            await relay.raw(data[:room])
+        await relay.cut()
+        return False
+
+
+class _LiveCutUtf8(Live):
+    """Cut inside the first multi-byte character; one event of lag, so a stream without any
+    can still be cut inside its last frame."""
+
+    lag: bytes | None = None
+
+    async def write(self, relay: Relay, data: bytes) -> bool | None:
+        for i, b in enumerate(data):
+            if b >= 0xC0:
+                await relay.raw(data[: i + 1])
+                await relay.cut()
+                return False
+        return None
+
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        lag, self.lag = self.lag, ev.data
+        return lag
+
+    async def end(self, relay: Relay) -> None:
+        lag, self.lag = self.lag, None
+        relay.notes.append("body has no multi-byte character; cut in the middle of the last frame")
+        if lag:
+            await relay.raw(lag[: max(1, len(lag) // 2)])
+        await relay.cut()
+
+
+class _LiveSplit(Live):
+    def __init__(self, rule: FaultRule, cuts: Callable[[bytes], list[int]]) -> None:
+        super().__init__(rule)
+        self.cuts = cuts
+
+    async def write(self, relay: Relay, data: bytes) -> bool | None:
+        start = 0
+        for c in self.cuts(data):
+            await relay.raw(data[start:c])
+            start = c
+        if start < len(data):
+            await relay.raw(data[start:])
+        return True
+
+
+class _LiveKeepalive(Live):
+    """Half the comments with the head, the rest spread before the events (16 per event at
+    most), whatever is left before the end."""
+
+    left = 0
+    per = 0
+
+    async def after_head(self, relay: Relay) -> None:
+        if not relay.sse:
+            return
+        count = max(0, self.rule.int_param("count"))
+        before = count // 2
+        self.left = count - before
+        self.per = max(1, self.left // 16)
+        if before:
+            await relay.write(relay.keepalive * before, None)
+
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        if self.left and ev.counts:
+            n = self.left if ev.kind == FrameKind.TERMINAL else min(self.per, self.left)
+            self.left -= n
+            await relay.write(relay.keepalive * n, None)
+        return ev.data
+
+    async def end(self, relay: Relay) -> None:
+        if self.left:
+            await relay.write(relay.keepalive * self.left, None)
+            self.left = 0
+
+
+class _LiveMalformed(Live):
+    done = False
+
+    def whole_body(self, observed: bool) -> bool:
+        return True
+
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        if (
+            ev.counts
+            and not self.done
+            and (relay.events_sent >= self.rule.int_param("after_events") or ev.finishing)
+        ):
+            bad = corrupt(ev.data)
+            if bad is not None:
+                self.done = True
+                return bad
+        return ev.data
+
+    async def end(self, relay: Relay) -> None:
+        if not self.done:
+            relay.notes.append(NOT_APPLIED + "no JSON frame to corrupt")
+
+
+class _LiveMissingTerminal(Live):
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        return None if ev.kind == FrameKind.TERMINAL else ev.data
+
+
+class _LiveErrorEvent(Live):
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        if ev.counts and (relay.events_sent >= self.rule.int_param("after_events") or ev.finishing):
+            # an engine that finishes early gets the error in place of its finishing frame
+            if await relay.error_event(_message(self.rule)):
+                relay.notes.append(NOT_APPLIED + "this response has no in-stream error shape")
+            return None
+        return ev.data
+
+
+class _LiveDuplicate(Live):
+    done = False
+    last: bytes | None = None
+
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        if ev.kind == FrameKind.TOKEN:
+            if ev.index == self.rule.int_param("after_events"):
+                self.last = None
+                if await relay.write(ev.data, ev.data):
+                    relay.events_sent += 1
+                self.done = True
+            elif not self.done:
+                self.last = ev.data
+        elif ev.kind == FrameKind.TERMINAL:
+            await self._late(relay)
+        return ev.data
+
+    async def _late(self, relay: Relay) -> None:
+        """Fewer tokens than ``after_events``: repeat the last one."""
+        if self.done or self.last is None:
+            return
+        last, self.last = self.last, None
+        self.done = True
+        relay.notes.append("fewer token frames than after_events; the last one repeated")
+        await relay.write(last, last)
+
+    async def end(self, relay: Relay) -> None:
+        await self._late(relay)
+        if not self.done:
+            relay.notes.append(NOT_APPLIED + "no token frame to duplicate")
+
+
+class _LiveOutOfOrder(Live):
+    done = False
+    noted = False
+    held: bytes | None = None
+
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        if ev.kind == FrameKind.TOKEN and not self.done:
+            if self.held is None and ev.index >= self.rule.int_param("after_events"):
+                self.held = ev.data
+                return None
+            if self.held is not None:
+                held, self.held = self.held, None
+                self.done = True
+                if await relay.write(ev.data, ev.data):
+                    relay.events_sent += 1
+                return held
+        if ev.kind == FrameKind.TERMINAL:
+            await self._flush(relay)
+        return ev.data
+
+    async def _flush(self, relay: Relay) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            relay.notes.append(NOT_APPLIED + "fewer than two token frames; nothing to reorder")
+            self.noted = True
+            await relay.write(held, held)
+
+    async def end(self, relay: Relay) -> None:
+        await self._flush(relay)
+        if not self.done and not self.noted:
+            relay.notes.append(NOT_APPLIED + "fewer than two token frames; nothing to reorder")
+
+
+class _LiveOversized(Live):
+    inflated = False
+    last: tuple[bytes, list[str | int]] | None = None
+
+    async def event(self, relay: Relay, ev: LiveEvent) -> bytes | None:
+        data = ev.data
+        if ev.kind == FrameKind.TOKEN and ev.path:
+            if ev.index == self.rule.int_param("after_events"):
+                data = self._inflate(relay, data, ev.path)
+            else:
+                self.last = (data, ev.path)
+        if not self.inflated and ev.finishing and self.last is not None:
+            # fewer token frames than after_events: the oversized frame is a copy of the last
+            # one, sent before the engine's finishing frame (which still follows)
+            big = self._inflate(relay, *self.last)
+            relay.notes.append("fewer token frames than after_events; a copy of the last inflated")
+            await relay.write(big, big)
+        return data
+
+    def _inflate(self, relay: Relay, event: bytes, path: list[str | int]) -> bytes:
+        size = max(1, self.rule.int_param("size"))
+        try:
+            lines = [ln for ln in event.splitlines() if ln.startswith(b"data:")]
+            obj = json.loads(b"\n".join(ln[5:].lstrip(b" ") for ln in lines))
+            _set_path(obj, path, "")
+            base = len(b"data: " + dumps(obj) + b"\n\n")
+            _set_path(obj, path, "x" * max(0, size - base))
+            self.inflated = True
+            return b"data: " + dumps(obj) + b"\n\n"
+        except (ValueError, KeyError, IndexError, TypeError):
+            relay.notes.append(NOT_APPLIED + "token frame could not be inflated")
+            return event
+
+    async def end(self, relay: Relay) -> None:
+        if not self.inflated:
+            relay.notes.append(NOT_APPLIED + "no token frame to inflate")
+
+
+def _set_path(obj: Any, path: list[str | int], value: str) -> None:
+    """Set ``obj[path[0]][path[1]]...`` to ``value``."""
+    for key in path[:-1]:
+        obj = obj[key]
+    obj[path[-1]] = value
 
 
 _AFTER_EVENTS_2 = FaultParam("after_events", 2, "SSE events sent before the fault")

@@ -59,11 +59,11 @@ from ._app import MockEngineApp, _WatchState
 from ._asgi import Receive, Scope, Send
 from ._context import DEFAULT_MAX_BODY, EngineContext
 from ._dialects import get_dialect
-from ._faults import FAULT_HEADER, FaultRule
+from ._faults import FAULT_HEADER, NOT_APPLIED, FaultRule, Live, LiveEvent, Responder, Stage
 from ._journal import Journal, JournalEntry
 from ._plan import MAX_CONTEXT
 from ._server import EngineServer, StartStop, ThreadedServer
-from ._wire import MockRequest, Reply, StreamReply, dumps
+from ._wire import FrameKind, MockRequest, Reply, StreamReply
 
 __all__ = [
     "ENGINE_PROBES",
@@ -103,19 +103,6 @@ _HOP_BY_HOP = frozenset(
     }
 )
 
-#: Faults that change the body's length or need it whole: Content-Length cannot be kept.
-_BODY_FAULTS = frozenset(
-    {
-        "frame.malformed_json",
-        "frame.missing_terminal",
-        "frame.duplicate_index",
-        "frame.out_of_order_index",
-        "stream.error_event",
-        "stream.keepalive_flood",
-        "frame.oversized",
-    }
-)
-
 #: Where each dialect's engine tells its version and served model (path, JSON key path).
 ENGINE_PROBES: dict[str, dict[str, tuple[str, tuple[str | int, ...]]]] = {
     "llamacpp": {
@@ -144,12 +131,6 @@ ENGINE_PROBES: dict[str, dict[str, tuple[str, tuple[str | int, ...]]]] = {
         ),
     },
 }
-
-
-#: Prefix of a journal ``fault_note`` saying the selected fault could not be applied to this
-#: response (the engine's own output gave it no room: too few tokens, no JSON frame, ...). A
-#: scenario that needed the fault cannot judge the adapter then.
-NOT_APPLIED = "not applied: "
 
 
 class UpstreamError(Exception):
@@ -369,12 +350,6 @@ def observe_body(body: bytes) -> tuple[str | None, str | None]:
     if isinstance(obj.get("text_output"), str):
         return obj["text_output"], None
     return None, None
-
-
-def _set_path(obj: Any, path: list[str | int], value: str) -> None:
-    for key in path[:-1]:
-        obj = obj[key]
-    obj[path[-1]] = value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -785,7 +760,7 @@ class ProxyApp(MockEngineApp):
         if handled:
             return
         if rule is not None and await rule.fault.answer(
-            rule, self, req, entry, receive, send, transport
+            rule, Responder(self, req, entry, receive, send, transport)
         ):
             return
         state = _WatchState()
@@ -938,7 +913,8 @@ class _Relay:
         self.req = req
         self.entry = entry
         self.rule = rule
-        self.fid = rule.id if rule is not None else ""
+        #: the fault's per-response state (None: no fault, the engine's bytes pass unchanged)
+        self.live: Live | None = rule.fault.live(rule) if rule is not None else None
         self.resp = resp
         self.observed = observed
         self.send = send
@@ -949,80 +925,46 @@ class _Relay:
         ct = (resp.header(b"content-type") or b"").lower()
         self.sse = ct.startswith(b"text/event-stream")
         self.events_sent = 0
-        self.text_sent = 0  # events that carried token text (see _event_fault_before)
+        self.text_sent = 0  # events that carried token text
         self.tokens_seen = 0
         self.bytes_sent = 0
         self.started = False
         self.done_fault = False
-        self.held: bytes | None = None  # out_of_order: the token frame held back
-        self.last_token: bytes | None = None
-        self.lag: bytes | None = None  # cut_utf8: the event held one step back
-        self.ka_left = 0
-        self.ka_per = 0
-        self.stalled = False
-        self.json_done = False
-        self.dup_done = False
-        self.ooo_done = False
-        self.ooo_noted = False
-        self.inflated = False
-        self.last_token_path: tuple[bytes, list[str | int]] | None = None
         self.kept = 0
         self.truncated = False
         self.notes: list[str] = []
 
     # -- writing ----------------------------------------------------------------------------
+    @property
+    def keepalive(self) -> bytes:
+        return self.app.dialect.keepalive or b":\n\n"
+
     async def start(self) -> None:
         if self.started:
             return
         self.started = True
-        keep_length = not (self.ok and self.fid in _BODY_FAULTS)
-        hs = self.app.ok_headers(self.resp, self.rule if self.ok else None, keep_length)
-        if self.fid == "conn.slow_headers":
-            await asyncio.sleep(self.rule.int_param("delay_ms") / 1000.0)  # type: ignore[union-attr]
+        rule = self.rule
+        keep_length = not (self.ok and rule is not None and rule.fault.stage is Stage.FRAMES)
+        hs = self.app.ok_headers(self.resp, rule if self.ok else None, keep_length)
+        delay = 0.0 if rule is None else rule.fault.header_delay_s(rule)
+        if delay > 0.0:
+            await asyncio.sleep(delay)
         self.entry.status = self.resp.status
         await self.send({"type": "http.response.start", "status": self.resp.status, "headers": hs})
-        if self.fid == "stall.before_first_byte" and self.ok:
-            await asyncio.sleep(self.rule.int_param("delay_ms") / 1000.0)  # type: ignore[union-attr]
-        if self.fid == "stream.keepalive_flood" and self.ok and self.sse:
-            ka = self.app.dialect.keepalive or b":\n\n"
-            count = max(0, self.rule.int_param("count"))  # type: ignore[union-attr]
-            before = count // 2
-            self.ka_left = count - before
-            self.ka_per = max(1, self.ka_left // 16)
-            if before:
-                await self.write(ka * before, frame=None)
+        if self.ok and self.live is not None:
+            await self.live.after_head(self)
 
     async def write(self, data: bytes, frame: bytes | None) -> bool:
-        """Write ``data`` (split when the fault says so); False once the fault cut the stream."""
+        """Write ``data`` (bent by the fault); False once the fault cut the stream."""
         if self.done_fault:
             return False
-        if self.ok and self.fid == "midstream.disconnect_bytes":
-            limit = max(0, self.rule.int_param("after_bytes"))  # type: ignore[union-attr]
-            room = limit - self.bytes_sent
-            if len(data) >= room:
-                if room > 0:
-                    await self._raw(data[:room])
-                await self.cut()
+        sent: bool | None = None
+        if self.ok and self.live is not None:
+            sent = await self.live.write(self, data)
+            if sent is False:
                 return False
-        if self.ok and self.fid == "midstream.cut_utf8":
-            for i, b in enumerate(data):
-                if b >= 0xC0:
-                    await self._raw(data[: i + 1])
-                    await self.cut()
-                    return False
-        if self.ok and self.fid == "frame.split_every_byte":
-            for i in range(len(data)):
-                await self._raw(data[i : i + 1])
-        elif self.ok and self.fid == "frame.split_utf8":
-            start = 0
-            for i, b in enumerate(data):
-                if b >= 0xC0:
-                    await self._raw(data[start : i + 1])
-                    start = i + 1
-            if start < len(data):
-                await self._raw(data[start:])
-        else:
-            await self._raw(data)
+        if sent is None:
+            await self.raw(data)
         if frame is not None:
             self.keep(frame)
         self.app.journal.notify()
@@ -1038,7 +980,7 @@ class _Relay:
             self.truncated = True
             self.notes.append(f"journal frames truncated after {MAX_JOURNAL_BYTES} bytes")
 
-    async def _raw(self, data: bytes) -> None:
+    async def raw(self, data: bytes) -> None:
         if not data:
             return
         await self.send({"type": "http.response.body", "body": data, "more_body": True})
@@ -1064,8 +1006,10 @@ class _Relay:
             await self._pipe_raw()
         elif self.sse:
             await self._pipe_events()
-        elif self.fid == "frame.malformed_json" or (
-            self.observed is not None and self.fid != "midstream.disconnect_bytes"
+        elif (
+            self.live.whole_body(self.observed is not None)
+            if self.live is not None
+            else self.observed is not None
         ):
             await self._pipe_whole()
         else:
@@ -1131,25 +1075,17 @@ class _Relay:
             obs.engine_stop_reason = reason
             obs.complete = True
             obs.t_engine_done = time.monotonic()
-        if self.fid == "frame.malformed_json":
-            i = body.rfind(b"}")
-            if i != -1:
-                body = body[:i] + body[i + 1 :]
-            else:
-                self.notes.append(NOT_APPLIED + "no JSON object to corrupt")
-        elif self.fid == "frame.missing_terminal":
-            self.notes.append(NOT_APPLIED + "non-streamed response: no terminal frame to drop")
-        elif self.fid in _BODY_FAULTS:
-            self.notes.append(NOT_APPLIED + "applies to streamed responses only; sent normally")
-        if self.fid == "stall.midstream":
-            self.notes.append("non-streamed response: the stall comes before the body")
-            await asyncio.sleep(self.rule.int_param("delay_ms") / 1000.0)  # type: ignore[union-attr]
+        rule = self.rule
+        if rule is not None:
+            body, note = rule.fault.body(rule, body)
+            if note:
+                self.notes.append(NOT_APPLIED + note)
+        if self.live is not None:
+            await self.live.before_body(self)
         if not await self.write(body, body):
             return
-        if self.fid == "midstream.disconnect":
-            self.notes.append("non-streamed response: closed after the body")
-            self._note()
-            await self.cut()
+        if self.live is not None:
+            await self.live.after_body(self)
 
     async def _pipe_events(self) -> None:
         if self.rule is None:
@@ -1184,7 +1120,7 @@ class _Relay:
                         keep(event)
                         if observe is not None:
                             observe(event)
-                    await self._raw(piece)
+                    await self.raw(piece)
                     notify()
             rest = split.flush()
             if rest:
@@ -1222,213 +1158,37 @@ class _Relay:
             yield rest
 
     async def _end_of_stream(self) -> None:
-        """Faults that still owe something when the engine's stream ended."""
-        fid = self.fid
-        if self.held is not None:
-            held, self.held = self.held, None
-            self.notes.append(NOT_APPLIED + "fewer than two token frames; nothing to reorder")
-            self.ooo_noted = True
-            if not await self.write(held, held):
-                return
-        if fid == "midstream.cut_utf8":
-            lag, self.lag = self.lag, None
-            self.notes.append(
-                "body has no multi-byte character; cut in the middle of the last frame"
-            )
-            if lag:
-                await self._raw(lag[: max(1, len(lag) // 2)])
-            await self.cut()
-            return
-        if fid in ("midstream.disconnect", "stall.midstream") and not self.done_fault:
-            rule = self.rule
-            assert rule is not None
-            if fid == "midstream.disconnect":
-                self.notes.append(
-                    f"stream has fewer than {rule.int_param('after_events')} events; fault at its end"
-                )
-                await self.cut()
-                return
-            if not self.stalled:
-                self.notes.append(
-                    f"stream has fewer than {rule.int_param('after_events')} events; fault at its end"
-                )
-                self.stalled = True
-                await asyncio.sleep(rule.int_param("delay_ms") / 1000.0)
-        if fid == "stream.keepalive_flood" and self.ka_left:
-            ka = self.app.dialect.keepalive or b":\n\n"
-            await self.write(ka * self.ka_left, None)
-            self.ka_left = 0
-        if not await self._late_duplicate():
-            return
-        if fid == "frame.duplicate_index" and not self.dup_done:
-            self.notes.append(NOT_APPLIED + "no token frame to duplicate")
-        if fid == "frame.out_of_order_index" and not self.ooo_done and not self.ooo_noted:
-            self.notes.append(NOT_APPLIED + "fewer than two token frames; nothing to reorder")
-        if fid == "frame.malformed_json" and not self.json_done:
-            self.notes.append(NOT_APPLIED + "no JSON frame to corrupt")
-        if fid == "frame.oversized" and not self.inflated:
-            self.notes.append(NOT_APPLIED + "no token frame to inflate")
-
-    async def _event_fault_before(self, kind: int, finishing: bool) -> None:
-        """``midstream.disconnect`` / ``stall.midstream`` once ``after_events`` events went out.
-
-        A live engine may finish sooner than the scenario planned (an early end of sequence):
-        then the fault fires before the engine's finishing frame, so it still lands mid-stream
-        rather than after a complete answer."""
-        rule = self.rule
-        if rule is None or kind == _KIND_COMMENT:
-            return
-        if self.fid not in ("midstream.disconnect", "stall.midstream") or self.done_fault:
-            return
-        k = rule.int_param("after_events")
-        # Counted in frames that delivered text: a live engine's empty deltas (vLLM's first
-        # chunk, held-back partial UTF-8) are no tokens for the adapter, so they must not move
-        # the fault earlier than the scenario's "after k tokens" planned.
-        due = self.text_sent >= k
-        if not due and finishing:
-            due = True
-            self.notes.append(
-                f"the engine finished after {self.text_sent} of {k} token frames; "
-                "fault before its finishing frame"
-            )
-        if not due:
-            return
-        if self.fid == "midstream.disconnect":
-            await self.cut()
-        elif not self.stalled:
-            self.stalled = True
-            await asyncio.sleep(rule.int_param("delay_ms") / 1000.0)
+        """What the fault still owes when the engine's stream ended."""
+        if self.live is not None:
+            await self.live.end(self)
 
     async def _event(self, event: bytes) -> bool:
-        """One SSE event from the engine; False once the stream was cut."""
+        """One SSE event from the engine, bent by the fault; False once the stream was cut."""
         kind, text, reason, path = self._observe(event)
-        rule = self.rule
-        fid = self.fid
-        if rule is None:
+        live = self.live
+        if live is None:
             return await self.write(event, event)
-        finishing = kind == _KIND_TERMINAL or reason is not None
-        await self._event_fault_before(kind, finishing)
+        index = -1
+        if kind == _KIND_TOKEN or (kind == _KIND_TERMINAL and text is not None and path):
+            index = self.tokens_seen
+            self.tokens_seen += 1
+        out = await live.event(self, LiveEvent(event, FrameKind(kind), text, reason, path, index))
         if self.done_fault:
             return False
-        counts = kind != _KIND_COMMENT
-        if fid == "frame.missing_terminal" and kind == _KIND_TERMINAL:
+        if out is None:
             return True
-        if fid == "stream.keepalive_flood" and self.ka_left and counts:
-            ka = self.app.dialect.keepalive or b":\n\n"
-            n = self.ka_left if kind == _KIND_TERMINAL else min(self.ka_per, self.ka_left)
-            self.ka_left -= n
-            if not await self.write(ka * n, None):
-                return False
-        if (
-            fid == "frame.malformed_json"
-            and counts
-            and not self.json_done
-            and (self.events_sent >= rule.int_param("after_events") or finishing)
-        ):
-            i = event.rfind(b"}")
-            if i != -1:
-                self.json_done = True
-                event = event[:i] + event[i + 1 :]
-        if (
-            fid == "stream.error_event"
-            and counts
-            and (self.events_sent >= rule.int_param("after_events") or finishing)
-        ):
-            # an engine that finishes early gets the error in place of its finishing frame
-            return await self._error_event()
-        if kind == _KIND_TOKEN or (kind == _KIND_TERMINAL and text is not None and path):
-            k = rule.int_param("after_events")
-            idx = self.tokens_seen
-            self.tokens_seen += 1
-            if kind == _KIND_TOKEN:
-                if fid == "frame.duplicate_index" and idx == k:
-                    self.last_token = None
-                    if not await self.write(event, event):
-                        return False
-                    self.events_sent += 1
-                    self.dup_done = True
-                elif fid == "frame.duplicate_index" and not self.dup_done:
-                    self.last_token = event
-                if fid == "frame.out_of_order_index" and not self.ooo_done:
-                    if self.held is None and idx >= k:
-                        self.held = event
-                        return True
-                    if self.held is not None:
-                        held, self.held = self.held, None
-                        self.ooo_done = True
-                        if not await self.write(event, event):
-                            return False
-                        self.events_sent += 1
-                        event = held
-                if fid == "frame.oversized" and path:
-                    if idx == k:
-                        event = self._inflate(event, path)
-                    else:
-                        self.last_token_path = (event, path)
-        if (
-            fid == "frame.oversized"
-            and not self.inflated
-            and (kind == _KIND_TERMINAL or reason is not None)
-            and self.last_token_path is not None
-        ):
-            # fewer token frames than after_events: the oversized frame is a copy of the last
-            # one, sent before the engine's finishing frame (which still follows)
-            big = self._inflate(*self.last_token_path)
-            self.notes.append("fewer token frames than after_events; a copy of the last inflated")
-            if not await self.write(big, big):
-                return False
-        if kind == _KIND_TERMINAL:
-            if self.held is not None:
-                held, self.held = self.held, None
-                self.notes.append(NOT_APPLIED + "fewer than two token frames; nothing to reorder")
-                self.ooo_noted = True
-                if not await self.write(held, held):
-                    return False
-            if not await self._late_duplicate():
-                return False
-        if fid == "midstream.cut_utf8":
-            # one event of lag, so a stream without any multi-byte character can still be cut
-            # inside its last frame
-            lag, self.lag = self.lag, event
-            if lag is None:
-                return True
-            event = lag
-        ok = await self.write(event, event)
-        if ok and counts:
+        ok = await self.write(out, out)
+        if ok and kind != _KIND_COMMENT:
             self.events_sent += 1
             if text:
                 self.text_sent += 1
         return ok
 
-    async def _late_duplicate(self) -> bool:
-        """``frame.duplicate_index`` on a stream with fewer tokens: repeat the last one."""
-        if self.fid != "frame.duplicate_index" or self.dup_done or self.last_token is None:
-            return True
-        last, self.last_token = self.last_token, None
-        self.dup_done = True
-        self.notes.append("fewer token frames than after_events; the last one repeated")
-        return await self.write(last, last)
-
-    def _inflate(self, event: bytes, path: list[str | int]) -> bytes:
-        size = max(1, self.rule.int_param("size"))  # type: ignore[union-attr]
-        try:
-            lines = [ln for ln in event.splitlines() if ln.startswith(b"data:")]
-            obj = json.loads(b"\n".join(ln[5:].lstrip(b" ") for ln in lines))
-            _set_path(obj, path, "")
-            base = len(b"data: " + dumps(obj) + b"\n\n")
-            _set_path(obj, path, "x" * max(0, size - base))
-            self.inflated = True
-            return b"data: " + dumps(obj) + b"\n\n"
-        except (ValueError, KeyError, IndexError, TypeError):
-            self.notes.append(NOT_APPLIED + "token frame could not be inflated")
-            return event
-
-    async def _error_event(self) -> bool:
-        """The dialect's in-stream error after the engine's first events; the engine is left."""
-        msg = str(self.rule.param("message") or "mock in-stream failure")  # type: ignore[union-attr]
-        frames = _error_frames(self.app.ctx, self.req, msg)
+    async def error_event(self, message: str) -> bool:
+        """The dialect's in-stream error; the engine is left. True when this route has no
+        in-stream error shape (nothing was sent)."""
+        frames = _error_frames(self.app.ctx, self.req, message)
         if frames is None:
-            self.notes.append(NOT_APPLIED + "this response has no in-stream error shape")
             return True
         for f in frames:
             if not await self.write(f, f):

@@ -22,12 +22,11 @@ from llorch_conformance.adapters.mock import MockAdapter
 from llorch_conformance.mock_engines import (
     FAULT_IDS,
     Fault,
-    FaultHost,
     FaultRule,
     FaultSpec,
-    MockRequest,
     Outcome,
     Reply,
+    Responder,
     Stage,
     _faults,
     fault_outcome,
@@ -46,18 +45,8 @@ class GatewayPage(Fault):
     stage = Stage.ANSWER
     summary = "error WORKER_RESET (retriable)"
 
-    async def answer(
-        self,
-        rule: FaultRule,
-        host: FaultHost,
-        req: MockRequest,
-        entry: Any,
-        receive: Any,
-        send: Any,
-        transport: Any,
-    ) -> bool:
-        reply = Reply(502, PAGE, [(b"content-type", b"text/html")])
-        await host.send_reply(send, entry, reply, rule)
+    async def answer(self, rule: FaultRule, to: Responder) -> bool:
+        await to.reply(Reply(502, PAGE, [(b"content-type", b"text/html")]), rule)
         return True
 
     def outcome(self, rule: FaultRule) -> Outcome:
@@ -133,6 +122,7 @@ def test_mock_adapter_plays_the_new_fault_objects_outcome() -> None:
 _READERS = (
     "llorch_conformance.mock_engines._app",
     "llorch_conformance.mock_engines._context",
+    "llorch_conformance.mock_engines._proxy",
     "llorch_conformance.adapters.mock",
     "llorch_conformance.steps._context",
 )
