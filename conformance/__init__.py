@@ -42,8 +42,10 @@ from ._catalogue import (
     pending_requirements,
 )
 from ._declarations import DECLARATION_RULES
+from ._guide import SCOPES
 from ._results import STATUSES, VERDICT_STATUSES, RunResults, ScenarioResult, Verdict
 from ._seeds import SEED_CORPUS
+from ._targets import DEFAULT_TOKEN_ENV, KNOWN_DIALECTS, resolve_targets
 
 try:
     __version__ = version("llorch-conformance")
@@ -52,7 +54,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 if TYPE_CHECKING:
     from ._facade_view import FacadeView
-    from ._runner import run_suite
+    from ._runner import run_suite, scenario_key
 
 
 def __getattr__(name: str) -> Any:
@@ -64,13 +66,20 @@ def __getattr__(name: str) -> Any:
         from ._facade_view import FacadeView
 
         return FacadeView
+    if name == "scenario_key":  # replay selects recorded scenarios by it (lazy: pytest)
+        from ._runner import scenario_key
+
+        return scenario_key
     raise AttributeError(f"module 'conformance' has no attribute {name!r}")
 
 
 __all__ = [
     "CATALOGUE",
     "DECLARATION_RULES",
+    "DEFAULT_TOKEN_ENV",
+    "KNOWN_DIALECTS",
     "PENDING_COMPONENTS",
+    "SCOPES",
     "SEED_CORPUS",
     "STATUSES",
     "VERDICT_STATUSES",
@@ -85,5 +94,7 @@ __all__ = [
     "get_requirement",
     "is_known",
     "pending_requirements",
+    "resolve_targets",
     "run_suite",
+    "scenario_key",
 ]

@@ -46,6 +46,7 @@ from llorch_conformance.conformance import CATALOGUE, RunResults, ScenarioResult
 
 from ._attest import build_statement, load_private_key, sign_statement, statement_bytes
 from ._audit import AuditHit, audit_bundle
+from ._bundle_read import bounded_json
 from ._failures import group_failures, groups_to_json
 from ._model import (
     TIMING_COLUMNS,
@@ -63,7 +64,7 @@ from ._render_html import render_html
 from ._render_junit import render_junit
 from ._render_md import render_environment, render_error_mapping, render_test_report
 from ._summary import build_summary, validate_summary
-from ._writer import BundleError, ProofBundle, TestType, make_run_id
+from ._writer import BundleError, ProofBundle, TestType, make_run_id, replace_file
 
 __all__ = [
     "MANIFEST",
@@ -151,13 +152,16 @@ def _canonical_digest(obj: Any) -> str:
 
 def _redacted(results: RunResults, secrets: Sequence[str]) -> RunResults:
     def r(obj: Any) -> Any:
-        return json.loads(redact(json.dumps(obj, ensure_ascii=False, default=str), secrets))
+        # bounded first: evidence nested too deep, huge integers, NaN become text, so redaction
+        # cannot recurse to death and the bundle's own readers accept what is written
+        safe = bounded_json(obj)
+        return json.loads(redact(json.dumps(safe, ensure_ascii=False, default=str), secrets))
 
     scenarios = [
         replace(
             s,
             evidence=_trim(r(s.evidence)) if s.evidence else {},
-            message=redact(s.message, secrets),
+            message=redact(bounded_json(str(s.message)), secrets),
         )
         for s in results.scenarios
     ]
@@ -256,7 +260,7 @@ def _clear_previous(root: Path) -> None:
     if not any((root / n).exists() for n in (MANIFEST, "summary.json", "test_report.md")):
         raise BundleError(f"{root} exists and is not a proof bundle; refusing to overwrite it")
     for child in root.iterdir():
-        if child.is_dir():
+        if child.is_dir() and not child.is_symlink():  # a link is removed, never followed
             shutil.rmtree(child)
         else:
             child.unlink()
@@ -400,7 +404,7 @@ def _scrub(root: Path, hits: Sequence[AuditHit], secrets: Sequence[str]) -> None
             text = text.replace(f, "****scrub")
         for _, pat in _PATTERNS:
             text = pat.sub(lambda m: m.group(0).replace(m.group("t"), "****scrub"), text)
-        path.write_text(text, "utf-8")
+        replace_file(path, text.encode("utf-8"))
 
 
 def _manifest(pb: ProofBundle) -> tuple[dict[str, Any], list[str]]:
@@ -472,7 +476,9 @@ def _write_all(
         "level": res.level,
         "fail_on": fail_on,
         "target": res.target,
-        **json.loads(redact(json.dumps(dict(config or {}), default=str), all_secrets)),
+        **json.loads(
+            redact(json.dumps(bounded_json(dict(config or {})), default=str), all_secrets)
+        ),
     }
     config_digest = _canonical_digest(run_config)
     placed = assign_dirs(res)

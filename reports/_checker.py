@@ -15,13 +15,17 @@ would satisfy the shell script but says nothing).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ._writer import HEADER
 
-__all__ = ["HeaderProblem", "check_file_header", "check_headers"]
+if TYPE_CHECKING:
+    from ._bundle_read import BundleReader
+
+__all__ = ["HeaderProblem", "check_file_header", "check_headers", "check_headers_in"]
 
 _TEXT_EXTS: Final = frozenset({".md", ".markdown", ".txt", ".csv"})
 _STREAM_EXTS: Final = frozenset({".ndjson", ".jsonl"})
@@ -52,32 +56,63 @@ def _first_lines(path: Path, n: int) -> list[str]:
     return out
 
 
-def check_file_header(path: Path, rel: str) -> HeaderProblem | None:
-    """The checker's verdict on one file (``None``: fine or not covered by the rules)."""
+def check_file_header(
+    path: Path,
+    rel: str,
+    lines: Callable[[str, int], list[str]] | None = None,
+    exists: Callable[[str], bool] | None = None,
+) -> HeaderProblem | None:
+    """The checker's verdict on one file (``None``: fine or not covered by the rules).
+
+    ``lines(rel, n)`` and ``exists(rel)`` read through a bundle reader (no link followed);
+    by default the file system is read directly (the writer's own fresh output).
+    """
+
+    def first(r: str, n: int) -> list[str]:
+        if lines is not None:
+            return lines(r, n)
+        return _first_lines(path.parent / r.rsplit("/", 1)[-1], n)
+
     ext = path.suffix.lower()
     if ext in _TEXT_EXTS:
-        first = _first_lines(path, 1)
-        if not first or first[0] != HEADER:
+        first_line = first(rel, 1)
+        if not first_line or first_line[0] != HEADER:
             return HeaderProblem(rel, "PB-1012 header", f"first line must be {HEADER!r}")
     elif ext in _STREAM_EXTS:
-        first = _first_lines(path, 1)
-        if not first or not _META_RE.search(first[0]):
+        first_line = first(rel, 1)
+        if not first_line or not _META_RE.search(first_line[0]):
             return HeaderProblem(
                 rel, "PB-1012 ndjson-meta", 'first record must be {"_meta":"proof_bundle",...}'
             )
     elif ext == ".json":
-        meta = path.with_name(path.name + ".meta")
-        if meta.is_file():
-            lines = _first_lines(meta, 1)
-            if not lines or lines[0] != HEADER:
+        meta_ok = (
+            exists(rel + ".meta")
+            if exists is not None
+            else (path.with_name(path.name + ".meta").is_file())
+        )
+        if meta_ok:
+            meta_lines = first(rel + ".meta", 1)
+            if not meta_lines or meta_lines[0] != HEADER:
                 return HeaderProblem(rel + ".meta", "PB-1012 json-meta", f"must hold {HEADER!r}")
-        elif not any(_GEN_RE.search(line) for line in _first_lines(path, 10)):
+        elif not any(_GEN_RE.search(line) for line in first(rel, 10)):
             return HeaderProblem(
                 rel,
                 "PB-1012 json-meta",
                 'needs a .meta sibling or "generated_by":"proof-bundle" in its first 10 lines',
             )
     return None
+
+
+def check_headers_in(reader: BundleReader) -> list[HeaderProblem]:
+    """Every header problem of a scanned bundle, read through its reader (sorted by file)."""
+    out: list[HeaderProblem] = []
+    for rel in sorted(reader.files):
+        problem = check_file_header(
+            reader.root / rel, rel, lines=reader.first_lines, exists=reader.has
+        )
+        if problem is not None:
+            out.append(problem)
+    return out
 
 
 def check_headers(root: Path) -> list[HeaderProblem]:

@@ -1,11 +1,25 @@
-"""``replay_bundle``: rerun the scenarios of a bundle with its recorded seed and configuration,
-and report every transcript difference.
+"""``replay_bundle``: rerun the scenarios of a bundle with its recorded seed, and report every
+transcript difference.
 
-What is rerun: the same selection the recorded run made — ``run_config.json["run_suite"]`` holds
-the keyword arguments ``llorch-conformance run`` passed to :func:`conformance._runner.run_suite`
-(targets, level, requirement filter, seed); bundles without it fall back to what
-``results.json`` records (targets and seed). ``scenario`` narrows the comparison to scenarios
-whose name contains the text.
+**A bundle is data, never code or a destination.** It may come from anyone (a vendor's release),
+so replay takes from it only values it checks against its own vocabulary:
+
+* the *selection*: the recorded scenarios (their stable keys, compared as text: a key our suite
+  does not have selects nothing and shows as "missing"), the requirement IDs (each must be in the
+  installed catalogue), the level and the scope (our own choices);
+* the *target kind*: built-in adapters by name (each must be in ``adapters.BUILTIN_ADAPTERS``),
+  their dialect (one of ours), labels (adapter name/version: safe text), the seed and run id.
+
+It never takes from a bundle: pytest arguments (``run_suite.pytest_args`` of older bundles is
+ignored, ``conftest.py`` and every other file in the folder are never loaded; replay refuses to
+run from inside the bundle folder), a module or adapter spec to import (a vendor adapter is
+replayed only with ``--adapter SPEC`` given by the user), an environment variable name (the
+orchestrator token is read only from the variable the user names with
+``--orchestrator-token-env``), and a URL to contact: a recorded engine or orchestrator URL is
+refused unless the user gives their own (``--engine-url``/``--orchestrator-url``) or passes
+``--allow-bundle-url``; even then no token goes to a bundle's URL unless the user names the
+variable. Every file is read through :mod:`reports._bundle_read` (no links, bounded strict JSON,
+schemas); anything else is one line and exit 2.
 
 What is compared, per scenario (keyed by adapter, feature and scenario — node ids depend on the
 checkout path): the status, the failed requirement IDs and the adapter's events (kind and data,
@@ -30,9 +44,17 @@ from llorch_conformance.adapters.api import UsageError
 from llorch_conformance.adapters.http_util import redact
 from llorch_conformance.conformance import RunResults, ScenarioResult
 
+from ._bundle_read import BundleReader, one_line
 from ._model import events_of
 
-__all__ = ["Difference", "ReplayReport", "normalise_events", "replay_bundle", "replay_params"]
+__all__ = [
+    "Difference",
+    "ReplayChoice",
+    "ReplayReport",
+    "normalise_events",
+    "replay_bundle",
+    "replay_params",
+]
 
 _VOLATILE_KEYS: Final = frozenset(
     {
@@ -128,29 +150,174 @@ def _key(s: ScenarioResult) -> str:
     return f"{s.adapter} :: {s.feature} :: {s.scenario}"
 
 
-def replay_params(bundle: Path) -> dict[str, Any]:
-    """The keyword arguments for ``run_suite`` that repeat the recorded run."""
-    cfg_path, res_path = bundle / "run_config.json", bundle / "results.json"
-    if not res_path.is_file():
-        raise UsageError(f"{bundle}: no results.json — not a conformance proof bundle")
-    cfg: dict[str, Any] = json.loads(cfg_path.read_text("utf-8")) if cfg_path.is_file() else {}
-    recorded = RunResults.read(res_path)
-    params = dict(cfg.get("run_suite") or {})
-    if not params:
-        targets = recorded.target.get("targets", []) if isinstance(recorded.target, Mapping) else []
-        vendor = [t for t in targets if t.get("origin") != "builtin"]
-        if vendor:
-            t = vendor[0]
-            params.update(adapter=t.get("spec"), dialect=t.get("dialect"))
-        else:
-            params["only"] = [t.get("name") for t in targets]
-        urls = {t.get("engine_url") for t in targets if t.get("engine_url")}
+_LABEL: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
+_SCENARIO_KEY_MAX: Final = 1000
+_MAX_SCENARIOS: Final = 100_000
+
+
+@dataclass(frozen=True)
+class ReplayChoice:
+    """What the user said on the command line; the bundle never fills these in."""
+
+    adapter: str | None = None
+    engine_url: str | None = None
+    orchestrator_url: str | None = None
+    orchestrator_token_env: str | None = None
+    allow_bundle_url: bool = False
+
+
+def _refuse(bundle: str, what: str) -> UsageError:
+    return UsageError(f"replay: bundle {bundle}: {what}")
+
+
+def _url(
+    label: str, recorded: str, mine: str | None, choice: ReplayChoice, flag: str
+) -> tuple[str, bool]:
+    """(the URL to contact, whether it came from the bundle)."""
+    if mine is not None:
+        return mine, False
+    if not choice.allow_bundle_url:
+        raise _refuse(
+            label,
+            f"it was recorded against {one_line(recorded, 100)}; replay contacts no URL taken "
+            f"from a bundle: give yours with {flag} URL, or pass --allow-bundle-url to use "
+            "the recorded one",
+        )
+    if not recorded.startswith(("http://", "https://")):
+        raise _refuse(label, f"recorded URL {one_line(recorded, 100)!r} is not http(s)")
+    return recorded, True
+
+
+def replay_params(
+    bundle: Path | BundleReader, choice: ReplayChoice | None = None
+) -> dict[str, Any]:
+    """The keyword arguments for ``run_suite`` that repeat the recorded selection (module
+    docstring: what is taken from the bundle, checked, and what never is)."""
+    from llorch_conformance.conformance import (
+        DEFAULT_TOKEN_ENV,
+        KNOWN_DIALECTS,
+        SCOPES,
+        is_known,
+        resolve_targets,
+        scenario_key,
+    )
+
+    choice = choice or ReplayChoice()
+    reader = bundle if isinstance(bundle, BundleReader) else BundleReader(bundle)
+    label = reader.label
+    raw = reader.json("results.json", schema="results")
+    cfg = reader.json("run_config.json", schema="run_config", required=False) or {}
+    recorded_suite: Mapping[str, Any] = cfg.get("run_suite") or {}
+    target = raw.get("target") or {}
+    targets = [t for t in target.get("targets", []) if isinstance(t, Mapping)]
+    if not targets:
+        raise reader.fail("results.json", "target.targets is empty: nothing says what was run")
+    params: dict[str, Any] = {}
+    origins = {str(t.get("origin") or "builtin") for t in targets}
+    first = targets[0]
+
+    def dialect_of(t: Mapping[str, Any]) -> str:
+        d = t.get("dialect")
+        if d not in KNOWN_DIALECTS:
+            raise reader.fail("results.json", f"dialect {one_line(d, 40)!r} is not one of ours")
+        return str(d)
+
+    def label_of(value: Any, what: str) -> str | None:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not _LABEL.match(value):
+            raise reader.fail("run_config.json", f"{what} {one_line(value, 40)!r} is no plain name")
+        return value
+
+    if origins & {"vendor", "entry-point"}:
+        if len(targets) != 1:
+            raise reader.fail("results.json", "a vendor run has exactly one target")
+        if choice.adapter is None:
+            raise _refuse(
+                label,
+                f"it was recorded with the vendor adapter {one_line(first.get('spec'), 100)!r}; "
+                "replay imports no code a bundle names: give the adapter yourself with "
+                "--adapter SPEC",
+            )
+        params["adapter"] = choice.adapter
+        params["dialect"] = dialect_of(first)
+        params["adapter_name"] = label_of(recorded_suite.get("adapter_name"), "adapter_name")
+        params["adapter_version"] = label_of(
+            recorded_suite.get("adapter_version"), "adapter_version"
+        )
+        if first.get("engine_url"):
+            params["engine_url"], _ = _url(
+                label, str(first["engine_url"]), choice.engine_url, choice, "--engine-url"
+            )
+    elif "orchestrator" in origins:
+        if len(targets) != 1:
+            raise reader.fail("results.json", "an orchestrator run has exactly one target")
+        recorded_url = first.get("orchestrator_url") or first.get("engine_url") or ""
+        url, from_bundle = _url(
+            label, str(recorded_url), choice.orchestrator_url, choice, "--orchestrator-url"
+        )
+        if from_bundle and choice.orchestrator_token_env is None:
+            raise _refuse(
+                label,
+                "a token goes to a URL taken from a bundle only when you name its variable: "
+                "pass --orchestrator-token-env NAME (an unset one sends no token)",
+            )
+        params["orchestrator_url"] = url
+        params["orchestrator_pool"] = (
+            label_of(first.get("orchestrator_pool"), "orchestrator_pool") or "default"
+        )
+        params["orchestrator_token_env"] = choice.orchestrator_token_env or DEFAULT_TOKEN_ENV
+    elif origins == {"builtin"}:
+        names = [str(t.get("name")) for t in targets]
+        for n in names:  # the built-in registry is the vocabulary: no import by a bundle's word
+            if n not in KNOWN_DIALECTS:
+                raise reader.fail(
+                    "results.json", f"target {one_line(n, 40)!r} is not a built-in adapter"
+                )
+        try:
+            resolve_targets(only=names, probe=False)
+        except UsageError as exc:
+            raise reader.fail("results.json", one_line(exc)) from None
+        urls = {str(t["engine_url"]) for t in targets if t.get("engine_url")}
         if urls:
-            params["engine_url"] = urls.pop()
-            params.setdefault("dialect", targets[0].get("dialect"))
-        params["requirements"] = list(recorded.target.get("requirements", []))
-        params["level"] = recorded.level
-    params["seed"] = recorded.seed
+            if len(urls) > 1 or len(names) != 1:
+                raise reader.fail("results.json", "a live-engine run has exactly one target")
+            params["engine_url"], _ = _url(
+                label, urls.pop(), choice.engine_url, choice, "--engine-url"
+            )
+            params["dialect"] = names[0]
+        else:
+            params["only"] = names
+    else:
+        kinds = ", ".join(sorted(one_line(o, 20) for o in origins))
+        raise reader.fail("results.json", f"unknown target kind(s) {kinds}")
+    if choice.adapter is not None and "adapter" not in params:
+        raise _refuse(label, "--adapter replays a vendor adapter's bundle; this one is not")
+
+    rids = list(recorded_suite.get("requirements") or target.get("requirements") or [])
+    for rid in rids:
+        if not is_known(rid):
+            raise reader.fail("results.json", f"requirement {one_line(rid, 40)!r} is not in "
+                              "the installed catalogue")  # fmt: skip
+    params["requirements"] = rids
+    params["level"] = recorded_suite.get("level") or raw.get("level") or "should"
+    scope = recorded_suite.get("scope") or "all"
+    if scope not in SCOPES:
+        raise reader.fail("run_config.json", f"scope {one_line(scope, 40)!r} is not one of ours")
+    params["scope"] = scope
+    keys = []
+    for i, s in enumerate(raw["scenarios"]):
+        key = scenario_key(s["nodeid"])
+        if len(key) > _SCENARIO_KEY_MAX or one_line(key, _SCENARIO_KEY_MAX + 1) != key:
+            raise reader.fail("results.json", f"scenarios[{i}].nodeid is not a plain test id")
+        keys.append(key)
+    if len(keys) > _MAX_SCENARIOS:
+        raise reader.fail("results.json", f"more than {_MAX_SCENARIOS} scenarios")
+    params["select"] = sorted(set(keys))
+    seed = raw["seed"]
+    if not 0 <= seed < 2**63:
+        raise reader.fail("results.json", f"seed {seed} is outside 0..2**63-1")
+    params["seed"] = seed
     return params
 
 
@@ -207,20 +374,26 @@ def replay_bundle(
     out: Path | None = None,
     jobs: int | str = 1,
     secrets: Sequence[str] = (),
+    choice: ReplayChoice | None = None,
 ) -> ReplayReport:
-    """Rerun the bundle's scenarios (in this process, through ``run_suite``) and compare."""
+    """Rerun the bundle's recorded selection (in this process, through ``run_suite``) and
+    compare; what is taken from the bundle and what never is: module docstring."""
     from llorch_conformance.conformance import run_suite
 
     from ._bundle import environment_secrets
 
     root = Path(bundle)
     if not root.is_dir():
-        raise UsageError(f"{root}: not a directory")
-    params = replay_params(root)
-    params.pop("jobs", None)
-    params.pop("out", None)
-    params.pop("run_id", None)
-    recorded = RunResults.read(root / "results.json")
+        raise UsageError(f"replay: {one_line(root)}: not a directory")
+    here, inside = Path.cwd().resolve(), root.resolve()
+    if here == inside or inside in here.parents:
+        raise UsageError(
+            f"replay: run it from outside the bundle folder {one_line(root)} (nothing in a "
+            "bundle is run or imported; a folder on the import path could be)"
+        )
+    reader = BundleReader(root)
+    params = replay_params(reader, choice)
+    recorded = RunResults.from_dict(reader.json("results.json", schema="results"))
     all_secrets = [*secrets, *environment_secrets()]
     with tempfile.TemporaryDirectory(prefix="llorch-replay-") as tmp:
         target = out if out is not None else Path(tmp)

@@ -9,8 +9,9 @@ returns the run's exit code, folding in the redaction audit:
 * an audit hit blamed on an adapter (:class:`RedactionLeak`) turns a passing run into exit 1;
   one blamed on the harness (:class:`RedactionAuditError`) makes it exit 2 — the audit never
   just warns;
-* ``run_suite_kwargs`` are stored in ``run_config.json`` under ``run_suite`` so that
-  ``llorch-conformance replay`` can repeat exactly this selection.
+* ``run_suite_kwargs`` are stored in ``run_config.json`` under ``run_suite`` for the reader
+  (``diff`` reports a changed selection); ``replay`` takes only checked values from them
+  (requirement IDs, level, scope, labels) and reruns the scenarios ``results.json`` lists.
 """
 
 from __future__ import annotations
@@ -73,9 +74,9 @@ def bundle_run(args: argparse.Namespace, results: Any, run_suite_kwargs: Mapping
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in run_suite_kwargs.items()}
     kwargs.pop("progress", None)
     kwargs.pop("out", None)
-    keyword = getattr(args, "keyword", None)  # run -k EXPR: replay must select the same scenarios
-    if keyword and "pytest_args" not in kwargs:
-        kwargs["pytest_args"] = ["-k", str(keyword)]
+    keyword = getattr(args, "keyword", None)  # run -k EXPR: recorded for the reader only —
+    if keyword:  # replay reruns the scenarios results.json lists, never pytest arguments
+        kwargs["keyword"] = str(keyword)
     config = {"argv": sys.argv[1:], "run_suite": kwargs}
     try:
         out = write_bundle(

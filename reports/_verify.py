@@ -1,13 +1,16 @@
 """``verify_bundle``: is this proof bundle complete, untampered and well-formed?
 
-Rules, each reported with the file it concerns (a reviewer fixes files, not abstractions):
+First the bundle must be readable as data (:mod:`reports._bundle_read`): no link of any kind,
+no odd file, every JSON file strict, bounded and of its schema, no manifest path leaving the
+bundle. A bundle that is not is refused with one line naming the file (:class:`BundleFormatError`,
+exit 2) — it cannot be judged. A readable bundle is judged by these rules, each reported with
+the file it concerns (a reviewer fixes files, not abstractions; exit 1 when any is broken):
 
 * ``layout/required`` — the files every conformance bundle has (summary, report, manifest, ...);
 * ``PB-1012 ...`` — the original checker's header rules (:mod:`reports._checker`);
-* ``manifest/hash``, ``manifest/missing``, ``manifest/unlisted``, ``manifest/path`` — every file is
-  listed with its SHA-256, nothing listed is missing, nothing on disk is unlisted (a file added
-  after the run is tampering too), and no listed path escapes the bundle;
-* ``summary/schema`` — ``summary.json`` against the shipped JSON Schema;
+* ``manifest/hash``, ``manifest/missing``, ``manifest/unlisted`` — every file is listed with its
+  SHA-256, nothing listed is missing, nothing on disk is unlisted (a file added after the run is
+  tampering too);
 * ``attestation/statement`` and ``attestation/subject`` — the in-toto statement exists, has the
   right types and names the manifest's current digest;
 * ``attestation/signature`` — when a DSSE envelope is present its payload is the statement; with a
@@ -17,15 +20,14 @@ Rules, each reported with the file it concerns (a reviewer fixes files, not abst
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Final
 
 from ._attest import PREDICATE_TYPE, STATEMENT_TYPE, load_public_key, verify_envelope
-from ._bundle import ENVELOPE, MANIFEST, NOT_IN_MANIFEST, STATEMENT, sha256_file
-from ._checker import check_headers
-from ._summary import validate_summary
+from ._bundle import ENVELOPE, MANIFEST, NOT_IN_MANIFEST, STATEMENT
+from ._bundle_read import MAX_JSON_BYTES, BundleReader, one_line, rel_parts
+from ._checker import check_headers_in
 
 __all__ = ["REQUIRED_FILES", "Problem", "VerifyReport", "verify_bundle"]
 
@@ -83,61 +85,43 @@ class VerifyReport:
         }
 
 
-def _load_json(report: VerifyReport, root: Path, name: str) -> Any:
-    path = root / name
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        report.add(name, "json/parse", f"not valid JSON ({exc})")
-        return None
-
-
-def _check_manifest(report: VerifyReport, root: Path) -> None:
-    manifest = _load_json(report, root, MANIFEST)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
-        if (root / MANIFEST).is_file():
-            report.add(MANIFEST, "manifest/format", "expected an object with a 'files' list")
-        return
+def _check_manifest(report: VerifyReport, reader: BundleReader) -> None:
+    if not reader.has(MANIFEST):
+        return  # reported by layout/required
+    manifest = reader.json(MANIFEST, schema="manifest")
     listed: set[str] = set()
-    for entry in manifest["files"]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            report.add(MANIFEST, "manifest/format", f"bad entry {entry!r}")
-            continue
+    for i, entry in enumerate(manifest["files"]):
         rel = entry["path"]
-        pp = PurePosixPath(rel)
-        if pp.is_absolute() or ".." in pp.parts or rel in NOT_IN_MANIFEST:
-            report.add(MANIFEST, "manifest/path", f"entry {rel!r} is not a file of this bundle")
-            continue
+        try:
+            rel_parts(rel)
+        except ValueError as exc:
+            raise reader.fail(MANIFEST, f"files[{i}].path {one_line(rel, 80)!r} {exc}") from None
+        if rel in NOT_IN_MANIFEST:
+            raise reader.fail(MANIFEST, f"files[{i}].path {rel!r} cannot be listed in it")
         listed.add(rel)
-        path = root / rel
-        if not path.is_file():
+        if not reader.has(rel):
             report.add(rel, "manifest/missing", "listed in manifest.json but absent")
             continue
-        digest = sha256_file(path)
-        if digest != entry.get("sha256"):
+        digest = reader.sha256(rel)
+        if digest != entry["sha256"]:
             report.add(rel, "manifest/hash", f"SHA-256 {digest[:16]}… differs from the manifest's")
         report.files_checked += 1
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
+    for rel in sorted(reader.files):
         if rel not in listed and rel not in NOT_IN_MANIFEST:
             report.add(
                 rel, "manifest/unlisted", "file is not in manifest.json (added after the run?)"
             )
 
 
-def _check_attestation(report: VerifyReport, root: Path, public_key: Any) -> None:
-    statement_path = root / STATEMENT
-    if not statement_path.is_file():
+def _check_attestation(report: VerifyReport, reader: BundleReader, public_key: Any) -> None:
+    if not reader.has(STATEMENT):
         return  # reported by layout/required
-    statement = _load_json(report, root, STATEMENT)
-    if not isinstance(statement, dict):
-        return
+    statement = reader.json(STATEMENT, schema="statement")
+    statement_bytes = reader.read_bytes(STATEMENT, MAX_JSON_BYTES)
     if statement.get("_type") != STATEMENT_TYPE or statement.get("predicateType") != PREDICATE_TYPE:
         report.add(STATEMENT, "attestation/statement", "not an in-toto v1 test-result statement")
     subjects = statement.get("subject")
-    want = sha256_file(root / MANIFEST) if (root / MANIFEST).is_file() else None
+    want = reader.sha256(MANIFEST) if reader.has(MANIFEST) else None
     got = None
     if isinstance(subjects, list):
         for s in subjects:
@@ -149,8 +133,7 @@ def _check_attestation(report: VerifyReport, root: Path, public_key: Any) -> Non
                 got = s["digest"].get("sha256")
     if want is not None and got != want:
         report.add(STATEMENT, "attestation/subject", "subject digest does not match manifest.json")
-    env_path = root / ENVELOPE
-    if not env_path.is_file():
+    if not reader.has(ENVELOPE):
         if public_key is not None:
             report.add(
                 ENVELOPE,
@@ -158,9 +141,7 @@ def _check_attestation(report: VerifyReport, root: Path, public_key: Any) -> Non
                 "a public key was given but the bundle is not signed",
             )
         return
-    envelope = _load_json(report, root, ENVELOPE)
-    if not isinstance(envelope, dict):
-        return
+    envelope = reader.json(ENVELOPE, schema="envelope")
     if public_key is None:
         import base64
 
@@ -168,7 +149,7 @@ def _check_attestation(report: VerifyReport, root: Path, public_key: Any) -> Non
             payload = base64.b64decode(str(envelope.get("payload", "")), validate=True)
         except ValueError:
             payload = b""
-        if payload != statement_path.read_bytes():
+        if payload != statement_bytes:
             report.add(
                 ENVELOPE, "attestation/signature", "signed payload is not the bundle's statement"
             )
@@ -177,7 +158,7 @@ def _check_attestation(report: VerifyReport, root: Path, public_key: Any) -> Non
     ok, payload, reason = verify_envelope(envelope, public_key)
     if not ok:
         report.add(ENVELOPE, "attestation/signature", reason)
-    elif payload != statement_path.read_bytes():
+    elif payload != statement_bytes:
         report.add(
             ENVELOPE, "attestation/signature", "signed payload is not the bundle's statement"
         )
@@ -193,31 +174,35 @@ def verify_bundle(bundle: str | Path, *, public_key: str | Path | None = None) -
 
     root = Path(bundle)
     if not root.is_dir():
-        raise UsageError(f"{root}: not a directory (expected <base>/conformance/<run_id>/)")
-    if not any((root / n).is_file() for n in ("manifest.json", "summary.json", "results.json")):
         raise UsageError(
-            f"{root}: not a proof bundle (no manifest.json, summary.json or results.json; "
-            "expected <base>/conformance/<run_id>/)"
+            f"{one_line(root)}: not a directory (expected <base>/conformance/<run_id>/)"
+        )
+    reader = BundleReader(root)  # links, odd files, odd names: one line, exit 2
+    if not any(reader.has(n) for n in ("manifest.json", "summary.json", "results.json")):
+        raise UsageError(
+            f"{one_line(root)}: not a proof bundle (no manifest.json, summary.json or "
+            "results.json; expected <base>/conformance/<run_id>/)"
         )
     key = load_public_key(public_key) if public_key is not None else None  # unreadable: exit 2
     report = VerifyReport(root)
     for name in REQUIRED_FILES:
-        if not (root / name).is_file():
+        if not reader.has(name):
             report.add(name, "layout/required", "missing")
-    for hp in check_headers(root):
+    for hp in check_headers_in(reader):
         report.add(hp.file, hp.rule, hp.message)
-    _check_manifest(report, root)
-    summary = _load_json(report, root, "summary.json")
-    if summary is not None:
-        for line in validate_summary(summary):
-            report.add("summary.json", "summary/schema", line)
-    audit = _load_json(report, root, "redaction_audit.json")
-    if isinstance(audit, dict) and audit.get("hits"):
-        for h in audit["hits"]:
-            report.add(
-                str(h.get("file")),
-                "redaction/audit",
-                f"line {h.get('line')}: {h.get('rule')} ({h.get('masked')})",
-            )
-    _check_attestation(report, root, key)
+    _check_manifest(report, reader)
+    reader.json("summary.json", schema="summary", required=False)
+    # the readers of the gate and of replay must accept the rest too: check them here
+    reader.json("results.json", schema="results", required=False)
+    reader.json("run_config.json", schema="run_config", required=False)
+    reader.json("environment.json", schema="environment", required=False)
+    reader.json("requirements.json", schema="requirements", required=False)
+    audit = reader.json("redaction_audit.json", schema="redaction_audit", required=False)
+    for h in audit["hits"] if audit is not None else []:
+        report.add(
+            one_line(h.get("file"), 120),
+            "redaction/audit",
+            one_line(f"line {h.get('line')}: {h.get('rule')} ({h.get('masked')})"),
+        )
+    _check_attestation(report, reader, key)
     return report

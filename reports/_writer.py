@@ -20,6 +20,10 @@ Wire facts chosen, and where from (``reference/llama-orch-contracts.md`` §6.1, 
 * PB-1007: this layer does no redaction; :func:`reports.write_bundle` redacts before writing.
 * PB-1008: every I/O failure becomes :class:`BundleError` (a ``HarnessError``), never a bare
   ``OSError``. PB-1009: no multi-writer atomicity is promised.
+* No link leaves a bundle, in the writer too: the bundle directory, any directory below it and
+  any file written must not be a symbolic link (refused, nothing written through it); a file is
+  replaced by unlinking and creating it anew (``O_EXCL|O_NOFOLLOW``), and appended to only when it
+  has a single link — a hard link to a file outside is never written through.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ __all__ = [
     "Seeds",
     "TestType",
     "make_run_id",
+    "open_for_append",
+    "replace_file",
     "safe_name",
 ]
 
@@ -109,6 +115,33 @@ def safe_name(text: str, *, limit: int = 80) -> str:
     return s or "unnamed"
 
 
+_O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``path`` anew: an existing entry (a link too) is removed, never written through."""
+    if path.is_symlink() or path.exists():
+        if path.is_dir() and not path.is_symlink():
+            raise OSError(f"{path} is a directory")
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def open_for_append(path: Path) -> io.TextIOWrapper:
+    """``path`` opened for appending text; a link (symbolic, or a file with several names) is
+    refused before a byte is written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _O_NOFOLLOW, 0o644)
+    st = os.fstat(fd)
+    if st.st_nlink > 1:
+        os.close(fd)
+        raise OSError(f"{path} has {st.st_nlink} names (a hard link); refusing to append")
+    fh = open(fd, "a", encoding="utf-8", newline="\n")  # noqa: SIM115 - returned to the caller
+    fh.seek(0, os.SEEK_END)
+    return fh
+
+
 def _check_rel(name: str) -> PurePosixPath:
     """PB writer name rules: non-empty, relative, no ``.``/``..`` components, no NUL."""
     if not name or "\x00" in name or "\\" in name:
@@ -129,9 +162,8 @@ class Seeds:
         path = self._bundle.path("seeds.txt")
         line = f"seed={seed}" + (f" # {label}" if label else "")
         try:
-            new = not path.exists() or path.stat().st_size == 0
-            with path.open("a", encoding="utf-8", newline="\n") as fh:
-                if new:
+            with open_for_append(path) as fh:
+                if fh.tell() == 0:
                     fh.write(HEADER + "\n")
                 fh.write(line + "\n")
         except OSError as exc:
@@ -169,6 +201,11 @@ class ProofBundle:
         parent = Path(base) / tt.value
         try:
             if not unique:
+                if (parent / rid).is_symlink():
+                    raise BundleError(
+                        f"{parent / rid} is a symbolic link; a bundle directory must be a "
+                        "directory (refusing to write through it)"
+                    )
                 (parent / rid).mkdir(parents=True, exist_ok=True)
                 return cls(parent / rid, tt, rid)
             parent.mkdir(parents=True, exist_ok=True)
@@ -188,24 +225,28 @@ class ProofBundle:
     def root(self) -> Path:
         return self._root
 
-    def path(self, name: str) -> Path:
-        """Absolute path of a bundle file (validated name), parents created."""
-        rel = _check_rel(name)
-        p = self._root.joinpath(*rel.parts)
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BundleError(f"cannot create {p.parent}: {exc}") from exc
+    def _mkdirs(self, parts: Sequence[str]) -> Path:
+        """``root/parts...`` as real directories: created where absent, a link refused."""
+        p = self._root
+        for part in (None, *parts):
+            if part is not None:
+                p = p / part
+            try:
+                if p.is_symlink():
+                    raise BundleError(f"{p} is a symbolic link; a bundle holds no links")
+                p.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise BundleError(f"cannot create {p}: {exc}") from exc
         return p
+
+    def path(self, name: str) -> Path:
+        """Absolute path of a bundle file (validated name), parents created (never a link)."""
+        rel = _check_rel(name)
+        return self._mkdirs(rel.parts[:-1]) / rel.parts[-1]
 
     def ensure_dir(self, sub: str) -> Path:
         rel = _check_rel(sub)
-        p = self._root.joinpath(*rel.parts)
-        try:
-            p.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BundleError(f"cannot create {p}: {exc}") from exc
-        return p
+        return self._mkdirs(rel.parts)
 
     def seeds(self) -> Seeds:
         return Seeds(self)
@@ -222,9 +263,8 @@ class ProofBundle:
             name = name.removesuffix(".jsonl") + ".ndjson"
         path = self.path(name)
         try:
-            new = not path.exists() or path.stat().st_size == 0
-            with path.open("a", encoding="utf-8", newline="\n") as fh:
-                if new:
+            with open_for_append(path) as fh:
+                if fh.tell() == 0:
                     fh.write(_META_LINE + "\n")
                 for v in values:
                     fh.write(json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=str))
@@ -246,9 +286,9 @@ class ProofBundle:
             value = {"generated_by": "proof-bundle", **value}
         try:
             text = json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
-            path.write_text(text, encoding="utf-8", newline="\n")
+            replace_file(path, text.encode("utf-8"))
             if not embed_marker:
-                path.with_name(path.name + ".meta").write_text(HEADER + "\n", encoding="utf-8")
+                replace_file(path.with_name(path.name + ".meta"), (HEADER + "\n").encode())
         except (OSError, TypeError, ValueError) as exc:
             raise BundleError(f"cannot write {path}: {exc}") from exc
         return path
@@ -286,7 +326,7 @@ class ProofBundle:
     def write_bytes(self, name: str, data: bytes) -> Path:
         path = self.path(name)
         try:
-            path.write_bytes(data)
+            replace_file(path, data)
         except OSError as exc:
             raise BundleError(f"cannot write {path}: {exc}") from exc
         return path
@@ -294,7 +334,7 @@ class ProofBundle:
     @staticmethod
     def _write_text(path: Path, text: str) -> Path:
         try:
-            path.write_text(text, encoding="utf-8", newline="\n")
-        except OSError as exc:
+            replace_file(path, text.encode("utf-8"))
+        except (OSError, UnicodeEncodeError) as exc:
             raise BundleError(f"cannot write {path}: {exc}") from exc
         return path

@@ -94,10 +94,14 @@ class Matrix:
 
 
 def _suite_key(v: str) -> tuple[Any, ...]:
-    """Version order good enough for PEP 440-ish strings: numbers compare as numbers."""
+    """Version order good enough for PEP 440-ish strings: numbers compare as numbers, before
+    words (a version is bundle data: any text must sort, never raise)."""
     import re
 
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.+-]", v))
+    return tuple(
+        (0, int(p), "") if p.isascii() and p.isdigit() and len(p) <= 18 else (1, 0, p)
+        for p in re.split(r"[.+-]", v)
+    )
 
 
 def _version_label(view: BundleView, adapter: str) -> str:

@@ -12,7 +12,10 @@ The gate never forks the results model: it reads what :func:`reports.write_bundl
   recomputes the per-stream timings *with* the raw inter-token gaps (``timings.csv`` only keeps
   p50/p99 per stream, too little to estimate a spread).
 
-A missing or unreadable file raises :class:`ConfigError` naming the bundle and the file (exit 2).
+Every file is read through :class:`reports._bundle_read.BundleReader` (no link followed, strict
+bounded JSON, each file checked against its schema): a missing summary or a malformed file raises
+:class:`~reports._bundle_read.BundleFormatError`, a ``ConfigError`` naming the bundle and the
+file in one line (exit 2).
 """
 
 from __future__ import annotations
@@ -24,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from llorch_conformance.adapters.api import ConfigError
-
+from .._bundle_read import BundleReader
 from .._model import adapter_label, feature_label, stream_timings
 
 __all__ = [
@@ -104,18 +106,6 @@ def current_catalogue_digest() -> str:
     return catalogue_digest(r.to_dict() for r in CATALOGUE)
 
 
-def _read_json(root: Path, name: str, *, required: bool = True) -> Any:
-    path = root / name
-    if not path.is_file():
-        if required:
-            raise ConfigError(f"bundle {root}: {name} is missing (is this a proof bundle?)")
-        return None
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"bundle {root}: {name} is unreadable ({exc})") from None
-
-
 def _samples(
     results: Mapping[str, Any],
 ) -> dict[str, dict[str, dict[StreamKey, tuple[float, ...]]]]:
@@ -147,17 +137,14 @@ def _samples(
 
 def load_bundle(path: str | Path) -> BundleView:
     """Load a bundle directory (``<base>/conformance/<run_id>``) for diffing or the matrix."""
-    root = Path(path)
-    if not root.is_dir():
-        raise ConfigError(f"bundle {root}: not a directory")
-    summary = _read_json(root, "summary.json")
-    if not isinstance(summary, Mapping) or not isinstance(summary.get("verdicts"), list):
-        raise ConfigError(f"bundle {root}: summary.json has no verdicts list")
+    reader = BundleReader(path)  # links, odd files: one line, exit 2 (reports._bundle_read)
+    root = reader.root
+    summary = reader.json("summary.json", schema="summary")
     verdicts: dict[tuple[str, str], str] = {}
     messages: dict[tuple[str, str], str] = {}
     for i, v in enumerate(summary["verdicts"]):
         if not isinstance(v, Mapping) or not {"adapter", "requirement", "status"} <= set(v):
-            raise ConfigError(f"bundle {root}: summary.json verdicts[{i}] is malformed")
+            raise reader.fail("summary.json", f"verdicts[{i}] is malformed")
         key = (adapter_label(str(v["adapter"])), str(v["requirement"]))
         verdicts[key] = str(v["status"])
         if v.get("message"):
@@ -177,7 +164,7 @@ def load_bundle(path: str | Path) -> BundleView:
                 key = (adapter_label(str(c.get("adapter", g.get("adapter", "")))), str(rid))
                 causes.setdefault(key, []).extend(t for t in texts if t)
                 problems.setdefault(key, label)
-    env = _read_json(root, "environment.json", required=False) or {}
+    env = reader.json("environment.json", schema="environment", required=False) or {}
     adapters: dict[str, AdapterInfo] = {}
     for a in env.get("adapters", []) if isinstance(env, Mapping) else []:
         if isinstance(a, Mapping) and a.get("name"):
@@ -189,11 +176,11 @@ def load_bundle(path: str | Path) -> BundleView:
                 engine_version=str(a.get("engine_version") or "unknown"),
                 spec=str(a.get("spec") or ""),
             )
-    reqs = _read_json(root, "requirements.json", required=False)
+    reqs = reader.json("requirements.json", schema="requirements", required=False)
     rows = reqs.get("catalogue", []) if isinstance(reqs, Mapping) else []
-    run_config = _read_json(root, "run_config.json", required=False) or {}
+    run_config = reader.json("run_config.json", schema="run_config", required=False) or {}
     selection = run_config.get("run_suite", {}) if isinstance(run_config, Mapping) else {}
-    results = _read_json(root, "results.json", required=False) or {}
+    results = reader.json("results.json", schema="results", required=False) or {}
     return BundleView(
         path=root,
         run_id=str(summary.get("run_id", root.name)),

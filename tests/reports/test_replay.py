@@ -66,7 +66,7 @@ def test_retry_after_is_a_promise_not_a_measurement() -> None:
     assert normalise_events(ev1) != normalise_events(ev2)
 
 
-def test_params_fall_back_to_results(tmp_path: Path) -> None:
+def test_params_come_from_results_checked(tmp_path: Path) -> None:
     res = f.results()
     res.target["requirements"] = ["ADAPT-3001"]
     res.write(tmp_path / "results.json")
@@ -75,12 +75,30 @@ def test_params_fall_back_to_results(tmp_path: Path) -> None:
         "only": ["llamacpp", "vllm"],
         "requirements": ["ADAPT-3001"],
         "level": "should",
+        "scope": "all",
+        "select": sorted({s.nodeid.split("::", 1)[-1] for s in res.scenarios}),
         "seed": 7,
     }
+    # the recorded selection may narrow level and scope; the seed is the run's; nothing else
+    # of run_suite (pytest_args, adapter spec, URLs, env names) is taken
     (tmp_path / "run_config.json").write_text(
-        json.dumps({"run_suite": {"only": ["tgi"], "seed": 1, "level": "must"}})
+        json.dumps(
+            {
+                "run_suite": {
+                    "only": ["tgi"],
+                    "seed": 1,
+                    "level": "must",
+                    "scope": "adapter",
+                    "pytest_args": ["-p", "evil"],
+                    "orchestrator_token_env": "HOME",
+                }
+            }
+        )
     )
-    assert replay_params(tmp_path) == {"only": ["tgi"], "seed": 7, "level": "must"}
+    p = replay_params(tmp_path)
+    assert p["only"] == ["llamacpp", "vllm"] and p["seed"] == 7
+    assert p["level"] == "must" and p["scope"] == "adapter"
+    assert not {"pytest_args", "orchestrator_token_env", "adapter"} & set(p)
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
