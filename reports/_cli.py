@@ -197,13 +197,23 @@ def _bundle(args: argparse.Namespace) -> int:
     from llorch_conformance.conformance import RunResults
 
     from ._bundle import write_bundle
+    from ._bundle_read import MAX_JSON_BYTES, one_line, parse_json_bytes, schema_problem
 
+    shown = one_line(args.results)
     if not args.results.is_file():
-        raise UsageError(f"{args.results}: no such results file")
-    try:
-        results = RunResults.read(args.results)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{args.results}: not a llorch-conformance results.json ({exc})") from None
+        raise UsageError(f"{shown}: no such results file")
+    try:  # the same strict, bounded reading as a bundle's results.json
+        if args.results.stat().st_size > MAX_JSON_BYTES:
+            raise ValueError(f"larger than {MAX_JSON_BYTES} bytes")
+        raw = parse_json_bytes(args.results.read_bytes())
+        problem = schema_problem(raw, "results")
+        if problem is not None:
+            raise ValueError(problem)
+        results = RunResults.from_dict(raw)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            f"{shown}: not a llorch-conformance results.json ({one_line(exc)})"
+        ) from None
     out = write_bundle(
         results,
         base=args.proof_dir,

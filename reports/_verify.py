@@ -188,16 +188,17 @@ def verify_bundle(bundle: str | Path, *, public_key: str | Path | None = None) -
     for name in REQUIRED_FILES:
         if not reader.has(name):
             report.add(name, "layout/required", "missing")
-    for hp in check_headers_in(reader):
-        report.add(hp.file, hp.rule, hp.message)
-    _check_manifest(report, reader)
+    # Readable as data first (before any hashing: a huge file is refused by its size), and
+    # what the gate's and replay's readers read must pass their checks too.
     reader.json("summary.json", schema="summary", required=False)
-    # the readers of the gate and of replay must accept the rest too: check them here
     reader.json("results.json", schema="results", required=False)
     reader.json("run_config.json", schema="run_config", required=False)
     reader.json("environment.json", schema="environment", required=False)
     reader.json("requirements.json", schema="requirements", required=False)
     audit = reader.json("redaction_audit.json", schema="redaction_audit", required=False)
+    for hp in check_headers_in(reader):
+        report.add(hp.file, hp.rule, hp.message)
+    _check_manifest(report, reader)
     for h in audit["hits"] if audit is not None else []:
         report.add(
             one_line(h.get("file"), 120),

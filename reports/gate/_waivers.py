@@ -286,14 +286,22 @@ def parse_waivers(doc: Any, *, source: str = "<waivers>") -> list[Waiver]:
 
 #: A waiver file is a short hand-written list; anything bigger is not one.
 MAX_WAIVER_BYTES = 1 << 20
+#: Nesting of a waiver file's YAML (the format itself needs 4: top, list, entry, list of IDs).
+MAX_WAIVER_DEPTH = 16
 
 
 def _loader() -> Any:
     """SafeLoader that keeps dates as text: ``2026-02-30`` must reach the field check, not crash
-    the YAML parser with a bare ``ValueError``."""
+    the YAML parser with a bare ``ValueError``. It is also where YAML bombs stop (module rules):
+    no alias (an exponential or recursive structure; a merge key ``<<: *a`` is an alias too),
+    nesting at most :data:`MAX_WAIVER_DEPTH` (deep nesting would exhaust the stack), no
+    Python or other non-standard tag (SafeLoader), integers kept as text (a 5000-digit number
+    would crash ``int``; the schema then names the field)."""
     import yaml
 
     class TextDates(yaml.SafeLoader):
+        _depth = 0
+
         def compose_node(self, parent: Any, index: Any) -> Any:
             # Aliases are how a hostile YAML file becomes a bomb (exponential or recursive
             # structures); a waiver file never needs one.
@@ -302,32 +310,70 @@ def _loader() -> Any:
                 raise yaml.composer.ComposerError(
                     None, None, "aliases (*name) are not allowed in a waiver file", mark
                 )
-            return super().compose_node(parent, index)
+            self._depth += 1
+            try:
+                if self._depth > MAX_WAIVER_DEPTH:
+                    mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                    raise yaml.composer.ComposerError(
+                        None, None, f"nested deeper than {MAX_WAIVER_DEPTH} levels", mark
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
 
     def as_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
         assert isinstance(node, yaml.ScalarNode)  # timestamps are scalars by the YAML spec
         return loader.construct_scalar(node)
 
+    def as_int(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        assert isinstance(node, yaml.ScalarNode)
+        text = str(loader.construct_scalar(node))
+        if len(text) > 20:  # no field of a waiver file is a number that long
+            return text
+        return loader.construct_yaml_int(node)
+
     TextDates.add_constructor("tag:yaml.org,2002:timestamp", as_text)
+    TextDates.add_constructor("tag:yaml.org,2002:int", as_int)
     return TextDates
 
 
 def load_waivers(path: str | Path) -> list[Waiver]:
-    """Read and validate a YAML waiver file; :class:`ConfigError` names file, entry and field."""
+    """Read and validate a YAML waiver file; :class:`ConfigError` names file, entry and field
+    in one line — also for a YAML bomb, a FIFO, a huge or non-UTF-8 file."""
+    import stat
+
     import yaml
 
+    from .._bundle_read import check_json_value, one_line
+
     p = Path(path)
+    shown = one_line(p)
     try:
-        if p.stat().st_size > MAX_WAIVER_BYTES:
-            raise ConfigError(f"{p}: waiver file larger than {MAX_WAIVER_BYTES} bytes")
-        text = p.read_text("utf-8")
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{shown}: not a regular file (a waiver file is a YAML file)")
+        if st.st_size > MAX_WAIVER_BYTES:
+            raise ConfigError(f"{shown}: waiver file larger than {MAX_WAIVER_BYTES} bytes")
+        with p.open("rb") as fh:
+            data = fh.read(MAX_WAIVER_BYTES + 1)
+        if len(data) > MAX_WAIVER_BYTES:
+            raise ConfigError(f"{shown}: waiver file larger than {MAX_WAIVER_BYTES} bytes")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read waiver file ({exc})") from None
+        raise ConfigError(f"{shown}: cannot read waiver file ({one_line(exc)})") from None
     try:
         doc = yaml.load(text, Loader=_loader())  # a SafeLoader subclass
+        check_json_value(doc, MAX_WAIVER_DEPTH)  # lone surrogates ("\ud800") cannot be printed
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_waivers(doc, source=str(p))
+        raise ConfigError(
+            f"{shown}: not valid YAML ({one_line((str(exc).splitlines() or ['?'])[0])})"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{shown}: not a waiver file ({one_line(exc)})") from None
+    try:
+        return parse_waivers(doc, source=str(p))
+    except ConfigError as exc:
+        raise ConfigError(one_line(exc, 400)) from None
 
 
 def apply_waivers(
