@@ -77,7 +77,7 @@ def test_summary_schema_is_checked(bundle: Path) -> None:
     with pytest.raises(BundleFormatError) as err:
         verify_bundle(bundle)
     msg = str(err.value)
-    assert "\n" not in msg and "summary.json: counts: " in msg and "(+1 more)" in msg
+    assert "\n" not in msg and "summary.json: counts: " in msg and "maybe" in msg
 
 
 def test_missing_manifest_is_incomplete(bundle: Path) -> None:
