@@ -57,7 +57,9 @@ def _enum(cls: Any, *, nullable: bool = False) -> dict[str, Any]:
 
 
 def _int(lo: int, hi: int, *, nullable: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "integer", "minimum": lo, "maximum": hi}
+    # A whole number: TaskRequest takes an integral JSON number (5000.0) as the integer 5000,
+    # so "integer" would be stricter than the code; multipleOf 1 says exactly what it takes.
+    out: dict[str, Any] = {"type": "number", "multipleOf": 1, "minimum": lo, "maximum": hi}
     if nullable:
         out["nullable"] = True
     return out

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -64,7 +65,8 @@ CHECKS = [
     negative_data_rejection,
 ]
 
-schema = schemathesis.openapi.from_dict(openapi_document(FacadeConfig(**CONFIG)))  # type: ignore[arg-type]
+_DOC = openapi_document(FacadeConfig(**CONFIG))  # type: ignore[arg-type]
+schema = schemathesis.openapi.from_dict(_DOC)
 
 
 @dataclass
@@ -91,38 +93,74 @@ def _task(task_id: str) -> dict[str, object]:
     return task(task_id)
 
 
+# Negative cases need something to negate: only the operations with a body have it (the others
+# take free-form strings), so those get both modes and the rest positive cases only.
+CASES = [
+    (path, method.upper(), mode)
+    for path, ops in _DOC["paths"].items()
+    for method, op in ops.items()
+    for mode in (
+        [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+        if "requestBody" in op
+        else [GenerationMode.POSITIVE]
+    )
+]
+
+
 @pytest.mark.timeout(240)
-@schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
+@pytest.mark.parametrize(
+    ("path", "method", "mode"), CASES, ids=[f"{m} {p} {g.value}" for p, m, g in CASES]
 )
 def test_facade_against_its_openapi(
-    case: schemathesis.Case, fuzz_facade: tuple[FacadeEnv, Tally]
+    fuzz_facade: tuple[FacadeEnv, Tally], path: str, method: str, mode: GenerationMode
 ) -> None:
+    """Each operation, positive or negative cases, through Hypothesis directly (schemathesis's
+    pytest plugin stays off: it would cost every pytest process its import)."""
     env, tally = fuzz_facade
-    headers = {"Authorization": "Bearer " + TOKEN} if case.path == "/v1/workers/register" else None
-    t0 = time.perf_counter()
-    response = case.call(base_url=env.server.base_url, headers=headers, timeout=10)
-    tally.worst_s = max(tally.worst_s, time.perf_counter() - t0)
-    tally.cases += 1
-    tally.http_500 += response.status_code >= 500 and response.status_code != 503
-    case.validate_response(response, checks=CHECKS)
+    operation = schema[path][method]
+    headers = {"Authorization": "Bearer " + TOKEN} if path == "/v1/workers/register" else None
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def fuzz(case: schemathesis.Case) -> None:
+        t0 = time.perf_counter()
+        response = case.call(base_url=env.server.base_url, headers=headers, timeout=10)
+        tally.worst_s = max(tally.worst_s, time.perf_counter() - t0)
+        tally.cases += 1
+        tally.http_500 += response.status_code >= 500 and response.status_code != 503
+        case.validate_response(response, checks=CHECKS)
+
+    fuzz()
 
 
 @pytest.mark.timeout(240)
 def test_facade_workflows_against_its_openapi(fuzz_facade: tuple[FacadeEnv, Tally]) -> None:
     """Stateful: the description's links chain enqueue → stream / cancel → stream, so fuzzed
-    tasks really run, get cancelled before or after opening, and are streamed twice (409)."""
-    env, tally = fuzz_facade
+    tasks really run, get cancelled before or after opening, and are streamed twice (409).
+
+    Each scenario gets a fresh facade: Hypothesis replays scenarios while shrinking, and a
+    facade that remembers the last one (admitted ids, a full queue) would answer differently.
+    """
+    _, tally = fuzz_facade
 
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        env: FacadeEnv
+
+        def setup(self) -> None:
+            self.env = FacadeEnv(FakeAdapter(default=ok(3)), auth=CONFIG["auth"]).__enter__()
+
+        def teardown(self) -> None:
+            self.env.__exit__(None, None, None)
+
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
             auth = case.path == "/v1/workers/register"
             return {
-                "base_url": env.server.base_url,
+                "base_url": self.env.server.base_url,
                 "timeout": 10,
                 "headers": {"Authorization": "Bearer " + TOKEN} if auth else None,
             }
