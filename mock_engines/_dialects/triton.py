@@ -287,6 +287,9 @@ class _Req:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+_HUGE_NUMBER = re.compile(rb"-?[0-9]{4301,}")
+
+
 def _parse_body(body: bytes) -> Any:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -315,6 +318,14 @@ def _parse_body(body: bytes) -> Any:
                 msg = rj
                 break
         raise _Fail(500, f"failed to parse the request JSON buffer: {msg} at {exc.pos}") from None
+    except ValueError:
+        # an integer past CPython's digit limit: rapidjson reads it as a double, which overflows
+        huge = _HUGE_NUMBER.search(body)
+        raise _Fail(
+            500,
+            "failed to parse the request JSON buffer: Number too big to be stored in double. "
+            f"at {0 if huge is None else huge.start()}",
+        ) from None
     lone = lone_surrogate(body)
     if lone is not None:
         # rapidjson rejects half a UTF-16 pair at the escape's backslash (an INTERNAL error)

@@ -339,6 +339,18 @@ def test_deep_nesting_gets_the_engines_own_answer(
         assert documented_500("triton", top)
 
 
+def test_a_5000_digit_integer_on_triton_is_rapidjsons_own_parse_error() -> None:
+    """Found by the 4,000-example run: CPython refuses the integer (ValueError, was a plain 500
+    of the mock); rapidjson overflows the double — Triton's INTERNAL parse error."""
+    with run_mock_engine("triton") as eng:
+        body = b'{"text_input":"Hi","max_tokens":' + b"9" * 5_000 + b"}"
+        resp = _post(eng, f"/v2/models/{eng.model}/generate", body)
+    assert resp.status_code == 500 and documented_500("triton", resp)
+    assert resp.json()["error"] == (
+        "failed to parse the request JSON buffer: Number too big to be stored in double. at 32"
+    )
+
+
 def test_tgi_nesting_limit_is_serde_jsons_128() -> None:
     with run_mock_engine("tgi") as eng:
         ok = _post(eng, *_generation("tgi", eng.model, b"[" * 126 + b"]" * 126))
