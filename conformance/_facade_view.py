@@ -25,6 +25,7 @@ from llorch_conformance.adapters.api import (
     WorkerHealth,
     WorkerProps,
 )
+from llorch_conformance.adapters.http_util import verifying_context
 
 __all__ = ["POOL", "FacadeView"]
 
@@ -69,7 +70,9 @@ class FacadeView:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     async def _get_json(self, path: str) -> dict[str, Any]:
-        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+        async with httpx.AsyncClient(
+            verify=verifying_context(), trust_env=False, timeout=10.0
+        ) as client:
             r = await client.get(f"{self.base_url}{path}", headers=self.headers())
         self.statuses.append((path, r.status_code))
         try:
@@ -133,7 +136,12 @@ class FacadeView:
     async def submit_gen(self, request: TaskRequest) -> AsyncIterator[TokenEvent]:
         from llorch_conformance.adapters.http_util import SSEDecoder
 
-        async with httpx.AsyncClient(http2=self.http2, trust_env=False, timeout=20.0) as client:
+        async with httpx.AsyncClient(
+            http2=self.http2,
+            verify=verifying_context(self.http2),
+            trust_env=False,
+            timeout=20.0,
+        ) as client:
             body = request.to_dict()
             if self.remote and self.pool != POOL and not body.get("placement"):
                 # the target is that pool: its tasks go there too, not to the default pool
@@ -166,7 +174,9 @@ class FacadeView:
         return self.submit_gen(request)
 
     async def cancel(self, task_id: str) -> None:
-        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+        async with httpx.AsyncClient(
+            verify=verifying_context(), trust_env=False, timeout=10.0
+        ) as client:
             r = await client.post(
                 f"{self.base_url}/v1/tasks/{task_id}/cancel", headers=self.headers()
             )

@@ -25,6 +25,7 @@ from pytest_bdd import given, parsers, then, when
 from llorch_conformance.adapters.api import (
     HarnessError,
 )
+from llorch_conformance.adapters.http_util import verifying_context
 from llorch_conformance.conformance import FacadeView
 
 from ._context import LogCapture, ScenarioContext
@@ -180,7 +181,9 @@ def facade_invalid(llorch_ctx: ScenarioContext) -> None:
     view = facade(llorch_ctx)
 
     async def post() -> tuple[int, Any]:
-        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+        async with httpx.AsyncClient(
+            verify=verifying_context(), trust_env=False, timeout=10.0
+        ) as client:
             body = llorch_ctx.make_request().to_dict()
             body["ctx"] = -1
             r = await client.post(f"{view.base_url}/v1/tasks", json=body, headers=view.headers())
@@ -194,7 +197,9 @@ async def _drain(view: FacadeView, task_id: str) -> None:
     """Cancel an admitted task and read its stream to the end, so it frees its admission slot
     (an orchestrator the harness does not own lives on after the scenario)."""
     with anyio.move_on_after(10.0):
-        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+        async with httpx.AsyncClient(
+            verify=verifying_context(), trust_env=False, timeout=10.0
+        ) as client:
             await client.post(f"{view.base_url}/v1/tasks/{task_id}/cancel", headers=view.headers())
             async with client.stream(
                 "GET", f"{view.base_url}/v1/tasks/{task_id}/stream", headers=view.headers()
@@ -208,7 +213,9 @@ def facade_auth_attempts(llorch_ctx: ScenarioContext) -> None:
     view = facade(llorch_ctx)
 
     async def attempt(header: str | None) -> tuple[int, Any]:
-        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+        async with httpx.AsyncClient(
+            verify=verifying_context(), trust_env=False, timeout=10.0
+        ) as client:
             headers = {"Authorization": header} if header else {}
             r = await client.post(
                 f"{view.base_url}/v1/tasks",
@@ -239,7 +246,9 @@ def facade_metrics(llorch_ctx: ScenarioContext) -> None:
     view = facade(llorch_ctx)
 
     async def scrape() -> str:
-        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+        async with httpx.AsyncClient(
+            verify=verifying_context(), trust_env=False, timeout=10.0
+        ) as client:
             r = await client.get(f"{view.base_url}/metrics", headers=view.headers())
             return r.text
 
@@ -465,7 +474,9 @@ def register_three_ways(llorch_ctx: ScenarioContext) -> None:
         {"Authorization": "Bearer not-the-token-0123456789"},
         {"Authorization": f"Bearer {view.token}"} if view.token else {},
     ]
-    with httpx.Client(base_url=view.base_url, trust_env=False, timeout=10.0) as client:
+    with httpx.Client(
+        base_url=view.base_url, verify=verifying_context(), trust_env=False, timeout=10.0
+    ) as client:
         for headers in headers_list:
             r = client.post("/v1/workers/register", json=body, headers=headers)
             try:

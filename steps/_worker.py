@@ -26,6 +26,7 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from llorch_conformance.adapters.api import HarnessError
+from llorch_conformance.adapters.http_util import verifying_context
 
 from ._context import ScenarioContext
 
@@ -131,7 +132,7 @@ class RbeeScenario:
             cond.wait(0.005)
 
     def info_status(self) -> str:
-        r = httpx.get(self.url + "/info", timeout=5.0)
+        r = httpx.get(self.url + "/info", verify=verifying_context(), timeout=5.0)
         status = str(r.json().get("status"))
         self.observed.append(status)
         return status
@@ -163,7 +164,7 @@ class RbeeScenario:
 
     def hold_stream(self) -> None:
         """Open one streaming request and read its first frame (it now holds a slot)."""
-        client = httpx.Client(timeout=10.0, trust_env=False)
+        client = httpx.Client(verify=verifying_context(), timeout=10.0, trust_env=False)
         cm = client.stream(
             "POST",
             self.url + "/v1/infer",
@@ -318,6 +319,7 @@ def send_request(rbee: RbeeScenario, body: str) -> None:
         rbee.url + "/v1/infer",
         content=body.encode(),
         headers={"content-type": "application/json"},
+        verify=verifying_context(),
         timeout=10.0,
     )
     rbee.responses.append(
@@ -337,6 +339,7 @@ def send_big(rbee: RbeeScenario, n: int) -> None:
         rbee.url + "/v1/infer",
         content=body,
         headers={"content-type": "application/json"},
+        verify=verifying_context(),
         timeout=10.0,
     )
     rbee.responses.append(
@@ -355,6 +358,7 @@ def worker_streams(rbee: RbeeScenario) -> None:
         "POST",
         rbee.url + "/v1/infer",
         json={"prompt": "Stream to me", "max_tokens": 16, "stream": True},
+        verify=verifying_context(),
         timeout=10.0,
     ) as r:
         raw = r.read()
@@ -374,9 +378,12 @@ def serve_while_down(rbee: RbeeScenario) -> None:
     deadline = time.monotonic() + WAIT_S
     # Serve until the worker has failed to reach the queen several times (bounded).
     while True:
-        h = httpx.get(rbee.url + "/health", timeout=5.0)
+        h = httpx.get(rbee.url + "/health", verify=verifying_context(), timeout=5.0)
         r = httpx.post(
-            rbee.url + "/v1/infer", json={"prompt": "still here", "max_tokens": 4}, timeout=10.0
+            rbee.url + "/v1/infer",
+            json={"prompt": "still here", "max_tokens": 4},
+            verify=verifying_context(),
+            timeout=10.0,
         )
         rbee.responses.append(
             {"request": "while queen down", "status": r.status_code, "health": h.status_code}
@@ -408,6 +415,7 @@ def raw_beat(rbee: RbeeScenario, body: str) -> None:
         rbee.queen.url + "/v1/worker-heartbeat",
         content=body.encode(),
         headers={"content-type": "application/json"},
+        verify=verifying_context(),
         timeout=5.0,
     )
     rbee.responses.append({"request": body, "status": r.status_code, "body": r.text[:500]})
@@ -428,7 +436,9 @@ def _post_beat(rbee: RbeeScenario, wid: str, status: str, ts: datetime) -> None:
         },
         "timestamp": format_rfc3339(ts),
     }
-    r = httpx.post(rbee.queen.url + "/v1/worker-heartbeat", json=body, timeout=5.0)
+    r = httpx.post(
+        rbee.queen.url + "/v1/worker-heartbeat", json=body, verify=verifying_context(), timeout=5.0
+    )
     rbee.responses.append({"request": body, "status": r.status_code, "body": r.text[:500]})
 
 
@@ -512,7 +522,7 @@ def t_answers(rbee: RbeeScenario, status: int) -> None:
 
 @then("the worker still answers /health")
 def t_still_healthy(rbee: RbeeScenario) -> None:
-    r = httpx.get(rbee.url + "/health", timeout=5.0)
+    r = httpx.get(rbee.url + "/health", verify=verifying_context(), timeout=5.0)
     rbee.ctx.check(
         r.status_code == 200 and r.text.strip() == "ok",
         f"/health answered {r.status_code} {r.text[:60]!r}",
@@ -617,7 +627,12 @@ def t_starting(rbee: RbeeScenario) -> None:
     rbee.ctx.check(
         status == "starting", f"/info says {status!r} while the engine loads", ids=("WKR-1009",)
     )
-    r = httpx.post(rbee.url + "/v1/infer", json={"prompt": "too early"}, timeout=10.0)
+    r = httpx.post(
+        rbee.url + "/v1/infer",
+        json={"prompt": "too early"},
+        verify=verifying_context(),
+        timeout=10.0,
+    )
     rbee.ctx.check(
         r.status_code == 503,
         f"inference while starting answered {r.status_code}",
@@ -638,7 +653,12 @@ def t_stopping(rbee: RbeeScenario) -> None:
     rbee.ctx.check(
         status == "stopping", f"/info says {status!r} after a stop request", ids=("WKR-1013",)
     )
-    r = httpx.post(rbee.url + "/v1/infer", json={"prompt": "too late"}, timeout=10.0)
+    r = httpx.post(
+        rbee.url + "/v1/infer",
+        json={"prompt": "too late"},
+        verify=verifying_context(),
+        timeout=10.0,
+    )
     rbee.ctx.check(
         r.status_code == 503,
         f"inference while stopping answered {r.status_code}",

@@ -4,6 +4,7 @@ One place for what every engine adapter needs on the wire:
 
 * a pooled, explicitly configured client (:class:`HttpClientConfig`, :func:`build_client`,
   :func:`fetch`, :func:`open_stream`) — TLS verification on, no environment, HTTP/2 by ALPN;
+  :func:`verifying_context` is its CA bundle, loaded once per process;
 * capped full-jitter retries for idempotent operations with an evidence timeline
   (:class:`RetryPolicy`, :func:`retry_async`, :class:`RetryTimeline`);
 * an incremental, byte-level SSE decoder and streaming readers with a silence timer
@@ -15,7 +16,14 @@ One place for what every engine adapter needs on the wire:
 It imports only :mod:`adapters.api` of ours, and never reads the environment (HTU-EXP-1101).
 """
 
-from ._client import HttpClientConfig, bearer_header, build_client, fetch, open_stream
+from ._client import (
+    HttpClientConfig,
+    bearer_header,
+    build_client,
+    fetch,
+    open_stream,
+    verifying_context,
+)
 from ._errors import (
     error_from_exception,
     error_from_response,
@@ -54,4 +62,5 @@ __all__ = [
     "redact_url",
     "retry_after_from_headers",
     "retry_async",
+    "verifying_context",
 ]

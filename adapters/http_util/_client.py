@@ -115,13 +115,15 @@ def bearer_header(token: str | None) -> dict[str, str]:
 
 
 @functools.cache
-def _system_trust(http2: bool) -> ssl.SSLContext:
-    """The verifying context of ``verify=True`` (httpx's default: certifi's bundle), built once.
+def verifying_context(http2: bool = False) -> ssl.SSLContext:
+    """The process's verifying TLS context of ``verify=True`` (httpx's default: certifi's
+    bundle), built once; pass it as ``verify=`` to any httpx client.
 
-    Loading the CA bundle costs ~40 ms of CPU; a client per adapter (and per heartbeat, per
-    probe) paid it every time, a quarter of a conformance run's CPU. One context per ALPN
-    setting: httpcore sets the ALPN list on the context at each connection, so clients with
-    and without HTTP/2 must not share one. Verification is unchanged (same bundle, same checks).
+    Why: httpx loads the CA bundle for every client it builds (~40 ms of CPU); a client per
+    adapter, per heartbeat sender, per probe made that a quarter of a conformance run's CPU.
+    One context per ALPN setting (``http2``): httpcore sets the ALPN list on the context at each
+    connection, so clients with and without HTTP/2 must not share one. Verification is the same
+    (same bundle, hostname checked, certificate required).
     """
     import certifi
 
@@ -134,7 +136,7 @@ def _ssl_context(verify: bool | str | ssl.SSLContext, http2: bool) -> bool | ssl
             return ssl.create_default_context(capath=verify)
         return ssl.create_default_context(cafile=verify)
     if verify is True:
-        return _system_trust(http2)
+        return verifying_context(http2)
     return verify
 
 

@@ -43,7 +43,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from llorch_conformance.adapters.http_util import SSEDecoder
+from llorch_conformance.adapters.http_util import SSEDecoder, verifying_context
 from llorch_conformance.adapters.rbee_worker import (
     MAX_TOKENS_LIMIT,
     WORKER_INFO_FIELDS,
@@ -140,6 +140,7 @@ class WorkerProbe:
         return httpx.AsyncClient(
             base_url=self.base_url.rstrip("/"),
             timeout=self.request_timeout_s,
+            verify=verifying_context(),
             trust_env=False,
             follow_redirects=False,
         )

@@ -16,6 +16,7 @@ from llorch_conformance.adapters.http_util import (
     bearer_header,
     build_client,
     fetch,
+    verifying_context,
 )
 
 from ._server import App, ServerThread
@@ -86,6 +87,20 @@ async def test_tls_verification_is_on_by_default(tls_server: ServerThread) -> No
     assert err.kind is WorkerErrorKind.ADAPTER and err.code is ErrorCode.INTERNAL
     assert not err.retriable
     assert "CERTIFICATE_VERIFY_FAILED" in err.message or "certificate" in err.message.lower()
+
+
+def test_the_default_verifying_context_is_built_once_per_alpn_setting() -> None:
+    """Loading the CA bundle per client was a quarter of a run's CPU; it is loaded once, and a
+    client with HTTP/2 never shares a context with one without (httpcore sets ALPN on it)."""
+    ctx = verifying_context()
+    assert verifying_context() is ctx
+    assert verifying_context(True) is verifying_context(True) is not ctx
+    for c in (ctx, verifying_context(True)):
+        assert c.verify_mode is ssl.CERT_REQUIRED and c.check_hostname
+    cfg = HttpClientConfig()
+    clients = [build_client(cfg), build_client(cfg)]
+    pools = [c._transport._pool for c in clients]  # type: ignore[attr-defined]
+    assert pools[0]._ssl_context is pools[1]._ssl_context is verifying_context(cfg.http2)
 
 
 @pytest.mark.parametrize("as_context", [False, True], ids=["ca-file", "ssl-context"])
