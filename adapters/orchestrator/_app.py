@@ -367,7 +367,7 @@ class _Facade:
             return _envelope(
                 400,
                 "INVALID_PARAMS",
-                f"task {req.task_id!r} is already admitted",
+                f"task {req.task_id[:200]!r} is already admitted",
                 cid,
                 engine=engine,
                 field_name="task_id",
@@ -381,7 +381,7 @@ class _Facade:
             return _envelope(
                 503,
                 "POOL_UNAVAILABLE",
-                f"pool {pool!r} is not available",
+                f"pool {pool[:200]!r} is not available",
                 cid,
                 engine=engine,
                 retriable=True,

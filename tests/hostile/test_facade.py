@@ -36,7 +36,9 @@ def _boom() -> None:
 
 
 # -- item 5: one adapter that raises mid-stream must not kill the facade ---------------------------
-def test_adapter_raising_midstream_ends_only_that_task(hostile_figures: HostileFigures) -> None:
+def test_adapter_raising_midstream_ends_only_that_task(
+    hostile_figures: HostileFigures, caplog: pytest.LogCaptureFixture
+) -> None:
     raising = [FakeAdapter().default[0], FakeAdapter().default[1], _boom]
     scripts = [list(raising) if i % 2 == 0 else ok(3) for i in range(12)]
     with FacadeEnv(FakeAdapter(scripts=scripts)) as e:
@@ -57,6 +59,8 @@ def test_adapter_raising_midstream_ends_only_that_task(hostile_figures: HostileF
         h = e.get("/v1/pools/default/health").json()
         assert h["ready"] is True and h["metrics"]["queue_depth"] == 0
         assert e.http_500 == 0
+        # the host mapped it: nothing reached the facade's last line of defence
+        assert not [r for r in caplog.records if "background task failed" in r.getMessage()]
         hostile_figures.record("facade: adapter raises", e.cases, e.http_500, e.worst_s)
 
 
@@ -110,7 +114,9 @@ def test_unopened_tasks_with_the_longest_deadline_do_not_hold_the_queue(
         hostile_figures.record("facade: admission", e.cases, e.http_500, e.worst_s)
 
 
-def test_enqueue_cancel_cycles_do_not_leak(hostile_figures: HostileFigures) -> None:
+def test_enqueue_cancel_cycles_do_not_leak(
+    hostile_figures: HostileFigures, caplog: pytest.LogCaptureFixture
+) -> None:
     cycles = 1100  # more than the 1024 cancelled ids the facade remembers by default
     with FacadeEnv(FakeAdapter()) as e:
         before = rss_mb()
@@ -129,6 +135,7 @@ def test_enqueue_cancel_cycles_do_not_leak(hostile_figures: HostileFigures) -> N
         assert events[-1].data["stop_reason"] == "cancelled"
         assert e.get("/v1/tasks/c0/stream").status_code == 404  # forgotten (bounded)
         assert grown < 64, f"RSS grew {grown:.1f} MiB over {cycles} enqueue+cancel cycles"
+        assert not [r for r in caplog.records if "background task failed" in r.getMessage()]
         hostile_figures.record("facade: admission", e.cases, e.http_500, e.worst_s)
 
 
