@@ -20,10 +20,8 @@ import platform
 import resource
 import sys
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .._wire import EngineView
+from .._wire import CONTROL_PREFIX, EngineView
 
 __all__ = ["render_metrics"]
 
@@ -143,7 +141,6 @@ _LOWR = (0.1, 0.5, 1.0)
 
 def _http_families(ctx: EngineView) -> list[str]:
     """prometheus-fastapi-instrumentator's families, as vLLM's API server exposes them."""
-    from .._wire import CONTROL_PREFIX
 
     requests: dict[tuple[str, str, str], int] = {}
     sizes: dict[str, list[float]] = {}  # handler -> [count, request bytes, response bytes]

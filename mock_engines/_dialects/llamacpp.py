@@ -58,7 +58,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._json import line_col, loads_any_depth, lone_surrogate
 from .._plan import GenerationPlan, chat_prompt, tokenize
@@ -66,6 +66,7 @@ from .._wire import (
     SLOTS,
     Dialect,
     EngineError,
+    EngineView,
     Frame,
     FrameKind,
     Headers,
@@ -81,9 +82,6 @@ from .._wire import (
     template,
 )
 from ._tokens import alternatives, remember, token_text
-
-if TYPE_CHECKING:
-    from .._wire import EngineView
 
 __all__ = ["DIALECT", "LlamaCppDialect"]
 

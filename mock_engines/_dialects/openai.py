@@ -42,7 +42,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._journal import redact_secret
 from .._plan import GenerationPlan, tokenize
@@ -50,6 +50,7 @@ from .._wire import (
     SLOTS,
     Dialect,
     EngineError,
+    EngineView,
     Frame,
     FrameKind,
     Headers,
@@ -66,9 +67,6 @@ from .._wire import (
 )
 from ._oai import Problem, parse_oai
 from ._tokens import alternatives
-
-if TYPE_CHECKING:
-    from .._wire import EngineView
 
 __all__ = ["DIALECT", "OpenAIDialect"]
 

@@ -69,7 +69,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from json.encoder import encode_basestring as _encode_basestring
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from .._json import depth_exceeds, line_col, lone_surrogate
 from .._plan import (
@@ -83,6 +83,7 @@ from .._plan import (
 )
 from .._wire import (
     Dialect,
+    EngineView,
     Frame,
     FrameKind,
     Headers,
@@ -91,9 +92,6 @@ from .._wire import (
     Route,
     StreamReply,
 )
-
-if TYPE_CHECKING:
-    from .._wire import EngineView
 
 __all__ = [
     "DIALECT",

@@ -70,12 +70,13 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_basestring
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._json import loads_any_depth, lone_surrogate
 from .._plan import GenerationPlan
 from .._wire import (
     Dialect,
+    EngineView,
     Frame,
     FrameKind,
     Headers,
@@ -85,9 +86,6 @@ from .._wire import (
     StreamReply,
     dumps,
 )
-
-if TYPE_CHECKING:
-    from .._wire import EngineView
 
 __all__ = [
     "DIALECT",

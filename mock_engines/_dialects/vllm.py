@@ -61,13 +61,14 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._plan import GenerationPlan, chat_prompt, tokenize
 from .._wire import (
     SLOTS,
     Dialect,
     EngineError,
+    EngineView,
     Frame,
     FrameKind,
     Headers,
@@ -85,9 +86,6 @@ from .._wire import (
 from ._tokens import alternatives, remember
 from ._tokens import logprob as _logprob
 from ._tokens import token_text as _token_text
-
-if TYPE_CHECKING:
-    from .._wire import EngineView
 
 __all__ = ["DIALECT", "VllmDialect"]
 
