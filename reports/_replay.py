@@ -210,6 +210,11 @@ def replay_params(
     recorded_suite: Mapping[str, Any] = cfg.get("run_suite") or {}
     target = raw.get("target") or {}
     targets = [t for t in target.get("targets", []) if isinstance(t, Mapping)]
+    if target.get("kind") == "worker":
+        raise _refuse(
+            label,
+            "a worker check (run --worker-url) is not replayed: run it again against your worker",
+        )
     if not targets:
         raise reader.fail("results.json", "target.targets is empty: nothing says what was run")
     params: dict[str, Any] = {}
