@@ -463,8 +463,8 @@ def fidelity_once(
     }
     mock_cpu = cpus[0] if len(cpus) >= 2 else None
     client_cpu = cpus[1] if len(cpus) >= 2 else None
-    rt = bool(args.realtime)
-    with mock_process(code, args.dialect, prof, mock_cpu, args.realtime) as (host, port, pid):
+    rt = bool(args.realtime) and len(cpus) >= 2  # FIFO tasks sharing one core never yield
+    with mock_process(code, args.dialect, prof, mock_cpu, rt) as (host, port, pid):
         job = Job(
             host, port, args.dialect, 4, 3, True, 0.0, args.ttft_ms, args.itl_ms, client_cpu, rt
         )
@@ -510,8 +510,8 @@ def throughput_once(code: Code, args: argparse.Namespace, cpus: list[int]) -> di
     fast = {"base": "fast", "slots": 4096, "queue_size": 4096}
     mock_cpu = cpus[0] if len(cpus) >= 2 else None
     client_cpu = cpus[1] if len(cpus) >= 2 else None
-    rt = bool(args.realtime)
-    with mock_process(code, args.dialect, fast, mock_cpu, args.realtime) as (host, port, pid):
+    rt = bool(args.realtime) and len(cpus) >= 2  # FIFO tasks sharing one core never yield
+    with mock_process(code, args.dialect, fast, mock_cpu, rt) as (host, port, pid):
         warm = Job(host, port, args.dialect, 4, 10, False, 0.0, 0.0, 0.0, client_cpu, rt)
         run_client(warm)
         cpu0 = cpu_seconds(pid)
@@ -609,7 +609,9 @@ def main() -> int:
         f"machine: {os.cpu_count()} cpus; mock and client each pinned to a core of their own: "
         f"{pinned}; load average {os.getloadavg()[0]:.2f}"
     )
-    if args.realtime:
+    if args.realtime and not pinned:
+        print("--realtime: not used (needs two cores: mock and client each on its own)")
+    elif args.realtime:
         ok = _realtime(0, True)  # probe: the same permission the children will need
         if ok:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
