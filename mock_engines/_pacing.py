@@ -12,11 +12,13 @@ What held timing at 500-1,000 streams (issue 18.2), and the design answer:
 
 * **Collector pauses.** A job used to keep its segments (and each segment's list of frames):
   three collector-tracked objects per frame, 175k at 500 streams, so every full collection
-  walked them all and paused every stream (30-330 ms on a loaded 2-core machine). A :class:`Job`
+  walked them all and paused every stream (22-74 ms each, 3 or 4 a run; 155-374 ms on a loaded
+  2-core machine), long enough for accepted connections to pile up behind it. A :class:`Job`
   now holds flat data only: due and send times in two ``array('d')`` (one object each, nothing
   inside for the collector to visit), the bytes and the journal's frames in one list each; the
-  reply's frames are dropped once segmented.
-* **Loop lag from bursts of requests.** Rendering a request's frames is ~1 ms of CPU; after any
+  reply's frames are dropped once segmented. (``serve`` also freezes its start-up objects and
+  makes full collections rarer: ``mock_engines._cli``.)
+* **Loop lag from bursts of requests.** Rendering a request costs 0.3-1 ms of CPU; after any
   hiccup the accepted connections pile up and their renders ran back to back while frames fell
   due. :func:`flush_due` writes what is due before each render, so a due frame waits for at
   most one render, never for a burst of them.
