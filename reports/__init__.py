@@ -11,7 +11,10 @@ A bundle is what gets attached to a release and reviewed without rerunning anyth
 Layers: :mod:`reports._writer` is the low-level V1 writer (names, headers, NDJSON/JSON/Markdown/
 CSV); ``_render_*`` turn a :class:`conformance.RunResults` into Markdown, HTML, JUnit and Allure;
 :mod:`reports._bundle` orchestrates them with the redaction audit, the manifest and the in-toto
-attestation; :mod:`reports._verify` checks a bundle; :mod:`reports._replay` reruns one. The CLI
+attestation; :mod:`reports._verify` checks a bundle; :mod:`reports._replay` reruns one. Every
+reader of a bundle goes through :class:`BundleReader` (:mod:`reports._bundle_read`): a bundle is
+data — no link, strict bounded JSON, a schema per file — and a malformed one raises
+:class:`BundleFormatError` (one line, exit 2). The CLI
 commands ``verify`` and ``replay`` live in :mod:`reports._cli`.
 """
 
@@ -27,10 +30,11 @@ from ._attest import (
 from ._audit import AuditHit, audit_bundle, audit_text
 from ._browser import chromium_path, dump_dom, screenshot_html
 from ._bundle import BundleResult, RedactionAuditError, RedactionLeak, write_bundle
+from ._bundle_read import BundleFormatError, BundleReader
 from ._checker import HeaderProblem, check_headers
 from ._failures import FailureCase, FailureGroup, group_failures, render_console
 from ._render_allure import AllureCase, write_allure_results
-from ._replay import ReplayReport, replay_bundle
+from ._replay import ReplayChoice, ReplayReport, replay_bundle
 from ._run_hook import add_run_options, bundle_run
 from ._summary import SUMMARY_SCHEMA_ID, summary_schema, validate_summary
 from ._verify import Problem, VerifyReport, verify_bundle
@@ -45,6 +49,8 @@ __all__ = [
     "AllureCase",
     "AuditHit",
     "BundleError",
+    "BundleFormatError",
+    "BundleReader",
     "BundleResult",
     "FailureCase",
     "FailureGroup",
@@ -53,6 +59,7 @@ __all__ = [
     "ProofBundle",
     "RedactionAuditError",
     "RedactionLeak",
+    "ReplayChoice",
     "ReplayReport",
     "TestType",
     "VerifyReport",

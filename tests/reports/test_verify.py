@@ -16,9 +16,14 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from llorch_conformance.conformance.cli import main
-from llorch_conformance.reports import PREDICATE_TYPE, STATEMENT_TYPE, verify_bundle, write_bundle
+from llorch_conformance.reports import (
+    PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    BundleFormatError,
+    verify_bundle,
+    write_bundle,
+)
 from llorch_conformance.reports._attest import pae
-from llorch_conformance.reports._bundle_read import BundleFormatError
 
 from . import _factory as f
 
