@@ -57,6 +57,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Final
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -77,15 +78,19 @@ from .api import (
     error_for_condition,
 )
 from .http_util import (
+    ACCEPT_ENCODING,
+    DecodeLimits,
     HttpClientConfig,
     RetryPolicy,
     RetryTimeline,
     SSEDecoder,
     SSEEvent,
     aiter_chunks,
+    aiter_decoded,
     build_client,
     error_from_exception,
     error_from_response,
+    fetch,
     retry_async,
 )
 
@@ -166,6 +171,8 @@ class HttpAdapter(StreamAdapter):
         )
         # Also sent per request, so that a shared ``client`` carries this adapter's headers.
         self._headers: dict[str, str] = headers
+        # ... and the codings our bounded decoder handles, whatever a shared client advertises.
+        self._request_headers = {"Accept-Encoding": ACCEPT_ENCODING, **headers}
         self._own_client = client is None
         self._client = client if client is not None else build_client(self.http_config)
 
@@ -189,29 +196,30 @@ class HttpAdapter(StreamAdapter):
     ) -> httpx.Response:
         """GET with the total timeout; statuses outside ``accept`` raise the mapped WorkerError.
 
-        Idempotent, so retried per the policy unless ``retry`` is false (then the timeline of
-        the current operation is left alone).
+        The body is read whole but bounded: at most ``HttpClientConfig.max_body_bytes`` decoded
+        bytes, compressed bodies decoded in small steps within the ratio limit (PROTOCOL error
+        otherwise). Idempotent, so retried per the policy unless ``retry`` is false (then the
+        timeline of the current operation is left alone).
         """
         url = self.url(path)
         timeline = RetryTimeline()
         if retry:
             self.last_retry_timeline = timeline
-        limit = self.http_config.total_timeout_s
+        config = self.http_config
 
         async def op(attempt: int) -> httpx.Response:
-            try:
-                with anyio.fail_after(limit):
-                    resp = await self._client.get(url, headers=self._headers)
-            except TimeoutError:
-                raise error_for_condition(
-                    UpstreamCondition.TIMEOUT, f"GET {path} took longer than {limit} s"
-                ) from None
-            except httpx.HTTPError as exc:
-                if _is_connect_error(exc):
-                    raise error_from_exception(
-                        exc, stage="connect", secrets=self._secrets
-                    ) from None
-                raise error_from_exception(exc, stage="first_byte", secrets=self._secrets) from None
+            # Bounded in time and in decoded bytes (a compressed bomb on /health is an error,
+            # never gigabytes in memory or a "ready"); see http_util.fetch.
+            resp = await fetch(
+                self._client,
+                "GET",
+                url,
+                total_timeout_s=config.total_timeout_s,
+                secrets=self._secrets,
+                max_body_bytes=config.max_body_bytes,
+                raise_for_status=False,
+                headers=self._request_headers,
+            )
             if resp.status_code not in accept:
                 if resp.status_code < 400:  # e.g. a redirect: never followed, never guessed
                     raise error_for_condition(
@@ -339,23 +347,27 @@ class HttpAdapter(StreamAdapter):
         body: bytes,
         timeline: RetryTimeline,
         correlation_id: str | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response | WorkerError:
         """Send the stream request; retry only connect failures and 429/503 before the body.
 
         Returns the response or the terminal WorkerError (the caller's cancel scope bounds it by
-        the deadline and ``cancel``). A correlation
+        the deadline and ``cancel``). A retry whose wait (back-off or ``Retry-After``) would end
+        past ``deadline`` is not started: the 429/503 goes back at once as POOL_UNAVAILABLE with
+        its ``retry_after_ms`` (issue 16 item 14), instead of sleeping into DEADLINE_UNMET. A
+        correlation
         id (set by the adapter host in ``TaskRequest.extra``, AH-1003) goes upstream as
         ``X-Correlation-Id`` so engine logs can be joined with ours.
         """
         url = self.url(path)
         headers = {
-            **self._headers,
+            **self._request_headers,
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
             **self.stream_headers,
         }
         if correlation_id:
-            headers["X-Correlation-Id"] = correlation_id
+            headers["X-Correlation-Id"] = wire_correlation_id(correlation_id)
 
         async def op(attempt: int) -> httpx.Response:
             req = self._client.build_request("POST", url, content=body, headers=headers)
@@ -388,7 +400,9 @@ class HttpAdapter(StreamAdapter):
             return resp
 
         try:
-            return await retry_async(op, self.retry_policy, idempotent=True, timeline=timeline)
+            return await retry_async(
+                op, self.retry_policy, idempotent=True, timeline=timeline, deadline=deadline
+            )
         except _NoRetry as wrapped:
             return wrapped.error
         except WorkerError as err:
@@ -420,12 +434,17 @@ class _HttpSource(FrameSource):
         body = json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode()
         cid = self.request.extra.get("correlation_id")
         opened = await adapter._send(
-            path, body, run.timeline, cid if isinstance(cid, str) else None
+            path, body, run.timeline, cid if isinstance(cid, str) else None, run.deadline
         )
         if isinstance(opened, WorkerError):
             return opened
         self.response = opened
-        self.chunks = aiter_chunks(opened, inter_chunk_timeout_s=None, secrets=adapter._secrets)
+        self.chunks = aiter_chunks(
+            opened,
+            inter_chunk_timeout_s=None,
+            secrets=adapter._secrets,
+            limits=adapter.http_config.decode_limits(),
+        )
         return None
 
     async def read(self) -> Sequence[SSEEvent] | None:
@@ -486,6 +505,25 @@ def _merge_engine_params(body: dict[str, Any], params: object) -> None:
             body[key] = value
 
 
+#: Characters sent as they are in ``X-Correlation-Id``: visible ASCII (RFC 9110 field values).
+_CID_PLAIN: Final = frozenset(chr(c) for c in range(0x21, 0x7F)) - {"%"}
+_CID_MAX: Final = 256
+
+
+def wire_correlation_id(value: str) -> str:
+    """The correlation id as it may travel in a header: visible ASCII, at most 256 characters.
+
+    A caller's id with spaces, control characters or non-ASCII letters (issue 16 item 15: it
+    used to fail inside httpx as an "adapter bug") is sent percent-encoded as UTF-8 (lone
+    surrogates as ``\\udXXX`` escapes first) — the same id stays recognisable in the engine's
+    logs; ours keep the original.
+    """
+    if len(value) <= _CID_MAX and all(ch in _CID_PLAIN for ch in value):
+        return value
+    text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return quote(text, safe="".join(sorted(_CID_PLAIN)))[:_CID_MAX]
+
+
 def _is_connect_error(exc: BaseException) -> bool:
     return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
@@ -521,14 +559,19 @@ async def _drain(chunks: Any, *, max_bytes: int = 64 * 1024, timeout_s: float = 
 async def _read_bounded(resp: httpx.Response, timeout_s: float) -> bytes:
     """At most 64 KiB of an error body, bounded in time; what arrived is enough for a message."""
     buf = bytearray()
+    # Decoded in bounded steps: a compressed bomb as a 429 body is cut at 64 KiB like any other.
+    limits = DecodeLimits(max_bytes=2 * _MAX_ERROR_BODY)
     with anyio.move_on_after(timeout_s):
+        parts = aiter_decoded(resp, limits)
         try:
-            async for part in resp.aiter_bytes():
+            async for part in parts:
                 buf += part
                 if len(buf) >= _MAX_ERROR_BODY:
                     break
-        except httpx.HTTPError:
+        except (httpx.HTTPError, WorkerError):
             pass
+        finally:
+            await parts.aclose()
     return bytes(buf[:_MAX_ERROR_BODY])
 
 

@@ -27,7 +27,10 @@ written once, here, as a chain of short steps in the manner of httpx's ``send`` 
 
 Every failure after submission becomes that one terminal ``error`` event built from the mapping
 table, never an exception; an exception that is not a :class:`WorkerError` is the table's
-``ADAPTER_BUG`` row, logged with its traceback.
+``ADAPTER_BUG`` row, logged with its traceback. Counts an engine reports (``tokens_in``,
+``usage``) are checked before they are passed on: a negative count, or one beyond ``int32`` (the
+contract's type of ``tokens_out``), is the engine's protocol violation (PROTOCOL row), never a
+number in ``started`` or ``end.usage`` (issue 16 item 15).
 
 Hot path: per token one read step of the source, one ``parse`` and one ``yield``; no logging,
 metric update or clock read per token (the clock is read once, for the first token).
@@ -62,6 +65,9 @@ __all__ = ["FrameSource", "StreamAdapter", "StreamRun", "StreamState", "protocol
 _TIMELINES_KEPT: Final = 256
 #: Upper bound for ``cancel`` waiting for the reader to close the upstream response.
 _CANCEL_WAIT_S: Final = 0.5
+
+#: The largest token count passed on (``int32``, the contract's type of ``tokens_out``).
+MAX_COUNT: Final = 2**31 - 1
 
 _STOP_NORMAL: Final[Mapping[str, str]] = {
     # llama.cpp stop_type
@@ -363,7 +369,12 @@ class StreamAdapter:
                 failure = self._failure_of(run, exc)
             await source.aclose()  # upstream closed before the caller sees the terminal event
             run.task.closed.set()
-            for event in self._closing_events(run, failure):
+            try:
+                closing = self._closing_events(run, failure)
+            except Exception as exc:  # e.g. a dialect's _finalize: still one terminal event
+                err = self._failure_of(run, exc)
+                closing = [self._fail(run.request, err, run.emitted, run.started)]
+            for event in closing:
                 yield event
         finally:
             await self._forget(run)
@@ -520,6 +531,8 @@ class StreamAdapter:
         if run.cancelled:
             out = [] if run.started else [self._started(run.request, run.version)]
             return [*out, self._cancelled_end(run)]
+        if failure is None:
+            failure = _count_error(run.st)
         if failure is not None:
             return [self._fail(run.request, failure, run.emitted, run.started)]
         out = [] if run.started else [self._start(run)]  # a clean end without any frame
@@ -536,9 +549,14 @@ class StreamAdapter:
 
     # -- event builders ---------------------------------------------------------------------
     def _start(self, run: StreamRun) -> TokenEvent:
+        tokens_in = run.st.prompt_tokens
+        if tokens_in is not None and not _is_count(tokens_in):
+            # Not a number to pass on: the stream ends, unstarted, with the engine's protocol
+            # violation.
+            raise _count_violation("prompt", tokens_in)
         run.started = True
         self.metrics.started(run.labels)
-        return self._started(run.request, run.version, run.st.prompt_tokens)
+        return self._started(run.request, run.version, tokens_in)
 
     def _started(
         self, request: TaskRequest, version: str, tokens_in: int | None = None
@@ -632,3 +650,22 @@ class StreamAdapter:
         data = err.to_event_data()
         data["message"] = self.redact(err.message)
         return TokenEvent("error", data)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+
+
+def _count_error(st: StreamState) -> WorkerError | None:
+    """Counts the engine reported must be counts before they reach ``end.usage``."""
+    for name, value in (("prompt", st.prompt_tokens), ("completion", st.completion_tokens)):
+        if value is not None and not _is_count(value):
+            return _count_violation(name, value)
+    return None
+
+
+def _count_violation(name: str, value: object) -> WorkerError:
+    text = str(value) if isinstance(value, int) else repr(value)
+    if len(text) > 24:
+        text = f"{text[:12]}…({len(text)} characters)"
+    return protocol_error(f"engine reported an impossible {name} token count: {text}")

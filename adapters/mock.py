@@ -317,6 +317,7 @@ class _MockSource(FrameSource):
                 adapter.retry_policy,
                 idempotent=True,
                 timeline=run.timeline,
+                deadline=run.deadline,
             )
         except _NoRetry as wrapped:
             return wrapped.error

@@ -9,6 +9,9 @@ One place for what every engine adapter needs on the wire:
   (:class:`RetryPolicy`, :func:`retry_async`, :class:`RetryTimeline`);
 * an incremental, byte-level SSE decoder and streaming readers with a silence timer
   (:class:`SSEDecoder`, :func:`aiter_sse`, :func:`aiter_chunks`);
+* bounded ``Content-Encoding`` decoding (gzip, deflate, br) in small steps that yield to the
+  event loop, with a cap on decoded bytes and on the expansion ratio (:class:`DecodeLimits`,
+  :class:`BodyDecoder`, :func:`aiter_decoded`; never a decompression bomb);
 * redaction in the project's one style, ``****<fp6>`` (:func:`redact` and friends);
 * upstream failure → :class:`adapters.api.WorkerError` via the one mapping table
   (:func:`error_from_response`, :func:`error_from_exception`, :func:`parse_retry_after`).
@@ -24,6 +27,7 @@ from ._client import (
     open_stream,
     verifying_context,
 )
+from ._decode import ACCEPT_ENCODING, BodyDecoder, DecodeLimits, aiter_decoded
 from ._errors import (
     error_from_exception,
     error_from_response,
@@ -38,6 +42,9 @@ from ._sse import SSEDecoder, SSEEvent
 from ._stream import aiter_chunks, aiter_sse
 
 __all__ = [
+    "ACCEPT_ENCODING",
+    "BodyDecoder",
+    "DecodeLimits",
     "HttpClientConfig",
     "RetryPolicy",
     "RetryRecord",
@@ -45,6 +52,7 @@ __all__ = [
     "SSEDecoder",
     "SSEEvent",
     "aiter_chunks",
+    "aiter_decoded",
     "aiter_sse",
     "bearer_header",
     "build_client",

@@ -31,6 +31,7 @@ import httpx
 
 from llorch_conformance.adapters.api import ConfigError, UpstreamCondition, error_for_condition
 
+from ._decode import ACCEPT_ENCODING, DecodeLimits, aiter_decoded
 from ._errors import error_from_exception, error_from_response
 from ._redact import redact_headers, redact_url
 
@@ -52,6 +53,9 @@ class HttpClientConfig:
     verify: bool | str | ssl.SSLContext = True  # False only when a test asks for it explicitly
     proxy: str | None = None  # explicit proxies only; trust_env is always False
     headers: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+    max_body_bytes: int = 8 << 20  # decoded size of a non-streaming body (health, capabilities)
+    max_decoded_bytes: int = 64 << 20  # decoded size of one compressed stream body
+    max_decompression_ratio: float = 100.0  # decoded/compressed, past the first MiB
 
     def __post_init__(self) -> None:
         for name in (
@@ -66,6 +70,16 @@ class HttpClientConfig:
                 raise ConfigError(
                     f"HttpClientConfig.{name} must be a positive number, got {value!r}"
                 )
+        if (
+            self.max_body_bytes < 1
+            or self.max_decoded_bytes < 1
+            or isinstance(self.max_decompression_ratio, bool)
+            or not self.max_decompression_ratio >= 1
+        ):
+            raise ConfigError(
+                "HttpClientConfig: max_body_bytes and max_decoded_bytes must be positive and "
+                "max_decompression_ratio at least 1"
+            )
         if self.max_connections < 1 or self.max_keepalive_connections < 0:
             raise ConfigError(
                 "HttpClientConfig: max_connections must be >= 1 and max_keepalive_connections >= 0"
@@ -85,10 +99,18 @@ class HttpClientConfig:
             f"total_timeout_s={self.total_timeout_s}, max_connections={self.max_connections}, "
             f"max_keepalive_connections={self.max_keepalive_connections}, "
             f"keepalive_expiry_s={self.keepalive_expiry_s}, http2={self.http2}, "
-            f"verify={verify!r}, proxy={proxy!r}, headers={redact_headers(self.headers)!r})"
+            f"verify={verify!r}, proxy={proxy!r}, headers={redact_headers(self.headers)!r}, "
+            f"max_body_bytes={self.max_body_bytes}, max_decoded_bytes={self.max_decoded_bytes}, "
+            f"max_decompression_ratio={self.max_decompression_ratio})"
         )
 
     __str__ = __repr__
+
+    def decode_limits(self) -> DecodeLimits:
+        """The bounds on decoding a compressed stream body (``adapters.http_util._decode``)."""
+        return DecodeLimits(
+            max_bytes=self.max_decoded_bytes, max_ratio=self.max_decompression_ratio
+        )
 
     def timeout(self) -> httpx.Timeout:
         """The per-operation httpx timeouts this config implies."""
@@ -151,7 +173,8 @@ def build_client(config: HttpClientConfig = HttpClientConfig()) -> httpx.AsyncCl
         verify=_ssl_context(config.verify, config.http2),
         proxy=config.proxy,
         trust_env=False,
-        headers=dict(config.headers),
+        # Exactly the codings our bounded decoder handles (httpx would add any it can decode).
+        headers={"Accept-Encoding": ACCEPT_ENCODING, **config.headers},
         limits=httpx.Limits(
             max_connections=config.max_connections,
             max_keepalive_connections=config.max_keepalive_connections,
@@ -174,16 +197,19 @@ async def fetch(
     total_timeout_s: float,
     secrets: Iterable[str] = (),
     max_body_bytes: int = 16 << 20,
+    raise_for_status: bool = True,
     **kwargs: Any,
 ) -> httpx.Response:
     """One non-streaming request with the whole exchange bounded by ``total_timeout_s``.
 
-    Returns the fully read response for a status below 400. Raises the mapped
-    :class:`WorkerError` for an error status (:func:`error_from_response`), a transport failure
-    (:func:`error_from_exception`), running out of time (DECODE_TIMEOUT) or a body larger than
-    ``max_body_bytes`` (PROTOCOL: never unbounded memory on a misbehaving engine). ``kwargs`` go
-    to ``client.stream``. The returned response carries the decoded body (``Content-Encoding``
-    dropped, ``Content-Length`` set to it), status, headers, request and ``http_version``.
+    Returns the fully read response for a status below 400 (any status when
+    ``raise_for_status`` is false). Raises the mapped :class:`WorkerError` for an error status
+    (:func:`error_from_response`), a transport failure (:func:`error_from_exception`), running
+    out of time (DECODE_TIMEOUT) or a body that decodes to more than ``max_body_bytes`` or
+    expands like a compression bomb (PROTOCOL, with ``upstream_status``: never unbounded memory
+    or a blocked event loop on a misbehaving engine). ``kwargs`` go to ``client.stream``. The
+    returned response carries the decoded body (``Content-Encoding`` dropped,
+    ``Content-Length`` set to it), status, headers, request and ``http_version``.
     """
     secrets = tuple(secrets)
     try:
@@ -196,12 +222,13 @@ async def fetch(
         ) from None
     except (httpx.TransportError, OSError) as exc:
         raise error_from_exception(exc, stage=_stage_of(exc), secrets=secrets) from exc
-    if response.status_code >= 400:
+    if response.status_code >= 400 and raise_for_status:
         raise error_from_response(response.status_code, response.headers, body, secrets=secrets)
     if len(body) > max_body_bytes:
         raise error_for_condition(
             UpstreamCondition.PROTOCOL,
             f"upstream {response.status_code}: body larger than {max_body_bytes} bytes",
+            upstream_status=response.status_code,
         )
     headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_FRAMING]
     return httpx.Response(
@@ -217,13 +244,20 @@ _BODY_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encod
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` decoded bytes of the body, decoded in bounded steps (never a bomb)."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
+    # The decoder's own cap sits one piece above ours: this reader truncates, never fails, on
+    # size (an error body's first 64 KiB are enough for a message); the ratio check still holds.
+    pieces = aiter_decoded(response, DecodeLimits(max_bytes=max(limit, 1) + (64 << 10)))
+    try:
+        async for chunk in pieces:
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    finally:
+        await pieces.aclose()
     return b"".join(parts)[:limit]
 
 

@@ -310,6 +310,11 @@ class SSEDecoder:
         """Each block is followed by a blank line. Fast path: a lone ``data`` line on a clean
         state (no fields pending) is dispatched directly; anything else walks its lines."""
         max_event = self._max_event
+        if len(blocks) > 8:
+            # Every block ends with a blank line, which leaves a clean state (no data, event or
+            # retry pending), so an empty block after the first one dispatches nothing: drop
+            # them in C (a flood of blank lines must not cost a Python step per line pair).
+            blocks = [blocks[0], *filter(None, blocks[1:])]
         for block in blocks:
             if _LF not in block and not self._data and self._event is None and self._retry is None:
                 if block[:5] == b"data:":

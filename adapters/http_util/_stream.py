@@ -3,8 +3,9 @@
 Choices, and where they come from:
 
 * Incremental: each chunk is handed on as soon as httpx reads it (principle 4, HTU-1003); the body
-  is never buffered. ``aiter_bytes`` is used (not ``aiter_raw``) so a compressed body is
-  decompressed, and it passes network chunks through unchanged otherwise.
+  is never buffered. A compressed body is decoded by :func:`aiter_decoded` in bounded pieces
+  (never httpx's one-call ``aiter_bytes`` decoding: a gzip bomb would block the loop and ignore
+  the deadline); network chunks of an uncompressed body pass through unchanged.
 * The inter-chunk timer is our own ``anyio.fail_after`` around each read (DESIGN.md: "stall longer
   than the decode timeout" → DECODE_TIMEOUT), so a caller can give a stream a tighter silence
   budget than the client's read timeout. When httpx's own per-read timeout is already at or below
@@ -20,13 +21,13 @@ Choices, and where they come from:
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
-from typing import cast
 
 import anyio
 import httpx
 
 from llorch_conformance.adapters.api import UpstreamCondition, WorkerError, error_for_condition
 
+from ._decode import DEFAULT_LIMITS, DecodeLimits, aiter_decoded
 from ._errors import error_from_exception
 from ._sse import SSEDecoder, SSEEvent
 
@@ -58,12 +59,14 @@ async def aiter_chunks(
     *,
     inter_chunk_timeout_s: float | None,
     secrets: Iterable[str] = (),
+    limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> AsyncGenerator[bytes, None]:
-    """Yield the body's byte chunks as they arrive.
+    """Yield the body's byte chunks as they arrive (decoded, within ``limits``, if compressed).
 
     Silence longer than ``inter_chunk_timeout_s`` → :class:`WorkerError` DECODE_TIMEOUT; a
     transport error → the mapped :class:`WorkerError` (WORKER_RESET for resets and premature
-    close, DECODE_TIMEOUT for the client's own read timeout). ``None`` disables our timer.
+    close, DECODE_TIMEOUT for the client's own read timeout); a body beyond ``limits`` →
+    PROTOCOL. ``None`` disables our timer.
     """
     timer = inter_chunk_timeout_s
     if timer is not None:
@@ -74,9 +77,8 @@ async def aiter_chunks(
             # nothing but cost a cancel scope (~10 µs) per chunk. Not on HTTP/2: there a read
             # may bring another stream's frames, so a silent stream would go unnoticed.
             timer = None
-    # httpx declares AsyncIterator but returns an async generator; close it explicitly so the
-    # stream is released even when our consumer stops early.
-    chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    # Closed explicitly so the stream is released even when our consumer stops early.
+    chunks = aiter_decoded(response, limits)
     try:
         while True:
             try:
@@ -108,6 +110,7 @@ async def aiter_sse(
     inter_chunk_timeout_s: float | None,
     decoder: SSEDecoder | None = None,
     secrets: Iterable[str] = (),
+    limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> AsyncGenerator[SSEEvent, None]:
     """Yield each :class:`SSEEvent` of ``response`` as soon as its bytes have arrived.
 
@@ -116,7 +119,9 @@ async def aiter_sse(
     ``comments``/``last_event_id`` afterwards or to set limits.
     """
     dec = decoder if decoder is not None else SSEDecoder()
-    chunks = aiter_chunks(response, inter_chunk_timeout_s=inter_chunk_timeout_s, secrets=secrets)
+    chunks = aiter_chunks(
+        response, inter_chunk_timeout_s=inter_chunk_timeout_s, secrets=secrets, limits=limits
+    )
     try:
         async for chunk in chunks:
             for event in dec.feed(chunk):
