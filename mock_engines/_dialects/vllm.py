@@ -169,6 +169,14 @@ class _Req:
     echo_text: str = ""  # chat: the echoed last (assistant) message
 
 
+def _fits_double(v: float) -> bool:
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
+
+
 def _field(body: dict[str, Any], key: str, check: str) -> Any:
     """Pydantic-style type validation of one optional field."""
     v = body.get(key)
@@ -176,7 +184,8 @@ def _field(body: dict[str, Any], key: str, check: str) -> Any:
         return None
     ok = {
         "int": _is_int(v),
-        "float": _is_num(v),
+        # pydantic refuses an int beyond the double's range (float_type), like any non-number
+        "float": _is_num(v) and _fits_double(v),
         "bool": isinstance(v, bool),
         "str": isinstance(v, str),
         "dict": isinstance(v, dict),

@@ -351,6 +351,21 @@ def test_a_5000_digit_integer_on_triton_is_rapidjsons_own_parse_error() -> None:
     )
 
 
+def test_an_integer_beyond_a_double_as_vllm_temperature_is_pydantics_float_type() -> None:
+    """Found by the 4,000-example run (was ``OverflowError`` → a plain 500 of the mock)."""
+    with run_mock_engine("vllm") as eng:
+        body = b'{"model":"%s","prompt":"Hi","max_tokens":2,"temperature":1%s}' % (
+            eng.model.encode(),
+            b"0" * 400,
+        )
+        resp = _post(eng, "/v1/completions", body)
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert error["type"] == "Bad Request" and error["param"] == "body.temperature"
+    assert "'type': 'float_type'" in error["message"]
+    assert "Input should be a valid number" in error["message"]
+
+
 def test_tgi_nesting_limit_is_serde_jsons_128() -> None:
     with run_mock_engine("tgi") as eng:
         ok = _post(eng, *_generation("tgi", eng.model, b"[" * 126 + b"]" * 126))
