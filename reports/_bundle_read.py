@@ -285,9 +285,13 @@ class BundleReader:
                     raise self.fail(rel, "the name is not UTF-8") from None
                 if _UNPRINTABLE.search(e.name) or "\\" in e.name:
                     raise self.fail(rel, "the name holds control characters or a backslash")
-                st = e.stat(follow_symlinks=False)
+                try:
+                    st = e.stat(follow_symlinks=False)
+                    target = os.readlink(e.path) if stat.S_ISLNK(st.st_mode) else ""
+                except OSError as exc:  # changed under the scan
+                    raise self.fail(rel, f"cannot be read ({exc.strerror})") from None
                 if stat.S_ISLNK(st.st_mode):
-                    target = one_line(os.readlink(e.path), 80) if e.is_symlink() else "?"
+                    target = one_line(target, 80)
                     raise self.fail(
                         rel, f"is a symbolic link (to {target}); a bundle holds no links"
                     )
