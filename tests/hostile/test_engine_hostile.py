@@ -27,6 +27,7 @@ import pytest
 
 from llorch_conformance.adapters.api import TaskRequest, TokenEvent, WorkerError
 from llorch_conformance.adapters.http_util import HttpClientConfig, RetryPolicy
+from llorch_conformance.adapters.http_util._decode import _brotli
 from llorch_conformance.adapters.llamacpp import LlamaCppAdapter
 from llorch_conformance.adapters.openai import OpenAIAdapter
 from llorch_conformance.adapters.tgi import TgiAdapter
@@ -45,6 +46,8 @@ MAX_RSS_GROWTH_MB = 96.0
 MAX_NEIGHBOUR_GAP_S = 1.0
 #: The decompressed size of the bombs (compressed: about a thousandth of it).
 BOMB_BYTES = 128 << 20
+#: Every coding the adapters advertise (br only where the brotli module is installed).
+CODINGS = ["gzip", "deflate", *(["br"] if _brotli is not None else [])]
 
 HTTP = HttpClientConfig(
     connect_timeout_s=2.0, first_byte_timeout_s=2.0, inter_chunk_timeout_s=2.0, total_timeout_s=3.0
@@ -63,6 +66,8 @@ def anyio_backend() -> str:
 @cache
 def _bomb(coding: str) -> bytes:
     """``BOMB_BYTES`` of newlines, compressed (built once; ~0.1 s)."""
+    if coding == "br":
+        return bytes(_brotli.compress(b"\n" * BOMB_BYTES, quality=1))
     comp = zlib.compressobj(9, zlib.DEFLATED, 31 if coding == "gzip" else 15)
     block = b"\n" * (1 << 20)
     parts = [comp.compress(block) for _ in range(BOMB_BYTES >> 20)]
@@ -378,7 +383,7 @@ def assert_one_terminal(out: Outcome, *, code: str | None, deadline_ms: int = DE
 
 # -- item 3: compression bombs on the stream ----------------------------------------------------
 @pytest.mark.anyio
-@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+@pytest.mark.parametrize("coding", CODINGS)
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_a_compressed_bomb_stream_ends_fast_with_a_protocol_error(
     dialect: str, coding: str, hostile_figures: Any
