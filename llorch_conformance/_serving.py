@@ -29,11 +29,11 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
-__all__ = ["ExitHookServer", "ServedApp", "bind_socket", "make_server"]
+__all__ = ["ExitHookServer", "ServedApp", "StartStop", "bind_socket", "make_server"]
 
 #: What every in-process server here shares unless the caller says otherwise: quiet logs (a
 #: server's log is not the harness's evidence), no access log, the app's lifespan run.
@@ -152,7 +152,48 @@ def make_server(
     return ExitHookServer(uvicorn.Config(app, **options), on_exit)
 
 
-class ServedApp:
+class StartStop:
+    """``with``/``async with`` for a handle that has ``start() -> Self`` and ``stop()``.
+
+    One definition for every server handle (this module's :class:`ServedApp`, the mock engine,
+    the fault proxy, the mock queen, the real engines' processes): a context manager enters by
+    starting and leaves by stopping; the async forms run both in a worker thread so an event loop
+    is never blocked by a server's start-up or shutdown."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> object:  # what it returns (a process's exit status, ...) is the handle's
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(self.stop)
+
+
+class ServedApp(StartStop):
     """``with ServedApp(app) as s: httpx.get(s.base_url + "/health")`` (or ``async with``).
 
     ``sock``: a socket bound by the caller (else one is bound to ``host:port`` here); ``config``:
@@ -193,7 +234,7 @@ class ServedApp:
         except BaseException as exc:  # reported by start(), never swallowed silently
             self._error = exc
 
-    def start(self, timeout_s: float | None = 10.0) -> ServedApp:
+    def start(self, timeout_s: float | None = 10.0) -> Self:
         """Start the server thread and wait until uvicorn has started (``timeout_s=None``: do
         not wait — the socket listens already, so a client's connection queues until it runs)."""
         if self._thread is not None:
@@ -225,25 +266,3 @@ class ServedApp:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    def __enter__(self) -> ServedApp:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> ServedApp:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(self.start)
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(self.stop)

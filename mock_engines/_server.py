@@ -23,12 +23,12 @@ import socket
 import ssl
 import threading
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from llorch_conformance._serving import StartStop as StartStop  # the handles' base, re-exported
 from llorch_conformance._serving import bind_socket as _bind
 
 from ._app import MockEngineApp
@@ -314,43 +314,3 @@ class ThreadedServer:
         loop = self.server._loop
         if loop is not None:
             loop.call_soon_threadsafe(fn, *args)
-
-
-class StartStop:
-    """``with``/``async with`` for a handle that has ``start() -> Self`` and ``stop()``.
-
-    One definition for the mock engine and the fault proxy handles: a context manager enters by
-    starting and leaves by stopping; the async forms run both in a worker thread so an event loop
-    is never blocked by a server's start-up or shutdown."""
-
-    def start(self) -> Self:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        import anyio.to_thread
-
-        return await anyio.to_thread.run_sync(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(self.stop)

@@ -64,8 +64,8 @@ from ._drift import (
     run_drift,
 )
 from ._model import CHATML_TEMPLATE, TinyModel, tiny_vocab, write_tiny_model
-from ._proc import EngineProcess, real_home
-from ._server import EngineUnavailable, HealthObservation, LlamaServer, find_llama_server, free_port
+from ._proc import EngineProcess, EngineUnavailable, free_port, real_home
+from ._server import HealthObservation, LlamaServer, find_llama_server
 from ._triton import (
     TRITON_MODELS,
     TritonInstall,

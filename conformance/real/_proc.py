@@ -1,8 +1,9 @@
 """One engine process on loopback: spawn in its own session, wait for readiness, stop cleanly.
 
-Shared by :class:`~conformance.real.VllmServer` and :class:`~conformance.real.TritonServer`
-(``LlamaServer`` predates it and keeps its own loop, which also records the 503s it sees while
-loading). The choices are the same as there:
+The one lifecycle of :class:`~conformance.real.LlamaServer`, :class:`~conformance.real.VllmServer`
+and :class:`~conformance.real.TritonServer`: a subclass gives its command, environment, readiness
+path, poll pace and stop grace (``LlamaServer`` also records every readiness answer through
+:meth:`EngineProcess._observe`, the 503s it sees while loading). The choices:
 
 * loopback only, ports picked by binding port 0 just before the start; when the engine still
   loses the race ("address already in use" in its log) the start is retried on new ports;
@@ -21,23 +22,59 @@ harness layer reads those variables; adapters never do.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 import httpx
 
+from llorch_conformance._serving import StartStop
 from llorch_conformance.adapters.api import HarnessError
 
-from ._server import EngineUnavailable, free_port, stop_process_group
-
-__all__ = ["EngineProcess", "find_venv", "real_home"]
+__all__ = [
+    "EngineProcess",
+    "EngineUnavailable",
+    "find_venv",
+    "free_port",
+    "real_home",
+    "stop_process_group",
+]
 
 ENV_HOME = "LLORCH_REAL_HOME"
+
+
+class EngineUnavailable(HarnessError):
+    """An engine (binary, venv, backend stub) could not be found or cannot run here; ``str()``
+    says why."""
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], *, grace: float) -> None:
+    """Stop an engine started in its own session: SIGTERM to its process group, ``grace``
+    seconds to exit, then SIGKILL; children that outlived the leader (a worker still shutting
+    down) are killed too. Nothing outside that group is touched."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (the caller must cope with losing a race for it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def real_home() -> Path:
@@ -77,7 +114,7 @@ class _Exited(Exception):
     pass
 
 
-class EngineProcess:
+class EngineProcess(StartStop):
     """Base of the managed engines; subclasses give the command, env and readiness path."""
 
     #: Human name used in messages (``vLLM``, ``tritonserver``).
@@ -86,6 +123,12 @@ class EngineProcess:
     ready_path = "/health"
     #: How long ``stop`` waits after SIGTERM before SIGKILL (seconds).
     term_grace = 20.0
+    #: Readiness polling: the first pause, the longest pause, one probe's timeout (seconds).
+    poll_first_s = 0.05
+    poll_max_s = 0.5
+    probe_timeout_s = 5.0
+    #: Words in the exit message of a start that lost the race for its port (retried).
+    port_race_words: tuple[str, ...] = ("address already in use", "bind")
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, log_path: Path | None) -> None:
         self.host = host
@@ -110,6 +153,9 @@ class EngineProcess:
 
     def _secrets(self) -> Sequence[str]:
         return ()
+
+    def _observe(self, t: float, status: int | None, body: bytes = b"") -> None:
+        """One readiness probe's answer, ``t`` seconds after the spawn (``None``: refused)."""
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
@@ -150,7 +196,7 @@ class EngineProcess:
                 last_error = str(exc)
                 self._reap()
                 low = last_error.lower()
-                if "address already in use" not in low and "bind" not in low:
+                if not any(word in low for word in self.port_race_words):
                     break
             except BaseException:
                 self._reap()
@@ -173,25 +219,27 @@ class EngineProcess:
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         proc = self._proc
         assert proc is not None
-        with httpx.Client(timeout=5.0, trust_env=False) as client:
-            delay = 0.05
+        with httpx.Client(timeout=self.probe_timeout_s, trust_env=False) as client:
+            delay = self.poll_first_s
             while True:
                 rc = proc.poll()
                 if rc is not None:
                     raise _Exited(f"exited with status {rc}; log tail:\n{self.log_tail()}")
+                t = time.monotonic() - self._t0
                 try:
                     r = client.get(f"{self.base_url}{self.ready_path}")
+                    self._observe(t, r.status_code, r.content)
                     if r.status_code == 200:
                         return
                 except httpx.TransportError:
-                    pass
+                    self._observe(t, None)
                 if time.monotonic() > deadline:
                     raise HarnessError(
                         f"{self.label} at {self.base_url} not ready after {timeout:.0f} s "
                         f"(GET {self.ready_path} never answered 200); log tail:\n{self.log_tail()}"
                     )
                 time.sleep(delay)  # polling a child process: there is no event to wait on
-                delay = min(0.5, delay * 1.5)
+                delay = min(self.poll_max_s, delay * 1.5)
 
     def _reap(self) -> None:
         proc = self._proc
@@ -207,17 +255,6 @@ class EngineProcess:
         proc = self._proc
         self._reap()
         return proc.returncode if proc is not None else None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url} pid={self.pid}>"

@@ -27,8 +27,7 @@ from pathlib import Path
 
 from llorch_conformance.adapters.api import HarnessError
 
-from ._proc import EngineProcess, find_venv
-from ._server import EngineUnavailable, free_port
+from ._proc import EngineProcess, EngineUnavailable, find_venv, free_port
 
 __all__ = [
     "ENV_TRITON_VENV",

@@ -33,8 +33,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 import anyio
 from starlette.applications import Starlette
@@ -42,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from llorch_conformance._serving import StartStop
 from llorch_conformance.adapters.rbee_worker import (
     HEARTBEAT_INTERVAL_SECS,
     HEARTBEAT_PATH,
@@ -421,7 +421,7 @@ def create_queen_app(state: QueenState) -> Starlette:
     )
 
 
-class MockQueen:
+class MockQueen(StartStop):
     """Handle on a running mock queen: ``url``, ``state``, faults, stop/start on the same port."""
 
     def __init__(
@@ -449,7 +449,7 @@ class MockQueen:
             raise ValueError(f"unknown queen fault {fault!r} (known: {', '.join(QUEEN_FAULTS)})")
         self.state.fault = fault
 
-    def start(self) -> MockQueen:
+    def start(self) -> Self:
         """Start serving; after :meth:`stop` this re-binds the same port (connections were refused)."""
         if self.running:
             return self
@@ -465,17 +465,6 @@ class MockQueen:
             self._served.stop()
             self._served = None
         self._sock.close()
-
-    def __enter__(self) -> MockQueen:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def run_mock_queen(
