@@ -3,11 +3,13 @@
 These are the mock's server-side fidelity figures (``benches/bench_mock_engine.py`` reads them).
 No test here asserts a speed: they check the record's shape and the pacing contract that a write
 never leaves before its due time, on both senders (the shared ticker on our own server, and the
-sleep-per-write path under a foreign ASGI server).
+sleep-per-write path under a foreign ASGI server), where the schedule starts, and that a stream in
+flight keeps no object per frame alive for the garbage collector to walk (issue 18.2).
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 
@@ -16,6 +18,8 @@ import httpx
 
 from llorch_conformance.mock_engines import create_app, load_profile, run_mock_engine
 from llorch_conformance.mock_engines._journal import JournalEntry
+from llorch_conformance.mock_engines._segments import Seg
+from llorch_conformance.mock_engines._wire import Frame
 
 from ._helpers import TIMEOUT, gen_request, sse_data
 
@@ -150,3 +154,24 @@ def test_queued_request_schedule_starts_when_its_slot_is_granted() -> None:
         # The second waited for the only slot: its schedule starts when the first let it go.
         assert first.t_sent is not None and second.t_start is not None
         assert second.t_start >= first.t_sent[-1] > second.t_received
+
+
+def test_a_stream_in_flight_keeps_no_object_per_frame() -> None:
+    """At 500 streams, per-frame objects held by the streams in flight made every full garbage
+    collection walk ~175k of them and pause every stream; the ticker's jobs hold flat data."""
+    prof = load_profile("fast", ttft_ms=TTFT_MS, itl_ms=ITL_MS)
+    with (
+        run_mock_engine("vllm", profile=prof) as eng,
+        httpx.Client(base_url=eng.base_url, timeout=TIMEOUT) as c,
+    ):
+        path, body = gen_request("vllm", eng.model, stream=True, max_tokens=300, ignore_eos=True)
+        with c.stream("POST", path, json=body) as r:
+            it = r.iter_raw()  # kept open: leaving a for loop over it would close the stream
+            got = b""
+            while len(sse_data(got)) < 3:
+                got += next(it)
+            gc.collect()
+            alive = sum(1 for o in gc.get_objects() if isinstance(o, Frame | Seg))
+            entry = eng.journal.last()
+            assert entry is not None and not entry.completed and not entry.disconnected
+        assert alive < 30, f"{alive} Frame/Seg objects alive for one 300-frame stream in flight"
