@@ -94,7 +94,7 @@ from .http_util import (
     retry_async,
 )
 
-__all__ = ["HttpAdapter", "StreamState", "json_frame", "protocol_error"]
+__all__ = ["HttpAdapter", "StreamState", "json_frame", "json_object", "protocol_error"]
 
 _LOG = logging.getLogger("llorch.adapters")
 
@@ -250,6 +250,13 @@ class HttpAdapter(StreamAdapter):
         if not isinstance(data, dict):
             raise protocol_error(f"GET {path}: expected a JSON object")
         return data
+
+    async def get_text_field(self, path: str, key: str, *, retry: bool = True) -> str:
+        """A non-empty string field of a JSON object (an engine's version); PROTOCOL otherwise."""
+        value = (await self.get_object(path, retry=retry)).get(key)
+        if not isinstance(value, str) or not value:
+            raise protocol_error(f"GET {path}: no {key}")
+        return value
 
     async def probe(
         self, path: str, *, ready: frozenset[int], not_ready: frozenset[int]
@@ -594,3 +601,11 @@ def json_frame(data: str) -> Any:
         return json.loads(data)
     except ValueError:
         raise protocol_error(f"malformed JSON in frame: {data[:60]!r}") from None
+
+
+def json_object(data: str, what: str) -> dict[str, Any]:
+    """One frame that must be a JSON object (the generic parsers' start); PROTOCOL otherwise."""
+    obj = json_frame(data)
+    if not isinstance(obj, dict):
+        raise protocol_error(f"{what} is not a JSON object")
+    return obj

@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from ._base import HttpAdapter, StreamState, json_frame, protocol_error
+from ._base import HttpAdapter, StreamState, json_object, protocol_error
 from .api import TaskRequest, WorkerError
 from .llamacpp import engine_error
 
@@ -182,9 +182,7 @@ class OpenAIStyleAdapter(HttpAdapter):
 
     def _parse_generic(self, data: str, st: StreamState) -> str | None:
         """Any JSON: errors, odd shapes; protocol violations are named precisely here."""
-        obj = json_frame(data)
-        if not isinstance(obj, dict):
-            raise protocol_error("stream chunk is not a JSON object")
+        obj = json_object(data, "stream chunk")
         err = obj.get("error")
         if err:
             raise engine_error(err)

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from ._base import HttpAdapter, StreamState, json_frame, protocol_error
+from ._base import HttpAdapter, StreamState, json_object, protocol_error
 from .api import (
     Capabilities,
     TaskRequest,
@@ -197,11 +197,7 @@ class LlamaCppAdapter(HttpAdapter):
         ]
 
     async def _fetch_engine_version(self, *, retry: bool) -> str:
-        props = await self.get_object("/props", retry=retry)
-        build = props.get("build_info")
-        if not isinstance(build, str) or not build:
-            raise protocol_error("GET /props: no build_info")
-        return build
+        return await self.get_text_field("/props", "build_info", retry=retry)
 
     def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {
@@ -234,9 +230,7 @@ class LlamaCppAdapter(HttpAdapter):
         return frame.content
 
     def _parse_generic(self, data: str, st: StreamState) -> str | None:
-        obj = json_frame(data)
-        if not isinstance(obj, dict):
-            raise protocol_error("llama.cpp frame is not a JSON object")
+        obj = json_object(data, "llama.cpp frame")
         if "error" in obj:
             raise engine_error(obj["error"])
         predicted = obj.get("tokens_predicted")

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from ._base import HttpAdapter, StreamState, json_frame, protocol_error
+from ._base import HttpAdapter, StreamState, json_object, protocol_error
 from .api import (
     Capabilities,
     TaskRequest,
@@ -148,9 +148,7 @@ class TgiAdapter(HttpAdapter):
         return None if token.special else token.text
 
     def _parse_generic(self, data: str, st: StreamState) -> str | None:
-        obj = json_frame(data)
-        if not isinstance(obj, dict):
-            raise protocol_error("TGI frame is not a JSON object")
+        obj = json_object(data, "TGI frame")
         if "error" in obj:
             raise tgi_error(obj)
         st.check_index(obj.get("index"))

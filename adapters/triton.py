@@ -46,7 +46,7 @@ import anyio
 import httpx
 import msgspec
 
-from ._base import HttpAdapter, StreamState, json_frame, protocol_error
+from ._base import HttpAdapter, StreamState, json_object, protocol_error
 from .api import (
     Capabilities,
     ConfigError,
@@ -218,11 +218,7 @@ class TritonAdapter(HttpAdapter):
         )
 
     async def _fetch_engine_version(self, *, retry: bool) -> str:
-        doc = await self.get_object("/v2", retry=retry)
-        version = doc.get("version")
-        if not isinstance(version, str) or not version:
-            raise protocol_error("GET /v2: no version")
-        return version
+        return await self.get_text_field("/v2", "version", retry=retry)
 
     def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
         params: dict[str, Any] = {"max_tokens": request.max_tokens}
@@ -296,9 +292,7 @@ class TritonAdapter(HttpAdapter):
         return resp.text_output
 
     def _parse_generic(self, data: str, st: StreamState) -> str | None:
-        obj = json_frame(data)
-        if not isinstance(obj, dict):
-            raise protocol_error("Triton response is not a JSON object")
+        obj = json_object(data, "Triton response")
         if "error" in obj:
             raise engine_error(obj["error"])
         finish = obj.get("finish_reason")

@@ -74,11 +74,7 @@ class VllmAdapter(OpenAIStyleAdapter):
         )
 
     async def _fetch_engine_version(self, *, retry: bool) -> str:
-        doc = await self.get_object("/version", retry=retry)
-        version = doc.get("version")
-        if not isinstance(version, str) or not version:
-            raise protocol_error("GET /version: no version")
-        return version
+        return await self.get_text_field("/version", "version", retry=retry)
 
     def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
         path, body = super()._stream_request(request, prompt)
