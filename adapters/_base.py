@@ -302,6 +302,41 @@ class HttpAdapter(StreamAdapter):
     def _strict(self, request: TaskRequest) -> bool:
         return request.determinism is DeterminismLevel.STRICT
 
+    def _sampling(
+        self, request: TaskRequest, into: dict[str, Any], greedy: Mapping[str, Any]
+    ) -> None:
+        """The request's ``seed``, the dialect's ``greedy`` fields under ``determinism: strict``
+        and its stop strings (``stop``, always a list), into a body or its parameters."""
+        if request.seed is not None:
+            into["seed"] = request.seed
+        if self._strict(request):
+            into.update(greedy)
+        stop = request.extra.get("stop")
+        if stop:
+            into["stop"] = list(stop) if not isinstance(stop, str) else [stop]
+
+    async def _capabilities(
+        self,
+        *,
+        ctx_max: int | None,
+        slots: int | None,
+        features: tuple[str, ...],
+        version: str | None = None,
+        declared_unsupported: tuple[str, ...] = (),
+    ) -> Capabilities:
+        """Capabilities of a completion engine: what differs per dialect is passed in."""
+        return Capabilities(
+            engine=self.engine,
+            engine_version=version if version is not None else await self.engine_version(),
+            sampler_profile_version=self.sampler_profile_version,
+            ctx_max=ctx_max,
+            max_tokens_out=ctx_max,
+            slots=slots,
+            supported_workloads=("completion",),
+            features=features,
+            declared_unsupported=declared_unsupported,
+        )
+
     async def _prepare_body(self, path: str, body: dict[str, Any], deadline: float) -> str:
         """Last async look at the request before it is sent (e.g. a model name asked from the
         engine once); returns the path. Bounded by the deadline, never on the per-token path."""

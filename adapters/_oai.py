@@ -130,14 +130,7 @@ class OpenAIStyleAdapter(HttpAdapter):
         body["max_tokens"] = request.max_tokens
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if self._strict(request):
-            body["temperature"] = 0.0
-            body["top_p"] = 1.0
-        stop = request.extra.get("stop")
-        if stop:
-            body["stop"] = list(stop) if not isinstance(stop, str) else [stop]
+        self._sampling(request, body, {"temperature": 0.0, "top_p": 1.0})
         return path, body
 
     def _finalize(self, st: StreamState, request: TaskRequest, emitted: int) -> None:

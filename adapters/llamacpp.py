@@ -59,6 +59,9 @@ class _Partial(msgspec.Struct):
 
 _PARTIAL = msgspec.json.Decoder(_Partial)
 
+#: Greedy, uncached decoding under ``determinism: strict`` (see the module docstring).
+_GREEDY = {"temperature": 0.0, "top_p": 1.0, "cache_prompt": False}
+
 _READY = frozenset({200})
 _NOT_READY = frozenset({503})
 
@@ -152,14 +155,9 @@ class LlamaCppAdapter(HttpAdapter):
         if isinstance(build, str) and build:
             self._engine_version = build
         total = props.get("total_slots")
-        return Capabilities(
-            engine=self.engine,
-            engine_version=await self.engine_version(),
-            sampler_profile_version=self.sampler_profile_version,
+        return await self._capabilities(
             ctx_max=n_ctx,
-            max_tokens_out=n_ctx,
             slots=total if isinstance(total, int) else None,
-            supported_workloads=("completion",),
             features=("seed", "stop", "native_completion", "cancel:close"),
             # The real llama-server closes the connection after every stream despite
             # Keep-Alive, so this adapter asks for Connection: close on its stream POSTs (see
@@ -205,15 +203,7 @@ class LlamaCppAdapter(HttpAdapter):
             "n_predict": request.max_tokens,
             "stream": True,
         }
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if self._strict(request):
-            body["temperature"] = 0.0
-            body["top_p"] = 1.0
-            body["cache_prompt"] = False
-        stop = request.extra.get("stop")
-        if stop:
-            body["stop"] = list(stop) if not isinstance(stop, str) else [stop]
+        self._sampling(request, body, _GREEDY)
         return "/completion", body
 
     def _parse_frame(self, data: str, st: StreamState) -> str | None:

@@ -70,14 +70,9 @@ class OpenAIAdapter(OpenAIStyleAdapter):
         return WorkerProps(slots_total=None, slots_free=None)
 
     async def capabilities(self) -> Capabilities:
-        return Capabilities(
-            engine=self.engine,
-            engine_version=await self.engine_version(),
-            sampler_profile_version=self.sampler_profile_version,
+        return await self._capabilities(
             ctx_max=None,
-            max_tokens_out=None,
             slots=None,
-            supported_workloads=("completion",),
             features=("seed", "stop", "usage", "cancel:close"),
         )
 

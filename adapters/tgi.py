@@ -102,15 +102,11 @@ class TgiAdapter(HttpAdapter):
         self._ctx_max = ctx_max
         self._engine_version = self._version_of(info)
         slots = info.get("max_concurrent_requests")
-        return Capabilities(
-            engine=self.engine,
-            engine_version=self._engine_version,
-            sampler_profile_version=self.sampler_profile_version,
+        return await self._capabilities(
             ctx_max=ctx_max,
-            max_tokens_out=ctx_max,
             slots=slots if isinstance(slots, int) else None,
-            supported_workloads=("completion",),
             features=("seed", "stop", "details", "cancel:close"),
+            version=self._engine_version,
         )
 
     @staticmethod
@@ -126,13 +122,7 @@ class TgiAdapter(HttpAdapter):
 
     def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
         params: dict[str, Any] = {"max_new_tokens": request.max_tokens, "details": True}
-        if request.seed is not None:
-            params["seed"] = request.seed
-        if self._strict(request):
-            params["do_sample"] = False
-        stop = request.extra.get("stop")
-        if stop:
-            params["stop"] = list(stop) if not isinstance(stop, str) else [stop]
+        self._sampling(request, params, {"do_sample": False})
         return "/generate_stream", {"inputs": prompt, "parameters": params}
 
     def _parse_frame(self, data: str, st: StreamState) -> str | None:

@@ -206,14 +206,9 @@ class TritonAdapter(HttpAdapter):
         config = await self._config()
         ctx_max = _ctx_from_config(config)
         self._ctx_max = ctx_max
-        return Capabilities(
-            engine=self.engine,
-            engine_version=await self.engine_version(),
-            sampler_profile_version=self.sampler_profile_version,
+        return await self._capabilities(
             ctx_max=ctx_max,
-            max_tokens_out=ctx_max,
             slots=_instances(config),
-            supported_workloads=("completion",),
             features=("seed", "generate_stream", "cancel:close"),
         )
 
@@ -222,14 +217,7 @@ class TritonAdapter(HttpAdapter):
 
     def _stream_request(self, request: TaskRequest, prompt: str) -> tuple[str, dict[str, Any]]:
         params: dict[str, Any] = {"max_tokens": request.max_tokens}
-        if request.seed is not None:
-            params["seed"] = request.seed
-        if self._strict(request):
-            params["temperature"] = 0.0
-            params["top_p"] = 1.0
-        stop = request.extra.get("stop")
-        if stop:
-            params["stop"] = list(stop) if not isinstance(stop, str) else [stop]
+        self._sampling(request, params, {"temperature": 0.0, "top_p": 1.0})
         body = {
             "id": request.task_id,
             "text_input": prompt,

@@ -62,14 +62,9 @@ class VllmAdapter(OpenAIStyleAdapter):
         self._ctx_max = ctx_max
         if self.model is None and isinstance(entry, dict) and isinstance(entry.get("id"), str):
             self.model = entry["id"]
-        return Capabilities(
-            engine=self.engine,
-            engine_version=await self.engine_version(),
-            sampler_profile_version=self.sampler_profile_version,
+        return await self._capabilities(
             ctx_max=ctx_max,
-            max_tokens_out=ctx_max,
             slots=None,
-            supported_workloads=("completion",),
             features=("seed", "stop", "usage", "cancel:close"),
         )
 
