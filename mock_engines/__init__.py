@@ -52,7 +52,7 @@ from ._proxy import (
     run_fault_proxy,
 )
 from ._runner import MockEngine, create_app, run_mock_engine
-from ._server import EngineServer
+from ._server import EngineServer, serve_until_signalled
 from ._wire import (
     CONTROL_PREFIX,
     Dialect,
@@ -121,6 +121,7 @@ __all__ = [
     "run_fault_proxy",
     "run_mock_engine",
     "run_replay_engine",
+    "serve_until_signalled",
     "tokenize",
 ]
 

@@ -50,19 +50,14 @@ def register(sub: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio
     import gc
-    import signal
-    import sys
 
     from llorch_conformance.adapters.api import UsageError
 
     from ._plan import MAX_CONTEXT
     from ._runner import create_app
-    from ._server import EngineServer
+    from ._server import EngineServer, serve_until_signalled
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port} is not a TCP port")
     if args.ctx_size is not None and not 16 <= args.ctx_size <= MAX_CONTEXT:
         raise UsageError(f"--ctx-size {args.ctx_size}: must be between 16 and {MAX_CONTEXT}")
     if args.model is not None and not args.model.strip():
@@ -78,17 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
         api_key=api_key,
         ctx_size=args.ctx_size,
     )
-    try:
-        server = EngineServer(app, args.host, args.port)
-    except OSError as exc:
-        raise UsageError(f"cannot bind {args.host}:{args.port}: {exc.strerror}") from None
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, server.request_stop)
-        task = loop.create_task(server.serve())
-        await asyncio.get_running_loop().run_in_executor(None, server.ready.wait)
+    async def ready(server: EngineServer) -> None:
         # A process of its own: everything start-up built lives as long as the process, so it
         # leaves the collector's generations and a full collection only walks what requests
         # built (a pause there delays every stream's next frame). Not done in-process
@@ -105,10 +91,5 @@ def _serve(args: argparse.Namespace) -> int:
             f"serving {ctx.dialect.name} {ctx.dialect.engine_version} on {server.base_url}{state}",
             flush=True,
         )
-        await task
 
-    factory = server.config.get_loop_factory()
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main())
-    print("stopped", file=sys.stderr, flush=True)
-    return 0
+    return serve_until_signalled(app, args.host, args.port, ready)

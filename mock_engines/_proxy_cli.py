@@ -43,17 +43,11 @@ def register(sub: Any) -> None:
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
-    import sys
-
     from llorch_conformance.adapters.api import ConfigError, UsageError
 
     from ._proxy import ProxyApp, ProxyContext
-    from ._server import EngineServer
+    from ._server import EngineServer, serve_until_signalled
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port} is not a TCP port")
     try:
         ctx = ProxyContext(
             args.dialect,
@@ -64,31 +58,15 @@ def _proxy(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         raise UsageError(f"--engine-url/--fault: {exc}") from None
-    app = ProxyApp(ctx)
-    try:
-        server = EngineServer(app, args.host, args.port)
-    except OSError as exc:
-        raise UsageError(f"cannot bind {args.host}:{args.port}: {exc.strerror}") from None
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, server.request_stop)
-        task = loop.create_task(server.serve())
-        await loop.run_in_executor(None, server.ready.wait)
+    async def ready(server: EngineServer) -> None:
         await ctx.probe()
         version = ctx.engine_version or "version unknown"
         print(
             f"proxying {args.dialect} {ctx.upstream.url} ({version}) on {server.base_url}",
             flush=True,
         )
-        try:
-            await task
-        finally:
-            ctx.upstream.close_idle()
 
-    factory = server.config.get_loop_factory()
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main())
-    print("stopped", file=sys.stderr, flush=True)
-    return 0
+    return serve_until_signalled(
+        ProxyApp(ctx), args.host, args.port, ready, on_stop=ctx.upstream.close_idle
+    )

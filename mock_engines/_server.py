@@ -19,10 +19,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import signal
 import socket
 import ssl
+import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
@@ -34,7 +37,7 @@ from llorch_conformance._serving import bind_socket as _bind
 from ._app import MockEngineApp
 from ._context import EngineContext
 
-__all__ = ["EngineServer", "ThreadedServer"]
+__all__ = ["EngineServer", "ThreadedServer", "serve_until_signalled"]
 
 _log = logging.getLogger("llorch.mock_engines")
 
@@ -314,3 +317,45 @@ class ThreadedServer:
         loop = self.server._loop
         if loop is not None:
             loop.call_soon_threadsafe(fn, *args)
+
+
+def serve_until_signalled(
+    app: Any,
+    host: str,
+    port: int,
+    on_ready: Callable[[EngineServer], Awaitable[None]],
+    on_stop: Callable[[], None] | None = None,
+) -> int:
+    """A CLI command's whole life: serve ``app`` on ``host:port`` in the foreground until SIGINT
+    or SIGTERM, then say ``stopped`` on stderr; returns the exit status (0).
+
+    One copy for ``serve``, ``proxy`` and ``real replay``: an address that cannot be bound is a
+    usage error (exit 2, one line); ``on_ready`` runs once the port listens — it prints the line
+    a caller reads the port from — and ``on_stop`` runs however serving ends.
+    """
+    from llorch_conformance.adapters.api import UsageError
+
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port")
+    try:
+        server = EngineServer(app, host, port)
+    except OSError as exc:
+        raise UsageError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.request_stop)
+        task = loop.create_task(server.serve())
+        try:
+            await loop.run_in_executor(None, server.ready.wait)
+            await on_ready(server)
+            await task
+        finally:
+            if on_stop is not None:
+                on_stop()
+
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(main())
+    print("stopped", file=sys.stderr, flush=True)
+    return 0

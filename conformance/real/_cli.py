@@ -286,47 +286,26 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
-    import sys
-
-    from llorch_conformance.adapters.api import UsageError
     from llorch_conformance.mock_engines import (
         Cassette,
         EngineContext,
         EngineServer,
         MockEngineApp,
         ReplayDialect,
+        serve_until_signalled,
     )
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port} is not a TCP port")
     cas = Cassette.load(args.cassette)
     ctx = EngineContext(ReplayDialect(cas, speed=args.speed), faults=args.fault)
-    app = MockEngineApp(ctx)
-    try:
-        server = EngineServer(app, args.host, args.port)
-    except OSError as exc:
-        raise UsageError(f"cannot bind {args.host}:{args.port}: {exc.strerror}") from None
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, server.request_stop)
-        task = loop.create_task(server.serve())
-        await loop.run_in_executor(None, server.ready.wait)
+    async def ready(server: EngineServer) -> None:
         print(
             f"replaying {len(cas.exchanges)} {cas.dialect} exchanges "
             f"(speed {args.speed}) on {server.base_url}",
             flush=True,
         )
-        await task
 
-    factory = server.config.get_loop_factory()
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main())
-    print("stopped", file=sys.stderr, flush=True)
-    return 0
+    return serve_until_signalled(MockEngineApp(ctx), args.host, args.port, ready)
 
 
 def _drift(args: argparse.Namespace) -> int:
