@@ -22,6 +22,7 @@ import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -75,6 +76,15 @@ async def streams(url: str, concurrency: int, per_client: int) -> tuple[int, flo
                 async for chunk in r.aiter_raw():
                     total += chunk.count(b'data: {"token"')
 
+    seconds = await _clients(one, concurrency)  # before reading the count it fills
+    return total, seconds
+
+
+async def _clients(
+    one: Callable[[httpx.AsyncClient, int], Coroutine[Any, Any, None]], concurrency: int
+) -> float:
+    """Run ``one(client, k)`` for ``k`` in ``range(concurrency)`` at once over one pooled
+    client; the seconds they took together."""
     t0 = time.perf_counter()
     async with (
         httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=concurrency)) as client,
@@ -82,7 +92,7 @@ async def streams(url: str, concurrency: int, per_client: int) -> tuple[int, flo
     ):
         for k in range(concurrency):
             tg.start_soon(one, client, k)
-    return total, time.perf_counter() - t0
+    return time.perf_counter() - t0
 
 
 async def json_requests(url: str, concurrency: int, n: int) -> tuple[int, float]:
@@ -95,14 +105,8 @@ async def json_requests(url: str, concurrency: int, n: int) -> tuple[int, float]
             r.raise_for_status()
             done += 1
 
-    t0 = time.perf_counter()
-    async with (
-        httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=concurrency)) as client,
-        anyio.create_task_group() as tg,
-    ):
-        for k in range(concurrency):
-            tg.start_soon(one, client, k)
-    return done, time.perf_counter() - t0
+    seconds = await _clients(one, concurrency)  # before reading the count it fills
+    return done, seconds
 
 
 def main() -> None:

@@ -34,6 +34,15 @@ def parse_jobs(raw: str) -> int | str:
     return jobs
 
 
+#: The flags that pick the engine adapter to judge: none applies to a target that is not one.
+_ENGINE_PICKS = (
+    ("--adapter", "adapter"),
+    ("--dialect", "dialect"),
+    ("--engine-url", "engine_url"),
+    ("--only", "only"),
+)
+
+
 def _given(args: argparse.Namespace, *pairs: tuple[str, str]) -> list[str]:
     """The flags among ``(flag, attribute)`` the user set (non-empty, non-default)."""
     from ._options import RUN_OPTIONS
@@ -70,10 +79,7 @@ def check_run_args(args: argparse.Namespace) -> None:
     if args.worker_url:
         clash = _given(
             args,
-            ("--adapter", "adapter"),
-            ("--dialect", "dialect"),
-            ("--engine-url", "engine_url"),
-            ("--only", "only"),
+            *_ENGINE_PICKS,
             ("--orchestrator-url", "orchestrator_url"),
             ("--requirement", "requirement"),
             ("-k", "keyword"),
@@ -99,10 +105,7 @@ def check_run_args(args: argparse.Namespace) -> None:
     if args.orchestrator_url:
         clash = _given(
             args,
-            ("--adapter", "adapter"),
-            ("--dialect", "dialect"),
-            ("--engine-url", "engine_url"),
-            ("--only", "only"),
+            *_ENGINE_PICKS,
         )
         if clash:
             raise UsageError(

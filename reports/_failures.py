@@ -699,20 +699,24 @@ def _req_list(rids: Sequence[str], limit: int = 8) -> str:
     return ", ".join(shown) + more
 
 
+def _case_facts(c: FailureCase) -> list[tuple[str, str, bool]]:
+    """What a failing scenario's block says after its name, in the order both renderers show
+    it: ``(label, value, is_code)``; the evidence always, the others when known."""
+    facts = (
+        ("fault", ", ".join(c.faults), True),
+        ("budgets", c.budgets, False),
+        ("expected", c.expected, False),
+        ("seen", c.seen, False),
+    )
+    return [f for f in facts if f[1]] + [("evidence", c.evidence, True)]
+
+
 def _case_lines(c: FailureCase, indent: str) -> list[str]:
     lines = [
         f"{indent}scenario : {c.feature} › {c.scenario}",
         f"{indent}fails    : {_req_list(c.requirements)}",
     ]
-    if c.faults:
-        lines.append(f"{indent}fault    : {', '.join(c.faults)}")
-    if c.budgets:
-        lines.append(f"{indent}budgets  : {c.budgets}")
-    if c.expected:
-        lines.append(f"{indent}expected : {c.expected}")
-    if c.seen:
-        lines.append(f"{indent}seen     : {c.seen}")
-    lines.append(f"{indent}evidence : {c.evidence}")
+    lines += [f"{indent}{label:<9}: {value}" for label, value, _code in _case_facts(c)]
     return lines
 
 
@@ -812,13 +816,8 @@ def render_markdown(groups: Sequence[FailureGroup]) -> list[str]:
                 "",
                 f"- **{_md(c.feature)} › {_md(c.scenario)}** — fails {_md(_req_list(c.requirements))}",
             ]
-            if c.faults:
-                lines.append(f"  - fault: `{_md(', '.join(c.faults))}`")
-            if c.budgets:
-                lines.append(f"  - budgets: {_md(c.budgets)}")
-            if c.expected:
-                lines.append(f"  - expected: {_md(c.expected)}")
-            if c.seen:
-                lines.append(f"  - seen: {_md(c.seen)}")
-            lines.append(f"  - evidence: `{_md(c.evidence)}`")
+            lines += [
+                f"  - {label}: `{_md(value)}`" if code else f"  - {label}: {_md(value)}"
+                for label, value, code in _case_facts(c)
+            ]
     return lines

@@ -31,8 +31,8 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import nullcontext
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -519,33 +519,8 @@ class AdapterHost:
             self.metrics.started(rep, request)
             first_token_at: float | None = None
             saw_terminal = False
-            for ev in opened.held:
-                if ev.kind == "started":
-                    ev = TokenEvent("started", {**ev.data, "correlation_id": cid})
-                    narrate(
-                        ACTOR,
-                        "stream_start",
-                        rep.engine,
-                        f"Starts streaming task {request.task_id} from {rep.replica_id}",
-                        task_id=request.task_id,
-                        pool_id=rep.pool_id,
-                        replica_id=rep.replica_id,
-                        engine=rep.engine,
-                        engine_version=rep.engine_version,
-                        correlation_id=cid,
-                    )
-                if task.cancelled and not ev.is_terminal:
-                    continue
-                if ev.kind == "token" and first_token_at is None:
-                    first_token_at = self._clock()
-                    self.metrics.first_token(rep, request, (first_token_at - t0) * 1000)
-                yield ev
-                if ev.is_terminal:
-                    saw_terminal = True
-                    self._finish(task, rep, request, ev, t0, first_token_at)
-                    return
-            try:
-                async for ev in opened.stream:
+            async with aclosing(self._replica_events(opened, request, cid)) as events:
+                async for ev in events:
                     if task.cancelled and not ev.is_terminal:
                         continue
                     if ev.kind == "token" and first_token_at is None:
@@ -556,13 +531,6 @@ class AdapterHost:
                         saw_terminal = True
                         self._finish(task, rep, request, ev, t0, first_token_at)
                         return
-            except Exception as exc:
-                # An adapter that raises mid-stream breaks its contract (failures are events):
-                # that task ends with the mapped ADAPTER_BUG error and nothing else is touched.
-                ev = _bug(exc)
-                self._finish(task, rep, request, ev, t0, first_token_at)
-                yield ev
-                return
             if not saw_terminal:
                 ev = _missing_terminal()
                 self._finish(task, rep, request, ev, t0, first_token_at)
@@ -577,6 +545,36 @@ class AdapterHost:
                     if rep_done.idle is not None:
                         rep_done.idle.set()
             self._tasks.pop(request.task_id, None)
+
+    async def _replica_events(
+        self, opened: _Opened, request: TaskRequest, cid: str
+    ) -> AsyncGenerator[TokenEvent]:
+        """The replica's events as one stream: those held while opening (its ``started``
+        carries the facade's correlation id and is narrated), then the rest. An adapter that
+        raises mid-stream breaks its contract (failures are events): the stream ends with the
+        mapped ADAPTER_BUG error and nothing else is touched."""
+        rep = opened.replica
+        for ev in opened.held:
+            if ev.kind == "started":
+                ev = TokenEvent("started", {**ev.data, "correlation_id": cid})
+                narrate(
+                    ACTOR,
+                    "stream_start",
+                    rep.engine,
+                    f"Starts streaming task {request.task_id} from {rep.replica_id}",
+                    task_id=request.task_id,
+                    pool_id=rep.pool_id,
+                    replica_id=rep.replica_id,
+                    engine=rep.engine,
+                    engine_version=rep.engine_version,
+                    correlation_id=cid,
+                )
+            yield ev
+        try:
+            async for ev in opened.stream:
+                yield ev
+        except Exception as exc:
+            yield _bug(exc)
 
     def _finish(
         self,

@@ -11,7 +11,7 @@
   the mock queen and mock worker in :mod:`mock_engines.rbee`).
 """
 
-from ._bridge import IMPLEMENTATION_NAMES, BridgeConfig, WorkerBridge, error_status
+from ._bridge import IMPLEMENTATION_NAMES, BridgeConfig, WorkerBridge, error_status, worker_app
 from ._contract import (
     HEARTBEAT_INTERVAL_SECS,
     HEARTBEAT_PATH,
@@ -64,4 +64,5 @@ __all__ = [
     "parse_rfc3339_utc",
     "run_worker_bridge",
     "whole_age",
+    "worker_app",
 ]

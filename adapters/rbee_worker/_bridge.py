@@ -37,8 +37,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,9 +67,13 @@ from ._contract import (
 )
 from ._heartbeat import HeartbeatSender
 
-__all__ = ["IMPLEMENTATION_NAMES", "BridgeConfig", "WorkerBridge", "error_status"]
+__all__ = ["IMPLEMENTATION_NAMES", "BridgeConfig", "WorkerBridge", "error_status", "worker_app"]
 
 _LOG = logging.getLogger("llorch.rbee_worker")
+
+#: A route's handler and an app's lifespan, as :func:`worker_app` takes them.
+Endpoint = Callable[[Request], Awaitable[Response]]
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 #: Dialect → ``WorkerInfo.implementation`` (the OpenAPI enum names where one exists).
 IMPLEMENTATION_NAMES = {
@@ -129,6 +133,23 @@ class BridgeConfig:
             raise ValueError("slots must be at least 1")
         if not self.heartbeat_interval_s > 0:
             raise ValueError("heartbeat interval must be positive")
+
+
+def worker_app(
+    health: Endpoint, info: Endpoint, infer: Endpoint, *, lifespan: Lifespan
+) -> Starlette:
+    """A worker's HTTP surface: the three :class:`WorkerApiSpec` routes and nothing else.
+
+    One definition for the bridge and the mock worker, so both serve the same paths with the
+    same methods (anything else is starlette's 404/405)."""
+    return Starlette(
+        routes=[
+            Route(WorkerApiSpec.HEALTH, health, methods=["GET"]),
+            Route(WorkerApiSpec.INFO, info, methods=["GET"]),
+            Route(WorkerApiSpec.INFER, infer, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
 
 
 def error_status(err: WorkerError) -> int:
@@ -201,14 +222,7 @@ class WorkerBridge:
                 seed=self.config.heartbeat_seed,
             )
         self.served = 0
-        self.app = Starlette(
-            routes=[
-                Route(WorkerApiSpec.HEALTH, self._health, methods=["GET"]),
-                Route(WorkerApiSpec.INFO, self._info, methods=["GET"]),
-                Route(WorkerApiSpec.INFER, self._infer, methods=["POST"]),
-            ],
-            lifespan=self._lifespan,
-        )
+        self.app = worker_app(self._health, self._info, self._infer, lifespan=self._lifespan)
 
     # -- status ------------------------------------------------------------------------------
     @property

@@ -28,7 +28,6 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from llorch_conformance.adapters.rbee_worker import (
     BadInferRequest,
@@ -36,10 +35,10 @@ from llorch_conformance.adapters.rbee_worker import (
     InferRequest,
     ServedApp,
     ServedHandle,
-    WorkerApiSpec,
     WorkerInfo,
     WorkerStatus,
     bind_socket,
+    worker_app,
 )
 
 __all__ = ["WORKER_FAULTS", "MockWorker", "MockWorkerConfig", "MockWorkerServer", "run_mock_worker"]
@@ -112,14 +111,7 @@ class MockWorker:
                 seed=config.seed,
                 payload_hook=self._hook,
             )
-        self.app = Starlette(
-            routes=[
-                Route(WorkerApiSpec.HEALTH, self._health, methods=["GET"]),
-                Route(WorkerApiSpec.INFO, self._info, methods=["GET"]),
-                Route(WorkerApiSpec.INFER, self._infer, methods=["POST"]),
-            ],
-            lifespan=self._lifespan,
-        )
+        self.app = worker_app(self._health, self._info, self._infer, lifespan=self._lifespan)
 
     # -- status -----------------------------------------------------------------------------
     @property
