@@ -1,4 +1,5 @@
-"""A facade over scripted adapters on a real socket, with per-request timing for the figures."""
+"""A facade over scripted adapters on a real socket (``tests.orchestrator._env``), with
+per-request timing for the figures."""
 
 from __future__ import annotations
 
@@ -10,58 +11,26 @@ from typing import Any
 import httpx
 
 from llorch_conformance.adapters.api import TokenEvent
-from llorch_conformance.adapters.host import AdapterHost
-from llorch_conformance.adapters.http_util import RetryPolicy, SSEDecoder
-from llorch_conformance.adapters.orchestrator import FacadeConfig, create_app
-from llorch_conformance.adapters.orchestrator._server import ServerThread
+from llorch_conformance.adapters.http_util import SSEDecoder
 
 from ..host.fakes import FakeAdapter
+from ..orchestrator._env import FacadeServer, task
+
+__all__ = ["TOKEN", "FacadeEnv", "rss_mb", "task"]
 
 TOKEN = "hostile-facade-token-0123456789"
 
 
-def task(task_id: str = "t-0", **over: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "task_id": task_id,
-        "session_id": "s-0",
-        "workload": "completion",
-        "model_ref": "model0",
-        "engine": "mock",
-        "ctx": 4096,
-        "priority": "interactive",
-        "prompt": "hello",
-        "max_tokens": 4,
-        "deadline_ms": 5000,
-    }
-    raw.update(over)
-    return raw
-
-
-async def _no_sleep(_s: float) -> None:
-    return None
-
-
-class FacadeEnv:
+class FacadeEnv(FacadeServer):
     """``with FacadeEnv(FakeAdapter()) as e: e.post(...)``; counts cases, 500s and worst latency."""
 
+    client_timeout_s = 10.0
+
     def __init__(self, fake: FakeAdapter, **cfg: Any) -> None:
-        self.fake = fake
-        self.host = AdapterHost(retry_policy=RetryPolicy(seed=1), sleep=_no_sleep)
-        self.host.bind("default", "r0", fake)
-        self.app = create_app(self.host, FacadeConfig(**cfg))
-        self.server = ServerThread(self.app)
+        super().__init__(fake, **cfg)
         self.cases = 0
         self.http_500 = 0
         self.worst_s = 0.0
-
-    def __enter__(self) -> FacadeEnv:
-        self.server.start()
-        self.client = httpx.Client(base_url=self.server.base_url, timeout=10, trust_env=False)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        self.server.stop()
 
     @property
     def facade(self) -> Any:

@@ -7,57 +7,19 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from llorch_conformance.adapters.api import TokenEvent, check_stream
-from llorch_conformance.adapters.host import AdapterHost
-from llorch_conformance.adapters.http_util import RetryPolicy, SSEDecoder
-from llorch_conformance.adapters.orchestrator import AuthPolicy, FacadeConfig, create_app
-from llorch_conformance.adapters.orchestrator._server import ServerThread
+from llorch_conformance.adapters.http_util import SSEDecoder
+from llorch_conformance.adapters.orchestrator import AuthPolicy
 
 from ..host.fakes import FakeAdapter, fail, ok
+from ._env import FacadeServer, task
 
 TOKEN = "s3cr3t-token-value-0123456789"
 
 
-def task(task_id: str = "t-0", **over: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "task_id": task_id,
-        "session_id": "s-0",
-        "workload": "completion",
-        "model_ref": "model0",
-        "engine": "mock",
-        "ctx": 4096,
-        "priority": "interactive",
-        "prompt": "hello",
-        "max_tokens": 4,
-        "deadline_ms": 5000,
-    }
-    raw.update(over)
-    return raw
-
-
-async def _no_sleep(_s: float) -> None:
-    return None
-
-
-class Env:
-    def __init__(self, fake: FakeAdapter, **cfg: Any) -> None:
-        self.fake = fake
-        self.host = AdapterHost(retry_policy=RetryPolicy(seed=1), sleep=_no_sleep)
-        self.host.bind("default", "r0", fake)
-        self.server = ServerThread(create_app(self.host, FacadeConfig(**cfg)))
-
-    def __enter__(self) -> Env:
-        self.server.start()
-        self.client = httpx.Client(base_url=self.server.base_url, timeout=5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        self.server.stop()
-
+class Env(FacadeServer):
     def events(self, task_id: str, **kw: Any) -> list[TokenEvent]:
         with self.client.stream("GET", f"/v1/tasks/{task_id}/stream", **kw) as r:
             assert r.status_code == 200

@@ -4,7 +4,6 @@ cassettes recorded from them that replay byte for byte."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from llorch_conformance.adapters.vllm import VllmAdapter
 from llorch_conformance.conformance.cli import main as cli_main
 from llorch_conformance.mock_engines._cassette import Cassette, run_replay_engine
 
+from ._blackbox import run_blackbox
 from .conftest import LiveEngine
 
 #: The black-box runs happen in this process (cli_main): a transport the garbage collector finds
@@ -33,30 +33,6 @@ KNOWN_REAL_BEHAVIOUR: dict[str, dict[str, str]] = {
     "vllm": {},
     "triton": {},
 }
-
-
-def _run_blackbox(dialect: str, url: str, tmp: Path) -> tuple[int, dict[str, Any], Path]:
-    proof = tmp / "proof"  # one output root: the run directory holds results.json
-    rc = cli_main(
-        [
-            "run",
-            "--dialect",
-            dialect,
-            "--engine-url",
-            url,
-            "--out",
-            str(proof),
-            # Scenario workers in their own processes: the engines' sockets and event loops
-            # never meet this test process's warning filters.
-            "-j",
-            "2",
-            "--no-progress",
-        ]
-    )
-    bundles = sorted((proof / "conformance").iterdir())
-    assert len(bundles) == 1
-    results = json.loads((bundles[0] / "results.json").read_text())
-    return rc, results, bundles[0]
 
 
 def _judge(dialect: str, results: dict[str, Any]) -> None:
@@ -85,7 +61,7 @@ def _judge(dialect: str, results: dict[str, Any]) -> None:
 def test_adapter_blackbox_scenarios_pass_against_real_vllm(
     vllm_engine: LiveEngine, tmp_path: Path
 ) -> None:
-    _rc, results, bundle = _run_blackbox("vllm", vllm_engine.base_url, tmp_path)
+    _rc, results, bundle = run_blackbox("vllm", vllm_engine.base_url, tmp_path)
     _judge("vllm", results)
     assert (bundle / "results.json").is_file() or any(bundle.iterdir())
 
@@ -94,7 +70,7 @@ def test_adapter_blackbox_scenarios_pass_against_real_vllm(
 def test_adapter_blackbox_scenarios_pass_against_real_triton(
     triton_engine: LiveEngine, tmp_path: Path
 ) -> None:
-    _rc, results, bundle = _run_blackbox("triton", triton_engine.base_url, tmp_path)
+    _rc, results, bundle = run_blackbox("triton", triton_engine.base_url, tmp_path)
     _judge("triton", results)
     assert any(bundle.iterdir())
 

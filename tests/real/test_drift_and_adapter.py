@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -12,32 +11,9 @@ from llorch_conformance.conformance.cli import main as cli_main
 from llorch_conformance.conformance.real import LlamaServer, run_drift_check
 from llorch_conformance.mock_engines._cassette import Cassette, run_replay_engine
 
+from ._blackbox import run_blackbox
+
 TIMEOUT = 30.0
-
-
-def _run_blackbox(url: str, tmp: Path) -> tuple[int, dict[str, Any], Path]:
-    """``llorch-conformance run --dialect llamacpp --engine-url URL`` with a proof bundle."""
-    proof = tmp / "proof"
-    rc = cli_main(
-        [
-            "run",
-            "--dialect",
-            "llamacpp",
-            "--engine-url",
-            url,
-            "--out",
-            str(proof),
-            # Scenario workers in their own processes: a socket an engine-side helper leaves
-            # for the garbage collector never trips this test process's warning filters.
-            "-j",
-            "2",
-            "--no-progress",
-        ]
-    )
-    bundles = sorted((proof / "conformance").iterdir())
-    assert len(bundles) == 1
-    results = json.loads((bundles[0] / "results.json").read_text())
-    return rc, results, bundles[0]
 
 
 def test_drift_against_the_mock_has_no_critical_finding(
@@ -56,7 +32,7 @@ def test_drift_against_the_mock_has_no_critical_finding(
 def test_adapter_blackbox_scenarios_pass_against_the_real_engine(
     real_server: LlamaServer, tmp_path: Path
 ) -> None:
-    rc, results, bundle = _run_blackbox(real_server.base_url, tmp_path)
+    rc, results, bundle = run_blackbox("llamacpp", real_server.base_url, tmp_path)
     failing = [
         f"{s.get('scenario')}: {str(s.get('message'))[:200]}"
         for s in results.get("scenarios", [])
@@ -101,7 +77,7 @@ def test_record_real_engine_then_gate_on_the_replay(
         r = httpx.post(rep.base_url + "/completion", content=stream.request_body, timeout=TIMEOUT)
         assert r.content == stream.body
         assert r.headers["x-llorch-replay"] == "exact"
-        rc, results, _bundle = _run_blackbox(rep.base_url, tmp_path / "replay")
+        rc, results, _bundle = run_blackbox("llamacpp", rep.base_url, tmp_path / "replay")
     failing = [
         f"{s.get('scenario')}: {str(s.get('message'))[:200]}"
         for s in results.get("scenarios", [])
