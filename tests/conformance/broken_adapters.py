@@ -18,13 +18,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llorch_conformance.adapters import BUILTIN_ADAPTERS
 from llorch_conformance.adapters.api import (
-    Capabilities,
     TaskRequest,
     TokenEvent,
-    WorkerHealth,
-    WorkerProps,
 )
 
 __all__ = ["CASES", "EXPECTED", "Case"]
@@ -39,35 +35,10 @@ _v: Any = importlib.import_module(
 _LOG = logging.getLogger("vendor.broken_adapter")
 
 
-class _Wrapper:
-    """Delegates everything to the real adapter; subclasses override the broken part."""
+class _Wrapper(_v.Delegating):  # type: ignore[misc]  # _v is imported by name
+    """Delegates everything to the real llama.cpp adapter; subclasses override the broken part."""
 
-    def __init__(self, base_url: str, **config: Any) -> None:
-        self.config = config
-        self.inner = BUILTIN_ADAPTERS["llamacpp"](base_url, **config)
-
-    async def health(self) -> WorkerHealth:
-        return await self.inner.health()
-
-    async def props(self) -> WorkerProps:
-        return await self.inner.props()
-
-    async def capabilities(self) -> Capabilities:
-        return await self.inner.capabilities()
-
-    async def engine_version(self) -> str:
-        return await self.inner.engine_version()
-
-    async def cancel(self, task_id: str) -> None:
-        await self.inner.cancel(task_id)
-
-    def submit(self, request: TaskRequest) -> AsyncIterator[TokenEvent]:
-        return self.inner.submit(request)
-
-    async def aclose(self) -> None:
-        close = getattr(self.inner, "aclose", None)
-        if close is not None:
-            await close()
+    dialect = "llamacpp"
 
 
 class DropLastToken(_Wrapper):

@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from llorch_conformance.adapters import BUILTIN_ADAPTERS
 from llorch_conformance.adapters.api import (
     Capabilities,
     TaskRequest,
@@ -173,12 +174,15 @@ class LogsStringDecodeTime(VllmAdapter):
 
 
 # -- wrappers: the event stream and the surface ---------------------------------------------
-class _Wrapper:
-    """Delegates to the real vLLM adapter; subclasses override the broken part."""
+class Delegating:
+    """Delegates everything to the real adapter of :attr:`dialect`; subclasses override the
+    broken part (``broken_adapters`` wraps the llama.cpp adapter with it too)."""
+
+    dialect = "vllm"
 
     def __init__(self, base_url: str, **config: Any) -> None:
         self.config = config
-        self.inner = VllmAdapter(base_url, **config)
+        self.inner = BUILTIN_ADAPTERS[self.dialect](base_url, **config)
 
     async def health(self) -> WorkerHealth:
         return await self.inner.health()
@@ -199,7 +203,12 @@ class _Wrapper:
         return self.inner.submit(request)
 
     async def aclose(self) -> None:
-        await self.inner.aclose()
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
+
+
+_Wrapper = Delegating
 
 
 class _Events(_Wrapper):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -18,6 +19,18 @@ from llorch_conformance.conformance.rbee import parse_worker_sse
 from llorch_conformance.mock_engines.rbee import MockQueen
 
 from .conftest import bridge_config, wait_until
+
+
+def stream_infer(
+    w: WorkerServer, prompt: str, max_tokens: int
+) -> AbstractContextManager[httpx.Response]:
+    """``POST /v1/infer`` with ``stream: true``: a context manager over the streamed response."""
+    return httpx.stream(
+        "POST",
+        w.base_url + "/v1/infer",
+        json={"prompt": prompt, "max_tokens": max_tokens, "stream": True},
+        timeout=10.0,
+    )
 
 
 def infer(w: WorkerServer, body: Any, **kw: Any) -> httpx.Response:
@@ -49,12 +62,7 @@ def test_health_info_and_inference(worker: WorkerServer) -> None:
     assert (
         set(body) == {"text", "tokens_generated", "duration_ms"} and body["tokens_generated"] <= 6
     )
-    with httpx.stream(
-        "POST",
-        worker.base_url + "/v1/infer",
-        json={"prompt": "hello", "max_tokens": 6, "stream": True},
-        timeout=10.0,
-    ) as s:
+    with stream_infer(worker, "hello", 6) as s:
         raw = s.read()
     tokens, problems = parse_worker_sse(raw)
     assert problems == []
@@ -163,12 +171,7 @@ def test_stop_drains_a_stream_in_flight(queen: MockQueen) -> None:
     out: dict[str, bytes] = {}
 
     def reader() -> None:
-        with httpx.stream(
-            "POST",
-            w.base_url + "/v1/infer",
-            json={"prompt": "drain me", "max_tokens": 20, "stream": True},
-            timeout=10.0,
-        ) as r:
+        with stream_infer(w, "drain me", 20) as r:
             out["raw"] = r.read()
 
     t = threading.Thread(target=reader)
@@ -183,12 +186,7 @@ def test_midstream_error_is_one_error_frame_without_done(queen: MockQueen) -> No
     adapter = MockAdapter(faults=["midstream.disconnect;after_events=2"])
     with run_worker_bridge(adapter, bridge_config(queen)) as w:
         wait_until(lambda: w.bridge.status.value == "ready", what="ready")
-        with httpx.stream(
-            "POST",
-            w.base_url + "/v1/infer",
-            json={"prompt": "x", "max_tokens": 8, "stream": True},
-            timeout=10.0,
-        ) as r:
+        with stream_infer(w, "x", 8) as r:
             assert r.status_code == 200
             raw = r.read()
     dec = SSEDecoder()
@@ -254,12 +252,7 @@ def test_bridge_over_llamacpp_against_its_mock_engine(queen: MockQueen) -> None:
             info = httpx.get(w.base_url + "/info", timeout=5.0).json()
             assert info["implementation"] == "llama-cpp-adapter"
             body = infer(w, {"prompt": "Tell me", "max_tokens": 12}).json()
-            with httpx.stream(
-                "POST",
-                w.base_url + "/v1/infer",
-                json={"prompt": "Tell me", "max_tokens": 12, "stream": True},
-                timeout=10.0,
-            ) as s:
+            with stream_infer(w, "Tell me", 12) as s:
                 tokens, problems = parse_worker_sse(s.read())
             assert problems == [] and "".join(tokens) == body["text"]
             assert body["tokens_generated"] == len(tokens) <= 12
