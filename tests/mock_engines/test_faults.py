@@ -150,14 +150,18 @@ def test_queue_waits_for_a_slot(dialect: str) -> None:
         run_mock_engine(dialect, profile=prof) as eng,
         httpx.Client(timeout=TIMEOUT, headers=auth_headers(dialect)) as c,
     ):
+        # the first holds the slot 1.5 s (a stall): a bare 10-token stream (50 ms) could end, and
+        # free the slot, before a loaded machine saw it busy or sent the second request
         path, body = _req(eng, dialect, max_tokens=10)
-        with c.stream("POST", eng.base_url + path, json=body) as first:
-            eng.journal.wait_for_sync(lambda j: eng.ctx.slots.busy == 1, timeout=5)
+        stall = _fault(dialect, "stall.before_first_byte;delay_ms=1500")
+        with c.stream("POST", eng.base_url + path, json=body, headers=stall) as first:
+            eng.journal.wait_for_sync(lambda j: eng.ctx.slots.busy == 1, timeout=30)
             second = c.post(eng.base_url + path, json=body)  # queued, then served
             first.read()
         assert second.status_code == 200
         e1, e2 = eng.journal.find(path=path)
         assert e2.t_first_byte is not None and e1.t_last_byte is not None
+        assert e2.t_received < e1.t_last_byte  # it did arrive while the first held the slot
         assert e2.t_first_byte >= e1.t_last_byte - 0.001  # served only after the slot was freed
 
 
@@ -206,9 +210,19 @@ def test_port_closed_and_reopened_on_the_same_port(engine: MockEngine, dialect: 
 
 
 def test_port_closed_for_a_duration_reopens_by_itself(engine: MockEngine) -> None:
-    engine.set_faults(["conn.port_closed;duration_ms=200"])
-    assert _refused(engine.base_url)
-    deadline = time.monotonic() + 5
+    """A probe that *finished* inside the window must have been refused; one that a loaded machine
+    delayed past the window proves nothing either way, so the window doubles and the test tries
+    again (no clock race: the only timing fact used is "the window cannot end before t0 + d")."""
+    for duration_s in (0.3, 0.6, 1.2, 2.4, 4.8):
+        t0 = time.monotonic()
+        engine.set_faults([f"conn.port_closed;duration_ms={int(duration_s * 1000)}"])
+        refused = _refused(engine.base_url)
+        if refused:
+            break
+        assert time.monotonic() - t0 >= duration_s, "a connection was accepted inside the window"
+    else:
+        pytest.fail("the machine never probed the port inside a closed window (up to 4.8 s)")
+    deadline = time.monotonic() + duration_s + 30
     while _refused(engine.base_url):
         assert time.monotonic() < deadline, "port did not reopen"
         time.sleep(0.02)

@@ -159,7 +159,9 @@ def test_queued_request_schedule_starts_when_its_slot_is_granted() -> None:
 def test_a_stream_in_flight_keeps_no_object_per_frame() -> None:
     """At 500 streams, per-frame objects held by the streams in flight made every full garbage
     collection walk ~175k of them and pause every stream; the ticker's jobs hold flat data."""
-    prof = load_profile("fast", ttft_ms=TTFT_MS, itl_ms=ITL_MS)
+    # 300 frames x 50 ms = 15 s: still in flight when a loaded machine gets round to the GC walk
+    # (at 4 ms the whole stream was sent before it, and "not completed" failed under load)
+    prof = load_profile("fast", ttft_ms=TTFT_MS, itl_ms=50.0)
     with (
         run_mock_engine("vllm", profile=prof) as eng,
         httpx.Client(base_url=eng.base_url, timeout=TIMEOUT) as c,
