@@ -308,19 +308,7 @@ class MockEngineApp:
                 else:
                     st.finished_eos += 1
         except asyncio.CancelledError:
-            cur = asyncio.current_task()
-            if state.client_gone:
-                if cur is not None:
-                    cur.uncancel()
-                return
-            if self._shutting_down and transport is not None:
-                # Server stop: drop the connection like a dying engine, quietly.
-                if cur is not None:
-                    cur.uncancel()
-                state.aborting = True
-                entry.aborted = True
-                transport.close()
-                await asyncio.wait({watcher}, timeout=1.0)
+            if await self._quiet_cancel(state, entry, transport, watcher):
                 return
             raise
         finally:
@@ -387,6 +375,33 @@ class MockEngineApp:
         entry.t_last_byte = time.monotonic()
         entry.frames.append(reply.body)
         entry.completed = True
+
+    async def _quiet_cancel(
+        self,
+        state: _WatchState,
+        entry: JournalEntry,
+        transport: Any,
+        watcher: asyncio.Task[Any] | None = None,
+    ) -> bool:
+        """Whether a cancelled request ends quietly (the caller returns) or the cancellation
+        is someone else's (the caller re-raises it): the client went away, or the server is
+        stopping — then the connection drops like a dying engine's (``watcher``, when given,
+        gets a moment to notice)."""
+        cur = asyncio.current_task()
+        if state.client_gone:
+            if cur is not None:
+                cur.uncancel()
+            return True
+        if self._shutting_down and transport is not None:
+            if cur is not None:
+                cur.uncancel()
+            state.aborting = True
+            entry.aborted = True
+            transport.close()
+            if watcher is not None:
+                await asyncio.wait({watcher}, timeout=1.0)
+            return True
+        return False
 
     async def send_any(
         self,

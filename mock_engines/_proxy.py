@@ -62,7 +62,7 @@ from ._dialects import get_dialect
 from ._faults import FAULT_HEADER, NOT_APPLIED, FaultRule, Live, LiveEvent, Responder, Stage
 from ._journal import Journal, JournalEntry
 from ._plan import MAX_CONTEXT
-from ._server import EngineServer, StartStop, ThreadedServer
+from ._server import EngineHandle
 from ._wire import FrameKind, MockRequest, Reply, StreamReply
 
 __all__ = [
@@ -769,17 +769,7 @@ class ProxyApp(MockEngineApp):
         try:
             await self._forward(req, entry, rule, receive, send, transport, state)
         except asyncio.CancelledError:
-            cur = asyncio.current_task()
-            if state.client_gone:
-                if cur is not None:
-                    cur.uncancel()
-                return
-            if self._shutting_down and transport is not None:
-                if cur is not None:
-                    cur.uncancel()
-                state.aborting = True
-                entry.aborted = True
-                transport.close()
+            if await self._quiet_cancel(state, entry, transport):
                 return
             raise
         finally:
@@ -1244,7 +1234,7 @@ def _parse_request(ctx: EngineContext, req: MockRequest) -> tuple[Any, str | Non
 # ---------------------------------------------------------------------------------------------
 
 
-class FaultProxy(StartStop):
+class FaultProxy(EngineHandle):
     """A running fault proxy in front of one engine: the same handle shape as a mock engine
     (``base_url``, ``journal``, ``set_faults``, ``reset``, ``dialect``, ``engine_version``,
     ``model``, ``check_applies``), plus ``engine_url``."""
@@ -1265,7 +1255,7 @@ class FaultProxy(StartStop):
         max_body_bytes: int = DEFAULT_MAX_BODY,
         probe: bool = True,
     ) -> None:
-        self.ctx = ProxyContext(
+        self.ctx: ProxyContext = ProxyContext(
             dialect,
             engine_url,
             seed=seed,
@@ -1273,32 +1263,13 @@ class FaultProxy(StartStop):
             control=control,
             max_body_bytes=max_body_bytes,
         )
-        self.app = ProxyApp(self.ctx)
-        self._server = EngineServer(self.app, host, port)
-        self._thread = ThreadedServer(self._server)
-        self._running = False
+        super().__init__(ProxyApp(self.ctx), host, port)
         self._probe = probe
 
     # -- facts ----------------------------------------------------------------------------------
     @property
-    def base_url(self) -> str:
-        return self._server.base_url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
     def engine_url(self) -> str:
         return self.ctx.upstream.url
-
-    @property
-    def journal(self) -> Journal:
-        return self.ctx.journal
-
-    @property
-    def dialect(self) -> str:
-        return self.ctx.dialect.name
 
     @property
     def engine_version(self) -> str | None:
@@ -1321,35 +1292,22 @@ class FaultProxy(StartStop):
         return self.ctx.upstream.connections_opened
 
     # -- control --------------------------------------------------------------------------------
-    def set_faults(self, faults: Iterable[str | FaultRule]) -> None:
-        self.ctx.set_faults(faults)
-
     def check_applies(self, rule: FaultRule) -> None:
         self.ctx.check_applies(rule)
 
-    def reset(self) -> None:
-        self.ctx.reset()
-
-    def start(self) -> FaultProxy:
-        if not self._running:
-            self._thread.start()
-            self._running = True
-            if self._probe:
-                loop = self._server._loop
-                if loop is not None:
-                    fut = asyncio.run_coroutine_threadsafe(self.ctx.probe(), loop)
-                    with contextlib.suppress(Exception):
-                        fut.result(timeout=15.0)
-        return self
-
-    def stop(self) -> None:
-        if self._running:
-            self._running = False
+    def _started(self) -> None:
+        if self._probe:
             loop = self._server._loop
-            if loop is not None and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self.ctx.upstream.close_idle)
-            self._thread.stop()
+            if loop is not None:
+                fut = asyncio.run_coroutine_threadsafe(self.ctx.probe(), loop)
+                with contextlib.suppress(Exception):
+                    fut.result(timeout=15.0)
+
+    def _stopping(self) -> None:
+        loop = self._server._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.ctx.upstream.close_idle)
 
 
 def run_fault_proxy(

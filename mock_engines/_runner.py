@@ -18,9 +18,8 @@ from ._app import MockEngineApp
 from ._context import DEFAULT_MAX_BODY, EngineContext
 from ._dialects import get_dialect
 from ._faults import FaultRule
-from ._journal import Journal
 from ._profile import Profile
-from ._server import EngineServer, StartStop, ThreadedServer
+from ._server import EngineHandle
 
 __all__ = ["MockEngine", "create_app", "run_mock_engine"]
 
@@ -63,39 +62,8 @@ def create_app(
     return MockEngineApp(ctx)
 
 
-class MockEngine(StartStop):
+class MockEngine(EngineHandle):
     """Handle on a running mock engine."""
-
-    def __init__(
-        self,
-        app: MockEngineApp,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.app = app
-        self.ctx: EngineContext = app.ctx
-        self._server = EngineServer(app, host, port, ssl_context)
-        self._thread = ThreadedServer(self._server)
-        self._running = False
-
-    # -- facts -------------------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>`` (``https`` with TLS; valid even while the port is closed)."""
-        return self._server.base_url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def journal(self) -> Journal:
-        return self.ctx.journal
-
-    @property
-    def dialect(self) -> str:
-        return self.ctx.dialect.name
 
     @property
     def engine_version(self) -> str:
@@ -104,27 +72,6 @@ class MockEngine(StartStop):
     @property
     def model(self) -> str:
         return self.ctx.model
-
-    # -- control -----------------------------------------------------------------------------------
-    def set_faults(self, faults: Iterable[str | FaultRule]) -> None:
-        """Replace the engine-wide faults (``[]`` clears them); ConfigError if one does not apply."""
-        self.ctx.set_faults(faults)
-
-    def reset(self) -> None:
-        """Clear the journal and restart fault counters."""
-        self.ctx.reset()
-
-    def start(self) -> MockEngine:
-        if not self._running:
-            self._thread.start()
-            self._running = True
-        return self
-
-    def stop(self) -> None:
-        """Stop the server: in-flight requests are cancelled, the port is released."""
-        if self._running:
-            self._running = False
-            self._thread.stop()
 
 
 def run_mock_engine(

@@ -25,8 +25,8 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Self
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -36,8 +36,10 @@ from llorch_conformance._serving import bind_socket as _bind
 
 from ._app import MockEngineApp
 from ._context import EngineContext
+from ._faults import FaultRule
+from ._journal import Journal
 
-__all__ = ["EngineServer", "ThreadedServer", "serve_until_signalled"]
+__all__ = ["EngineHandle", "EngineServer", "ThreadedServer", "serve_until_signalled"]
 
 _log = logging.getLogger("llorch.mock_engines")
 
@@ -317,6 +319,72 @@ class ThreadedServer:
         loop = self.server._loop
         if loop is not None:
             loop.call_soon_threadsafe(fn, *args)
+
+
+class EngineHandle(StartStop):
+    """What a mock engine's and a fault proxy's handles share: ``app`` served on its own
+    thread by an :class:`EngineServer` (started and stopped once however often asked), and the
+    facts and controls that come from its context (``journal``, ``dialect``, faults, reset)."""
+
+    def __init__(
+        self,
+        app: MockEngineApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.app = app
+        self.ctx: EngineContext = app.ctx
+        self._server = EngineServer(app, host, port, ssl_context)
+        self._thread = ThreadedServer(self._server)
+        self._running = False
+
+    # -- facts -------------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (``https`` with TLS; valid even while the port is closed)."""
+        return self._server.base_url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def journal(self) -> Journal:
+        return self.ctx.journal
+
+    @property
+    def dialect(self) -> str:
+        return self.ctx.dialect.name
+
+    # -- control -----------------------------------------------------------------------------------
+    def set_faults(self, faults: Iterable[str | FaultRule]) -> None:
+        """Replace the engine-wide faults (``[]`` clears them); ConfigError if one does not apply."""
+        self.ctx.set_faults(faults)
+
+    def reset(self) -> None:
+        """Clear the journal and restart fault counters."""
+        self.ctx.reset()
+
+    def start(self) -> Self:
+        if not self._running:
+            self._thread.start()
+            self._running = True
+            self._started()
+        return self
+
+    def stop(self) -> None:
+        """Stop the server: in-flight requests are cancelled, the port is released."""
+        if self._running:
+            self._running = False
+            self._stopping()
+            self._thread.stop()
+
+    def _started(self) -> None:
+        """Runs once the server serves (a proxy probes its engine here)."""
+
+    def _stopping(self) -> None:
+        """Runs before the server stops (a proxy lets go of its idle upstream connections)."""
 
 
 def serve_until_signalled(

@@ -1,16 +1,38 @@
-"""Request parsing shared by the OpenAI-shaped routes (vLLM, OpenAI): fields, types, problems.
+"""What the OpenAI-shaped routes share: request parsing (vLLM, OpenAI: fields, types,
+problems) and the end of a stream (llama.cpp, vLLM, OpenAI: ``data: [DONE]``).
 
-Only *parsing* is shared; every dialect words its own error messages and renders its own bytes.
+Every dialect words its own error messages and renders its own chunks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._plan import chat_prompt
+from .._plan import GenerationPlan, chat_prompt
+from .._wire import Frame, FrameKind, Headers, StreamReply
 
-__all__ = ["OaiParams", "Problem", "parse_oai"]
+__all__ = ["DONE", "OaiParams", "Problem", "done_stream", "parse_oai"]
+
+#: The OpenAI stream terminator, byte for byte the same on every OpenAI-shaped engine.
+DONE = b"data: [DONE]\n\n"
+
+
+def done_stream(
+    frames: list[Frame],
+    last: int,
+    plan: GenerationPlan,
+    headers: Headers,
+    *,
+    error_frames: Callable[[str], list[bytes]],
+    token_frame: Callable[[str], bytes],
+) -> StreamReply:
+    """A 200 OpenAI-shaped stream: ``frames``, then ``[DONE]`` at step ``last``."""
+    frames.append(Frame(DONE, last, FrameKind.TERMINAL))
+    return StreamReply(
+        200, headers, frames, plan, error_frames=error_frames, token_frame=token_frame
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ sources ``server.cpp``, ``server-http.cpp``, ``server-task.cpp``, ``server-commo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -81,6 +81,7 @@ from .._wire import (
     sse,
     template,
 )
+from ._oai import done_stream
 from ._tokens import alternatives, remember, token_text
 
 __all__ = ["DIALECT", "LlamaCppDialect"]
@@ -115,7 +116,6 @@ def _json_object(req: MockRequest) -> dict[str, Any]:
 
 _JSON = b"application/json; charset=utf-8"
 _SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream")]
-_DONE = b"data: [DONE]\n\n"
 #: Keys of ``generation_settings`` that ``/props`` and ``/slots`` params leave out (b11434).
 _GENERATION_ONLY = (
     "dry_sequence_breakers",
@@ -835,6 +835,36 @@ class LlamaCppDialect(Dialect):
         include_usage = bool(isinstance(so, dict) and so.get("include_usage") is True)
         return stream, include_usage
 
+    def _oai_ids(
+        self, prefix: str, plan: GenerationPlan, ctx: EngineView
+    ) -> tuple[str, int, str, dict[str, Any]]:
+        """An OAI-compatible answer's ``id``, ``created``, ``system_fingerprint`` (the build)
+        and ``usage`` (llama.cpp reports no cache hits for a fresh slot)."""
+        usage = {
+            "completion_tokens": plan.completion_tokens,
+            "prompt_tokens": plan.prompt_tokens,
+            "total_tokens": plan.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        }
+        return prefix + ctx.new_id(32), ctx.created(), self.engine_version, usage
+
+    def _oai_stream(
+        self,
+        frames: list[Frame],
+        last: int,
+        plan: GenerationPlan,
+        token_frame: Callable[[str], bytes],
+    ) -> StreamReply:
+        """An OAI-compatible stream: ``frames``, then ``[DONE]`` at step ``last``."""
+        return done_stream(
+            frames,
+            last,
+            plan,
+            list(_SSE_HEADERS),
+            error_frames=self._error_frames,
+            token_frame=token_frame,
+        )
+
     def _chat_logprobs(self, plan: GenerationPlan, a: int, b: int, k: int) -> dict[str, Any]:
         """OAI ``logprobs`` of tokens ``a..b``: llama.cpp adds the token ``id`` to each entry."""
         return {"content": self._probs(plan, a, b, max(1, k))}
@@ -858,15 +888,7 @@ class LlamaCppDialect(Dialect):
         plans = [plan] * n
         top = _num(body, "top_logprobs", 0) if body.get("logprobs") is True else None
         stream, include_usage = self._oai_head(body)
-        cid = "chatcmpl-" + ctx.new_id(32)
-        created = ctx.created()
-        fp = self.engine_version
-        usage = {
-            "completion_tokens": plan.completion_tokens,
-            "prompt_tokens": plan.prompt_tokens,
-            "total_tokens": plan.total_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
-        }
+        cid, created, fp, usage = self._oai_ids("chatcmpl-", plan, ctx)
         timings = self._timings(plan, ctx)
         if not stream:
             choices = []
@@ -952,14 +974,8 @@ class LlamaCppDialect(Dialect):
         tail[-1]["timings"] = timings
         for obj in tail:
             frames.append(Frame(sse(dumps(obj)), last, FrameKind.META))
-        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
-        return StreamReply(
-            200,
-            list(_SSE_HEADERS),
-            frames,
-            plan,
-            error_frames=self._error_frames,
-            token_frame=lambda t: sse(dumps(chunk({"content": t}))),
+        return self._oai_stream(
+            frames, last, plan, token_frame=lambda t: sse(dumps(chunk({"content": t})))
         )
 
     def oai_completion(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
@@ -976,15 +992,7 @@ class LlamaCppDialect(Dialect):
         if over is not None:
             return over
         stream, _include_usage = self._oai_head(body)
-        cid = "cmpl-" + ctx.new_id(32)
-        created = ctx.created()
-        fp = self.engine_version
-        usage = {
-            "completion_tokens": plan.completion_tokens,
-            "prompt_tokens": plan.prompt_tokens,
-            "total_tokens": plan.total_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
-        }
+        cid, created, fp, usage = self._oai_ids("cmpl-", plan, ctx)
 
         def obj(text: str, finish: str | None, final: bool) -> dict[str, Any]:
             d: dict[str, Any] = {
@@ -1012,14 +1020,8 @@ class LlamaCppDialect(Dialect):
             )
         last = max(0, len(chunks) - 1)
         frames.append(Frame(sse(dumps(obj("", _finish(plan), True))), last, FrameKind.META))
-        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
-        return StreamReply(
-            200,
-            list(_SSE_HEADERS),
-            frames,
-            plan,
-            error_frames=self._error_frames,
-            token_frame=lambda t: sse(dumps(obj(t, None, False))),
+        return self._oai_stream(
+            frames, last, plan, token_frame=lambda t: sse(dumps(obj(t, None, False)))
         )
 
 

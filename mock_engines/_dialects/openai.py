@@ -65,13 +65,12 @@ from .._wire import (
     sse,
     template,
 )
-from ._oai import Problem, parse_oai
+from ._oai import Problem, done_stream, parse_oai
 from ._tokens import alternatives
 
 __all__ = ["DIALECT", "OpenAIDialect"]
 
 _SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
-_DONE = b"data: [DONE]\n\n"
 _SNAPSHOTS = {
     "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
     "gpt-4o": "gpt-4o-2024-08-06",
@@ -653,12 +652,11 @@ class OpenAIDialect(Dialect):
             frames.append(Frame(chunk(choice({}, fin, index=i)), last, FrameKind.META))
         if p.include_usage:
             frames.append(Frame(chunk([], self._usage(usage_plan)), last, FrameKind.META))
-        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
-        return StreamReply(
-            200,
-            [*_SSE_HEADERS, *self._rid()],
+        return done_stream(
             frames,
+            last,
             plan,
+            [*_SSE_HEADERS, *self._rid()],
             error_frames=self._error_frames,
             token_frame=token,
         )
@@ -744,12 +742,11 @@ class OpenAIDialect(Dialect):
                 "usage": usage,
             }
             frames.append(Frame(sse(dumps(tail)), last, FrameKind.META))
-        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
-        return StreamReply(
-            200,
-            [*_SSE_HEADERS, *self._rid()],
+        return done_stream(
             frames,
+            last,
             plan,
+            [*_SSE_HEADERS, *self._rid()],
             error_frames=self._error_frames,
             token_frame=lambda t: chunk(t, None),
         )

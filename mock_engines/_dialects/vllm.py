@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,6 +83,7 @@ from .._wire import (
     sse,
     template,
 )
+from ._oai import DONE, done_stream
 from ._tokens import alternatives, remember
 from ._tokens import logprob as _logprob
 from ._tokens import token_text as _token_text
@@ -91,7 +92,6 @@ __all__ = ["DIALECT", "VllmDialect"]
 
 VERSION = "0.32.0"
 _SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
-_DONE = b"data: [DONE]\n\n"
 _TYPES = {
     400: "BadRequestError",
     401: "UnauthorizedError",
@@ -649,7 +649,7 @@ class VllmDialect(Dialect):
         }
 
     def _error_frames(self, message: str) -> list[bytes]:
-        return [sse(dumps(self._error_obj(500, message, "InternalServerError", None))), _DONE]
+        return [sse(dumps(self._error_obj(500, message, "InternalServerError", None))), DONE]
 
     # -- logprobs -------------------------------------------------------------------------------------
     @staticmethod
@@ -690,6 +690,73 @@ class VllmDialect(Dialect):
                 }
             )
         return {"content": content}
+
+    def _choice_stream(
+        self,
+        r: _Req,
+        ctx: EngineView,
+        plans: list[tuple[_Prompt, GenerationPlan]],
+        frames: list[Frame],
+        *,
+        obj: tuple[str, str, int, str, str],
+        hdr: Headers,
+        chunk: Callable[[str, int, GenerationPlan | None, dict[str, Any] | None, bytes], bytes],
+        fast: Callable[[str], bytes],
+        logprobs: Callable[[int, GenerationPlan, int, int], dict[str, Any]],
+        prefixes: Sequence[str] | None = None,
+    ) -> StreamReply:
+        """The streamed choices of a chat or completions request, after ``frames`` (chat's
+        role and echo chunks): the ``n`` choices interleaved step by step, each one's last chunk
+        with its finish reason (the fingerprint on the very last one unless a usage chunk
+        follows), then the usage chunk (``stream_options.include_usage``) and ``[DONE]``.
+
+        ``obj``: the chunks' ``object``, id, created, model, fingerprint; ``chunk`` builds one
+        choice's chunk, ``fast`` the common single-choice token chunk; ``logprobs(idx, plan, a,
+        b)`` the logprobs of tokens ``a:b`` of choice ``idx``; ``prefixes`` go before each
+        choice's first text (completions' echo)."""
+        object_name, cid, created, model, fp = obj
+        fp_tail = b',"system_fingerprint":' + dumps(fp)
+        steps = [ctx.chunks(plan) for _, plan in plans]
+        per = ctx.profile.tokens_per_chunk
+        last_choice = max(range(len(plans)), key=lambda i: (len(steps[i]), i))
+        for step in range(max(len(s) for s in steps) or 1):
+            for idx, (_pr, plan) in enumerate(plans):
+                chunks = steps[idx]
+                if step >= max(1, len(chunks)):
+                    continue
+                text, _ids = chunks[step] if chunks else ("", ())
+                if step == 0 and prefixes is not None:
+                    text = prefixes[idx] + text
+                is_last = step == max(1, len(chunks)) - 1
+                tail = fp_tail if is_last and not r.usage and idx == last_choice else b""
+                lp = None
+                if r.logprobs is not None:
+                    lp = logprobs(idx, plan, step * per, (step + 1) * per)
+                if len(plans) == 1 and not is_last and lp is None:
+                    frames.append(Frame(fast(text), step, FrameKind.TOKEN))
+                else:
+                    data = chunk(text, idx, plan if is_last else None, lp, tail)
+                    frames.append(Frame(data, step, FrameKind.TOKEN if chunks else FrameKind.META))
+        last = max(0, max(len(s) for s in steps) - 1)
+        if r.usage:
+            usage = {
+                "id": cid,
+                "object": object_name,
+                "created": created,
+                "model": model,
+                "choices": [],
+                "usage": self._usage(plans, r.n),
+                "system_fingerprint": fp,
+            }
+            frames.append(Frame(sse(dumps(usage)), last, FrameKind.META))
+        return done_stream(
+            frames,
+            last,
+            plans[0][1],
+            [*_SSE_HEADERS, *hdr],
+            error_frames=self._error_frames,
+            token_frame=fast,
+        )
 
     # -- chat -----------------------------------------------------------------------------------------
     def chat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
@@ -768,7 +835,6 @@ class VllmDialect(Dialect):
                 "token_ids": None,
             }
         )
-        single = len(plans) == 1 and r.logprobs is None
 
         def token_chunk(
             text: str,
@@ -817,48 +883,19 @@ class VllmDialect(Dialect):
                     "finish_reason": None,
                 }  # no token_ids key on the echo chunk (0.32.0)
                 frames.append(Frame(b"data: " + head + dumps(echo) + b"]}\n\n", 0, FrameKind.META))
-        fp_tail = b',"system_fingerprint":' + dumps(fp)
-        steps = [ctx.chunks(plan) for _, plan in plans]
-        per = ctx.profile.tokens_per_chunk
-        last_choice = max(range(len(plans)), key=lambda i: (len(steps[i]), i))
-        for step in range(max(len(s) for s in steps) or 1):
-            for idx, (_pr, plan) in enumerate(plans):
-                chunks = steps[idx]
-                if step >= max(1, len(chunks)):
-                    continue
-                text, _ids = chunks[step] if chunks else ("", ())
-                is_last = step == max(1, len(chunks)) - 1
-                tail = fp_tail if is_last and not r.usage and idx == last_choice else b""
-                lp = None
-                if r.logprobs is not None:
-                    a, b = step * per, (step + 1) * per
-                    lp = self._chat_logprobs(plan.tokens[a:b], plan.token_ids[a:b], a, r.logprobs)
-                if single and not is_last and lp is None:
-                    frames.append(Frame(token_chunk(text), step, FrameKind.TOKEN))
-                else:
-                    data = token_chunk(text, idx, plan if is_last else None, lp, tail)
-                    kind = FrameKind.TOKEN if chunks else FrameKind.META
-                    frames.append(Frame(data, step, kind))
-        last = max(0, max(len(s) for s in steps) - 1)
-        if r.usage:
-            usage = {
-                "id": cid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": self._usage(plans, r.n),
-                "system_fingerprint": fp,
-            }
-            frames.append(Frame(sse(dumps(usage)), last, FrameKind.META))
-        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
-        return StreamReply(
-            200,
-            [*_SSE_HEADERS, *hdr],
+        k = r.logprobs
+        return self._choice_stream(
+            r,
+            ctx,
+            plans,
             frames,
-            plans[0][1],
-            error_frames=self._error_frames,
-            token_frame=lambda t: token_chunk(t),
+            obj=("chat.completion.chunk", cid, created, model, fp),
+            hdr=hdr,
+            chunk=token_chunk,
+            fast=lambda t: token_chunk(t),
+            logprobs=lambda _idx, plan, a, b: self._chat_logprobs(
+                plan.tokens[a:b], plan.token_ids[a:b], a, k or 0
+            ),
         )
 
     # -- completions ----------------------------------------------------------------------------------
@@ -955,54 +992,25 @@ class VllmDialect(Dialect):
         def fast(text: str) -> bytes:
             return b"data: " + fill(ctpl, jstr(text)) + b"\n\n"
 
-        frames: list[Frame] = []
-        fp_tail = b',"system_fingerprint":' + dumps(fp)
-        steps = [ctx.chunks(plan) for _, plan in plans]
-        per = ctx.profile.tokens_per_chunk
-        last_choice = max(range(len(plans)), key=lambda i: (len(steps[i]), i))
         offsets = [len(pr.text) if r.echo else 0 for pr, _ in plans]
-        for step in range(max(len(s) for s in steps) or 1):
-            for idx, (pr, plan) in enumerate(plans):
-                chunks = steps[idx]
-                if step >= max(1, len(chunks)):
-                    continue
-                text, _ids = chunks[step] if chunks else ("", ())
-                if step == 0 and r.echo:
-                    text = pr.text + text
-                is_last = step == max(1, len(chunks)) - 1
-                tail = fp_tail if is_last and not r.usage and idx == last_choice else b""
-                lp = None
-                if r.logprobs is not None:
-                    a, b = step * per, (step + 1) * per
-                    lp = self._cmpl_logprobs(
-                        plan.tokens[a:b], plan.token_ids[a:b], a, offsets[idx], max(1, r.logprobs)
-                    )
-                    offsets[idx] += len("".join(plan.tokens[a:b]))
-                if len(plans) == 1 and not is_last and lp is None:
-                    frames.append(Frame(fast(text), step, FrameKind.TOKEN))
-                else:
-                    data = chunk(text, idx, plan if is_last else None, lp, tail)
-                    frames.append(Frame(data, step, FrameKind.TOKEN if chunks else FrameKind.META))
-        last = max(0, max(len(s) for s in steps) - 1)
-        if r.usage:
-            usage = {
-                "id": cid,
-                "object": "text_completion",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": self._usage(plans, r.n),
-                "system_fingerprint": fp,
-            }
-            frames.append(Frame(sse(dumps(usage)), last, FrameKind.META))
-        frames.append(Frame(_DONE, last, FrameKind.TERMINAL))
-        return StreamReply(
-            200,
-            [*_SSE_HEADERS, *hdr],
-            frames,
-            plans[0][1],
-            error_frames=self._error_frames,
-            token_frame=fast,
+        k = max(1, r.logprobs or 0)
+
+        def logprobs(idx: int, plan: GenerationPlan, a: int, b: int) -> dict[str, Any]:
+            lp = self._cmpl_logprobs(plan.tokens[a:b], plan.token_ids[a:b], a, offsets[idx], k)
+            offsets[idx] += len("".join(plan.tokens[a:b]))
+            return lp
+
+        return self._choice_stream(
+            r,
+            ctx,
+            plans,
+            [],
+            obj=("text_completion", cid, created, model, fp),
+            hdr=hdr,
+            chunk=chunk,
+            fast=fast,
+            logprobs=logprobs,
+            prefixes=[pr.text if r.echo else "" for pr, _ in plans],
         )
 
 
