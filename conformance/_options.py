@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,6 +27,7 @@ __all__ = [
     "add_cli_options",
     "add_pytest_options",
     "options_used",
+    "pytest_argv",
     "pytest_flag",
 ]
 
@@ -162,6 +163,26 @@ def _spell(text: str, *, pytest: bool) -> str:
 
 def pytest_flag(option: RunOption) -> str:
     return f"--llorch-{option.name}"
+
+
+def pytest_argv(values: Mapping[str, Any]) -> list[str]:
+    """The plugin's argv for a run's option values, keyed by :attr:`RunOption.dest` (what
+    ``run_suite`` passes to its pytest session). Absent, ``None`` or empty values are not given;
+    a repeatable option repeats its flag; a sequence otherwise is joined with commas (``only``)."""
+    argv: list[str] = []
+    for option in RUN_OPTIONS:
+        value = values.get(option.dest)
+        if value is None or (isinstance(value, str | list | tuple) and not value):
+            continue
+        flag = pytest_flag(option)
+        if option.action == "append":
+            for item in value:
+                argv += [flag, str(item)]
+        elif isinstance(value, list | tuple):
+            argv += [flag, ",".join(map(str, value))]
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def add_cli_options(parser: argparse.ArgumentParser) -> None:

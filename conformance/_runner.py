@@ -201,6 +201,7 @@ def _session_args(
     adapter_version: str | None = None,
 ) -> list[str]:
     """The pytest argv of a suite session (isolated ini, our plugin, no terminal reporter)."""
+    from ._options import pytest_argv
     from .plugin import suite_module_path
 
     ini = Path(tmp) / "pytest.ini"
@@ -220,37 +221,23 @@ def _session_args(
         "llorch_conformance.conformance.plugin",
         "-p",
         "no:terminal",
-        "--llorch-seed",
-        str(seed),
-        "--llorch-level",
-        level,
         "--llorch-run-id",
         run_id,
-        "--llorch-scope",
-        scope,
     ]
     if results_path is not None:
         args += ["--llorch-results", str(results_path)]
-    if adapter:
-        args += ["--llorch-adapter", adapter]
-    if adapter_name:
-        args += ["--llorch-adapter-name", adapter_name]
-    if adapter_version:
-        args += ["--llorch-adapter-version", adapter_version]
-    if dialect:
-        args += ["--llorch-dialect", dialect]
-    if engine_url:
-        args += ["--llorch-engine-url", engine_url]
-    if only:
-        args += ["--llorch-only", ",".join(only)]
+    # the selection, spelled by the option table the CLI and the plugin share
+    selection: dict[str, Any] = {
+        "adapter": adapter, "dialect": dialect, "engine_url": engine_url, "only": only,
+        "orchestrator_url": orchestrator_url, "level": level, "requirement": requirements,
+        "seed": seed, "scope": scope, "adapter_name": adapter_name,
+        "adapter_version": adapter_version,
+    }  # fmt: skip
     if orchestrator_url:
-        args += [
-            "--llorch-orchestrator-url", orchestrator_url,
-            "--llorch-orchestrator-pool", orchestrator_pool,
-            "--llorch-orchestrator-token-env", orchestrator_token_env,
-        ]  # fmt: skip
-    for rid in requirements:
-        args += ["--llorch-requirement", rid]
+        selection.update(
+            orchestrator_pool=orchestrator_pool, orchestrator_token_env=orchestrator_token_env
+        )
+    args += pytest_argv(selection)
     return args
 
 

@@ -73,3 +73,28 @@ def test_plugin_activates_on_any_option_and_not_on_defaults() -> None:
     for flag, value in [("llorch_seed", 0), ("llorch_only", "vllm"), ("llorch_level", "must")]:
         changed = argparse.Namespace(**{**vars(defaults), flag: value})
         assert options_used(changed), flag
+
+
+def test_pytest_argv_carries_the_cli_selection_to_the_plugin() -> None:
+    """CLI flags → run_suite's values → the session's ``--llorch-*`` argv → the same values."""
+    from llorch_conformance.conformance._options import pytest_argv
+
+    cli = _cli().parse_args(
+        ["--adapter", "pkg.mod:make", "--dialect", "vllm", "--requirement", "ADAPT-3000",
+         "--requirement", "WA-INT-3001", "--seed", "7", "--level", "must", "--scope", "adapter",
+         "--orchestrator-pool", "gpu"]
+    )  # fmt: skip
+    values = {o.dest: getattr(cli, o.dest) for o in RUN_OPTIONS}
+    values["only"] = ("llamacpp", "tgi")
+    plugin = argparse.ArgumentParser()
+    group = _Group()
+    add_pytest_options(group)
+    for flag, kw in group.options.items():
+        plugin.add_argument(flag, **kw)
+    got = plugin.parse_args(pytest_argv(values))
+    assert got.llorch_adapter == "pkg.mod:make" and got.llorch_dialect == "vllm"
+    assert got.llorch_requirement == ["ADAPT-3000", "WA-INT-3001"]
+    assert (got.llorch_seed, got.llorch_level, got.llorch_scope) == (7, "must", "adapter")
+    assert got.llorch_only == "llamacpp,tgi" and got.llorch_orchestrator_pool == "gpu"
+    assert got.llorch_engine_url is None  # not given: not on the argv
+    assert "--llorch-engine-url" not in pytest_argv(values)
