@@ -89,6 +89,16 @@ class StreamRun:
                 return e
         return None
 
+    def started_field(self, key: str) -> Any:
+        """``key`` of the first ``started`` event's data (``None`` without one)."""
+        started = next((e for _, e in self.events if e.kind == "started"), None)
+        return None if started is None else started.data.get(key)
+
+    def terminal_field(self, key: str) -> Any:
+        """``key`` of the terminal event's data (``None`` without one)."""
+        term = self.terminal
+        return None if term is None else term.data.get(key)
+
     def first_token_time(self) -> float | None:
         return next((t for t, e in self.events if e.kind == "token"), None)
 

@@ -102,8 +102,7 @@ def token_per_delta(llorch_ctx: ScenarioContext) -> None:
 
 @then(parsers.parse('the started event names sampler profile "{profile}"'))
 def started_profile(llorch_ctx: ScenarioContext, profile: str) -> None:
-    started = next((e for _, e in llorch_ctx.runs[0].events if e.kind == "started"), None)
-    got = None if started is None else started.data.get("sampler_profile_version")
+    got = llorch_ctx.runs[0].started_field("sampler_profile_version")
     llorch_ctx.check(
         got == profile,
         "started does not carry the sampler profile version",

@@ -43,7 +43,7 @@ def ends_with_mapped(llorch_ctx: ScenarioContext, condition: str) -> None:
 @then(parsers.parse("the error carries retry_after_ms of {ms:d}"))
 def retry_after(llorch_ctx: ScenarioContext, ms: int) -> None:
     term = llorch_ctx.last.terminal
-    got = None if term is None else term.data.get("retry_after_ms")
+    got = llorch_ctx.last.terminal_field("retry_after_ms")
     llorch_ctx.check(
         got == ms,
         f"retry_after_ms is {got!r}, the engine's Retry-After says {ms}",

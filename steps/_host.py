@@ -195,8 +195,7 @@ class _PinnedView:
 
 @then(parsers.parse('the started event carries correlation id "{cid}"'))
 def started_cid(llorch_ctx: ScenarioContext, cid: str) -> None:
-    started = next((e for _, e in llorch_ctx.last.events if e.kind == "started"), None)
-    got = None if started is None else started.data.get("correlation_id")
+    got = llorch_ctx.last.started_field("correlation_id")
     llorch_ctx.check(
         got == cid,
         "started does not carry the caller's correlation id",
@@ -329,7 +328,7 @@ def breaker_open(llorch_ctx: ScenarioContext) -> None:
 @then(parsers.parse("the last stream failed fast with {code}"))
 def failed_fast(llorch_ctx: ScenarioContext, code: str) -> None:
     term = llorch_ctx.last.terminal
-    got = None if term is None else term.data.get("code")
+    got = llorch_ctx.last.terminal_field("code")
     llorch_ctx.check(
         got == code,
         "an open breaker did not fail the task fast",
