@@ -32,7 +32,7 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,6 +375,12 @@ def observed_failure(exc: BaseException) -> BaseException | None:
     Public for the step library: a step that talks to a server wrapping the adapter may call
     it to decide whether an exception is the adapter's failure (exit 1) or the harness's (2).
     """
+    return next((cur for cur in _chain(exc) if _qualname(cur) in _CLIENT_SIDE), None)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from or during (cause, context, the members of
+    an exception group), each once, depth first."""
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
     while todo:
@@ -382,12 +388,10 @@ def observed_failure(exc: BaseException) -> BaseException | None:
         if id(cur) in seen:
             continue
         seen.add(id(cur))
-        if _qualname(cur) in _CLIENT_SIDE:
-            return cur
+        yield cur
         todo.extend(e for e in (cur.__cause__, cur.__context__) if e is not None)
         if isinstance(cur, BaseExceptionGroup):
             todo.extend(cur.exceptions)
-    return None
 
 
 def _adapter_packages(target: Any) -> tuple[str, ...]:
@@ -412,13 +416,7 @@ def raised_by_adapter(exc: BaseException, target: Any) -> str | None:
     packages = _adapter_packages(target)
     if not packages:
         return None
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        cur = todo.pop()
-        if id(cur) in seen:
-            continue
-        seen.add(id(cur))
+    for cur in _chain(exc):
         tb = cur.__traceback__
         where = None
         while tb is not None:
@@ -428,9 +426,6 @@ def raised_by_adapter(exc: BaseException, target: Any) -> str | None:
             tb = tb.tb_next
         if where is not None:
             return where
-        todo.extend(e for e in (cur.__cause__, cur.__context__) if e is not None)
-        if isinstance(cur, BaseExceptionGroup):
-            todo.extend(cur.exceptions)
     return None
 
 
