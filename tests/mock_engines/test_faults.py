@@ -230,11 +230,13 @@ def test_port_closed_for_a_duration_reopens_by_itself(engine: MockEngine) -> Non
 
 def test_slow_headers(engine: MockEngine, dialect: str) -> None:
     path, body = _req(engine, dialect)
+    # headers held 3 s against a 0.1 s read timeout: a client thread a loaded machine leaves
+    # unscheduled for a few hundred ms must still see the timeout, not the late headers
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
             engine.base_url + path,
             json=body,
-            headers=_fault(dialect, "conn.slow_headers;delay_ms=400"),
+            headers=_fault(dialect, "conn.slow_headers;delay_ms=3000"),
             timeout=httpx.Timeout(10.0, read=0.1),
         )
     t0 = time.monotonic()
