@@ -118,6 +118,24 @@ def register(sub: Any) -> None:
         action="store_true",
         help="keep a task running when its client goes",
     )
+    p.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=512,
+        metavar="N",
+        help="open connections (or requests in progress) beyond which a new request gets 503 "
+        "(default 512: each connection may hold one upstream connection too, which stays under "
+        "the usual 1024 open-file limit)",
+    )
+    p.add_argument(
+        "--timeout-keep-alive",
+        type=int,
+        default=5,
+        metavar="S",
+        help="seconds a connection may hold no request in progress (freshly opened, or idle after "
+        "a response) before it is closed; a connection that never sends a request is closed too "
+        "(default 5)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -129,6 +147,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ._app import FacadeConfig, create_app
     from ._auth import AuthPolicy, check_bind
+    from ._server import GuardedHttpToolsProtocol
 
     token = os.environ.get("LLORCH_API_TOKEN") or None
     check_bind(args.host, token)
@@ -139,6 +158,8 @@ def _run(args: argparse.Namespace) -> int:
     for flag, value in (
         ("--max-deadline-ms", args.max_deadline_ms),
         ("--unopened-ttl-ms", args.unopened_ttl_ms),
+        ("--limit-concurrency", args.limit_concurrency),
+        ("--timeout-keep-alive", args.timeout_keep_alive),
     ):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1")
@@ -173,7 +194,15 @@ def _run(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     shown = f"[{args.host}]" if family == socket.AF_INET6 else args.host
     print(f"llorch-conformance orchestrator on http://{shown}:{port} ({pools})", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(host, cfg), log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(host, cfg),
+            log_level="warning",
+            http=GuardedHttpToolsProtocol,
+            limit_concurrency=args.limit_concurrency,
+            timeout_keep_alive=args.timeout_keep_alive,
+        )
+    )
     try:
         server.run(sockets=[sock])
     finally:

@@ -53,7 +53,10 @@ def test_refuses_non_loopback_without_token(
     assert "NON_LOOPBACK_WITHOUT_TOKEN" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("flag", ["--max-deadline-ms", "--unopened-ttl-ms"])
+@pytest.mark.parametrize(
+    "flag",
+    ["--max-deadline-ms", "--unopened-ttl-ms", "--limit-concurrency", "--timeout-keep-alive"],
+)
 def test_limits_must_be_positive(capsys: pytest.CaptureFixture[str], flag: str) -> None:
     assert main(["orchestrator", "--port", "1", flag, "0"]) == 2
     err = capsys.readouterr().err.strip()
