@@ -62,7 +62,7 @@ def register(sub: Any) -> None:
         "--jobs",
         default="auto",
         metavar="N|auto",
-        help="parallel workers via pytest-xdist (default auto: max(4, 2 x cores), when installed)",
+        help="pytest-xdist workers (auto: 2 per core, min 4, for several adapters; 1 per core for one)",
     )
     p.add_argument(
         "--no-progress", action="store_true", help="no progress line (plain counts on stderr)"

@@ -11,9 +11,10 @@ from pathlib import Path
 from llorch_conformance.conformance._runner import _session_args, auto_jobs
 
 
-def test_auto_jobs_is_twice_the_usable_cores_and_at_least_four() -> None:
+def test_auto_jobs_is_twice_the_cores_for_many_targets_one_per_core_for_one() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert auto_jobs() == max(4, 2 * int(cores or 1))
+    assert auto_jobs(6) == auto_jobs() == max(4, 2 * int(cores or 1))
+    assert auto_jobs(1) == max(2, int(cores or 1))
 
 
 def test_a_session_loads_only_the_suites_plugins(tmp_path: Path) -> None:
