@@ -11,31 +11,36 @@ from typing import Any
 
 HERE = Path(__file__).parent
 
-__all__ = ["HERE", "run_cli", "run_dirs", "run_results"]
+__all__ = ["HERE", "cli_env", "run_cli", "run_dirs", "run_results"]
 
 
-def run_cli(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in a scratch working directory (runs write proof bundles under the cwd)."""
-    with tempfile.TemporaryDirectory(prefix="llorch-cli-") as cwd:
-        return _run(cwd, *args, timeout=timeout)
-
-
-def _run(cwd: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
+def cli_env(*, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+    """A CLI subprocess's environment: ours with this folder on ``PYTHONPATH`` (``--adapter
+    broken_adapters:...``), no pytest-xdist or pytest options leaking in, ``drop`` removed and
+    ``extra`` set."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_ADDOPTS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "llorch_conformance.conformance.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=cwd,
-        check=False,
-    )
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str, timeout: float = 180.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a scratch working directory (runs write proof bundles under the cwd),
+    bounded in time; ``env`` defaults to :func:`cli_env`."""
+    with tempfile.TemporaryDirectory(prefix="llorch-cli-") as cwd:
+        return subprocess.run(
+            [sys.executable, "-m", "llorch_conformance.conformance.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=cli_env() if env is None else env,
+            cwd=cwd,
+            check=False,
+        )
 
 
 def run_dirs(root: Path) -> list[Path]:

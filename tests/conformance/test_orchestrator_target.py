@@ -10,13 +10,11 @@ environment and must never show up in the results or the run's output.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,7 +31,7 @@ from starlette.routing import Route
 from llorch_conformance.adapters.orchestrator._server import ServerThread
 from llorch_conformance.conformance import RunResults
 
-from ._cli import HERE, run_results
+from ._cli import cli_env, run_cli, run_results
 
 pytest_plugins = ["pytester"]
 
@@ -42,28 +40,14 @@ START_LIMIT_S = 30.0
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LLORCH_API_TOKEN", "ORCH_TOKEN")}
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    env.pop("PYTEST_XDIST_WORKER", None)
-    env.pop("PYTEST_ADDOPTS", None)
-    env.update(extra)
-    return env
+    return cli_env(drop=("LLORCH_API_TOKEN", "ORCH_TOKEN"), **extra)
 
 
 def run(
     *args: str, env: dict[str, str], timeout: float = 180.0
 ) -> subprocess.CompletedProcess[str]:
     """The CLI in a subprocess, in a scratch cwd (runs write under the cwd), bounded in time."""
-    with tempfile.TemporaryDirectory(prefix="llorch-orch-") as cwd:
-        return subprocess.run(
-            [sys.executable, "-m", "llorch_conformance.conformance.cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            cwd=cwd,
-            check=False,
-        )
+    return run_cli(*args, timeout=timeout, env=env)
 
 
 @pytest.fixture

@@ -53,6 +53,22 @@ def stream(px: FaultProxy, fault: str | None = None, body: Any = None) -> tuple[
         return r.status_code, r.headers, b"".join(r.iter_raw())
 
 
+def cut_stream(px: FaultProxy, fault: str, body: Any) -> bytes:
+    """The bytes a streamed completion delivered before ``fault`` cut the connection (the
+    cut itself is asserted: the client sees the connection drop)."""
+    got = bytearray()
+    with (
+        httpx.Client(timeout=TIMEOUT) as c,
+        c.stream(
+            "POST", px.base_url + "/completion", json=body, headers={"x-mock-fault": fault}
+        ) as r,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        for piece in r.iter_raw():
+            got += piece
+    return bytes(got)
+
+
 def events(body: bytes) -> list[bytes]:
     return [e + b"\n\n" for e in body.split(b"\n\n") if e]
 
@@ -202,20 +218,8 @@ def test_disconnect_after_events_cuts_and_closes_the_engine_side(
 def test_a_short_stream_still_gets_its_midstream_fault(proxy: FaultProxy) -> None:
     """The engine finishing before after_events: the cut lands before its finishing frame."""
     body = {**BODY, "n_predict": 2}
-    got = bytearray()
-    with (
-        httpx.Client(timeout=TIMEOUT) as c,
-        c.stream(
-            "POST",
-            proxy.base_url + "/completion",
-            json=body,
-            headers={"x-mock-fault": "midstream.disconnect;after_events=10"},
-        ) as r,
-        pytest.raises(httpx.RemoteProtocolError),
-    ):
-        for piece in r.iter_raw():
-            got += piece
-    assert b'"stop":true' not in got and len(payloads(bytes(got))) == 2
+    got = cut_stream(proxy, "midstream.disconnect;after_events=10", body)
+    assert b'"stop":true' not in got and len(payloads(got)) == 2
     e = proxy.journal.last()
     assert e is not None and e.aborted and "before its finishing frame" in (e.fault_note or "")
     status, _, raw = stream(proxy, "stall.midstream;after_events=10;delay_ms=200", body)
@@ -232,19 +236,7 @@ def test_disconnect_bytes(proxy: FaultProxy) -> None:
 
 def test_cut_utf8_cuts_after_a_lead_byte(proxy: FaultProxy) -> None:
     body = {**BODY, "prompt": "Ünïcödé ✓ 東京", "n_predict": 24}
-    got = bytearray()
-    with (
-        httpx.Client(timeout=TIMEOUT) as c,
-        c.stream(
-            "POST",
-            proxy.base_url + "/completion",
-            json=body,
-            headers={"x-mock-fault": "midstream.cut_utf8"},
-        ) as r,
-        pytest.raises(httpx.RemoteProtocolError),
-    ):
-        for piece in r.iter_raw():
-            got += piece
+    got = cut_stream(proxy, "midstream.cut_utf8", body)
     e = proxy.journal.last()
     assert e is not None and e.aborted
     if e.fault_note is None:
