@@ -559,8 +559,9 @@ class OpenAIDialect(Dialect):
             )
         k = 0
 
-        def chunk(choices: list[dict[str, Any]], usage: Any = None) -> bytes:
-            nonlocal k
+        def chunk_obj(
+            choices: list[dict[str, Any]], usage: Any, obfuscation: str
+        ) -> dict[str, Any]:
             d: dict[str, Any] = {
                 "id": cid,
                 "object": "chat.completion.chunk",
@@ -573,7 +574,12 @@ class OpenAIDialect(Dialect):
             if p.include_usage:
                 d["usage"] = usage
             if p.include_obfuscation:
-                d["obfuscation"] = _obfuscation(cid, k)
+                d["obfuscation"] = obfuscation
+            return d
+
+        def chunk(choices: list[dict[str, Any]], usage: Any = None) -> bytes:
+            nonlocal k
+            d = chunk_obj(choices, usage, _obfuscation(cid, k) if p.include_obfuscation else "")
             k += 1
             return sse(dumps(d))
 
@@ -599,20 +605,7 @@ class OpenAIDialect(Dialect):
                     }
                 ]
             frames.append(Frame(chunk(choice(first, index=i)), 0, FrameKind.META))
-        tok: dict[str, Any] = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "service_tier": "default",
-            "system_fingerprint": _FINGERPRINT,
-            "choices": choice({"content": SLOTS[0]}),
-        }
-        if p.include_usage:
-            tok["usage"] = None
-        if p.include_obfuscation:
-            tok["obfuscation"] = SLOTS[1]
-        ttpl = template(tok)
+        ttpl = template(chunk_obj(choice({"content": SLOTS[0]}), None, SLOTS[1]))
 
         def token(text: str) -> bytes:
             # Same bytes as chunk(choice({"content": text})), without re-serialising the frame.

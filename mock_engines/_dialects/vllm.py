@@ -691,6 +691,51 @@ class VllmDialect(Dialect):
             )
         return {"content": content}
 
+    def _begin(
+        self, req: MockRequest, ctx: EngineView, *, chat: bool
+    ) -> tuple[_Req, list[tuple[_Prompt, GenerationPlan]], tuple[str, int, str, str, Headers]]:
+        """A chat or completions request parsed and planned, and what every body and chunk of
+        its answer repeats: id, created, model, fingerprint and the ``x-request-id`` header."""
+        r = self._parse(req, ctx, chat=chat)
+        plans = self._plans(r, ctx)
+        rid = self._request_id(req, ctx)
+        cid = f"{'chatcmpl' if chat else 'cmpl'}-{rid}"
+        hdr: Headers = [(b"x-request-id", rid.encode("latin-1", "replace"))]
+        return r, plans, (cid, ctx.created(), ctx.model, self._fingerprint(ctx), hdr)
+
+    def _answer(
+        self,
+        obj: tuple[str, str, int, str, str],
+        hdr: Headers,
+        choices: list[dict[str, Any]],
+        plans: list[tuple[_Prompt, GenerationPlan]],
+        n: int,
+        extra: dict[str, Any] | None = None,
+    ) -> Reply:
+        """A non-streamed chat or completions answer: ``obj`` is its ``object``, id, created,
+        model, fingerprint; ``extra`` goes between the usage and the transfer fields (chat's
+        prompt fields)."""
+        object_name, cid, created, model, fp = obj
+        body = {
+            "id": cid,
+            "object": object_name,
+            "created": created,
+            "model": model,
+            "choices": choices,
+            "service_tier": None,
+            "system_fingerprint": fp,
+            "usage": {
+                **self._usage(plans, n),
+                "prompt_tokens_details": None,
+                "completion_tokens_details": None,
+            },
+            **(extra or {}),
+            "kv_transfer_params": None,
+            "ec_transfer_params": None,
+            "metrics": None,
+        }
+        return json_reply(self, 200, body, headers=hdr, plan=plans[0][1])
+
     def _choice_stream(
         self,
         r: _Req,
@@ -760,14 +805,7 @@ class VllmDialect(Dialect):
 
     # -- chat -----------------------------------------------------------------------------------------
     def chat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        r = self._parse(req, ctx, chat=True)
-        plans = self._plans(r, ctx)
-        rid = self._request_id(req, ctx)
-        cid = f"chatcmpl-{rid}"
-        created = ctx.created()
-        model = ctx.model
-        fp = self._fingerprint(ctx)
-        hdr: Headers = [(b"x-request-id", rid.encode("latin-1", "replace"))]
+        r, plans, (cid, created, model, fp, hdr) = self._begin(req, ctx, chat=True)
         if not r.stream:
             choices = []
             for idx, (_pr, plan) in enumerate(plans):
@@ -795,31 +833,9 @@ class VllmDialect(Dialect):
                         "routed_experts": None,
                     }
                 )
-            return json_reply(
-                self,
-                200,
-                {
-                    "id": cid,
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": model,
-                    "choices": choices,
-                    "service_tier": None,
-                    "system_fingerprint": fp,
-                    "usage": {
-                        **self._usage(plans, r.n),
-                        "prompt_tokens_details": None,
-                        "completion_tokens_details": None,
-                    },
-                    "prompt_logprobs": None,
-                    "prompt_token_ids": None,
-                    "prompt_text": None,
-                    "kv_transfer_params": None,
-                    "ec_transfer_params": None,
-                    "metrics": None,
-                },
-                headers=hdr,
-                plan=plans[0][1],
+            prompt = {"prompt_logprobs": None, "prompt_token_ids": None, "prompt_text": None}
+            return self._answer(
+                ("chat.completion", cid, created, model, fp), hdr, choices, plans, r.n, prompt
             )
 
         head = (
@@ -900,14 +916,7 @@ class VllmDialect(Dialect):
 
     # -- completions ----------------------------------------------------------------------------------
     def completions(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        r = self._parse(req, ctx, chat=False)
-        plans = self._plans(r, ctx)
-        rid = self._request_id(req, ctx)
-        cid = f"cmpl-{rid}"
-        created = ctx.created()
-        model = ctx.model
-        fp = self._fingerprint(ctx)
-        hdr: Headers = [(b"x-request-id", rid.encode("latin-1", "replace"))]
+        r, plans, (cid, created, model, fp, hdr) = self._begin(req, ctx, chat=False)
         if not r.stream:
             choices = []
             for idx, (pr, plan) in enumerate(plans):
@@ -930,28 +939,8 @@ class VllmDialect(Dialect):
                         "routed_experts": None,
                     }
                 )
-            return json_reply(
-                self,
-                200,
-                {
-                    "id": cid,
-                    "object": "text_completion",
-                    "created": created,
-                    "model": model,
-                    "choices": choices,
-                    "service_tier": None,
-                    "system_fingerprint": fp,
-                    "usage": {
-                        **self._usage(plans, r.n),
-                        "prompt_tokens_details": None,
-                        "completion_tokens_details": None,
-                    },
-                    "kv_transfer_params": None,
-                    "ec_transfer_params": None,
-                    "metrics": None,
-                },
-                headers=hdr,
-                plan=plans[0][1],
+            return self._answer(
+                ("text_completion", cid, created, model, fp), hdr, choices, plans, r.n
             )
 
         def chunk(

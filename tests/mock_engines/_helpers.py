@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from typing import Any
 
 import httpx
@@ -143,3 +144,21 @@ def raw_request(
             return RawResponse(status, hdrs, chunks, False)
         chunks.append(chunk)
         pos = start + size + 2
+
+
+def port_refused(port: int) -> bool:
+    """Whether a connection to ``127.0.0.1:port`` is refused (a loading engine's closed port)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def check_loading_then_serving(engine: Any, health_path: str) -> None:
+    """``engine.loading`` keeps the port closed; cleared, the engine serves ``health_path``."""
+    engine.set_faults(["engine.loading"])
+    assert port_refused(engine.port)
+    engine.set_faults([])
+    with httpx.Client(base_url=engine.base_url, timeout=TIMEOUT) as c:
+        assert c.get(health_path).status_code == 200

@@ -8,7 +8,6 @@ part), so they are stable across engine seeds; ``created`` is fixed with the run
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,8 @@ import pytest
 
 from llorch_conformance.adapters.api import ConfigError
 from llorch_conformance.mock_engines import MockEngine, make_plan, run_mock_engine
+
+from ._helpers import check_loading_then_serving
 
 TIMEOUT = httpx.Timeout(10.0)
 CREATED = 1732000000
@@ -595,20 +596,8 @@ def test_midstream_disconnect_truncates(engine: MockEngine, client: httpx.Client
 # -- loading: the port stays closed -------------------------------------------------------------
 
 
-def _refused(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return False
-    except ConnectionRefusedError:
-        return True
-
-
 def test_loading_keeps_the_port_closed_then_serves(engine: MockEngine) -> None:
-    engine.set_faults(["engine.loading"])
-    assert _refused(engine.port)
-    engine.set_faults([])
-    with httpx.Client(base_url=engine.base_url, timeout=TIMEOUT) as c:
-        assert c.get("/health").status_code == 200
+    check_loading_then_serving(engine, "/health")
 
 
 def test_loading_cannot_be_selected_per_request(client: httpx.Client) -> None:

@@ -7,7 +7,6 @@ The model is shaped like the vLLM backend's (``text_input`` → ``text_output`` 
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,8 @@ import pytest
 
 from llorch_conformance.adapters.api import ConfigError
 from llorch_conformance.mock_engines import MockEngine, fault_catalogue, make_plan, run_mock_engine
+
+from ._helpers import check_loading_then_serving
 
 TIMEOUT = httpx.Timeout(10.0)
 GEN = "/v2/models/llm/generate"
@@ -387,20 +388,8 @@ def test_faults_triton_cannot_render_are_refused(
     assert "does not apply" in r.json()["error"]
 
 
-def _refused(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return False
-    except ConnectionRefusedError:
-        return True
-
-
 def test_loading_keeps_the_port_closed_then_serves(engine: MockEngine) -> None:
-    engine.set_faults(["engine.loading"])
-    assert _refused(engine.port)
-    engine.set_faults([])
-    with httpx.Client(base_url=engine.base_url, timeout=TIMEOUT) as c:
-        assert c.get("/v2/health/ready").status_code == 200
+    check_loading_then_serving(engine, "/v2/health/ready")
 
 
 GOLDEN_SERVER_METADATA = (
