@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -645,13 +645,23 @@ class OpenAIDialect(Dialect):
             frames.append(Frame(chunk(choice({}, fin, index=i)), last, FrameKind.META))
         if p.include_usage:
             frames.append(Frame(chunk([], self._usage(usage_plan)), last, FrameKind.META))
+        return self._stream(frames, last, plan, token)
+
+    def _stream(
+        self,
+        frames: list[Frame],
+        last: int,
+        plan: GenerationPlan,
+        token_frame: Callable[[str], bytes],
+    ) -> StreamReply:
+        """A 200 stream of ``frames`` then ``[DONE]``, with this request's ``x-request-id``."""
         return done_stream(
             frames,
             last,
             plan,
             [*_SSE_HEADERS, *self._rid()],
             error_frames=self._error_frames,
-            token_frame=token,
+            token_frame=token_frame,
         )
 
     def completions(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
@@ -735,14 +745,7 @@ class OpenAIDialect(Dialect):
                 "usage": usage,
             }
             frames.append(Frame(sse(dumps(tail)), last, FrameKind.META))
-        return done_stream(
-            frames,
-            last,
-            plan,
-            [*_SSE_HEADERS, *self._rid()],
-            error_frames=self._error_frames,
-            token_frame=lambda t: chunk(t, None),
-        )
+        return self._stream(frames, last, plan, lambda t: chunk(t, None))
 
 
 DIALECT = OpenAIDialect()
