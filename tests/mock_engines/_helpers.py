@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -96,9 +97,6 @@ def raw_request(
     mock split its writes; ``complete`` is False when the connection ended before the final
     zero-length chunk (a deliberate mid-stream close).
     """
-    import socket
-    import urllib.parse
-
     u = urllib.parse.urlsplit(base_url)
     payload = json.dumps(body).encode() if body is not None else b""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {u.hostname}:{u.port}", "Connection: close"]
@@ -146,10 +144,11 @@ def raw_request(
         pos = start + size + 2
 
 
-def port_refused(port: int) -> bool:
-    """Whether a connection to ``127.0.0.1:port`` is refused (a loading engine's closed port)."""
+def refused(base_url: str) -> bool:
+    """Whether a connection to ``base_url``'s host and port is refused (a closed port)."""
+    u = urllib.parse.urlsplit(base_url)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
+        with socket.create_connection((u.hostname or "", u.port or 0), timeout=2):
             return False
     except ConnectionRefusedError:
         return True
@@ -158,7 +157,7 @@ def port_refused(port: int) -> bool:
 def check_loading_then_serving(engine: Any, health_path: str) -> None:
     """``engine.loading`` keeps the port closed; cleared, the engine serves ``health_path``."""
     engine.set_faults(["engine.loading"])
-    assert port_refused(engine.port)
+    assert refused(engine.base_url)
     engine.set_faults([])
     with httpx.Client(base_url=engine.base_url, timeout=TIMEOUT) as c:
         assert c.get(health_path).status_code == 200

@@ -7,9 +7,7 @@ upper bound on time, and waits are on the journal with bounded timeouts.
 from __future__ import annotations
 
 import json
-import socket
 import time
-import urllib.parse
 from collections.abc import Iterator
 
 import httpx
@@ -23,6 +21,7 @@ from ._helpers import (
     auth_headers,
     gen_request,
     raw_request,
+    refused,
     sse_data,
     sse_json,
     stream_texts,
@@ -50,13 +49,13 @@ def _multibyte_prompt(n: int, max_tokens: int = 8) -> str:
     raise AssertionError("no such prompt")
 
 
-def _refused(base_url: str) -> bool:
-    u = urllib.parse.urlsplit(base_url)
-    try:
-        with socket.create_connection((u.hostname or "", u.port or 0), timeout=2):
-            return False
-    except ConnectionRefusedError:
-        return True
+def _post_with_fault(
+    engine: MockEngine, dialect: str, fault: str, path: str, body: dict[str, object]
+) -> httpx.Response:
+    """One request to ``engine`` with ``fault`` selected by its header."""
+    return httpx.post(
+        engine.base_url + path, json=body, headers=_fault(dialect, fault), timeout=TIMEOUT
+    )
 
 
 # -- HTTP status faults -------------------------------------------------------------------------
@@ -171,12 +170,7 @@ def test_queue_waits_for_a_slot(dialect: str) -> None:
 def test_accept_then_close_per_request(engine: MockEngine, dialect: str) -> None:
     path, body = _req(engine, dialect)
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.post(
-            engine.base_url + path,
-            json=body,
-            headers=_fault(dialect, "conn.accept_then_close"),
-            timeout=TIMEOUT,
-        )
+        _post_with_fault(engine, dialect, "conn.accept_then_close", path, body)
     entry = engine.journal.last()
     assert entry is not None and entry.aborted and entry.status is None
 
@@ -197,9 +191,9 @@ def test_accept_then_close_engine_wide_first_connection(dialect: str) -> None:
 
 def test_port_closed_and_reopened_on_the_same_port(engine: MockEngine, dialect: str) -> None:
     engine.set_faults(["conn.port_closed"])
-    assert _refused(engine.base_url)
+    assert refused(engine.base_url)
     engine.set_faults([])
-    assert not _refused(engine.base_url)
+    assert not refused(engine.base_url)
     path, body = _req(engine, dialect)
     assert (
         httpx.post(
@@ -216,14 +210,13 @@ def test_port_closed_for_a_duration_reopens_by_itself(engine: MockEngine) -> Non
     for duration_s in (0.3, 0.6, 1.2, 2.4, 4.8):
         t0 = time.monotonic()
         engine.set_faults([f"conn.port_closed;duration_ms={int(duration_s * 1000)}"])
-        refused = _refused(engine.base_url)
-        if refused:
+        if refused(engine.base_url):
             break
         assert time.monotonic() - t0 >= duration_s, "a connection was accepted inside the window"
     else:
         pytest.fail("the machine never probed the port inside a closed window (up to 4.8 s)")
     deadline = time.monotonic() + duration_s + 30
-    while _refused(engine.base_url):
+    while refused(engine.base_url):
         assert time.monotonic() < deadline, "port did not reopen"
         time.sleep(0.02)
 
@@ -240,12 +233,7 @@ def test_slow_headers(engine: MockEngine, dialect: str) -> None:
             timeout=httpx.Timeout(10.0, read=0.1),
         )
     t0 = time.monotonic()
-    r = httpx.post(
-        engine.base_url + path,
-        json=body,
-        headers=_fault(dialect, "conn.slow_headers;delay_ms=150"),
-        timeout=TIMEOUT,
-    )
+    r = _post_with_fault(engine, dialect, "conn.slow_headers;delay_ms=150", path, body)
     assert r.status_code == 200 and time.monotonic() - t0 >= 0.15
 
 
@@ -289,12 +277,7 @@ def test_midstream_disconnect(engine: MockEngine, dialect: str) -> None:
     assert len(sse_data(r.body)) == 3
     assert b"[DONE]" not in r.body
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.post(
-            engine.base_url + path,
-            json=body,
-            headers=_fault(dialect, "midstream.disconnect"),
-            timeout=TIMEOUT,
-        )
+        _post_with_fault(engine, dialect, "midstream.disconnect", path, body)
     entry = engine.journal.last()
     assert entry is not None and entry.aborted and not entry.completed
     assert engine.journal.cancels == 0  # a deliberate close is not a client cancel
@@ -491,9 +474,9 @@ def test_llamacpp_startup_loading_phase() -> None:
 @pytest.mark.parametrize("dialect", ["vllm", "openai"])
 def test_port_closed_while_loading(dialect: str) -> None:
     with run_mock_engine(dialect, profile=load_profile("fast", load_ms=300)) as eng:
-        assert _refused(eng.base_url)
+        assert refused(eng.base_url)
         deadline = time.monotonic() + 5
-        while _refused(eng.base_url):
+        while refused(eng.base_url):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert (
@@ -503,9 +486,9 @@ def test_port_closed_while_loading(dialect: str) -> None:
             == 200
         )
         eng.set_faults(["engine.loading"])
-        assert _refused(eng.base_url)
+        assert refused(eng.base_url)
         eng.set_faults([])
-        assert not _refused(eng.base_url)
+        assert not refused(eng.base_url)
 
 
 @pytest.fixture
