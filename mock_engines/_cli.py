@@ -22,19 +22,8 @@ def register(sub: Any) -> None:
         description="Serve a mock inference engine speaking one engine's wire dialect.",
     )
     p.add_argument("dialect", choices=_DIALECT_CHOICES, help="the engine API to speak")
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of the generated token plans (default 0)"
-    )
+    add_serving_options(p, seed_help="seed of the generated token plans (default 0)")
     p.add_argument("--profile", default="fast", help="fast | realistic | a YAML/JSON file")
-    p.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="ID[;k=v...]",
-        help="engine-wide fault (repeatable); see 'llorch-conformance list faults'",
-    )
     p.add_argument("--model", default=None, help="served model name (default: the dialect's)")
     p.add_argument(
         "--ctx-size",
@@ -45,8 +34,23 @@ def register(sub: Any) -> None:
         "--ctx-size, vLLM --max-model-len); prompts and max_tokens are held against it",
     )
     p.add_argument("--api-key", default=None, help="require this key (or LLORCH_MOCK_API_KEY)")
-    p.add_argument("--no-control", action="store_true", help="switch off /__mock__/ endpoints")
     p.set_defaults(func=_serve)
+
+
+def add_serving_options(p: argparse.ArgumentParser, *, seed_help: str) -> None:
+    """The options every mock-engine-shaped server takes (``serve``, ``proxy``): where it
+    listens, its seed, its engine-wide faults and whether its ``/__mock__/`` controls are on."""
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ID[;k=v...]",
+        help="engine-wide fault (repeatable); see 'llorch-conformance list faults'",
+    )
+    p.add_argument("--no-control", action="store_true", help="switch off /__mock__/ endpoints")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-_DIALECT_CHOICES = ("llamacpp", "vllm", "tgi", "openai", "triton")
+from ._cli import _DIALECT_CHOICES, add_serving_options
 
 
 def register(sub: Any) -> None:
@@ -28,17 +28,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--dialect", required=True, choices=_DIALECT_CHOICES, help="the live engine's API"
     )
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
-    p.add_argument("--seed", type=int, default=0, help="seed of rate= fault selection")
-    p.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="ID[;k=v...]",
-        help="engine-wide fault (repeatable); see 'llorch-conformance list faults'",
-    )
-    p.add_argument("--no-control", action="store_true", help="switch off /__mock__/ endpoints")
+    add_serving_options(p, seed_help="seed of rate= fault selection")
     p.set_defaults(func=_proxy)
 
 
