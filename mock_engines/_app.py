@@ -47,6 +47,7 @@ from ._wire import (
     Frame,
     FrameKind,
     MockRequest,
+    Rejected,
     Reply,
     StreamReply,
     dumps,
@@ -237,6 +238,8 @@ class MockEngineApp:
             )
             await self.send_reply(send, entry, reply, rule)
             return
+        except Rejected as rejected:
+            result = rejected.reply
         plan = result.plan
         if plan is None:
             await self.send_any(send, receive, entry, result, rule, transport)

@@ -63,7 +63,7 @@ from ._faults import FAULT_HEADER, NOT_APPLIED, FaultRule, Live, LiveEvent, Resp
 from ._journal import Journal, JournalEntry
 from ._plan import MAX_CONTEXT
 from ._server import EngineHandle
-from ._wire import FrameKind, MockRequest, Reply, StreamReply
+from ._wire import FrameKind, MockRequest, Rejected, Reply, StreamReply
 
 __all__ = [
     "ENGINE_PROBES",
@@ -1209,6 +1209,8 @@ def _dialect_reply(
     shadow = MockRequest(req.method, req.path, req.query, req.headers, req.body, dict(params))
     try:
         return route.handler(shadow, ctx), None
+    except Rejected as rejected:
+        return rejected.reply, None
     except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"[:300]
 

@@ -64,6 +64,7 @@ __all__ = [
     "Handler",
     "Headers",
     "MockRequest",
+    "Rejected",
     "Reply",
     "Route",
     "StreamReply",
@@ -172,6 +173,16 @@ class StreamReply:
     #: latency model: a cassette replay (``mock_engines._cassette``) sends frames when the
     #: recorded engine did.
     offsets: list[float] | None = None
+
+
+class Rejected(Exception):
+    """Raised by handlers (and the parsing they call) for a request the engine refuses with a
+    ready reply, where :meth:`Dialect.error_reply` cannot say it (TGI's plain-text 413/415,
+    its axum JSON-extractor wording); sent as it is, like a returned reply."""
+
+    def __init__(self, reply: Reply | StreamReply) -> None:
+        super().__init__("rejected")
+        self.reply = reply
 
 
 class EngineError(Exception):

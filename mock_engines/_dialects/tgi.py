@@ -88,6 +88,7 @@ from .._wire import (
     FrameKind,
     Headers,
     MockRequest,
+    Rejected,
     Reply,
     Route,
     StreamReply,
@@ -265,14 +266,6 @@ def token_logprob(tid: int, position: int) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-class _Reject(Exception):
-    """A request rejected before or during validation; carries the ready reply."""
-
-    def __init__(self, reply: Reply | StreamReply) -> None:
-        super().__init__("rejected")
-        self.reply = reply
-
-
 class _Validation(Exception):
     """``InferError::ValidationError`` (422 ``validation``) with TGI's fixed message."""
 
@@ -340,15 +333,15 @@ def _json_body(req: MockRequest, legacy_types: str = "json") -> Any:
     mime = ctype.split(";", 1)[0].strip().lower()
     main, _, sub = mime.partition("/")
     if main != "application" or not (sub == "json" or sub.endswith("+json")):
-        raise _Reject(_text_reply(415, "Expected request with `Content-Type: application/json`"))
+        raise Rejected(_text_reply(415, "Expected request with `Content-Type: application/json`"))
     if len(req.body) > PAYLOAD_LIMIT:
-        raise _Reject(_text_reply(413, "Failed to buffer the request body: length limit exceeded"))
+        raise Rejected(_text_reply(413, "Failed to buffer the request body: length limit exceeded"))
     try:
         data = json.loads(req.body)
     except RecursionError:
         data = None  # serde_json's own limit (128) is reported below
     except UnicodeDecodeError:
-        raise _Reject(
+        raise Rejected(
             _text_reply(400, "Failed to parse the request body as JSON: invalid unicode code point")
         ) from None
     except json.JSONDecodeError as exc:
@@ -359,7 +352,7 @@ def _json_body(req: MockRequest, legacy_types: str = "json") -> Any:
                 break
         if exc.pos >= len(exc.doc):
             msg = "EOF while parsing a value" if msg == "expected value" else msg
-        raise _Reject(
+        raise Rejected(
             _text_reply(
                 400,
                 f"Failed to parse the request body as JSON: {msg} "
@@ -374,7 +367,7 @@ def _json_body(req: MockRequest, legacy_types: str = "json") -> Any:
 
 def _reject_serde(body: bytes, *, huge_int: bool = False) -> NoReturn:
     problem = _serde_limits(body, huge_int=huge_int) or "number out of range"
-    raise _Reject(_text_reply(400, f"Failed to parse the request body as JSON: {problem}"))
+    raise Rejected(_text_reply(400, f"Failed to parse the request body as JSON: {problem}"))
 
 
 #: serde_json's nesting limit (``remaining_depth``): the 128th open bracket is an error.
@@ -407,9 +400,9 @@ def _serde_limits(body: bytes, *, huge_int: bool = False) -> str | None:
     return f"{what} at line {line} column {col}"
 
 
-def _data_error(req: MockRequest, path: str, what: str) -> _Reject:
+def _data_error(req: MockRequest, path: str, what: str) -> Rejected:
     prefix = f"{path}: " if path else ""
-    return _Reject(
+    return Rejected(
         _text_reply(
             422,
             "Failed to deserialize the JSON body into the target type: "
@@ -900,10 +893,7 @@ class TgiDialect(Dialect):
 
     # -- native generation ------------------------------------------------------------------------
     def _compat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        try:
-            g = _parse_generate(req, compat=True)
-        except _Reject as r:
-            return r.reply
+        g = _parse_generate(req, compat=True)
         if g.p["return_full_text"] is None:
             g.p["return_full_text"] = True  # model_pipeline_tag == "text-generation"
         if g.stream:
@@ -911,17 +901,11 @@ class TgiDialect(Dialect):
         return self._non_stream(req, ctx, g, wrap=True)
 
     def _generate(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        try:
-            g = _parse_generate(req, compat=False)
-        except _Reject as r:
-            return r.reply
+        g = _parse_generate(req, compat=False)
         return self._non_stream(req, ctx, g, wrap=False)
 
     def _generate_stream(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        try:
-            g = _parse_generate(req, compat=False)
-        except _Reject as r:
-            return r.reply
+        g = _parse_generate(req, compat=False)
         return self._stream(req, ctx, g)
 
     def _non_stream(
@@ -980,11 +964,8 @@ class TgiDialect(Dialect):
 
     # -- OpenAI chat route --------------------------------------------------------------------------
     def _chat(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        try:
-            data = _json_body(req)
-            chat = _parse_chat(req, data)
-        except _Reject as r:
-            return r.reply
+        data = _json_body(req)
+        chat = _parse_chat(req, data)
         legacy = self._legacy(req)
         model = chat["model"] if chat["model"] not in (None, "tgi") else ctx.model
         fingerprint = f"{VERSION}-native"
@@ -1076,11 +1057,8 @@ class TgiDialect(Dialect):
     # -- OpenAI completions route -------------------------------------------------------------
     def _completions(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
         """``/v1/completions``: one generate request per prompt (up to ``max_client_batch_size``)."""
-        try:
-            data = _json_body(req)
-            comp = _parse_completion(req, data)
-        except _Reject as r:
-            return r.reply
+        data = _json_body(req)
+        comp = _parse_completion(req, data)
         legacy = self._legacy(req)
         if comp["suffix"] is not None:
             return self.error_reply(
@@ -1238,10 +1216,7 @@ class TgiDialect(Dialect):
         )
 
     def _tokenize(self, req: MockRequest, ctx: EngineView) -> Reply | StreamReply:
-        try:
-            g = _parse_generate(req, compat=False)
-        except _Reject as r:
-            return r.reply
+        g = _parse_generate(req, compat=False)
         items = []
         pos = 0
         for piece in tokenize(g.inputs):
