@@ -177,6 +177,16 @@ def _fits_double(v: float) -> bool:
     return True
 
 
+#: A field check → pydantic's error type and the word its message uses for the type.
+_PYDANTIC_TYPES = {
+    "int": ("int_type", "integer"),
+    "float": ("float_type", "number"),
+    "bool": ("bool_type", "boolean"),
+    "str": ("string_type", "string"),
+    "dict": ("dict_type", "dictionary"),
+}
+
+
 def _field(body: dict[str, Any], key: str, check: str) -> Any:
     """Pydantic-style type validation of one optional field."""
     v = body.get(key)
@@ -192,30 +202,17 @@ def _field(body: dict[str, Any], key: str, check: str) -> Any:
     }[check]
     if ok:
         return v
+    err_type, what = _PYDANTIC_TYPES[check]
     loc = f"body.{key}"
-    if check == "int":
-        if isinstance(v, str):
-            raise _invalid(
-                "int_parsing",
-                loc,
-                "Input should be a valid integer, unable to parse string as an integer",
-                v,
-            )
-        raise _invalid("int_type", loc, "Input should be a valid integer", v)
-    if check == "float":
-        if isinstance(v, str):
-            raise _invalid(
-                "float_parsing",
-                loc,
-                "Input should be a valid number, unable to parse string as a number",
-                v,
-            )
-        raise _invalid("float_type", loc, "Input should be a valid number", v)
-    if check == "bool":
-        raise _invalid("bool_type", loc, "Input should be a valid boolean", v)
-    if check == "str":
-        raise _invalid("string_type", loc, "Input should be a valid string", v)
-    raise _invalid("dict_type", loc, "Input should be a valid dictionary", v)
+    if check in ("int", "float") and isinstance(v, str):  # pydantic tried to parse the string
+        noun = "an integer" if check == "int" else "a number"
+        raise _invalid(
+            f"{check}_parsing",
+            loc,
+            f"Input should be a valid {what}, unable to parse string as {noun}",
+            v,
+        )
+    raise _invalid(err_type, loc, f"Input should be a valid {what}", v)
 
 
 def _prompts(body: dict[str, Any]) -> list[_Prompt]:
