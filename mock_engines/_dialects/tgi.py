@@ -1267,14 +1267,18 @@ class TgiDialect(Dialect):
         )
 
 
+def _struct(req: MockRequest, data: Any, name: str, required: str) -> dict[str, Any]:
+    """serde's first two checks of a request struct: a JSON object, holding ``required``."""
+    if not isinstance(data, dict):
+        raise _data_error(req, "", f"invalid type: {_unexpected(data)}, expected struct {name}")
+    if required not in data:
+        raise _data_error(req, "", f"missing field `{required}`")
+    return data
+
+
 def _parse_completion(req: MockRequest, data: Any) -> dict[str, Any]:
     """``CompletionRequest`` deserialization; ``prompt`` is a string or a list of strings."""
-    if not isinstance(data, dict):
-        raise _data_error(
-            req, "", f"invalid type: {_unexpected(data)}, expected struct CompletionRequest"
-        )
-    if "prompt" not in data:
-        raise _data_error(req, "", "missing field `prompt`")
+    data = _struct(req, data, "CompletionRequest", "prompt")
     prompt = data["prompt"]
     if isinstance(prompt, str):
         prompts = [prompt]
@@ -1298,12 +1302,7 @@ def _parse_completion(req: MockRequest, data: Any) -> dict[str, Any]:
 
 def _parse_chat(req: MockRequest, data: Any) -> dict[str, Any]:
     """``ChatRequest`` deserialization (plain-text 422 on a shape error, like axum)."""
-    if not isinstance(data, dict):
-        raise _data_error(
-            req, "", f"invalid type: {_unexpected(data)}, expected struct ChatRequest"
-        )
-    if "messages" not in data:
-        raise _data_error(req, "", "missing field `messages`")
+    data = _struct(req, data, "ChatRequest", "messages")
     messages = data["messages"]
     if not isinstance(messages, list):
         raise _data_error(
