@@ -367,19 +367,11 @@ def test_missing_terminal(client: httpx.Client, engine: MockEngine, dialect: str
 def test_duplicate_and_out_of_order_index_llamacpp() -> None:
     with run_mock_engine("llamacpp") as eng:
         body = {"prompt": "Hello", "n_predict": 5, "stream": True, "seed": 3}
-        dup = httpx.post(
-            eng.base_url + "/completion",
-            json=body,
-            headers={"X-Mock-Fault": "frame.duplicate_index"},
-            timeout=TIMEOUT,
-        )
+        dup = _post_with_fault(eng, "llamacpp", "frame.duplicate_index", "/completion", body)
         idx = [o["tokens_predicted"] for o in sse_json(dup.content) if not o["stop"]]
         assert idx == [1, 2, 2, 3, 4, 5]
-        ooo = httpx.post(
-            eng.base_url + "/completion",
-            json=body,
-            headers={"X-Mock-Fault": "frame.out_of_order_index;after_events=2"},
-            timeout=TIMEOUT,
+        ooo = _post_with_fault(
+            eng, "llamacpp", "frame.out_of_order_index;after_events=2", "/completion", body
         )
         idx = [o["tokens_predicted"] for o in sse_json(ooo.content) if not o["stop"]]
         assert idx == [1, 2, 4, 3, 5]
@@ -408,11 +400,8 @@ def test_error_event_in_engine_shape(
 def test_keepalive_flood_llamacpp() -> None:
     with run_mock_engine("llamacpp") as eng:
         body = {"prompt": "Hello", "n_predict": 4, "stream": True, "seed": 3}
-        r = httpx.post(
-            eng.base_url + "/completion",
-            json=body,
-            headers={"X-Mock-Fault": "stream.keepalive_flood;count=10"},
-            timeout=TIMEOUT,
+        r = _post_with_fault(
+            eng, "llamacpp", "stream.keepalive_flood;count=10", "/completion", body
         )
     assert r.content.count(b":\n\n") - r.content.count(b'":\n\n') == 10
     assert r.content.startswith(b":\n\n")
