@@ -33,6 +33,19 @@ async def stream(url: str) -> AsyncIterator[httpx.Response]:
         yield resp
 
 
+async def events_until_error(
+    url: str, inter_chunk_timeout_s: float
+) -> tuple[list[str], WorkerError]:
+    """The SSE ``data`` read from ``url`` before the stream failed, and what it failed with."""
+    got: list[str] = []
+    with anyio.fail_after(10):
+        async with stream(url) as resp:
+            with pytest.raises(WorkerError) as info:
+                async for event in aiter_sse(resp, inter_chunk_timeout_s=inter_chunk_timeout_s):
+                    got.append(event.data)
+    return got, info.value
+
+
 async def test_first_event_arrives_before_the_server_finished_sending(
     app: App, server: ServerThread
 ) -> None:
@@ -52,14 +65,8 @@ async def test_first_event_arrives_before_the_server_finished_sending(
 async def test_stall_longer_than_inter_chunk_timeout_is_decode_timeout(
     app: App, server: ServerThread
 ) -> None:
-    got: list[str] = []
-    with anyio.fail_after(10):
-        async with stream(f"{server.url}/sse/stall") as resp:
-            with pytest.raises(WorkerError) as info:
-                async for event in aiter_sse(resp, inter_chunk_timeout_s=0.2):
-                    got.append(event.data)
+    got, err = await events_until_error(f"{server.url}/sse/stall", 0.2)
     assert got == ["one"]
-    err = info.value
     assert err.kind is WorkerErrorKind.DECODE_TIMEOUT
     assert err.code is ErrorCode.DECODE_TIMEOUT
     assert err.retriable
@@ -69,28 +76,18 @@ async def test_stall_longer_than_inter_chunk_timeout_is_decode_timeout(
 
 
 async def test_abrupt_close_mid_stream_is_worker_reset(app: App, server: ServerThread) -> None:
-    got: list[str] = []
-    with anyio.fail_after(10):
-        async with stream(f"{server.url}/sse/abort") as resp:
-            with pytest.raises(WorkerError) as info:
-                async for event in aiter_sse(resp, inter_chunk_timeout_s=5):
-                    got.append(event.data)
+    got, err = await events_until_error(f"{server.url}/sse/abort", 5)
     assert got == ["one"]
-    assert info.value.kind is WorkerErrorKind.WORKER_RESET
-    assert info.value.retriable
-    assert isinstance(info.value.__cause__, Exception)
+    assert err.kind is WorkerErrorKind.WORKER_RESET
+    assert err.retriable
+    assert isinstance(err.__cause__, Exception)
 
 
 async def test_body_ending_inside_an_event_is_worker_reset(server: ServerThread) -> None:
-    got: list[str] = []
-    with anyio.fail_after(10):
-        async with stream(f"{server.url}/sse/truncated") as resp:
-            with pytest.raises(WorkerError) as info:
-                async for event in aiter_sse(resp, inter_chunk_timeout_s=5):
-                    got.append(event.data)
+    got, err = await events_until_error(f"{server.url}/sse/truncated", 5)
     assert got == ["one"]
-    assert info.value.kind is WorkerErrorKind.WORKER_RESET
-    assert "inside an SSE event" in info.value.message
+    assert err.kind is WorkerErrorKind.WORKER_RESET
+    assert "inside an SSE event" in err.message
 
 
 async def test_utf8_split_into_single_byte_writes(server: ServerThread) -> None:
