@@ -59,7 +59,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,6 +130,10 @@ class FacadeConfig:
     deadline_grace_ms: int = 1000
     #: Extra ``Host`` names (lower-case, no port) trusted for token-less requests.
     allowed_hosts: frozenset[str] = frozenset()
+    #: A stream write that cannot go out for this long means the client stopped reading (its
+    #: socket buffers are full): the stream ends as on a disconnect (the task is cancelled) and
+    #: the connection is closed, instead of being held until the deadline and beyond.
+    write_timeout_ms: int = 30_000
 
     def __post_init__(self) -> None:
         for name in (
@@ -140,9 +144,65 @@ class FacadeConfig:
             "cancelled_kept",
             "max_body_bytes",
             "deadline_grace_ms",
+            "write_timeout_ms",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+
+
+class _SseResponse(StreamingResponse):
+    """A task's event stream whose writes have a deadline (``write_timeout_s``).
+
+    A client that stops reading fills its socket buffers and then blocks the write for ever: the
+    connection stays open and the task keeps running. A watchdog (one wake-up per quarter of the
+    timeout, not a timer per token: the per-token path only stamps the time) ends the stream when
+    one write has been pending that long; the event generator is closed, so the task is
+    cancelled as on a disconnect, and uvicorn closes the connection of the unfinished response.
+    """
+
+    def __init__(
+        self,
+        content: AsyncGenerator[bytes, None],
+        *,
+        write_timeout_s: float,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self._events = content
+        self._write_timeout_s = write_timeout_s
+        self._pending_since: float | None = None  # loop time of the write in progress
+
+    async def _watchdog(self, scope: anyio.CancelScope) -> None:
+        limit = self._write_timeout_s
+        while True:
+            await anyio.sleep(limit / 4)
+            since = self._pending_since
+            if since is not None and anyio.current_time() - since >= limit:
+                scope.cancel()
+                return
+
+    async def stream_response(self, send: Send) -> None:
+        now = anyio.current_time
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watchdog, tg.cancel_scope)
+                self._pending_since = now()
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                )
+                self._pending_since = None
+                async for chunk in self._events:
+                    self._pending_since = now()
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    self._pending_since = None
+                self._pending_since = now()
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                tg.cancel_scope.cancel()  # done: stop the watchdog
+        finally:
+            # the generator's own finally cancels the task and frees its slot; a disconnect
+            # arrives here as a cancellation, which must not cut that short
+            with anyio.CancelScope(shield=True):
+                await self._events.aclose()
 
 
 @dataclass(slots=True)
@@ -471,9 +531,9 @@ class _Facade:
                 409, "INVALID_PARAMS", f"task {task_id[:200]!r} is already streaming", cid
             )
         adm.opened = True
-        return StreamingResponse(
+        return _SseResponse(
             self._sse(adm),
-            media_type="text/event-stream",
+            write_timeout_s=self.config.write_timeout_ms / 1000,
             headers={**_SSE_HEADERS, "X-Correlation-Id": adm.correlation_id},
         )
 
@@ -602,7 +662,7 @@ class _Facade:
             "kv_warmth": req.kv_hint is not None and req.kv_hint.value == "reuse",
         }
 
-    async def _sse(self, adm: _Admitted) -> AsyncIterator[bytes]:
+    async def _sse(self, adm: _Admitted) -> AsyncGenerator[bytes, None]:
         req = adm.request
         finished = False
         adm.streaming = True

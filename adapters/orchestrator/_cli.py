@@ -136,6 +136,13 @@ def register(sub: Any) -> None:
         "a response) before it is closed; a connection that never sends a request is closed too "
         "(default 5)",
     )
+    p.add_argument(
+        "--write-timeout-ms",
+        type=int,
+        default=30_000,
+        help="a task stream whose client stops reading for this long is ended as on a "
+        "disconnect (task cancelled, connection closed) (default 30000)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -160,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
         ("--unopened-ttl-ms", args.unopened_ttl_ms),
         ("--limit-concurrency", args.limit_concurrency),
         ("--timeout-keep-alive", args.timeout_keep_alive),
+        ("--write-timeout-ms", args.write_timeout_ms),
     ):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1")
@@ -176,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
         max_deadline_ms=args.max_deadline_ms,
         unopened_ttl_ms=args.unopened_ttl_ms,
         allowed_hosts=frozenset(h.lower() for h in args.allow_host),
+        write_timeout_ms=args.write_timeout_ms,
     )
     pools = ", ".join(f"{b.pool_id}/{b.replica_id}={b.dialect}" for b in bindings)
     # Bind (and listen) before announcing: the printed URL carries the real port, so --port 0

@@ -55,7 +55,13 @@ def test_refuses_non_loopback_without_token(
 
 @pytest.mark.parametrize(
     "flag",
-    ["--max-deadline-ms", "--unopened-ttl-ms", "--limit-concurrency", "--timeout-keep-alive"],
+    [
+        "--max-deadline-ms",
+        "--unopened-ttl-ms",
+        "--limit-concurrency",
+        "--timeout-keep-alive",
+        "--write-timeout-ms",
+    ],
 )
 def test_limits_must_be_positive(capsys: pytest.CaptureFixture[str], flag: str) -> None:
     assert main(["orchestrator", "--port", "1", flag, "0"]) == 2

@@ -8,6 +8,8 @@ asserts how fast the server is.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import socket
@@ -18,6 +20,12 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import httpx
+import pytest
+
+from llorch_conformance.adapters.api import TokenEvent
+
+from ..host.fakes import FakeAdapter, Script
+from ._env import FacadeServer, task
 
 EXE = [
     sys.executable,
@@ -103,3 +111,35 @@ def test_beyond_the_limit_is_503_and_served_again_once_they_go() -> None:
                 stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
             assert status(base) == 503
         wait_served(base)
+
+
+def test_a_client_that_stops_reading_is_cut_off_and_its_task_cancelled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stream client that never reads (tiny receive buffer, 12 MB of events queued) used to hold
+    its connection open for ever, its task running until its deadline (here ten minutes): past
+    ``write_timeout_ms`` on one write the facade ends the stream as on a disconnect."""
+    caplog.set_level(logging.INFO, logger="llorch.narration")
+    big: Script = [
+        TokenEvent.started(engine_version="fake-1"),
+        *[TokenEvent.token("x" * 4000, i) for i in range(3000)],
+        TokenEvent.end(tokens_out=3000, decode_time_ms=1, stop_reason="length"),
+    ]
+    with (
+        FacadeServer(FakeAdapter(default=big), write_timeout_ms=500) as e,
+        socket.socket() as s,
+    ):
+        assert e.client.post("/v1/tasks", json=task("a", deadline_ms=600_000)).status_code == 202
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", e.server.port))
+        s.sendall(b"GET /v1/tasks/a/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        deadline = time.monotonic() + DEADLINE_S
+        while not any("client went away" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the stalled stream's task was not cancelled"
+            time.sleep(0.05)
+        got = 0
+        s.settimeout(DEADLINE_S)  # the old code never closed: recv timed out here
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := s.recv(1 << 20):  # what was buffered, then the server's close
+                got += len(chunk)
+        assert got < 3000 * 4000  # cut off, not the whole stream
