@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -40,7 +41,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benches`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benches.compare_verdicts import flips, load_verdicts
+from benches.compare_verdicts import find_results, flips, load_verdicts
 
 NEW_TREE = Path(__file__).resolve().parents[1]
 OLD_REF = "84df667"
@@ -104,8 +105,18 @@ def burners(n: int) -> Iterator[None]:
             p.join(5)
 
 
+def session_wall(out: Path) -> float | None:
+    """The run's own ``wall_time_s`` (the pytest session: workers, scenarios, teardown); the
+    rest of a command's wall time is the CLI's start-up and the proof bundle written after."""
+    try:
+        return float(json.loads(find_results(out).read_text("utf-8"))["wall_time_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def compare_kind(kind: str, old: Path, new: Path, runs: int, scratch: Path) -> None:
     walls: dict[str, list[float]] = {"old": [], "new": []}
+    sessions: dict[str, list[float]] = {"old": [], "new": []}
     outs: dict[str, list[Path]] = {"old": [], "new": []}
     for i in range(runs):
         for side, tree in (("old", old), ("new", new)):
@@ -113,12 +124,23 @@ def compare_kind(kind: str, old: Path, new: Path, runs: int, scratch: Path) -> N
             wall = run_once(tree, kind, out)
             walls[side].append(wall)
             outs[side].append(out)
-            print(f"  {kind:6s} {side} run {i + 1}: {wall:6.1f} s", flush=True)
+            sess = session_wall(out)
+            if sess is not None:
+                sessions[side].append(sess)
+            split = (
+                f"  (session {sess:5.1f} s, start-up + bundle {wall - sess:5.1f} s)" if sess else ""
+            )
+            print(f"  {kind:6s} {side} run {i + 1}: {wall:6.1f} s{split}", flush=True)
     m_old, m_new = statistics.median(walls["old"]), statistics.median(walls["new"])
     print(
         f"{kind:6s} median old {m_old:6.1f} s  new {m_new:6.1f} s  "
         f"ratio {m_old / m_new:4.1f}x  (runs: {runs} each, alternating)"
     )
+    if sessions["old"] and sessions["new"]:
+        s_old, s_new = statistics.median(sessions["old"]), statistics.median(sessions["new"])
+        print(
+            f"{kind:6s} session only: old {s_old:6.1f} s  new {s_new:6.1f} s  {s_old / s_new:4.1f}x"
+        )
     verdicts = [load_verdicts(p) for p in outs["old"] + outs["new"]]
     diff = flips(verdicts)
     print(f"{kind:6s} verdicts old vs new: {len(diff)} difference(s)")
