@@ -11,7 +11,14 @@
   the mock queen and mock worker in :mod:`mock_engines.rbee`).
 """
 
-from ._bridge import IMPLEMENTATION_NAMES, BridgeConfig, WorkerBridge, error_status, worker_app
+from ._bridge import (
+    IMPLEMENTATION_NAMES,
+    BridgeConfig,
+    WorkerBridge,
+    error_status,
+    worker_app,
+    worker_lifespan,
+)
 from ._contract import (
     HEARTBEAT_INTERVAL_SECS,
     HEARTBEAT_PATH,
@@ -65,4 +72,5 @@ __all__ = [
     "run_worker_bridge",
     "whole_age",
     "worker_app",
+    "worker_lifespan",
 ]

@@ -37,7 +37,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +67,14 @@ from ._contract import (
 )
 from ._heartbeat import HeartbeatSender
 
-__all__ = ["IMPLEMENTATION_NAMES", "BridgeConfig", "WorkerBridge", "error_status", "worker_app"]
+__all__ = [
+    "IMPLEMENTATION_NAMES",
+    "BridgeConfig",
+    "WorkerBridge",
+    "error_status",
+    "worker_app",
+    "worker_lifespan",
+]
 
 _LOG = logging.getLogger("llorch.rbee_worker")
 
@@ -150,6 +157,27 @@ def worker_app(
         ],
         lifespan=lifespan,
     )
+
+
+@asynccontextmanager
+async def worker_lifespan(
+    sender: HeartbeatSender | None,
+    become_ready: Callable[[], Coroutine[Any, Any, None]],
+    shut_down: Callable[[], Awaitable[None]],
+) -> AsyncIterator[None]:
+    """A worker's life inside its server's lifespan, for the bridge and the mock worker: its
+    heartbeats and its way to ``ready`` run beside the requests; when the server stops,
+    ``shut_down`` (drain, final heartbeat) runs shielded from the cancellation, then both end."""
+    async with anyio.create_task_group() as tg:
+        if sender is not None:
+            tg.start_soon(sender.run)
+        tg.start_soon(become_ready)
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                await shut_down()
+            tg.cancel_scope.cancel()
 
 
 def error_status(err: WorkerError) -> int:
@@ -300,16 +328,8 @@ class WorkerBridge:
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
-        async with anyio.create_task_group() as tg:
-            if self.sender is not None:
-                tg.start_soon(self.sender.run)
-            tg.start_soon(self._watch_readiness)
-            try:
-                yield
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self._shutdown()
-                tg.cancel_scope.cancel()
+        async with worker_lifespan(self.sender, self._watch_readiness, self._shutdown):
+            yield
 
     async def _shutdown(self) -> None:
         self.request_stop()

@@ -39,6 +39,7 @@ from llorch_conformance.adapters.rbee_worker import (
     WorkerStatus,
     bind_socket,
     worker_app,
+    worker_lifespan,
 )
 
 __all__ = ["WORKER_FAULTS", "MockWorker", "MockWorkerConfig", "MockWorkerServer", "run_mock_worker"]
@@ -150,31 +151,25 @@ class MockWorker:
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
-        async with anyio.create_task_group() as tg:
+        async with worker_lifespan(self.sender, self._become_ready, self._shut_down):
+            yield
+
+    async def _become_ready(self) -> None:
+        await anyio.sleep(self.config.startup_s)
+        if self._life is WorkerStatus.STARTING:
+            self._life = WorkerStatus.READY
             if self.sender is not None:
-                tg.start_soon(self.sender.run)
+                self.sender.poke()
 
-            async def become_ready() -> None:
-                await anyio.sleep(self.config.startup_s)
-                if self._life is WorkerStatus.STARTING:
-                    self._life = WorkerStatus.READY
-                    if self.sender is not None:
-                        self.sender.poke()
-
-            tg.start_soon(become_ready)
-            try:
-                yield
-            finally:
-                with anyio.CancelScope(shield=True):
-                    self._life = WorkerStatus.STOPPED
-                    if self.sender is not None:
-                        if "shutdown.no_final" not in self.faults:
-                            await self.sender.final(
-                                WorkerStatus.STOPPED,
-                                budget_s=min(2.0, 10 * self.config.heartbeat_interval_s),
-                            )
-                        await self.sender.aclose()
-                tg.cancel_scope.cancel()
+    async def _shut_down(self) -> None:
+        self._life = WorkerStatus.STOPPED
+        if self.sender is not None:
+            if "shutdown.no_final" not in self.faults:
+                await self.sender.final(
+                    WorkerStatus.STOPPED,
+                    budget_s=min(2.0, 10 * self.config.heartbeat_interval_s),
+                )
+            await self.sender.aclose()
 
     # -- routes -------------------------------------------------------------------------------
     async def _health(self, request: Request) -> Response:
