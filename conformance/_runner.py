@@ -364,7 +364,9 @@ def run_suite(
         if n_jobs not in (1, "1", 0, "0"):
             if not _xdist_available():
                 raise UsageError("--jobs needs pytest-xdist (pip install pytest-xdist)")
-            args += ["-p", "xdist.plugin", "-n", str(n_jobs)]
+            # worksteal: an idle worker takes half of a busy one's queue, so the workers finish
+            # together (with ``load`` one often ran ~1.5 s alone at the end of a vllm run).
+            args += ["-p", "xdist.plugin", "-n", str(n_jobs), "--dist", "worksteal"]
         if maxfail is not None:
             args += ["--maxfail", str(maxfail)]
         args += list(pytest_args)
