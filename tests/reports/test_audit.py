@@ -103,3 +103,81 @@ def test_cli_exit_codes_for_audit_failures(
     )
     assert rc == 1
     assert "HTU-SEC-1402" in capsys.readouterr().err
+
+
+# -- the anchored scan finds exactly what a whole-text scan per pattern finds ----------------
+
+_SECRETS_IN_CORPUS = (
+    "Authorization: Bearer abcdefghijklmnop1234",
+    "proxy-authorization=basic dXNlcjpwYXNzd29yZA==",
+    '"AUTHORIZATION": "token ghp_abcdefghijklmnopqrstuvwxyz0123456789"',
+    "bearer ABCDEFGHIJKLMNOPQRSTUV==",
+    "x-api-key: k3y-value-123456",
+    "X-Api-Key='another-key-value'",
+    "sk-abcdefghijklmnopqrstu",
+    "task-sk-abcdefghijklmnopqrstu",
+    "hf_ABCDEFGHIJKLMNOPQRSTUVWX",
+    "github_pat_" + "A1" * 25,
+    "gho_" + "x" * 36,
+    "xoxb-1234567890-abcdef",
+    "AKIAABCDEFGHIJKLMNOP",
+    "xASIAABCDEFGHIJKLMNOP",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----BEGIN PRIVATE KEY-----",
+    "https://user:hunter2pass@example.com/x",
+    "git+ssh://me:pw1@host",
+    "a.b-c+d://u:secretpw@h",
+    "HTTP://U:PASSWORD@H",
+    "http://u:****9f86d0@h",  # a mask: no hit
+    "Authorization: Bearer ****9f86d0",
+    "\u212aey x-api-\u212aey: kelvin-sign-key",  # Kelvin sign matches k under IGNORECASE
+    "authorızation: dotless-i-value-123",  # dotless i: only the whole-text scan sees it
+    "\u0130 bearer abcdefghijklmnopqrstuvwx",  # lower() makes this text longer
+    "ftp://a:b@c://d:eee@f",
+    "sk-" * 12 + "abcdefghijklmnopqrstuvwx",
+)
+_FILLER = ('{"kind":"token","t":"task-1"}', "data: [DONE]", "é\n", "://", "bearer", " ", "")
+
+
+def _whole_text(text: str) -> list[tuple[str, int, int, str]]:
+    from llorch_conformance.reports._audit import _PATTERNS
+
+    out = [
+        (rule, m.start(), m.end(), m.group("t"))
+        for rule, pat in _PATTERNS
+        for m in pat.finditer(text)
+    ]
+    return sorted(out)
+
+
+def _anchored(text: str) -> list[tuple[str, int, int, str]]:
+    from llorch_conformance.reports._audit import pattern_matches
+
+    return sorted((rule, m.start(), m.end(), m.group("t")) for rule, m in pattern_matches(text))
+
+
+def test_anchored_scan_equals_whole_text_scan_on_a_corpus() -> None:
+    """Every secret at the start, middle and end of texts, glued to neighbours or spaced."""
+    cases = 0
+    for secret in _SECRETS_IN_CORPUS:
+        for before in _FILLER:
+            for after in _FILLER:
+                for sep in ("", " ", "\n"):
+                    text = f"{before}{sep}{secret}{sep}{after}"
+                    assert _anchored(text) == _whole_text(text), text
+                    cases += 1
+    joined = "\n".join(_SECRETS_IN_CORPUS)
+    assert _anchored(joined) == _whole_text(joined)
+    assert len(_whole_text(joined)) >= 20  # the corpus really holds hits
+    assert cases > 1000
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_anchored_scan_equals_whole_text_scan_on_random_mixtures(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    pieces = [*_SECRETS_IN_CORPUS, *_FILLER, ":", "@", "/", "-", "_", "A", "a", "\u0131", "\u017f"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        assert _anchored(text) == _whole_text(text), text

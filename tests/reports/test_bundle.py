@@ -278,3 +278,13 @@ def test_generated_run_ids_never_share_a_bundle(
     c = write_bundle(f.results(run_id="chosen"), base=tmp_path)
     d = write_bundle(f.results(run_id="chosen"), base=tmp_path)
     assert c.path == d.path and c.path.name == "chosen"  # a chosen id is rewritten in place
+
+
+def test_results_json_dict_equals_to_dict() -> None:
+    """results.json skips asdict's deep copy of the evidence; the content must not change."""
+    from llorch_conformance.reports._bundle import _redacted, _results_dict
+
+    res = _redacted(f.all_statuses(), ["s3cr3t-token-xyz-0123"])
+    assert res.scenarios and any(s.evidence for s in res.scenarios)
+    assert _results_dict(res) == res.to_dict()
+    assert json.dumps(_results_dict(res)) == json.dumps(res.to_dict())

@@ -150,3 +150,32 @@ def test_checker_rules_each_detected(tmp_path: Path) -> None:
         ("c.json", "PB-1012 json-meta"),
         ("d.json.meta", "PB-1012 json-meta"),
     }
+
+
+_PRETTY_CASES: list[object] = [
+    {},
+    [],
+    {"a": [], "b": {}, "c": [[{}]], "d": {"e": [{}, []]}},
+    [1, -0.0, 2.5e-07, 1e16, 1e-05, 12345678901234567890, True, False, None],
+    'x\u00e9\n\t\x01\x7f\u2028"\\/ \U0001f600',
+    {"k\u00e9y": "v", "1": [0.1, 3.0], "obj": object},  # default=str for the type
+    json.loads("[" * 200 + "]" * 200),
+    float("nan"),  # msgspec refuses NaN: the standard path keeps json's spelling
+    [float("inf"), float("-inf")],
+]
+
+
+@pytest.mark.parametrize("value", _PRETTY_CASES, ids=range(len(_PRETTY_CASES)))
+def test_pretty_json_is_byte_identical_to_json_dumps_indent_2(value: object) -> None:
+    from llorch_conformance.reports._writer import pretty_json
+
+    assert pretty_json(value) == json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def test_pretty_json_keeps_the_old_failure_on_lone_surrogates(tmp_path: Path) -> None:
+    from llorch_conformance.reports._writer import pretty_json
+
+    assert pretty_json("a\ud800b") == json.dumps("a\ud800b", indent=2, ensure_ascii=False)
+    pb = ProofBundle.for_type(TestType.CONFORMANCE, base=tmp_path, run_id="s")
+    with pytest.raises(BundleError):
+        pb.write_json("x.json", {"s": "a\ud800b"})  # cannot be UTF-8: an error, as before
