@@ -19,7 +19,9 @@ mask — never the secret. What happens on a hit (the run fails, who is blamed) 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import re
 import urllib.parse
 from collections.abc import Iterable, Sequence
@@ -29,7 +31,15 @@ from typing import Any, Final
 
 from llorch_conformance.adapters.http_util import mask
 
-__all__ = ["AuditHit", "audit_bundle", "audit_text", "pattern_matches", "secret_forms"]
+__all__ = [
+    "AuditHit",
+    "FileDigest",
+    "audit_bundle",
+    "audit_files",
+    "audit_text",
+    "pattern_matches",
+    "secret_forms",
+]
 
 _MASK: Final = r"\*{4}[0-9a-f]{6}"
 _PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
@@ -218,18 +228,40 @@ def audit_bundle(
     root: Path, secrets: Sequence[str] = (), *, skip: Iterable[str] = ()
 ) -> tuple[list[AuditHit], list[str]]:
     """Scan every file under ``root``: (hits, files not scanned because they are binary)."""
+    hits, binary, _ = audit_files(root, secrets, skip=skip)
+    return hits, binary
+
+
+#: What :func:`audit_files` learnt of a file read whole: SHA-256, size, and the ``stat`` identity
+#: (``st_ino``, ``st_mtime_ns``) that says whether the file is still the one that was read.
+FileDigest = tuple[str, int, int, int]
+
+
+def audit_files(
+    root: Path, secrets: Sequence[str] = (), *, skip: Iterable[str] = ()
+) -> tuple[list[AuditHit], list[str], dict[str, FileDigest]]:
+    """:func:`audit_bundle` plus the digest of every file it read whole.
+
+    Why: the manifest hashes every file of the bundle right after the audit has read them all;
+    handing the digests on saves reading ~30 MB twice. A digest is only good while the file's
+    ``stat`` identity is unchanged, which the manifest checks before using it.
+    """
     skipped = set(skip)
     hits: list[AuditHit] = []
     binary: list[str] = []
+    digests: dict[str, FileDigest] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel in skipped:
             continue
         with path.open("rb") as fh:
+            st = os.fstat(fh.fileno())
             data = fh.read(_SCAN_LIMIT)
+        if len(data) == st.st_size:
+            digests[rel] = (hashlib.sha256(data).hexdigest(), st.st_size, st.st_ino, st.st_mtime_ns)
         if b"\x00" in data[:8192]:
             # Binary (a PNG screenshot): a secret cannot be searched as text; say so, don't guess.
             binary.append(rel)
             continue
         hits.extend(audit_text(data.decode("utf-8", "replace"), rel, secrets))
-    return hits, binary
+    return hits, binary, digests

@@ -45,7 +45,7 @@ from llorch_conformance.adapters.http_util import redact
 from llorch_conformance.conformance import CATALOGUE, RunResults, ScenarioResult
 
 from ._attest import build_statement, load_private_key, sign_statement, statement_bytes
-from ._audit import AuditHit, audit_bundle
+from ._audit import AuditHit, FileDigest, audit_files
 from ._bundle_read import bounded_json
 from ._failures import group_failures, groups_to_json
 from ._model import (
@@ -373,9 +373,10 @@ def _attachments(
 
 def _audit(
     pb: ProofBundle, secrets: Sequence[str], placed: Sequence[ScenarioFiles]
-) -> dict[str, Any]:
+) -> dict[str, FileDigest]:
+    """Run the audit; on a clean bundle, the digests of the files it read (for the manifest)."""
     root = pb.root()
-    hits, binary = audit_bundle(root, secrets)
+    hits, binary, digests = audit_files(root, secrets)
     n_files = sum(1 for p in root.rglob("*") if p.is_file())
     record: dict[str, Any] = {
         "files_scanned": n_files - len(binary),
@@ -385,7 +386,7 @@ def _audit(
     }
     if not hits:
         pb.write_json("redaction_audit.json", record)
-        return record
+        return digests
     dir_adapter = {p.dir: p.result.adapter for p in placed}
 
     def adapter_of(h: AuditHit) -> str | None:
@@ -431,22 +432,29 @@ def _scrub(root: Path, hits: Sequence[AuditHit], secrets: Sequence[str]) -> None
         replace_file(path, text.encode("utf-8"))
 
 
-def _manifest(pb: ProofBundle) -> tuple[dict[str, Any], list[str]]:
+def _manifest(
+    pb: ProofBundle, known: Mapping[str, FileDigest] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The manifest; ``known`` digests (from the audit) are used while the file is unchanged."""
     root = pb.root()
     files = sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
         if p.is_file() and p.relative_to(root).as_posix() not in NOT_IN_MANIFEST
     )
-    entries = [
-        {"path": f, "sha256": sha256_file(root / f), "size": (root / f).stat().st_size}
-        for f in files
-    ]
+    entries = [_manifest_entry(root, f, (known or {}).get(f)) for f in files]
     return {
         "schema": "llorch-conformance/manifest/1",
         "algorithm": "sha256",
         "files": entries,
     }, files
+
+
+def _manifest_entry(root: Path, rel: str, known: FileDigest | None) -> dict[str, Any]:
+    st = (root / rel).stat()
+    if known is not None and known[1:] == (st.st_size, st.st_ino, st.st_mtime_ns):
+        return {"path": rel, "sha256": known[0], "size": st.st_size}
+    return {"path": rel, "sha256": sha256_file(root / rel), "size": st.st_size}
 
 
 def write_bundle(
@@ -589,8 +597,8 @@ def _write_all(
         if chromium_path() is not None:
             screenshot_html(html_path, pb.path("report.png"))
 
-    _audit(pb, all_secrets, placed)
-    manifest, listed = _manifest(pb)
+    audited = _audit(pb, all_secrets, placed)
+    manifest, listed = _manifest(pb, audited)
     manifest_path = pb.write_json(MANIFEST, manifest, embed_marker=True)
     digests = {
         n: sha256_file(pb.root() / n)

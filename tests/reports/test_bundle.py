@@ -288,3 +288,19 @@ def test_results_json_dict_equals_to_dict() -> None:
     assert res.scenarios and any(s.evidence for s in res.scenarios)
     assert _results_dict(res) == res.to_dict()
     assert json.dumps(_results_dict(res)) == json.dumps(res.to_dict())
+
+
+def test_manifest_reuses_audit_digests_only_for_unchanged_files(tmp_path: Path) -> None:
+    """The audit's digests feed the manifest; a file changed since is hashed anew."""
+    from llorch_conformance.reports._audit import audit_files
+    from llorch_conformance.reports._bundle import _manifest_entry, sha256_file
+
+    (tmp_path / "a.txt").write_text("one\n")
+    _, _, digests = audit_files(tmp_path)
+    assert digests["a.txt"][0] == sha256_file(tmp_path / "a.txt")
+    assert _manifest_entry(tmp_path, "a.txt", digests["a.txt"])["sha256"] == digests["a.txt"][0]
+    (tmp_path / "a.txt").unlink()
+    (tmp_path / "a.txt").write_text("two, longer\n")  # a new file: size and identity differ
+    entry = _manifest_entry(tmp_path, "a.txt", digests["a.txt"])
+    assert entry["sha256"] == sha256_file(tmp_path / "a.txt") != digests["a.txt"][0]
+    assert entry["size"] == len("two, longer\n")
