@@ -45,7 +45,7 @@ from llorch_conformance.adapters.http_util import redact
 from llorch_conformance.conformance import CATALOGUE, RunResults, ScenarioResult
 
 from ._attest import build_statement, load_private_key, sign_statement, statement_bytes
-from ._audit import AuditHit, FileDigest, audit_files
+from ._audit import AuditHit, FileDigest, audit_files, list_files
 from ._bundle_read import bounded_json
 from ._failures import group_failures, groups_to_json
 from ._model import (
@@ -377,7 +377,7 @@ def _audit(
     """Run the audit; on a clean bundle, the digests of the files it read (for the manifest)."""
     root = pb.root()
     hits, binary, digests = audit_files(root, secrets)
-    n_files = sum(1 for p in root.rglob("*") if p.is_file())
+    n_files = len(list_files(root))
     record: dict[str, Any] = {
         "files_scanned": n_files - len(binary),
         "binary_not_scanned": binary,
@@ -437,11 +437,7 @@ def _manifest(
 ) -> tuple[dict[str, Any], list[str]]:
     """The manifest; ``known`` digests (from the audit) are used while the file is unchanged."""
     root = pb.root()
-    files = sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.relative_to(root).as_posix() not in NOT_IN_MANIFEST
-    )
+    files = sorted(f for f in list_files(root) if f not in NOT_IN_MANIFEST)
     entries = [_manifest_entry(root, f, (known or {}).get(f)) for f in files]
     return {
         "schema": "llorch-conformance/manifest/1",

@@ -181,3 +181,23 @@ def test_anchored_scan_equals_whole_text_scan_on_random_mixtures(seed: int) -> N
     for _ in range(300):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
         assert _anchored(text) == _whole_text(text), text
+
+
+def test_list_files_is_what_rglob_is_file_lists(tmp_path: Path) -> None:
+    """Same set and (sorted by parts) the same order as the Path walk it replaces."""
+    import os
+
+    from llorch_conformance.reports._audit import list_files
+
+    root, outside = tmp_path / "bundle", tmp_path / "outside"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a-b").mkdir()
+    (outside / "sub").mkdir(parents=True)
+    for p in (root / "a/b/x", root / "a-b/y", root / ".hidden", outside / "o", outside / "sub/z"):
+        p.write_text("1")
+    os.symlink(outside / "o", root / "link-to-file")
+    os.symlink(outside / "sub", root / "link-to-dir")  # not descended, as rglob does not
+    os.symlink(root / "missing", root / "broken")
+    old = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file()]
+    assert sorted(list_files(root), key=lambda r: r.split("/")) == old
+    assert set(old) == {"a/b/x", "a-b/y", ".hidden", "link-to-file"}
