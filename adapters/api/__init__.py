@@ -38,6 +38,7 @@ from ._mapping import (
     mapping_for_status,
 )
 from ._types import (
+    TASK_REQUEST_REQUIRED,
     Capabilities,
     PlacementOverrides,
     TaskRequest,
@@ -49,6 +50,7 @@ from ._types import (
 
 __all__ = [
     "ERROR_MAPPING",
+    "TASK_REQUEST_REQUIRED",
     "Capabilities",
     "Capability",
     "ConfigError",

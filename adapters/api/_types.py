@@ -270,6 +270,21 @@ class PlacementOverrides:
         return out
 
 
+#: The fields a wire ``TaskRequest`` must carry (``TaskRequest.from_dict``; the facade's OpenAPI
+#: description says the same).
+TASK_REQUEST_REQUIRED: tuple[str, ...] = (
+    "task_id",
+    "session_id",
+    "workload",
+    "model_ref",
+    "engine",
+    "ctx",
+    "priority",
+    "max_tokens",
+    "deadline_ms",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskRequest:
     """The 17 fields of the original ``TaskRequest`` with their enums, validated on construction.
@@ -357,18 +372,7 @@ class TaskRequest:
         for key in raw:
             if key not in known:
                 raise InvalidTaskRequest(str(key), "is not a TaskRequest field", raw[key])
-        required = (
-            "task_id",
-            "session_id",
-            "workload",
-            "model_ref",
-            "engine",
-            "ctx",
-            "priority",
-            "max_tokens",
-            "deadline_ms",
-        )
-        for name in required:
+        for name in TASK_REQUEST_REQUIRED:
             if name not in raw:
                 raise InvalidTaskRequest(name, "is required", None)
         return cls(**{k: raw[k] for k in raw})

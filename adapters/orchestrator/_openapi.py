@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from llorch_conformance.adapters.api import (
+    TASK_REQUEST_REQUIRED,
     DeterminismLevel,
     Engine,
     EventKind,
@@ -130,17 +131,7 @@ def _task_request(max_deadline_ms: int) -> dict[str, Any]:
             "0 or less is answered 400 DEADLINE_UNMET."
         ),
         "additionalProperties": False,
-        "required": [
-            "task_id",
-            "session_id",
-            "workload",
-            "model_ref",
-            "engine",
-            "ctx",
-            "priority",
-            "max_tokens",
-            "deadline_ms",
-        ],
+        "required": list(TASK_REQUEST_REQUIRED),
         "properties": {
             "task_id": _str(),
             "session_id": _str(),
