@@ -26,23 +26,31 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_ERROR = 2
 
-# Modules that contribute sub-commands, in --help order. Each has ``register(subparsers)``
-# and keeps its heavy imports inside the command function so ``--help`` stays fast.
-_COMMAND_MODULES = (
-    "llorch_conformance.conformance._cmd_run",
-    "llorch_conformance.conformance._cmd_list",
-    "llorch_conformance.conformance._cmd_init",
-    "llorch_conformance.conformance._cmd_explain",
-    "llorch_conformance.conformance._cmd_show",
-    "llorch_conformance.mock_engines._cli",
-    "llorch_conformance.mock_engines._proxy_cli",
-    "llorch_conformance.adapters.orchestrator._cli",
-    "llorch_conformance.adapters.rbee_worker._cli",
-    "llorch_conformance.conformance.rbee._cli",
-    "llorch_conformance.reports._cli",
-    "llorch_conformance.reports.gate._cli",
-    "llorch_conformance.conformance.real._cli",
+# Modules that contribute sub-commands, in --help order, each with the commands its
+# ``register(subparsers)`` adds (tests/conformance/test_cli.py checks this table against them).
+# Importing a module costs its package's imports too (``mock_engines``, ``reports``, the facade
+# ...: ~0.3 s of a run's start-up when all of them load), so a command line that names its
+# command builds a parser with only that command's module; ``--help``, ``--version`` and anything
+# argparse must reject get the full parser, so every message stays the same.
+_COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("llorch_conformance.conformance._cmd_run", ("run",)),
+    ("llorch_conformance.conformance._cmd_list", ("list",)),
+    ("llorch_conformance.conformance._cmd_init", ("init",)),
+    ("llorch_conformance.conformance._cmd_explain", ("explain",)),
+    ("llorch_conformance.conformance._cmd_show", ("show",)),
+    ("llorch_conformance.mock_engines._cli", ("serve",)),
+    ("llorch_conformance.mock_engines._proxy_cli", ("proxy",)),
+    ("llorch_conformance.adapters.orchestrator._cli", ("orchestrator",)),
+    ("llorch_conformance.adapters.rbee_worker._cli", ("worker",)),
+    ("llorch_conformance.conformance.rbee._cli", ("worker-check",)),
+    ("llorch_conformance.reports._cli", ("verify", "replay", "bundle")),
+    ("llorch_conformance.reports.gate._cli", ("diff", "matrix")),
+    (
+        "llorch_conformance.conformance.real._cli",
+        ("record", "replay-cassette", "drift", "real-engine"),
+    ),
 )
+_MODULE_OF = {command: module for module, commands in _COMMAND_MODULES for command in commands}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,7 +60,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``llorch-conformance`` parser; every sub-command unless ``argv`` names one.
+
+    When ``argv`` starts with a known command, only the module of that command is imported and
+    registered: the parser then parses ``argv`` exactly as the full one would (sub-parsers are
+    independent and the top level has no option of its own but ``--help``/``--version``, which
+    come before a command). Any other ``argv`` gets the full parser.
+    """
     from llorch_conformance.conformance import __version__
 
     parser = _Parser(
@@ -62,14 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in _COMMAND_MODULES:
+    first = argv[0] if argv else None
+    if first is not None and first in _MODULE_OF:
+        modules: tuple[str, ...] = (_MODULE_OF[first],)
+    else:
+        modules = tuple(module for module, _ in _COMMAND_MODULES)
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
     try:
         rc = args.func(args)
     except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
