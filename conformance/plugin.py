@@ -205,8 +205,31 @@ def _activate(config: pytest.Config) -> _State:
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.pluginmanager.import_plugin(_STEPS_PLUGIN)
+    _register_steps(config.pluginmanager)
     return state
+
+
+def _register_steps(pm: pytest.PytestPluginManager) -> None:
+    """Register the step library (``steps._plugin``, then its ``STEP_PLUGINS`` in order) as
+    ``-p``/``pytest_plugins`` would — a blocked (``-p no:NAME``) or registered name is left
+    alone — except that pytest does not mark these modules for assertion rewriting.
+
+    Why: a verdict of the step library is a ``ConformanceFailure`` raised by
+    ``ScenarioContext.check``, never a bare ``assert``, so rewriting its ~20 modules changed no
+    message and cost each session ~0.1 s where bytecode is not cached (``PYTHONDONTWRITEBYTECODE``,
+    a read-only install): pytest reads, rewrites and compiles every marked module itself.
+    The modules are imported by name: ``conformance`` never imports ``steps`` (an import
+    contract); the steps plugin is what the suite uses when it runs.
+    """
+    import importlib
+
+    if pm.is_blocked(_STEPS_PLUGIN) or pm.get_plugin(_STEPS_PLUGIN) is not None:
+        return
+    steps = importlib.import_module(_STEPS_PLUGIN)
+    pm.register(steps, _STEPS_PLUGIN)
+    for name in getattr(steps, "STEP_PLUGINS", ()):
+        if not pm.is_blocked(name) and pm.get_plugin(name) is None:
+            pm.register(importlib.import_module(name), name)
 
 
 def active_state(config: pytest.Config) -> _State | None:

@@ -51,7 +51,12 @@ STEP_MODULES = {
     "worker": "_worker",
 }
 
-pytest_plugins = [f"llorch_conformance.steps.{m}" for m in STEP_MODULES.values()]
+#: The step modules as plugin names, registered right after this module by
+#: :mod:`conformance.plugin` in this order. Not ``pytest_plugins``: pytest would mark each for
+#: assertion rewriting, and the step library judges through ``ScenarioContext.check``
+#: (``ConformanceFailure`` naming its requirements), not bare ``assert``, so rewriting them only
+#: cost every session ~0.1 s (parse, rewrite, compile; not cached where bytecode is not written).
+STEP_PLUGINS = tuple(f"llorch_conformance.steps.{m}" for m in STEP_MODULES.values())
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ from llorch_conformance.conformance._targets import distributions_providing
 
 from ._cli import cli_env
 
+pytest_plugins = ["pytester"]
+
 
 def _subparsers(parser: argparse.ArgumentParser) -> Any:
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -132,3 +134,71 @@ def test_distributions_providing_is_the_stdlib_table_restricted() -> None:
     for name in [*names[::7], "pytest", "_pytest", "llorch_conformance"]:
         assert distributions_providing([name]) == ({name: full[name]} if name in full else {})
     assert distributions_providing(["no_such_module_xyz", ""]) == {}
+
+
+def test_the_step_library_is_registered_in_order_and_not_rewritten(
+    pytester: pytest.Pytester,
+) -> None:
+    """``steps._plugin`` then its step modules, as ``pytest_plugins`` registered them, but loaded
+    by the ordinary importer (no assertion rewriting) in a session like ``run``'s (no plugin
+    autoload: with it, pytest marks every module of an installed plugin's distribution itself);
+    ``-p no:NAME`` still blocks one."""
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_collection_finish(session):
+            pm = session.config.pluginmanager
+            names = [pm.get_name(p) for p in pm.get_plugins()]
+            ours = [n for n in names if n and n.startswith("llorch_conformance.steps.")]
+            rewritten = sorted(
+                n for n in ours
+                if type(sys.modules[n].__loader__).__name__ == "AssertionRewritingHook"
+            )
+            print("ORDER", " ".join(n for n in pm._name2plugin if n in ours))
+            print("REWRITTEN", " ".join(rewritten) or "-")
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--disable-plugin-autoload", "-p", "pytest_bdd.plugin",
+        "-p", "llorch_conformance.conformance.plugin",
+        "-p", "no:cacheprovider", "-p", "no:llorch_conformance.steps._worker", "--llorch-suite",
+        "--llorch-only", "mock", "--llorch-requirement", "ORCH-3058", "--collect-only", "-s",
+    )  # fmt: skip
+    from llorch_conformance.steps._plugin import STEP_PLUGINS
+
+    out = result.stdout.str()
+    order = next(line for line in out.splitlines() if line.startswith("ORDER")).split()[1:]
+    expected = [p for p in STEP_PLUGINS if not p.endswith("._worker")]
+    assert order == ["llorch_conformance.steps._plugin", *expected]
+    assert "REWRITTEN -" in out
+
+
+def test_no_step_module_judges_with_a_bare_assert() -> None:
+    """Why the step library may skip assertion rewriting: its verdicts are ``check``/
+    ``ConformanceFailure``. An ``assert`` there only narrows a type for mypy (``is not None``,
+    ``isinstance``); a verdict by ``assert`` would lose pytest's message without rewriting."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "steps"
+    verdicts = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not isinstance(node, ast.Assert):
+                continue
+            test = node.test
+            narrowing = (
+                isinstance(test, ast.Compare)
+                and len(test.ops) == 1
+                and isinstance(test.ops[0], ast.IsNot)
+                and isinstance(test.comparators[0], ast.Constant)
+                and test.comparators[0].value is None
+            ) or (
+                isinstance(test, ast.Call)
+                and isinstance(test.func, ast.Name)
+                and test.func.id == "isinstance"
+            )
+            if not narrowing:
+                verdicts.append(f"{path.name}:{node.lineno}")
+    assert not verdicts, f"bare assert used as a verdict: {verdicts}"

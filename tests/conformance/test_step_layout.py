@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 
 from llorch_conformance.features import AREAS
-from llorch_conformance.steps._plugin import STEP_MODULES, pytest_plugins
+from llorch_conformance.steps._plugin import STEP_MODULES, STEP_PLUGINS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,8 +17,8 @@ def test_every_feature_area_has_its_step_module() -> None:
     assert set(STEP_MODULES) == {"", *AREAS}, (
         "STEP_MODULES must name one module per features/<area>"
     )
-    assert pytest_plugins == [f"llorch_conformance.steps.{m}" for m in STEP_MODULES.values()]
-    for name in pytest_plugins:
+    assert tuple(f"llorch_conformance.steps.{m}" for m in STEP_MODULES.values()) == STEP_PLUGINS
+    for name in STEP_PLUGINS:
         assert importlib.import_module(name).__doc__, f"{name} says what it holds"
 
 
