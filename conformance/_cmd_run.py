@@ -62,7 +62,16 @@ def register(sub: Any) -> None:
         "--jobs",
         default="auto",
         metavar="N|auto",
-        help="pytest-xdist workers (auto: 2 per core, min 4, for several adapters; 1 per core for one)",
+        help="parallel workers (auto: 2 per core, min 4; with --parallel xdist and one adapter, "
+        "1 per core)",
+    )
+    p.add_argument(
+        "--parallel",
+        choices=("fork", "xdist"),
+        default=None,
+        help="how the workers start: fork (default where os.fork exists: forked from the "
+        "collected session, no start-up per worker) or xdist (pytest-xdist, a fresh "
+        "interpreter per worker)",
     )
     p.add_argument(
         "--no-progress", action="store_true", help="no progress line (plain counts on stderr)"
@@ -192,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
                 orchestrator_token_env=args.orchestrator_token_env,
                 out=Path(raw),
                 jobs=jobs,
+                parallel=args.parallel,
                 progress=progress_cb,
                 pytest_args=["-k", args.keyword] if args.keyword else (),
                 maxfail=maxfail,

@@ -1,7 +1,8 @@
 """``run_suite``: the packaged features in a programmatic pytest session, folded into RunResults.
 
 Why pytest and not a runner of our own: vendors run the very same suite inside their own pytest
-(the plugin), and pytest-xdist gives the parallel run for free. The session here is isolated from
+(the plugin). Parallel runs fork their workers from the collected session (:mod:`._forkpool`,
+no per-worker start-up) or, where there is no ``os.fork`` or on request, use pytest-xdist. The session here is isolated from
 whatever pytest configuration the current directory has: it gets its own ini file (a vendor's
 ``addopts`` must not change our verdicts) and no cache directory.
 
@@ -11,9 +12,11 @@ that selected nothing raises :class:`~adapters.api.HarnessError` (exit 2), never
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -25,12 +28,15 @@ import pytest
 
 from llorch_conformance.adapters.api import HarnessError, UsageError
 
+from ._forkpool import ForkPool
 from ._results import RunResults
 
 __all__ = [
     "CollectedScenario",
     "auto_jobs",
     "collect_suite",
+    "expected_duration",
+    "fork_available",
     "make_run_id",
     "run_suite",
     "scenario_key",
@@ -166,22 +172,77 @@ def _xdist_available() -> bool:
     return True
 
 
-def auto_jobs(targets: int = 2) -> int:
-    """What ``-j auto`` means: ``max(4, 2 × usable cores)`` xdist workers for a run over several
-    targets (the default run: every built-in adapter), one per core (at least 2) for one target.
+def fork_available() -> bool:
+    """Can ``run`` fork its workers here (a POSIX ``os.fork``)?"""
+    return hasattr(os, "fork") and sys.platform != "win32"
 
-    More workers than cores for the wide run on purpose: a scenario spends most of its time
-    waiting (servers starting and stopping, sockets, deadlines, Retry-After), profiled at about
-    one fifth CPU, so two workers per core keep the cores busy. A worker costs ~0.7 s of CPU
-    to start (imports, collection, its own mock engines), which the ~150 scenarios of a
-    one-adapter run do not repay: measured on a loaded 2-core machine, 2 workers beat 4 there
-    while 4 beat 2 on the 600-scenario default run.
+
+def auto_jobs(targets: int = 2, parallel: str | None = None) -> int:
+    """What ``-j auto`` means.
+
+    Forked workers (the default where ``os.fork`` exists): ``max(4, 2 × usable cores)``. A
+    forked worker starts with the parent's imports and collected items, so it costs only the
+    scenarios' own CPU, and a scenario spends most of its time waiting (servers, sockets,
+    deadlines, Retry-After; profiled at about one fifth CPU): two per core keep the cores busy.
+
+    pytest-xdist workers (``--parallel xdist``, or no ``os.fork``): the same for a run over
+    several targets, one per core (at least 2) for one target: an xdist worker costs ~0.7 s of
+    CPU to start (imports, collection), which the ~150 scenarios of a one-adapter run do not
+    repay (measured on a loaded 2-core machine).
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(4, 2 * cores) if targets > 1 else max(2, cores)
+    if _parallel_mode(parallel, 2) == "fork" or targets > 1:
+        return max(4, 2 * cores)
+    return max(2, cores)
+
+
+def _parallel_mode(parallel: str | None, jobs: int | str) -> str:
+    """``"serial"``, ``"fork"`` or ``"xdist"``: how ``jobs`` workers run (usage errors here)."""
+    if str(jobs) in ("0", "1"):
+        return "serial"
+    if parallel not in (None, "fork", "xdist"):
+        raise UsageError(f"--parallel {parallel!r}: expected fork or xdist")
+    if parallel == "fork" and not fork_available():
+        raise UsageError("--parallel fork: this platform has no os.fork; use --parallel xdist")
+    if parallel == "xdist" or (parallel is None and not fork_available()):
+        if not _xdist_available():
+            raise UsageError("--jobs needs pytest-xdist here (pip install pytest-xdist)")
+        return "xdist"
+    return "fork"
+
+
+def _warm_up() -> None:
+    """What every forked worker would otherwise do for itself: load the CA bundle into the
+    verifying TLS contexts (~0.1 s of CPU each; the children share the parent's copy)."""
+    from llorch_conformance.adapters.http_util import verifying_context
+
+    verifying_context(http2=False)
+    verifying_context(http2=True)
+
+
+def _durations() -> dict[str, float]:
+    """Scenario duration hints shipped with the suite (``_durations.json``, made by
+    ``benches/update_durations.py`` from real runs); empty when missing or unreadable."""
+    global _DURATIONS
+    if _DURATIONS is None:
+        try:
+            raw = json.loads((Path(__file__).parent / "_durations.json").read_text("utf-8"))
+            _DURATIONS = {str(k): float(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        except (OSError, ValueError, TypeError):
+            _DURATIONS = {}
+    return _DURATIONS
+
+
+_DURATIONS: dict[str, float] | None = None
+
+
+def expected_duration(item: pytest.Item) -> float:
+    """How long ``item`` usually takes (0 when unknown): forked workers start the longest
+    first. Only an order: it never changes what runs or a verdict."""
+    return _durations().get(getattr(item, "originalname", None) or item.name, 0.0)
 
 
 def _session_args(
@@ -321,12 +382,15 @@ def run_suite(
     select: Collection[str] | None = None,
     adapter_name: str | None = None,
     adapter_version: str | None = None,
+    parallel: str | None = None,
 ) -> RunResults:
     """Run the packaged suite; return its results (also written to ``out/results.json``).
 
     ``scope`` narrows the scenarios to one feature-area scope (conformance._guide); ``maxfail``
     stops the session after that many failing scenarios; ``select`` keeps only the scenarios
-    whose :func:`scenario_key` is in it (``--lf``).
+    whose :func:`scenario_key` is in it (``--lf``). ``parallel`` says how ``jobs`` workers
+    start: ``"fork"`` (forked from the collected session, :mod:`._forkpool`; the default where
+    ``os.fork`` exists) or ``"xdist"`` (pytest-xdist's fresh interpreters).
     """
     from ._targets import resolve_targets
 
@@ -358,19 +422,26 @@ def run_suite(
             requirements=requirements, seed=seed, run_id=run_id, scope=scope,
             results_path=results_path, adapter_name=adapter_name, adapter_version=adapter_version,
         )  # fmt: skip
-        n_jobs = jobs
-        if n_jobs == "auto":
-            n_jobs = auto_jobs(len(targets)) if _xdist_available() else 1
-        if n_jobs not in (1, "1", 0, "0"):
-            if not _xdist_available():
-                raise UsageError("--jobs needs pytest-xdist (pip install pytest-xdist)")
+        n_jobs = auto_jobs(len(targets), parallel) if jobs == "auto" else jobs
+        plugins: list[Any] = [collector]
+        mode = _parallel_mode(parallel, n_jobs)
+        if mode == "fork":
+            plugins.append(
+                ForkPool(
+                    int(n_jobs),
+                    parent_only=(collector,),
+                    expected_s=expected_duration,
+                    before_fork=_warm_up,
+                )
+            )
+        elif mode == "xdist":
             # worksteal: an idle worker takes half of a busy one's queue, so the workers finish
             # together (with ``load`` one often ran ~1.5 s alone at the end of a vllm run).
             args += ["-p", "xdist.plugin", "-n", str(n_jobs), "--dist", "worksteal"]
         if maxfail is not None:
             args += ["--maxfail", str(maxfail)]
         args += list(pytest_args)
-        rc = pytest.main(args, plugins=[collector])
+        rc = pytest.main(args, plugins=plugins)
     _check_session(collector, int(rc))
     if not results_path.exists():
         raise HarnessError(f"the run wrote no results ({results_path}); pytest exit code {int(rc)}")
