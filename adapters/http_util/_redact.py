@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import httpx
 
@@ -120,21 +120,151 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
             text,
         )
     # Cheap substring pre-checks keep redaction of big transcripts (mostly token JSON) fast:
-    # a pattern only runs when its anchor word occurs at all.
+    # a pattern only runs when its anchor word occurs at all. Where it runs, it is tried only
+    # at the places its anchor word allows (see _Folded): the same result as ``pattern.sub``
+    # over the whole text, at C speed instead of a regex attempt at every character.
     low = text.lower()
+    folded = _Folded(text, low)
     if "://" in low and "@" in low:
-        text = _URL_USERINFO.sub(_mask_userinfo, text)
+        text = folded.sub(_URL_USERINFO, _mask_userinfo, _url_starts)
     if "authorization" in low:
-        text = _AUTH_HEADER.sub(_mask_group, text)
+        text = folded.sub(_AUTH_HEADER, _mask_group, _auth_starts)
     if "bearer" in low:
-        text = _BEARER.sub(_mask_group, text)
+        text = folded.sub(_BEARER, _mask_group, _bearer_starts)
     if "api-key" in low:
-        text = _API_KEY_HEADER.sub(_mask_group, text)
+        text = folded.sub(_API_KEY_HEADER, _mask_group, _api_key_starts)
     if any(word in low for word in _PAIR_ANCHORS):
-        text = _PAIR.sub(_mask_group, text)
+        text = folded.sub(_PAIR, _mask_group, _pair_starts)
     if "sk-" in low or "hf_" in low:
-        text = _VENDOR_KEYS.sub(lambda m: mask(m.group("t")), text)
+        text = folded.sub(_VENDOR_KEYS, lambda m: mask(m.group("t")), _vendor_starts)
     return text
+
+
+# --- where a pattern can match ---------------------------------------------------------------
+# ``pattern.sub`` tries a match at every position of the text; with IGNORECASE and no literal
+# prefix the regex engine cannot skip ahead, so a 1 MB transcript costs ~70 ms per pattern even
+# when nothing matches (the key-name pattern ran on nearly every evidence text, because "token"
+# is in every usage record). Each pattern below has a literal anchor that every match contains
+# at a known offset, so the positions where a match can start are computable from the
+# anchor's occurrences, found by ``str.find`` on a case-folded copy. Trying the pattern only
+# there, left to right, skipping positions inside a previous match, is exactly what ``sub``
+# does: a position that cannot start a match would only have failed.
+#
+# The case fold ("low2": ``str.lower`` plus U+017F LONG S -> "s" and U+0131 DOTLESS I -> "i")
+# is checked against the regex engine over every code point by tests/http_util/test_redact.py:
+# (1) a character matches a pattern letter case-insensitively only if it folds to that letter;
+# (2) it matches ``[a-z0-9_-]`` case-insensitively iff it folds into ``[a-z0-9_-]``, and such a
+# character is always ``[\w-]``; (3) only U+0130 lowers to more than one character — a text
+# containing it keeps the whole-text ``sub`` (positions would shift).
+
+# A run of characters a key name of _PAIR can consist of, in folded text.
+_NAME_RUN = re.compile(r"[a-z0-9_-]*")
+
+
+class _Folded:
+    """The current text and its case fold, refreshed after a substitution changed the text."""
+
+    def __init__(self, text: str, low: str) -> None:
+        self.text = text
+        self._low: str | None = low  # text.lower(), while the text is unchanged
+        self._low2: str | None = None
+        self._rev: str | None = None
+
+    def low2(self) -> str:
+        if self._low2 is None:
+            low = self._low if self._low is not None else self.text.lower()
+            self._low2 = low.replace("\u017f", "s").replace("\u0131", "i")
+        return self._low2
+
+    def reversed_low2(self) -> str:
+        if self._rev is None:
+            self._rev = self.low2()[::-1]
+        return self._rev
+
+    def sub(
+        self,
+        pattern: re.Pattern[str],
+        repl: Callable[[re.Match[str]], str],
+        starts: Callable[[_Folded], Iterable[int]],
+    ) -> str:
+        """``pattern.sub(repl, text)``, trying matches only at ``starts(self)``."""
+        text = self.text
+        if len(self.low2()) != len(text):  # U+0130: folded positions would not be text positions
+            out = pattern.sub(repl, text)
+        else:
+            pieces: list[str] = []
+            done = 0
+            for pos in sorted(set(starts(self))):
+                if pos < done or pos < 0:
+                    continue
+                m = pattern.match(text, pos)
+                if m is not None:
+                    pieces += (text[done:pos], repl(m))
+                    done = m.end()
+            if not pieces:
+                return text
+            pieces.append(text[done:])
+            out = "".join(pieces)
+        if out != text:
+            self.text, self._low, self._low2, self._rev = out, None, None, None
+        return out
+
+
+def _find_all(hay: str, word: str) -> Iterator[int]:
+    """Every index of ``word`` in ``hay``, overlapping ones included."""
+    i = hay.find(word)
+    while i >= 0:
+        yield i
+        i = hay.find(word, i + 1)
+
+
+def _url_starts(f: _Folded) -> Iterator[int]:
+    # "\b<scheme of 1..32 characters>://": a match starts 1..32 characters before "://".
+    for i in _find_all(f.low2(), "://"):
+        yield from range(i - 32, i)
+
+
+def _auth_starts(f: _Folded) -> Iterator[int]:
+    for i in _find_all(f.low2(), "authorization"):  # "authorization" or "proxy-authorization"
+        yield from (i, i - 6)
+
+
+def _bearer_starts(f: _Folded) -> Iterator[int]:
+    return _find_all(f.low2(), "bearer")
+
+
+def _api_key_starts(f: _Folded) -> Iterator[int]:
+    for i in _find_all(f.low2(), "api-key"):  # "api-key" or "x-api-key"
+        yield from (i, i - 2)
+
+
+def _pair_starts(f: _Folded) -> Iterator[int]:
+    # Every key name _PAIR knows contains an anchor word and consists of [a-z0-9_-] characters;
+    # its look-behind (?<![\w-]) makes the name start where such a run of characters starts, so
+    # a match starts at the run's first character or at a quote just before it. One run is
+    # measured once however many anchors it holds (linear in the text).
+    low2 = f.low2()
+    n = len(low2)
+    hits = sorted(i for word in _PAIR_ANCHORS for i in _find_all(low2, word))
+    run_end = -1
+    for i in hits:
+        if i < run_end:
+            continue
+        start = i - _run_length(f.reversed_low2(), n - i)
+        run_end = i + _run_length(low2, i)
+        yield from (start, start - 1)
+
+
+def _run_length(folded: str, pos: int) -> int:
+    """Length of the run of key-name characters at ``pos`` of ``folded``."""
+    m = _NAME_RUN.match(folded, pos)
+    return m.end() - pos if m else 0
+
+
+def _vendor_starts(f: _Folded) -> Iterator[int]:
+    # _VENDOR_KEYS is case-sensitive: its matches start exactly at "sk-" or "hf_".
+    yield from _find_all(f.text, "sk-")
+    yield from _find_all(f.text, "hf_")
 
 
 _SENSITIVE_HEADERS = frozenset(
