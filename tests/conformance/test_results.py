@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llorch_conformance.conformance import RunResults, ScenarioResult, Verdict
 from llorch_conformance.conformance._results import fold_statuses
@@ -120,3 +126,48 @@ def test_json_round_trip_keeps_everything(tmp_path: Path) -> None:
     assert back.to_dict()["scenarios"] == res.to_dict()["scenarios"]
     assert back.seed == 42 and back.run_id == "run-1"
     assert "AUTH-1006" in {d["id"] for d in res.to_dict()["not_covered_layer_not_built"]}
+
+
+# --- results.json is written fast and byte for byte as json.dumps(indent=2) wrote it ---------
+_JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(st.characters(blacklist_categories=["Cs"])),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@dataclass
+class _Nested:
+    name: str
+    items: list[object]
+
+
+@settings(deadline=None, max_examples=300)
+@given(evidence=st.dictionaries(st.text(max_size=8), _JSONISH, max_size=5), nested=st.booleans())
+def test_write_is_byte_identical_to_json_dumps_indent_2(
+    tmp_path_factory: pytest.TempPathFactory, evidence: dict[str, object], nested: bool
+) -> None:
+    if nested:  # asdict turns a dataclass inside the evidence into a dict: so does write
+        evidence["nested"] = [_Nested("x", [_Nested("y", [1.5, (1, 2)])])]
+    s = _s("a", ["ADAPT-3000"], "pass")
+    s.evidence = evidence
+    res = RunResults("r", 1, {"targets": [{"name": "a"}]}, scenarios=[s, _s("b", [], "fail")])
+    path = res.write(tmp_path_factory.mktemp("w") / "results.json")
+    expected = json.dumps(res.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    assert path.read_bytes() == expected.encode("utf-8")
+
+
+def test_write_fails_as_before_on_what_json_cannot_write(tmp_path: Path) -> None:
+    s = _s("a", ["ADAPT-3000"], "pass")
+    s.evidence = {"text": "a\ud800b"}  # a lone surrogate is not UTF-8
+    with pytest.raises(UnicodeEncodeError):
+        RunResults("r", 1, {}, scenarios=[s]).write(tmp_path / "a.json")
+    s.evidence = {"obj": object()}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        RunResults("r", 1, {}, scenarios=[s]).write(tmp_path / "b.json")
