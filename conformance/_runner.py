@@ -225,7 +225,6 @@ def _warm_up() -> None:
     import llorch_conformance.adapters.host
     import llorch_conformance.adapters.orchestrator
     import llorch_conformance.adapters.rbee_worker
-    import llorch_conformance.conformance.rbee
     import llorch_conformance.mock_engines
     import llorch_conformance.mock_engines.rbee  # noqa: F401
     from llorch_conformance.adapters import llamacpp, mock, openai, tgi, triton, vllm  # noqa: F401
