@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 import httpx
 
-from llorch_conformance.adapters.http_util import RetryPolicy, redact_url
+from llorch_conformance.adapters.http_util import RetryPolicy, redact_url, verifying_context
 
 from ._contract import HEARTBEAT_PATH, HeartbeatAck, WorkerHeartbeat, WorkerInfo, WorkerStatus
 
@@ -115,7 +115,11 @@ class HeartbeatSender:
     def _client_or_new(self) -> httpx.AsyncClient:
         if self._client is None:
             # Plain client, no environment (proxies, netrc): the queen URL is explicit config.
-            self._client = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+            # The process's verifying TLS context: loading the CA bundle per sender was the
+            # largest CPU cost of the worker scenarios (one sender per worker started).
+            self._client = httpx.AsyncClient(
+                verify=verifying_context(), trust_env=False, follow_redirects=False
+            )
         return self._client
 
     async def send_once(self, info: WorkerInfo | None = None) -> HeartbeatAck | None:
