@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,57 @@ STEP_MODULES = {
 #: (``ConformanceFailure`` naming its requirements), not bare ``assert``, so rewriting them only
 #: cost every session ~0.1 s (parse, rewrite, compile; not cached where bytecode is not written).
 STEP_PLUGINS = tuple(f"llorch_conformance.steps.{m}" for m in STEP_MODULES.values())
+
+#: What the scenarios of each feature area import when they first run, imported once by
+#: :func:`pytest_runtestloop` before any scenario starts ("" = every run that has a scenario).
+#: Why: ``run`` forks its workers from the process that collected the session
+#: (``conformance._forkpool``); a module imported there is shared by every worker, while one a
+#: scenario imports is imported again by each worker that runs such a scenario (~0.2 s of CPU
+#: per worker where bytecode is not cached, all at once at the start of the session). In a serial
+#: run or an xdist worker it is the same work done a little earlier. ``tests/conformance/
+#: test_startup.py`` checks that a warmed session imports nothing more of ours, that every name
+#: of ours here imports, and that no thread is started (forking needs a single-threaded parent).
+#: Third-party names are optional extras of uvicorn/httpx: missing ones are skipped.
+WARM_IMPORTS: dict[str, tuple[str, ...]] = {
+    "": (
+        "llorch_conformance.mock_engines",
+        "llorch_conformance._serving",
+        "llorch_conformance.steps._oracle",
+        "llorch_conformance.steps._values",
+        # the portal's event loop; what uvicorn loads when a server starts, httpx when a client
+        # first connects
+        "anyio._backends._asyncio",
+        "uvicorn.protocols.http.auto",
+        "uvicorn.protocols.websockets.auto",
+        "uvicorn.lifespan.on",
+        "uvicorn.lifespan.off",
+        "uvicorn.loops.auto",
+        "uvicorn.loops.uvloop",
+        "uvloop",
+        "httpcore",
+        "h11",
+        "h2.connection",
+        "certifi",
+    ),
+    "security": (
+        "llorch_conformance.steps._tls",
+        "trustme",
+        "cryptography.hazmat.backends.openssl",
+    ),
+    "host": ("llorch_conformance.adapters.host",),
+    "orchestrator": (
+        "llorch_conformance.adapters.host",
+        "llorch_conformance.adapters.mock",
+        "llorch_conformance.adapters.orchestrator",
+        "prometheus_client.parser",
+    ),
+    "worker": (
+        "llorch_conformance.adapters.rbee_worker",
+        "llorch_conformance.conformance.rbee",
+        "llorch_conformance.mock_engines.rbee",
+    ),
+    "proof_bundle": ("llorch_conformance.reports", "jsonschema", "fastjsonschema"),
+}
 
 
 @pytest.fixture(scope="session")
@@ -210,3 +262,35 @@ def pytest_bdd_step_error(
     """Remember the step that failed: failure reports show it as what was expected."""
     kind = str(getattr(step, "type", "") or getattr(step, "keyword", "")).strip().capitalize()
     request.node._llorch_failed_step = f"{kind} {getattr(step, 'name', '')}".strip()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Import what the collected scenarios will import (:data:`WARM_IMPORTS`, and the modules
+    of the built-in adapters under test) before the first one runs; runs before the fork pool's
+    loop (registered later, so called first among ``tryfirst`` hooks) and returns ``None`` so
+    the run loop proceeds as before."""
+    if session.config.option.collectonly or not session.items:
+        return
+    for name in warm_imports(session.items, _targets(session.config)):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            if name.startswith("llorch_conformance."):
+                raise  # ours always imports: a broken module is news, not an optimisation
+
+
+def warm_imports(items: list[pytest.Item], targets: list[Any]) -> list[str]:
+    """The module names :func:`pytest_runtestloop` imports for ``items`` run on ``targets``."""
+    names = dict.fromkeys(WARM_IMPORTS[""])
+    for area in sorted({_feature_folder(item) for item in items}):
+        names.update(dict.fromkeys(WARM_IMPORTS.get(area, ())))
+    for t in targets:  # a built-in adapter's module is imported by its factory's first call
+        if getattr(t, "origin", None) == "builtin":
+            names[f"llorch_conformance.adapters.{t.name}"] = None
+    return list(names)
+
+
+def _targets(config: pytest.Config) -> list[Any]:
+    state = active_state(config)
+    return list(state.targets) if state is not None else []

@@ -202,3 +202,77 @@ def test_no_step_module_judges_with_a_bare_assert() -> None:
             if not narrowing:
                 verdicts.append(f"{path.name}:{node.lineno}")
     assert not verdicts, f"bare assert used as a verdict: {verdicts}"
+
+
+# one short scenario of each area that imports more than the common set (and one that does not)
+_WARM_PROBE = (
+    "test_the_adapter_asks_the_engine_for_deterministic_sampling",
+    "test_the_host_retries_a_failure_before_the_first_token_and_counts_it",
+    "test_a_client_that_disconnects_from_the_facade_cancels_the_task_upstream",
+    "test_bundles_live_under_the_proof_directory_by_fixed_type_then_run_id",
+    "test_tls_works_when_the_test_trusts_the_engines_certificate_explicitly",
+    "test_health_and_info_of_a_served_worker",
+)
+# what the warm-up must leave nothing of for the scenarios to import (third-party names beyond
+# these are best effort: a stdlib module imported by a library at run time is cheap)
+_WARMED_PACKAGES = (
+    "llorch_conformance", "uvicorn", "httpcore", "h11", "h2", "starlette", "trustme",
+    "jsonschema", "fastjsonschema", "anyio._backends",
+)  # fmt: skip
+
+
+def test_after_the_warm_up_the_scenarios_import_nothing_of_ours(
+    pytester: pytest.Pytester,
+) -> None:
+    """What the areas' scenarios import is imported before the first one runs (once, in the
+    process a forked run's workers are copies of)."""
+    # a plugin, not a conftest: a conftest's hooks reach only the items under its folder
+    pytester.makepyfile(
+        warm_probe=f"""
+        import sys
+
+        SEEN = {{}}
+
+        def pytest_runtest_logstart(nodeid, location):
+            SEEN.setdefault("first", set(sys.modules))
+
+        def pytest_sessionfinish(session):
+            assert "first" in SEEN, "no scenario started"
+            late = sorted(set(sys.modules) - SEEN["first"])
+            late = [m for m in late if m.startswith({_WARMED_PACKAGES!r})]
+            print("\\nLATE", " ".join(late) or "-")
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--disable-plugin-autoload", "-p", "pytest_bdd.plugin", "-p", "warm_probe",
+        "-p", "llorch_conformance.conformance.plugin", "-p", "no:cacheprovider", "-s",
+        "--llorch-suite", "--llorch-only", "vllm", "-k", " or ".join(_WARM_PROBE),
+    )  # fmt: skip
+    out = result.stdout.str()
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= len(_WARM_PROBE), out[-3000:]
+    late = next(line for line in out.splitlines() if line.startswith("LATE"))
+    assert late == "LATE -", late
+
+
+def test_every_warm_import_of_ours_imports_and_starts_no_thread() -> None:
+    from llorch_conformance.features import AREAS
+    from llorch_conformance.steps._plugin import WARM_IMPORTS
+
+    assert set(WARM_IMPORTS) <= {"", *AREAS}
+    names = sorted({n for ns in WARM_IMPORTS.values() for n in ns})
+    probe = (
+        "import importlib, threading\n"
+        f"for n in {names!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(n)\n"
+        "    except ImportError:\n"
+        "        if n.startswith('llorch_conformance.'):\n"
+        "            raise\n"
+        "print(threading.active_count())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=cli_env()
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "1", "a warm import started a thread: forking is then unsafe"
