@@ -216,30 +216,11 @@ def _parallel_mode(parallel: str | None, jobs: int | str) -> str:
 
 def _warm_up() -> None:
     """What every forked worker would otherwise do for itself, done once in the parent and
-    shared copy-on-write: import the modules the scenarios import lazily (the step library keeps
-    them out of a plain pytest start-up; profiled at about half a worker's CPU, more where
-    bytecode is not cached) and load the CA bundle into the verifying TLS contexts."""
-    import contextlib
-    import importlib
-
-    import llorch_conformance.adapters.host
-    import llorch_conformance.adapters.orchestrator
-    import llorch_conformance.adapters.rbee_worker
-    import llorch_conformance.mock_engines
-    import llorch_conformance.mock_engines.rbee  # noqa: F401
-    from llorch_conformance.adapters import llamacpp, mock, openai, tgi, triton, vllm  # noqa: F401
+    shared copy-on-write: load the CA bundle into the verifying TLS contexts (~0.1 s of CPU
+    each). The modules the scenarios import lazily are imported before the run loop by the
+    step library (``steps._plugin.WARM_IMPORTS``), which knows what each feature area needs."""
     from llorch_conformance.adapters.http_util import verifying_context
 
-    # what uvicorn imports by name when a server starts, and HTTP/2 for clients that ask for it
-    for name in (
-        "uvicorn.protocols.http.httptools_impl",
-        "uvicorn.protocols.http.h11_impl",
-        "uvicorn.loops.uvloop",
-        "uvicorn.lifespan.on",
-        "httpcore._async.http2",
-    ):
-        with contextlib.suppress(ImportError):  # optional extras
-            importlib.import_module(name)
     verifying_context(http2=False)
     verifying_context(http2=True)
 

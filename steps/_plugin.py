@@ -27,7 +27,10 @@ from llorch_conformance.conformance.plugin import (
     item_tags,
 )
 
+from . import _bdd_lookup
 from ._context import EnginePool, ScenarioContext
+
+_bdd_lookup.install()  # the step lookup, memoised (see the module: the answer never goes stale)
 
 #: The step modules: one per feature area (``steps/_<area>.py`` mirrors ``features/<area>/``;
 #: the oracle area's is ``_oracle_steps``, next to the ``_oracle`` helper) and the shared
