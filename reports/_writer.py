@@ -133,6 +133,21 @@ def pretty_json(value: Any) -> str:
         return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+def pretty_json_bytes(value: Any) -> bytes:
+    """``pretty_json(value)`` as UTF-8, re-indented on bytes: the same bytes, ~3x cheaper.
+
+    Why: a file is written as bytes anyway, and for non-ASCII text (most evidence) re-indenting
+    a ``str`` and encoding it afterwards costs far more than encoding the compact text and
+    re-indenting its bytes (full run's ``results.json``: ~0.3 s -> ~0.1 s). A value that cannot
+    be UTF-8 (a lone surrogate) still raises ``UnicodeEncodeError``, as encoding did before.
+    """
+    compact = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        return msgspec.json.format(compact.encode("utf-8"), indent=2)
+    except (msgspec.MsgspecError, ValueError):  # UnicodeEncodeError is a ValueError
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+
+
 _O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -303,8 +318,7 @@ class ProofBundle:
                 raise BundleError(f"{name}: an embedded marker needs a JSON object")
             value = {"generated_by": "proof-bundle", **value}
         try:
-            text = pretty_json(value) + "\n"
-            replace_file(path, text.encode("utf-8"))
+            replace_file(path, pretty_json_bytes(value) + b"\n")
             if not embed_marker:
                 replace_file(path.with_name(path.name + ".meta"), (HEADER + "\n").encode())
         except (OSError, TypeError, ValueError) as exc:
