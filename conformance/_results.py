@@ -267,7 +267,22 @@ class RunResults:
 
     @classmethod
     def read(cls, path: Path) -> RunResults:
-        return cls.from_dict(json.loads(path.read_text("utf-8")))
+        """The results in ``path``, parsed exactly as ``json.loads`` parses them.
+
+        msgspec parses in C (~2.5x faster; a full run's 33 MB is read back after every run) and,
+        where it succeeds, gives what ``json.loads`` gives (same dicts in the same order, lists,
+        correctly rounded floats, big ints, last duplicate key wins); whatever it refuses —
+        ``NaN``, lone surrogate escapes, out-of-range numbers, invalid input — is parsed by
+        ``json.loads`` as before, with its result or its error.
+        """
+        import msgspec
+
+        data = path.read_bytes()
+        try:
+            raw = msgspec.json.decode(data)
+        except (msgspec.MsgspecError, RecursionError):
+            raw = json.loads(path.read_text("utf-8"))
+        return cls.from_dict(raw)
 
 
 _SCENARIO_FIELDS: Final = fields(ScenarioResult)

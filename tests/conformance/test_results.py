@@ -171,3 +171,35 @@ def test_write_fails_as_before_on_what_json_cannot_write(tmp_path: Path) -> None
     s.evidence = {"obj": object()}
     with pytest.raises(TypeError, match="not JSON serializable"):
         RunResults("r", 1, {}, scenarios=[s]).write(tmp_path / "b.json")
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    evidence=st.dictionaries(st.text(max_size=8), _JSONISH, max_size=5),
+    raw_text=st.sampled_from(['"\\ud800"', "NaN", "-Infinity", "1e400", '"\\udd1e\\ud834"', "1"]),
+)
+def test_read_gives_what_json_loads_gives(
+    tmp_path_factory: pytest.TempPathFactory, evidence: dict[str, object], raw_text: str
+) -> None:
+    s = _s("a", ["ADAPT-3000"], "pass")
+    s.evidence = evidence
+    res = RunResults("r", 1, {"odd": 0}, scenarios=[s])
+    path = res.write(tmp_path_factory.mktemp("r") / "r.json")
+    # values msgspec refuses (json.loads takes them): spliced into the text as written
+    text = path.read_text("utf-8").replace('"odd": 0', f'"odd": {raw_text}', 1)
+    path.write_text(text, "utf-8")
+    back = RunResults.read(path)
+    expected = json.loads(text)
+    # repr: NaN equals NaN, and -0.0 against 0.0 or 1 against 1.0 count as different
+    assert repr(back.scenarios[0].evidence) == repr(expected["scenarios"][0]["evidence"])
+    assert repr(back.target) == repr(expected["target"])
+
+
+def test_read_fails_as_json_loads_fails(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"run_id": "r", "seed": 1,}')
+    with pytest.raises(json.JSONDecodeError):
+        RunResults.read(bad)
+    bad.write_bytes(b'{"run_id": "\xff"}')
+    with pytest.raises(UnicodeDecodeError):
+        RunResults.read(bad)
