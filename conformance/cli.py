@@ -26,31 +26,54 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_ERROR = 2
 
-# Modules that contribute sub-commands, in --help order, each with the commands its
-# ``register(subparsers)`` adds (tests/conformance/test_cli.py checks this table against them).
-# Importing a module costs its package's imports too (``mock_engines``, ``reports``, the facade
-# ...: ~0.3 s of a run's start-up when all of them load), so a command line that names its
-# command builds a parser with only that command's module; ``--help``, ``--version`` and anything
-# argparse must reject get the full parser, so every message stays the same.
-_COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("llorch_conformance.conformance._cmd_run", ("run",)),
-    ("llorch_conformance.conformance._cmd_list", ("list",)),
-    ("llorch_conformance.conformance._cmd_init", ("init",)),
-    ("llorch_conformance.conformance._cmd_explain", ("explain",)),
-    ("llorch_conformance.conformance._cmd_show", ("show",)),
-    ("llorch_conformance.mock_engines._cli", ("serve",)),
-    ("llorch_conformance.mock_engines._proxy_cli", ("proxy",)),
-    ("llorch_conformance.adapters.orchestrator._cli", ("orchestrator",)),
-    ("llorch_conformance.adapters.rbee_worker._cli", ("worker",)),
-    ("llorch_conformance.conformance.rbee._cli", ("worker-check",)),
-    ("llorch_conformance.reports._cli", ("verify", "replay", "bundle")),
-    ("llorch_conformance.reports.gate._cli", ("diff", "matrix")),
-    (
-        "llorch_conformance.conformance.real._cli",
-        ("record", "replay-cassette", "drift", "real-engine"),
-    ),
-)
-_MODULE_OF = {command: module for module, commands in _COMMAND_MODULES for command in commands}
+# Every sub-command in --help order: its name, the module whose ``register(subparsers)`` adds
+# it, and its one-line help (tests/conformance/test_startup.py checks all three against the
+# modules). Why a table: importing a command module costs its package's imports too
+# (``mock_engines``, ``reports``, the facade ...: ~0.3-0.5 s when all of them load). A command
+# line that names its command gets a parser with only that module; one that names none
+# (``--help``, ``--version``, nothing, a misspelt command) gets the top level with every command
+# as a name and its help, which is all argparse prints there, so every message stays the same.
+_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("run", "llorch_conformance.conformance._cmd_run",
+     "run the conformance suite against adapters and write results.json"),
+    ("list", "llorch_conformance.conformance._cmd_list",
+     "list the requirement catalogue or the named faults"),
+    ("init", "llorch_conformance.conformance._cmd_init",
+     "scaffold an adapter package (factory, entry point, a test running the suite)"),
+    ("explain", "llorch_conformance.conformance._cmd_explain",
+     "explain one requirement: text, level, source, how to meet it, proving scenarios"),
+    ("show", "llorch_conformance.conformance._cmd_show",
+     "show the verdicts and failures of a saved run (proof bundle or run directory)"),
+    ("serve", "llorch_conformance.mock_engines._cli", "serve a mock engine"),
+    ("proxy", "llorch_conformance.mock_engines._proxy_cli",
+     "fault-injecting proxy in front of a live engine (mock engine controls)"),
+    ("orchestrator", "llorch_conformance.adapters.orchestrator._cli",
+     "serve the orchestrator facade (tasks, SSE, cancel, capabilities) over adapters"),
+    ("worker", "llorch_conformance.adapters.rbee_worker._cli",
+     "serve an adapter as an rbee worker (/health, /info, /v1/infer, heartbeats to a queen)"),
+    ("worker-check", "llorch_conformance.conformance.rbee._cli",
+     "validate an rbee worker black-box (--worker-url) and write results"),
+    ("verify", "llorch_conformance.reports._cli",
+     "check a proof bundle: headers, manifest hashes, summary schema, signature"),
+    ("replay", "llorch_conformance.reports._cli",
+     "rerun a bundle's scenarios with its seed and selection and diff the transcripts"),
+    ("bundle", "llorch_conformance.reports._cli",
+     "write a proof bundle for an existing results.json"),
+    ("diff", "llorch_conformance.reports.gate._cli",
+     "compare two proof bundles: status changes, timing regressions, version changes"),
+    ("matrix", "llorch_conformance.reports.gate._cli",
+     "compatibility matrix of bundles: adapter version x engine version x suite version"),
+    ("record", "llorch_conformance.conformance.real._cli",
+     "record a live engine's answers (raw frames + timing) to a cassette"),
+    ("replay-cassette", "llorch_conformance.conformance.real._cli",
+     "serve a cassette as a mock engine (timing-faithful, with a speed factor)"),
+    ("drift", "llorch_conformance.conformance.real._cli",
+     "drift check: a live engine against the mock of its dialect"),
+    ("real-engine", "llorch_conformance.conformance.real._cli",
+     "start a real engine (llama-server, vLLM or Triton) on loopback and print its URL"),
+)  # fmt: skip
+_MODULE_OF = {command: module for command, module, _ in _COMMANDS}
+_MODULES = tuple(dict.fromkeys(module for _, module, _ in _COMMANDS))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,12 +84,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The ``llorch-conformance`` parser; every sub-command unless ``argv`` names one.
+    """The ``llorch-conformance`` parser: every sub-command, or only what ``argv`` needs.
 
-    When ``argv`` starts with a known command, only the module of that command is imported and
-    registered: the parser then parses ``argv`` exactly as the full one would (sub-parsers are
-    independent and the top level has no option of its own but ``--help``/``--version``, which
-    come before a command). Any other ``argv`` gets the full parser.
+    ``argv`` naming a command: only that command's module is imported and registered; the
+    parser parses ``argv`` exactly as the full one would (sub-parsers are independent, and the
+    top level's only options, ``--help``/``--version``, act before a command). ``argv`` naming
+    none (empty, ``-h``/``--help``/``--version`` first, or a word that is no command): the top
+    level with each command as a bare name and its help — parsing such a line only ever prints
+    help, the version or a usage error, which read nothing else. Anything else (another option
+    first) gets the full parser.
     """
     from llorch_conformance.conformance import __version__
 
@@ -78,12 +104,17 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     first = argv[0] if argv else None
-    if first is not None and first in _MODULE_OF:
-        modules: tuple[str, ...] = (_MODULE_OF[first],)
-    else:
-        modules = tuple(module for module, _ in _COMMAND_MODULES)
-    for name in modules:
-        importlib.import_module(name).register(sub)
+    if argv is not None and (
+        first is None or first in ("-h", "--help", "--version") or not first.startswith("-")
+    ):
+        if first in _MODULE_OF:
+            importlib.import_module(_MODULE_OF[first]).register(sub)
+        else:
+            for command, _, text in _COMMANDS:
+                sub.add_parser(command, help=text).set_defaults(_names_only=True)
+        return parser
+    for module in _MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -91,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     args = build_parser(argv).parse_args(argv)
+    if getattr(args, "_names_only", False):  # not reached: a bare name always errs; be safe
+        args = build_parser().parse_args(argv)
     try:
         rc = args.func(args)
     except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
