@@ -29,6 +29,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,9 +65,18 @@ def ensure_old_tree(path: Path, ref: str) -> Path:
     return path
 
 
+_CPU: list[float] = []  # CPU seconds (user + system, the run and all its workers) of each run
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_once(tree: Path, kind: str, out: Path, extra: Sequence[str] = ()) -> float:
-    """One ``run`` of ``tree``; its wall time in seconds. The exit code is printed, not judged
-    (a failing verdict is a verdict; the comparison shows whether old and new agree)."""
+    """One ``run`` of ``tree``; its wall time in seconds (its CPU time is appended to ``_CPU``:
+    steadier than wall time on a shared machine). The exit code is printed, not judged (a
+    failing verdict is a verdict; the comparison shows whether old and new agree)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "tests" / "vendor")])
     env.pop("LLORCH_RUN_ID", None)
@@ -74,11 +84,13 @@ def run_once(tree: Path, kind: str, out: Path, extra: Sequence[str] = ()) -> flo
         sys.executable, "-m", "llorch_conformance", "run", *KINDS[kind], "--out", str(out),
         "--no-progress", *extra,
     ]  # fmt: skip
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(
         cmd, env=env, cwd=str(tree), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
     )
     wall = time.perf_counter() - t0
+    _CPU.append(_children_cpu() - cpu0)
     if proc.returncode not in (0, 1):
         tail = proc.stdout.decode("utf-8", "replace")[-2000:]
         print(f"  ! {tree.name} {kind}: exit {proc.returncode}\n{tail}", file=sys.stderr)
@@ -116,6 +128,7 @@ def session_wall(out: Path) -> float | None:
 
 def compare_kind(kind: str, old: Path, new: Path, runs: int, scratch: Path) -> None:
     walls: dict[str, list[float]] = {"old": [], "new": []}
+    cpus: dict[str, list[float]] = {"old": [], "new": []}
     sessions: dict[str, list[float]] = {"old": [], "new": []}
     outs: dict[str, list[Path]] = {"old": [], "new": []}
     for i in range(runs):
@@ -123,6 +136,7 @@ def compare_kind(kind: str, old: Path, new: Path, runs: int, scratch: Path) -> N
             out = scratch / f"{kind}-{side}-{i}"
             wall = run_once(tree, kind, out)
             walls[side].append(wall)
+            cpus[side].append(_CPU[-1])
             outs[side].append(out)
             sess = session_wall(out)
             if sess is not None:
@@ -130,12 +144,17 @@ def compare_kind(kind: str, old: Path, new: Path, runs: int, scratch: Path) -> N
             split = (
                 f"  (session {sess:5.1f} s, start-up + bundle {wall - sess:5.1f} s)" if sess else ""
             )
-            print(f"  {kind:6s} {side} run {i + 1}: {wall:6.1f} s{split}", flush=True)
+            print(
+                f"  {kind:6s} {side} run {i + 1}: {wall:6.1f} s{split}  CPU {_CPU[-1]:5.1f} s",
+                flush=True,
+            )
     m_old, m_new = statistics.median(walls["old"]), statistics.median(walls["new"])
     print(
         f"{kind:6s} median old {m_old:6.1f} s  new {m_new:6.1f} s  "
         f"ratio {m_old / m_new:4.1f}x  (runs: {runs} each, alternating)"
     )
+    c_old, c_new = statistics.median(cpus["old"]), statistics.median(cpus["new"])
+    print(f"{kind:6s} CPU (user+system, all processes): old {c_old:6.1f} s  new {c_new:6.1f} s")
     if sessions["old"] and sessions["new"]:
         s_old, s_new = statistics.median(sessions["old"]), statistics.median(sessions["new"])
         print(
