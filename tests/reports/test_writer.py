@@ -187,3 +187,39 @@ def test_pretty_json_keeps_the_old_failure_on_lone_surrogates(tmp_path: Path) ->
     pb = ProofBundle.for_type(TestType.CONFORMANCE, base=tmp_path, run_id="s")
     with pytest.raises(BundleError):
         pb.write_json("x.json", {"s": "a\ud800b"})  # cannot be UTF-8: an error, as before
+
+
+def test_a_linked_subdirectory_is_refused_when_first_used(tmp_path: Path) -> None:
+    """Directories are checked once per writer: a link met on first use is still refused."""
+    import os
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    pb = ProofBundle.for_type("unit", base=tmp_path / "pb", run_id="r")
+    pb.write_json("a/b/one.json", {"n": 1})
+    pb.write_json("a/b/two.json", {"n": 2})  # a/ and a/b/ known now: no new check needed
+    os.symlink(outside, pb.root() / "a" / "c")
+    with pytest.raises(BundleError, match="symbolic link"):
+        pb.write_json("a/c/three.json", {"n": 3})
+    assert list(outside.iterdir()) == []
+    assert json.loads((pb.root() / "a/b/two.json").read_text()) == {"n": 2}
+
+
+def test_replace_file_replaces_files_and_links_never_directories(tmp_path: Path) -> None:
+    import os
+
+    from llorch_conformance.reports._writer import replace_file
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (tmp_path / "file").write_text("old")
+    os.symlink(victim, tmp_path / "link")
+    os.symlink(tmp_path / "missing", tmp_path / "dangling")
+    for name in ("new", "file", "link", "dangling"):
+        replace_file(tmp_path / name, b"fresh")
+        assert not (tmp_path / name).is_symlink()
+        assert (tmp_path / name).read_bytes() == b"fresh"
+    assert victim.read_text() == "keep me"
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(OSError, match="is a directory"):
+        replace_file(tmp_path / "dir", b"x")
