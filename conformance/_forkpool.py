@@ -321,6 +321,23 @@ class ForkPool:
         self._children.clear()
 
 
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to kill this worker when the parent dies (a parent killed by a
+    CI timeout must not leave workers running a hung scenario); elsewhere a worker ends when
+    it next asks for work and finds the pipe closed."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 class _NextItem:
     """The ``nextitem`` a child passes to ``pytest_runtest_protocol``, asked of the parent only
     when pytest's teardown needs it (``teardown_exact`` tests its truth, then its
@@ -354,7 +371,10 @@ class _Worker:
         self.rfd = rfd
         self.wfd = wfd
         config = session.config
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent handles ^C and kills us
+        # ^C is the parent's to handle (it stops the hand-out and kills the workers); a worker
+        # that took it itself would end its scenario with a half-written report
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with_parent()
         config.option.maxfail = 0  # the parent counts failures and stops the hand-out
         factory = getattr(config, "_tmp_path_factory", None)
         if factory is not None and basetemp is not None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,24 @@ def test_a_worker_that_dies_is_an_error_of_its_scenario_and_the_run_goes_on(
     assert proc.returncode != 0  # harness errors are never a green run
 
 
+_SLEEPER = """
+import time
+
+from acme_adapter import AcmeVllmAdapter, make as _make
+
+
+class Sleeper(AcmeVllmAdapter):
+    async def submit(self, request):
+        time.sleep(120)  # blocks its event loop: no deadline of the harness can end it
+        yield
+
+
+def make(base_url, **config):
+    adapter = _make(base_url, **config)
+    adapter.__class__ = Sleeper
+    return adapter
+"""
+
 _CONFTEST = """
 import os
 import threading
@@ -186,3 +206,83 @@ def test_a_process_with_threads_runs_serially_rather_than_fork(tmp_path: Path) -
     assert "12 passed" in out, out[-3000:]
     setups = [x.split()[1] for x in lines if x.startswith("setup")]
     assert len(setups) == 1, lines  # the pytest process itself: nothing was forked
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[-1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for p in pids:
+        try:
+            state = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(p)
+    return alive
+
+
+def _start_run(tmp_path: Path, *select: str) -> tuple[subprocess.Popen[str], set[int]]:
+    launch = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'llorch_conformance', *sys.argv[1:]])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launch, "run", *(select or ("--only", "vllm")),
+         "--out", str(tmp_path / "o"), "--no-progress", "--no-bundle", "-j", "3",
+         "--parallel", "fork"],
+        env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 3 and proc.poll() is None:
+        workers = _children(proc.pid)
+        time.sleep(0.05)
+    assert len(workers) >= 3, "the run never forked its workers"
+    return proc, workers
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG")
+def test_ctrl_c_stops_the_run_and_every_worker_in_one_line(tmp_path: Path) -> None:
+    proc, workers = _start_run(tmp_path)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's ^C does: the whole group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out[-2000:]
+    assert "Traceback" not in out, out[-2000:]
+    assert "INTERRUPTED" in out
+    deadline = time.monotonic() + 10
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(workers)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG")
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """A CI timeout that SIGKILLs the run must not leave workers running a hung scenario: here
+    every worker is stuck in an adapter that blocks for two minutes."""
+    (tmp_path / "sleeper_adapter.py").write_text(_SLEEPER, "utf-8")
+    proc, workers = _start_run(
+        tmp_path, "--adapter", "sleeper_adapter:make", "--dialect", "vllm",
+        "--requirement", "ADAPT-3001",
+    )  # fmt: skip
+    time.sleep(1.0)  # every worker is inside its first scenario, blocked
+    assert _alive(workers) == workers
+    proc.kill()
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 5
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(workers), _alive(workers)
