@@ -102,6 +102,7 @@ class _Child:
     running: int | None = None  # started, not finished
     phases: set[str] = field(default_factory=set)  # reported phases of ``running``
     done: bool = False  # told there is nothing more
+    finished: int = 0  # items it ran to the end
     buffer: bytearray = field(default_factory=bytearray)
     crash_text: str = ""
 
@@ -131,6 +132,7 @@ class ForkPool:
         self._children: dict[int, _Child] = {}  # by the fd the parent reads
         self._stopping = False
         self._spawned = 0
+        self._barren = 0  # workers in a row that died before finishing any item
 
     # -- parent -----------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -258,6 +260,8 @@ class ForkPool:
             item = session.items[idx]
             hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
             child.running = None
+            child.finished += 1
+            self._barren = 0
             if child.given == idx:
                 child.given = None
         elif kind == "crash":
@@ -276,7 +280,17 @@ class ForkPool:
         if running is not None:
             self._report_crash(session, child, status)
         clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and child.done
-        if not clean and self._queue and not self._stopping:
+        if clean:
+            return
+        if not child.finished and running is None:
+            self._barren += 1
+            if self._barren >= max(3, self.workers):  # not one scenario's doing: the workers'
+                raise RuntimeError(
+                    f"forked workers die before running a scenario ({self._barren} in a row, "
+                    f"last {_how(status)}): {_last_line(child.crash_text) or 'no message'}; "
+                    "--parallel xdist or -j 1 runs without forking"
+                )
+        if self._queue and not self._stopping:
             self._spawn(session, sel)  # a replacement, so the run still ends
 
     def _report_crash(self, session: pytest.Session, child: _Child, status: int) -> None:
@@ -284,14 +298,9 @@ class ForkPool:
         from llorch_conformance.adapters.api import HarnessError
 
         item = session.items[child.running if child.running is not None else 0]
-        how = (
-            f"killed by signal {os.WTERMSIG(status)}"
-            if os.WIFSIGNALED(status)
-            else f"exit code {os.WEXITSTATUS(status)}"
-        )
-        text = child.crash_text.strip().splitlines()[-1:] if child.crash_text else []
-        why = f"the worker process running this scenario died ({how})" + (
-            f": {text[0]}" if text else ""
+        text = _last_line(child.crash_text)
+        why = f"the worker process running this scenario died ({_how(status)})" + (
+            f": {text}" if text else ""
         )
 
         def died() -> None:
@@ -319,6 +328,17 @@ class ForkPool:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._children.clear()
+
+
+def _how(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit code {os.WEXITSTATUS(status)}"
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def _die_with_parent() -> None:

@@ -150,6 +150,11 @@ def pytest_configure(config):
     config.pluginmanager.register(ForkPool(int(os.environ["FORKPOOL_N"])), "forkpool")
 
 
+def pytest_plugin_registered(plugin, plugin_name, manager):
+    if os.environ.get("FORKPOOL_DIE") and str(plugin_name).startswith("llorch-fork-worker"):
+        os._exit(3)  # every worker dies as it starts, before any test
+
+
 @pytest.fixture(scope="session")
 def engine():
     _log("setup")
@@ -170,7 +175,9 @@ def test_uses_the_session_fixture(engine, tmp_path, n):
 """
 
 
-def _pytest_project(tmp_path: Path, workers: int, thread: bool) -> tuple[str, list[str]]:
+def _pytest_project(
+    tmp_path: Path, workers: int, thread: bool, die: bool = False
+) -> tuple[str, list[str]]:
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "conftest.py").write_text(_CONFTEST, "utf-8")
@@ -180,6 +187,8 @@ def _pytest_project(tmp_path: Path, workers: int, thread: bool) -> tuple[str, li
     env.update(FORKPOOL_LOG=str(log), FORKPOOL_N=str(workers))
     if thread:
         env["FORKPOOL_THREAD"] = "1"
+    if die:
+        env["FORKPOOL_DIE"] = "1"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
          "--basetemp", str(tmp_path / "bt"), str(proj)],
@@ -206,6 +215,15 @@ def test_a_process_with_threads_runs_serially_rather_than_fork(tmp_path: Path) -
     assert "12 passed" in out, out[-3000:]
     setups = [x.split()[1] for x in lines if x.startswith("setup")]
     assert len(setups) == 1, lines  # the pytest process itself: nothing was forked
+
+
+def test_workers_that_die_before_any_test_end_the_run_with_one_error(tmp_path: Path) -> None:
+    """Not an endless respawn: a few workers in a row dying before their first test is the
+    workers' fault, and the run says so."""
+    out, _ = _pytest_project(tmp_path, workers=2, thread=False, die=True)
+    assert "forked workers die before running a scenario" in out, out[-3000:]
+    assert "exit code 3" in out
+    assert "passed" not in out
 
 
 def _children(pid: int) -> set[int]:
