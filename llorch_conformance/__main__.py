@@ -1,5 +1,5 @@
 """``python -m llorch_conformance …`` is ``llorch-conformance …``."""
 
-from llorch_conformance.conformance.cli import main
+from llorch_conformance.conformance.cli import console_main
 
-raise SystemExit(main())
+console_main()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from llorch_conformance.conformance import cli
+from llorch_conformance.conformance import CATALOGUE, cli
 from llorch_conformance.conformance._targets import distributions_providing
 
 from ._cli import cli_env
@@ -302,3 +302,43 @@ def test_every_warm_import_of_ours_imports_and_starts_no_thread() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "1", "a warm import started a thread: forking is then unsafe"
+
+
+def _console(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` (which ends in ``console_main()``) in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=cli_env()
+    )
+
+
+_CONSOLE = (
+    "import atexit, sys\n"
+    "from llorch_conformance.conformance.cli import console_main\n"
+    "atexit.register(lambda: print('atexit ran', flush=False))\n"
+)
+
+
+def test_console_main_keeps_output_exit_code_and_atexit_handlers() -> None:
+    """The quick exit: everything printed arrives (stdout is flushed after the ``atexit``
+    handlers, as the interpreter does), the exit code is main's."""
+    ok = _console(_CONSOLE + "sys.argv = ['x', 'list', 'requirements', '--format', 'json']\n"
+                  "console_main()\n")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    body, _, tail = ok.stdout.rpartition("]")
+    assert tail.strip() == "atexit ran"
+    assert len(json.loads(body + "]")) == len(CATALOGUE)
+    bad = _console(_CONSOLE + "sys.argv = ['x', 'show', '/no/such/run']\nconsole_main()\n")
+    assert bad.returncode == 2 and "atexit ran" in bad.stdout
+    assert bad.stderr.strip().splitlines()[-1].startswith("llorch-conformance: error:")
+
+
+def test_console_main_waits_for_a_running_thread_as_an_ordinary_exit_does() -> None:
+    code = _CONSOLE + (
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+        "sys.argv = ['x', 'explain', 'WA-INT-3002']\n"
+        "console_main()\n"
+    )
+    proc = _console(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "thread done" in proc.stdout and "atexit ran" in proc.stdout
