@@ -19,6 +19,7 @@ mask — never the secret. What happens on a hit (the run fails, who is blamed) 
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import os
@@ -107,6 +108,7 @@ _SCHEME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+.-")
 _LITERAL_RULES: Final = tuple((lit, rule) for rule, lits in _LITERALS.items() for lit in lits)
 #: Any literal: one C-level search finds the next place where one starts.
 _ANCHOR: Final = re.compile("|".join(re.escape(lit) for lit, _ in _LITERAL_RULES))
+_NEWLINE: Final = re.compile("\n")
 #: Files above this size are scanned in their first part only (transcripts are capped well below).
 _SCAN_LIMIT: Final = 32 * 1024 * 1024
 
@@ -149,20 +151,42 @@ def secret_forms(secret: str) -> list[tuple[str, str]]:
 
 def audit_text(text: str, rel: str, secrets: Sequence[str] = ()) -> list[AuditHit]:
     """Hits in one text; line numbers are 1-based. Whole-text scans, so big bundles stay fast."""
+    return _audit_text(text, rel, _searches(secrets))
+
+
+#: What is searched for one configured secret: (rule, spelling, mask of the secret).
+_Search = tuple[str, str, str]
+
+
+def _searches(secrets: Sequence[str]) -> list[_Search]:
+    """The spellings of every configured secret, computed once per audit (not per file: a
+    bundle has thousands of files, and each secret six encodings and a hash)."""
+    return [
+        (f"configured-secret:{name}", form, mask(secret))
+        for secret in secrets
+        if secret and len(secret) >= 4
+        for name, form in secret_forms(secret)
+    ]
+
+
+def _audit_text(text: str, rel: str, searches: Sequence[_Search]) -> list[AuditHit]:
+    newlines: list[int] = []
 
     def line_of(offset: int) -> int:
-        # Computed only for hits (rare), so clean files cost one pass per pattern, not per line.
-        return text.count("\n", 0, offset) + 1
+        # Only for hits: clean files cost one pass per pattern, not per line. The newlines are
+        # listed once per text, on the first hit: a secret leaked into every record of a big
+        # transcript (thousands of hits) must not cost a count from the start for each one.
+        if not newlines:
+            newlines.extend(m.start() for m in _NEWLINE.finditer(text))
+            newlines.append(len(text))  # a sentinel: the list is never empty again
+        return bisect.bisect_left(newlines, offset) + 1
 
     hits: list[AuditHit] = []
-    for secret in secrets:
-        if not secret or len(secret) < 4:
-            continue
-        for name, form in secret_forms(secret):
-            i = text.find(form)
-            while i != -1:
-                hits.append(AuditHit(rel, line_of(i), f"configured-secret:{name}", mask(secret)))
-                i = text.find(form, i + len(form))
+    for rule, form, masked in searches:
+        i = text.find(form)
+        while i != -1:
+            hits.append(AuditHit(rel, line_of(i), rule, masked))
+            i = text.find(form, i + len(form))
     for rule, m in pattern_matches(text):
         hits.append(AuditHit(rel, line_of(m.start("t")), rule, mask(m.group("t"))))
     hits.sort(key=lambda h: (h.line, h.rule))
@@ -265,6 +289,7 @@ def audit_files(
     ``stat`` identity is unchanged, which the manifest checks before using it.
     """
     skipped = set(skip)
+    searches = _searches(secrets)
     hits: list[AuditHit] = []
     binary: list[str] = []
     digests: dict[str, FileDigest] = {}
@@ -281,5 +306,5 @@ def audit_files(
             # Binary (a PNG screenshot): a secret cannot be searched as text; say so, don't guess.
             binary.append(rel)
             continue
-        hits.extend(audit_text(data.decode("utf-8", "replace"), rel, secrets))
+        hits.extend(_audit_text(data.decode("utf-8", "replace"), rel, searches))
     return hits, binary, digests

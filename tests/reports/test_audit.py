@@ -201,3 +201,19 @@ def test_list_files_is_what_rglob_is_file_lists(tmp_path: Path) -> None:
     old = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file()]
     assert sorted(list_files(root), key=lambda r: r.split("/")) == old
     assert set(old) == {"a/b/x", "a-b/y", ".hidden", "link-to-file"}
+
+
+def test_line_numbers_of_many_hits_in_one_text() -> None:
+    """Every hit gets its 1-based line (the newlines are listed once per text, not counted from
+    the start for each hit): a secret leaked into each record of a transcript, plus patterns."""
+    secret = "s3cr3t-value-0123"
+    lines = [f'{{"i": {i}, "echo": "{secret if i % 3 == 0 else "x"}"}}' for i in range(3000)]
+    lines[7] += " Authorization: Bearer abcdefghijklmnop0123"
+    text = "\n".join(lines) + "\n"
+    hits = audit_text(text, "events.ndjson", [secret])
+    expected = sorted(
+        [(i + 1, "configured-secret:raw") for i in range(0, 3000, 3)]
+        + [(8, "authorization-header"), (8, "bearer-token")]
+    )
+    assert sorted((h.line, h.rule) for h in hits) == expected
+    assert audit_text("no newline " + secret, "f", [secret])[0].line == 1
