@@ -12,6 +12,7 @@ import re
 from collections import OrderedDict
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -128,3 +129,20 @@ def test_nesting_is_cut_at_the_same_depth() -> None:
         deep = [deep] if i % 2 else {"k": deep}
     assert _same(bounded_json(deep), _oracle(deep))
     assert "nested deeper than" in str(bounded_json(deep))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": [1, 2.5, -0.0, 1e-07, 18446744073709551616, true, null], "b": {"a": 1, "a": 2}}',
+        '{"nan": NaN, "inf": -Infinity, "s": "\\ud800", "pair": "\\ud83d\\ude00"}',
+        '{"big": 1e400, "deep": ' + "[" * 100 + "]" * 100 + "}",
+        '"\\u0000 \\u2028 é"',
+    ],
+)
+def test_redacted_evidence_is_parsed_as_json_loads_parses_it(text: str) -> None:
+    import json
+
+    from llorch_conformance.reports._bundle import _parse
+
+    assert repr(_parse(text)) == repr(json.loads(text))  # repr: NaN, -0.0, int vs float
