@@ -23,9 +23,13 @@ pauses to collect. This process only orchestrates and sleeps meanwhile.
    scheduling, so it is an upper bound on the mock's error; the server side is the mock's own.
 
 **Warm-up**: each fidelity measurement follows an unmeasured run of the same shape on the same
-mock process. A fresh process's first growth to hundreds of streams touches new memory, and
-on a VM (Firecracker here) first-touch page faults stalled the whole process 10-14 ms at a time
-— start-up cost, not pacing. ``--cold`` measures the first run instead.
+mock process; ``--cold`` measures a fresh process's first run instead. The two used to differ:
+the first run stalled the whole mock 8-14 ms two or three times — not page faults (it takes
+~9,000 minor faults, the next run 42, but pre-faulting the heap left the stalls in place) but
+the kernel doubling the descriptor table at 256 and 512 open descriptors, which in a process
+with two threads waits for an RCU grace period (``perf``: ``accept4 -> expand_files ->
+synchronize_rcu``). ``serve`` now grows the table at start-up and keeps one thread
+(``mock_engines._server.reserve_descriptors``), so the first run meets the goal as well.
 
 **Old vs new**: with ``--baseline REV`` (default ``84df667``, the main commit before issue 18.2's
 timing work) the same runs are made against that revision's mock (extracted with

@@ -22,6 +22,10 @@ What held timing at 500-1,000 streams (issue 18.2), and the design answer:
   hiccup the accepted connections pile up and their renders ran back to back while frames fell
   due. :func:`flush_due` writes what is due before each render, so a due frame waits for at
   most one render, never for a burst of them.
+* **A fresh process's descriptor table.** The kernel doubles it (256, 512, 1,024 ...) as
+  connections are accepted and, in a multi-threaded process, waits for an RCU grace period each
+  time: 8-14 ms with the loop stopped, twice in a fresh mock's first 500-stream ramp. ``serve``
+  grows it at start-up and runs on one thread (``mock_engines._server.reserve_descriptors``).
 * **The mock's own work counted into TTFT.** The schedule started after the request was parsed
   and rendered (and after any requests ahead of it on the loop); with a free slot it now starts
   when the request arrived, as a real engine's TTFT does (``MockEngineApp._generate``).
