@@ -6,7 +6,10 @@ N tokens, the engine's wire frames, a retry record):
 * ``write_bundle`` wall and CPU time per run, CPU ms per scenario (all renderers, audit, manifest,
   statement) — CPU time because the machine is shared and wall time is noisy;
 * the redaction audit alone: MB scanned per CPU second;
-* ``verify_bundle``: CPU time and MB hashed and checked per CPU second.
+* ``verify_bundle``: CPU time and MB hashed and checked per CPU second;
+* what ``run`` does around the bundle (issue 18): ``RunResults.write`` and ``RunResults.read`` of
+  the run's ``results.json`` (CPU s) and :func:`adapters.http_util.redact` over every scenario's
+  evidence text, as the writer redacts it (MB per CPU second).
 
 Prints numbers and ratios; asserts nothing. Usage::
 
@@ -16,11 +19,13 @@ Prints numbers and ratios; asserts nothing. Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from llorch_conformance.adapters.http_util import redact
 from llorch_conformance.conformance._results import RunResults, ScenarioResult
 from llorch_conformance.reports import audit_bundle, verify_bundle, write_bundle
 
@@ -78,6 +83,22 @@ def _size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
+def _around(res: RunResults, tmp: Path) -> tuple[float, float, float]:
+    """CPU s of writing and reading results.json, and redaction MB per CPU second."""
+    c = time.process_time()
+    path = res.write(tmp / "results.json")
+    write_cpu = time.process_time() - c
+    c = time.process_time()
+    RunResults.read(path)
+    read_cpu = time.process_time() - c
+    texts = [json.dumps(s.evidence, ensure_ascii=False) for s in res.scenarios]
+    c = time.process_time()
+    for text in texts:
+        redact(text)
+    redact_cpu = time.process_time() - c
+    return write_cpu, read_cpu, sum(map(len, texts)) / 1e6 / max(redact_cpu, 1e-9)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenarios", default="100,400")
@@ -85,7 +106,8 @@ def main() -> None:
     args = ap.parse_args()
     print(
         f"{'scenarios':>9} {'files':>6} {'MB':>6} {'write s':>8} {'cpu s':>6} {'cpu ms/scen':>11} "
-        f"{'audit MB/cpu-s':>14} {'verify cpu s':>12} {'verify MB/cpu-s':>15}"
+        f"{'audit MB/cpu-s':>14} {'verify cpu s':>12} {'verify MB/cpu-s':>15} "
+        f"{'results w/r cpu s':>17} {'redact MB/cpu-s':>15}"
     )
     for n in (int(x) for x in args.scenarios.split(",")):
         res = _results(n, args.tokens)
@@ -101,12 +123,14 @@ def main() -> None:
             rep = verify_bundle(out.path)
             verify_cpu = time.process_time() - c
             assert rep.ok, rep.problems[:3]
+            res_write_cpu, res_read_cpu, redact_rate = _around(res, Path(tmp))
             files = sum(1 for p in out.path.rglob("*") if p.is_file())
             mb = size / 1e6
             print(
                 f"{n:>9} {files:>6} {mb:>6.1f} {write_s:>8.2f} {write_cpu:>6.2f} "
                 f"{1000 * write_cpu / n:>11.1f} {mb / audit_cpu:>14.1f} {verify_cpu:>12.2f} "
-                f"{mb / verify_cpu:>15.1f}"
+                f"{mb / verify_cpu:>15.1f} {f'{res_write_cpu:.2f}/{res_read_cpu:.2f}':>17} "
+                f"{redact_rate:>15.1f}"
             )
 
 
