@@ -45,7 +45,7 @@ from ._declarations import DECLARATION_RULES
 from ._guide import SCOPES
 from ._results import STATUSES, VERDICT_STATUSES, RunResults, ScenarioResult, Verdict
 from ._seeds import SEED_CORPUS
-from ._targets import DEFAULT_TOKEN_ENV, KNOWN_DIALECTS, resolve_targets
+from ._targets import DEFAULT_TOKEN_ENV, KNOWN_DIALECTS, distributions_providing, resolve_targets
 
 try:
     __version__ = version("llorch-conformance")
@@ -91,6 +91,7 @@ __all__ = [
     "ScenarioResult",
     "Verdict",
     "__version__",
+    "distributions_providing",
     "get_requirement",
     "is_known",
     "pending_requirements",
