@@ -62,8 +62,8 @@ def register(sub: Any) -> None:
         "--jobs",
         default="auto",
         metavar="N|auto",
-        help="parallel workers (auto: 2 per core, min 4; with --parallel xdist and one adapter, "
-        "1 per core)",
+        help="parallel workers (auto: 3 per core, min 6; with --parallel xdist 2 per core, min "
+        "4, and 1 per core for one adapter)",
     )
     p.add_argument(
         "--parallel",

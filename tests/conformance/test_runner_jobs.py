@@ -11,14 +11,15 @@ from pathlib import Path
 from llorch_conformance.conformance._runner import _session_args, auto_jobs
 
 
-def test_auto_jobs_is_twice_the_cores_forked_and_one_per_core_for_one_target_under_xdist() -> None:
+def test_auto_jobs_is_three_per_core_forked_and_one_per_core_for_one_target_under_xdist() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    twice = max(4, 2 * int(cores or 1))
-    # forked workers cost no start-up: two per core whatever the number of targets
-    assert auto_jobs(6) == auto_jobs() == auto_jobs(1) == auto_jobs(1, "fork") == twice
+    n = int(cores or 1)
+    # forked workers cost no start-up: three per core whatever the number of targets
+    assert auto_jobs(6) == auto_jobs() == auto_jobs(1) == auto_jobs(1, "fork")
+    assert auto_jobs(1, "fork") == min(max(6, 3 * n), 64)
     # an xdist worker costs ~0.7 s of CPU to start: one per core for a single target
-    assert auto_jobs(6, "xdist") == twice
-    assert auto_jobs(1, "xdist") == max(2, int(cores or 1))
+    assert auto_jobs(6, "xdist") == max(4, 2 * n)
+    assert auto_jobs(1, "xdist") == max(2, n)
 
 
 def test_a_session_loads_only_the_suites_plugins(tmp_path: Path) -> None:
