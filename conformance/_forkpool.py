@@ -28,7 +28,8 @@ How it works (the shape of xdist's ``DSession``, with ``os.fork`` in place of ex
   replaced.
 
 Forking is only safe from a single-threaded process: :func:`fork_safe` says whether this one is,
-and the runner falls back to xdist (or to one process) when it is not.
+and when it is not the pool steps aside and pytest runs the items itself, serially (the runner
+forks only where ``os.fork`` exists, and ``--parallel xdist`` still uses pytest-xdist).
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _pytest.nodes import Node
 
 __all__ = ["ForkPool", "fork_safe"]
 
@@ -375,7 +375,7 @@ class _NextItem:
     def __bool__(self) -> bool:
         return self.resolve() != _NO_MORE
 
-    def listchain(self) -> list[Node]:
+    def listchain(self) -> list[Any]:
         idx = self.resolve()
         return [] if idx == _NO_MORE else self._worker.session.items[idx].listchain()
 
