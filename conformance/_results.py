@@ -246,11 +246,14 @@ class RunResults:
         scenario, which deep-copies the evidence only for the copy to be encoded and dropped;
         here the scenarios' fields go to the encoder as they are, and the one thing ``asdict``
         changes in what is encoded — a dataclass nested in the evidence becomes a dict of its
-        fields — the encoder's ``default`` does (:func:`_fields_of`); see :func:`_pretty_json_bytes`.
+        fields — the encoder's ``default`` does (:func:`_fields_of`); the encoding is
+        :func:`llorch_conformance._json.pretty_json_bytes`, shared with the bundle writer.
         """
+        from llorch_conformance._json import pretty_json_bytes  # msgspec: keep the CLI start light
+
         path.parent.mkdir(parents=True, exist_ok=True)
         shallow = [{f.name: getattr(s, f.name) for f in _SCENARIO_FIELDS} for s in self.scenarios]
-        path.write_bytes(_pretty_json_bytes(self._dict(shallow)))
+        path.write_bytes(pretty_json_bytes(self._dict(shallow), default=_fields_of) + b"\n")
         return path
 
     @classmethod
@@ -294,27 +297,6 @@ def _fields_of(obj: Any) -> dict[str, Any]:
     if is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: getattr(obj, f.name) for f in fields(obj)}
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-def _pretty_json_bytes(value: Any) -> bytes:
-    """``json.dumps(value, indent=2, ensure_ascii=False) + "\\n"`` as UTF-8 (dataclasses as
-    dicts): the same bytes.
-
-    With ``indent`` the standard library encodes in pure Python; its C encoder writes compact
-    JSON, and msgspec (a dependency already) re-indents those tokens verbatim in C, on bytes
-    (re-indenting the text and encoding that costs ~3x more for a non-ASCII run). reports'
-    ``pretty_json`` does the same for the bundle's files; its tests and ours prove the bytes.
-    What msgspec or UTF-8 refuses (``NaN``/``Infinity``, lone surrogates) takes the standard
-    path, so those values behave exactly as before (a lone surrogate still fails to encode).
-    """
-    import msgspec  # here: importing the results model must stay light for the CLI's start
-
-    compact = json.dumps(value, ensure_ascii=False, default=_fields_of)
-    try:
-        return msgspec.json.format(compact.encode("utf-8"), indent=2) + b"\n"
-    except (msgspec.MsgspecError, ValueError):  # UnicodeEncodeError is a ValueError
-        text = json.dumps(value, indent=2, ensure_ascii=False, default=_fields_of)
-        return (text + "\n").encode("utf-8")
 
 
 def _status_for(s: ScenarioResult, rid: str) -> tuple[str, str, tuple[str, ...]]:

@@ -40,8 +40,7 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-import msgspec
-
+from llorch_conformance._json import pretty_json_bytes
 from llorch_conformance.adapters.api import HarnessError
 
 __all__ = [
@@ -115,37 +114,6 @@ def safe_name(text: str, *, limit: int = 80) -> str:
     """A file-name component from free text: ASCII letters, digits, ``._-``; never empty or dots."""
     s = _UNSAFE.sub("_", text).strip("._-")[:limit].strip("._-")
     return s or "unnamed"
-
-
-def pretty_json(value: Any) -> str:
-    """``json.dumps(value, indent=2, ensure_ascii=False, default=str)``, the same text, faster.
-
-    Why: with ``indent`` the standard library encodes in pure Python, and the JSON files of a
-    full run's bundle (~25 MB) made that one of the largest costs of writing it. The C encoder
-    writes compact JSON and msgspec (a dependency already) re-indents those tokens verbatim in C;
-    the result is byte-identical. What msgspec refuses (``NaN``/``Infinity``, lone surrogates)
-    takes the standard path, so those values behave exactly as before.
-    """
-    compact = json.dumps(value, ensure_ascii=False, default=str)
-    try:
-        return msgspec.json.format(compact, indent=2)
-    except (msgspec.MsgspecError, ValueError):
-        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
-def pretty_json_bytes(value: Any) -> bytes:
-    """``pretty_json(value)`` as UTF-8, re-indented on bytes: the same bytes, ~3x cheaper.
-
-    Why: a file is written as bytes anyway, and for non-ASCII text (most evidence) re-indenting
-    a ``str`` and encoding it afterwards costs far more than encoding the compact text and
-    re-indenting its bytes (full run's ``results.json``: ~0.3 s -> ~0.1 s). A value that cannot
-    be UTF-8 (a lone surrogate) still raises ``UnicodeEncodeError``, as encoding did before.
-    """
-    compact = json.dumps(value, ensure_ascii=False, default=str)
-    try:
-        return msgspec.json.format(compact.encode("utf-8"), indent=2)
-    except (msgspec.MsgspecError, ValueError):  # UnicodeEncodeError is a ValueError
-        return json.dumps(value, indent=2, ensure_ascii=False, default=str).encode("utf-8")
 
 
 _O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)

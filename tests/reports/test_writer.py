@@ -167,21 +167,21 @@ _PRETTY_CASES: list[object] = [
 
 @pytest.mark.parametrize("value", _PRETTY_CASES, ids=range(len(_PRETTY_CASES)))
 def test_pretty_json_is_byte_identical_to_json_dumps_indent_2(value: object) -> None:
-    from llorch_conformance.reports._writer import pretty_json
+    from llorch_conformance._json import pretty_json
 
     assert pretty_json(value) == json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 @pytest.mark.parametrize("value", _PRETTY_CASES, ids=range(len(_PRETTY_CASES)))
 def test_pretty_json_bytes_are_the_utf8_of_json_dumps_indent_2(value: object) -> None:
-    from llorch_conformance.reports._writer import pretty_json_bytes
+    from llorch_conformance._json import pretty_json_bytes
 
     expected = json.dumps(value, indent=2, ensure_ascii=False, default=str).encode("utf-8")
     assert pretty_json_bytes(value) == expected
 
 
 def test_pretty_json_keeps_the_old_failure_on_lone_surrogates(tmp_path: Path) -> None:
-    from llorch_conformance.reports._writer import pretty_json
+    from llorch_conformance._json import pretty_json
 
     assert pretty_json("a\ud800b") == json.dumps("a\ud800b", indent=2, ensure_ascii=False)
     pb = ProofBundle.for_type(TestType.CONFORMANCE, base=tmp_path, run_id="s")
