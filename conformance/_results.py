@@ -26,7 +26,6 @@ on other requirements first (``Verdict.unproven``) fails the run although its ce
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -218,6 +217,15 @@ class RunResults:
     def to_dict(self) -> dict[str, Any]:
         return self._dict([s.to_dict() for s in self.scenarios])
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without ``asdict``'s deep copy of every scenario: the scenarios'
+        fields as they are (the evidence is the bulk of a run's data). Only for encoding at
+        once: a dataclass nested in the evidence is left for the encoder's ``default`` (the
+        evidence the harness records is plain JSON already)."""
+        return self._dict(
+            [{f.name: getattr(s, f.name) for f in _SCENARIO_FIELDS} for s in self.scenarios]
+        )
+
     def _dict(self, scenarios: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "schema": "llorch-conformance/results/1",
@@ -252,8 +260,7 @@ class RunResults:
         from llorch_conformance._json import pretty_json_bytes  # msgspec: keep the CLI start light
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        shallow = [{f.name: getattr(s, f.name) for f in _SCENARIO_FIELDS} for s in self.scenarios]
-        path.write_bytes(pretty_json_bytes(self._dict(shallow), default=_fields_of) + b"\n")
+        path.write_bytes(pretty_json_bytes(self.to_json_dict(), default=_fields_of) + b"\n")
         return path
 
     @classmethod
@@ -270,21 +277,11 @@ class RunResults:
 
     @classmethod
     def read(cls, path: Path) -> RunResults:
-        """The results in ``path``, parsed exactly as ``json.loads`` parses them.
+        """The results in ``path``, parsed exactly as ``json.loads`` parses them (in C where
+        it can: :func:`llorch_conformance._json.loads`)."""
+        from llorch_conformance._json import loads  # msgspec: keep the CLI start light
 
-        msgspec parses in C (~2.5x faster; a full run's 33 MB is read back after every run) and,
-        where it succeeds, gives what ``json.loads`` gives (same dicts in the same order, lists,
-        correctly rounded floats, big ints, last duplicate key wins); whatever it refuses —
-        ``NaN``, lone surrogate escapes, out-of-range numbers, invalid input — is parsed by
-        ``json.loads`` as before, with its result or its error.
-        """
-        import msgspec
-
-        data = path.read_bytes()
-        try:
-            raw = msgspec.json.decode(data)
-        except (msgspec.MsgspecError, RecursionError):
-            raw = json.loads(path.read_text("utf-8"))
+        raw = loads(path.read_bytes())
         return cls.from_dict(raw)
 
 

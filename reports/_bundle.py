@@ -40,8 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import msgspec
-
+from llorch_conformance._json import loads
 from llorch_conformance.adapters.api import ConformanceFailure, HarnessError
 from llorch_conformance.adapters.http_util import redact
 from llorch_conformance.conformance import CATALOGUE, RunResults, ScenarioResult
@@ -163,7 +162,7 @@ def _redacted(results: RunResults, secrets: Sequence[str]) -> RunResults:
         # bounded first: evidence nested too deep, huge integers, NaN become text, so redaction
         # cannot recurse to death and the bundle's own readers accept what is written
         text = json.dumps(bounded_json(obj), ensure_ascii=False, default=str)
-        return _parse(redact(text, present(text)))
+        return loads(redact(text, present(text)))
 
     def m(message: str) -> str:
         text = bounded_json(message)
@@ -178,30 +177,6 @@ def _redacted(results: RunResults, secrets: Sequence[str]) -> RunResults:
         for s in results.scenarios
     ]
     return replace(results, target=r(results.target), scenarios=scenarios)
-
-
-def _parse(text: str) -> Any:
-    """``json.loads(text)``: msgspec parses in C (~2.5x faster over a run's evidence) and, where
-    it succeeds, gives the same values (see ``RunResults.read``); what it refuses goes to
-    ``json.loads`` as before."""
-    try:
-        return msgspec.json.decode(text)
-    except (msgspec.MsgspecError, RecursionError):
-        return json.loads(text)
-
-
-def _results_dict(res: RunResults) -> dict[str, Any]:
-    """``res.to_dict()`` without deep-copying every scenario's evidence.
-
-    Why: ``to_dict`` is ``dataclasses.asdict``, which deep-copies the evidence (the bulk of a
-    run's data, ~1 s of CPU for a full run). The evidence of ``res`` is already a private copy
-    (:func:`_redacted` parsed it from text) that is only serialised here, so it is put in as
-    is; everything else comes from ``to_dict`` itself, so the two cannot drift apart.
-    """
-    out = replace(res, scenarios=[replace(s, evidence={}) for s in res.scenarios]).to_dict()
-    for d, s in zip(out["scenarios"], res.scenarios, strict=True):
-        d["evidence"] = s.evidence
-    return out
 
 
 def _suite_version() -> str:
@@ -531,7 +506,7 @@ def _write_all(
     for p in placed:
         retry_rows.extend(_write_scenario(pb, p))
     pb.append_ndjson_many("retry_timeline.ndjson", retry_rows)
-    pb.write_json("results.json", _results_dict(res))
+    pb.write_json("results.json", res.to_json_dict())
     pb.write_json("requirements.json", {"catalogue": [r.to_dict() for r in CATALOGUE]})
     pb.write_json("run_config.json", run_config)
     env = _environment(res, config_digest)

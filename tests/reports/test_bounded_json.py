@@ -143,6 +143,6 @@ def test_nesting_is_cut_at_the_same_depth() -> None:
 def test_redacted_evidence_is_parsed_as_json_loads_parses_it(text: str) -> None:
     import json
 
-    from llorch_conformance.reports._bundle import _parse
+    from llorch_conformance._json import loads as _parse
 
     assert repr(_parse(text)) == repr(json.loads(text))  # repr: NaN, -0.0, int vs float

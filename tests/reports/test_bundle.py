@@ -282,12 +282,12 @@ def test_generated_run_ids_never_share_a_bundle(
 
 def test_results_json_dict_equals_to_dict() -> None:
     """results.json skips asdict's deep copy of the evidence; the content must not change."""
-    from llorch_conformance.reports._bundle import _redacted, _results_dict
+    from llorch_conformance.reports._bundle import _redacted
 
     res = _redacted(f.all_statuses(), ["s3cr3t-token-xyz-0123"])
     assert res.scenarios and any(s.evidence for s in res.scenarios)
-    assert _results_dict(res) == res.to_dict()
-    assert json.dumps(_results_dict(res)) == json.dumps(res.to_dict())
+    assert res.to_json_dict() == res.to_dict()
+    assert json.dumps(res.to_json_dict()) == json.dumps(res.to_dict())
 
 
 def test_manifest_reuses_audit_digests_only_for_unchanged_files(tmp_path: Path) -> None:
