@@ -115,12 +115,8 @@ class ForkPool:
         workers: int,
         parent_only: tuple[object, ...] = (),
         expected_s: Callable[[pytest.Item], float] | None = None,
-        before_fork: Callable[[], None] | None = None,
     ) -> None:
         self.workers = max(1, workers)
-        # work every child would otherwise repeat (e.g. loading a CA bundle), done once here and
-        # shared copy-on-write
-        self.before_fork = before_fork
         # plugins that must see reports only in the parent (a progress line printed by every
         # child would count each scenario twice)
         self.parent_only = parent_only
@@ -141,8 +137,6 @@ class ForkPool:
             return None  # pytest's own loop reports the collection errors
         if session.config.option.collectonly or not session.items:
             return None
-        if self.before_fork is not None:
-            self.before_fork()
         if not fork_safe():
             return None  # threads running: a serial run, never a forked copy of a held lock
         self._queue = deque(self._order(session.items))

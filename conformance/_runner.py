@@ -216,17 +216,6 @@ def _parallel_mode(parallel: str | None, jobs: int | str) -> str:
     return "fork"
 
 
-def _warm_up() -> None:
-    """What every forked worker would otherwise do for itself, done once in the parent and
-    shared copy-on-write: load the CA bundle into the verifying TLS contexts (~0.1 s of CPU
-    each). The modules the scenarios import lazily are imported before the run loop by the
-    step library (``steps._plugin.WARM_IMPORTS``), which knows what each feature area needs."""
-    from llorch_conformance.adapters.http_util import verifying_context
-
-    verifying_context(http2=False)
-    verifying_context(http2=True)
-
-
 def _durations() -> dict[str, float]:
     """Scenario duration hints shipped with the suite (``_durations.json``, made by
     ``benches/update_durations.py`` from real runs); empty when missing or unreadable."""
@@ -435,7 +424,6 @@ def run_suite(
                     int(n_jobs),
                     parent_only=(collector,),
                     expected_s=expected_duration,
-                    before_fork=_warm_up,
                 )
             )
         elif mode == "xdist":

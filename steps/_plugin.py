@@ -18,6 +18,7 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from llorch_conformance.adapters.api import Capability
+from llorch_conformance.adapters.http_util import verifying_context
 from llorch_conformance.conformance.plugin import (
     NOT_APPLICABLE,
     PER_RUN,
@@ -270,7 +271,7 @@ def pytest_bdd_step_error(
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """Import what the collected scenarios will import (:data:`WARM_IMPORTS`, and the modules
-    of the built-in adapters under test) before the first one runs; runs before the fork pool's
+    of the built-in adapters under test) and load the CA bundle before the first one runs; runs before the fork pool's
     loop (registered later, so called first among ``tryfirst`` hooks) and returns ``None`` so
     the run loop proceeds as before."""
     if session.config.option.collectonly or not session.items:
@@ -281,6 +282,10 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         except ImportError:
             if name.startswith("llorch_conformance."):
                 raise  # ours always imports: a broken module is news, not an optimisation
+    # and the CA bundle, which every client of the harness and the adapters verifies with
+    # (~0.1 s of CPU per context; forked workers share the parent's)
+    verifying_context(http2=False)
+    verifying_context(http2=True)
 
 
 def warm_imports(items: list[pytest.Item], targets: list[Any]) -> list[str]:
