@@ -62,32 +62,27 @@ def test_a_forked_run_gives_the_serial_runs_verdicts(tmp_path: Path) -> None:
     ]
 
 
-_KILLER = '''
-import os
-
-from acme_adapter import AcmeVllmAdapter, make as _make
-
-
-class Killer(AcmeVllmAdapter):
-    """Dies, process and all, as soon as it is asked to stream (a C extension's segfault,
-    an ``os._exit`` in a dependency): the harness must survive its adapter."""
-
-    async def submit(self, request):
-        os._exit(7)
-        yield
-
-
-def make(base_url, **config):
-    adapter = _make(base_url, **config)
-    adapter.__class__ = Killer
-    return adapter
-'''
+def _acme_variant(tmp_path: Path, module: str, submit: str) -> None:
+    """``tmp_path/<module>.py``: the reference vendor adapter (tests/vendor) whose ``submit``
+    runs ``submit`` (one statement) first."""
+    (tmp_path / f"{module}.py").write_text(
+        "import os\nimport time\n\nfrom acme_adapter import AcmeVllmAdapter, make as _make\n\n\n"
+        "class Variant(AcmeVllmAdapter):\n"
+        f"    async def submit(self, request):\n        {submit}\n        yield\n\n\n"
+        "def make(base_url, **config):\n"
+        "    adapter = _make(base_url, **config)\n"
+        "    adapter.__class__ = Variant\n"
+        "    return adapter\n",
+        "utf-8",
+    )
 
 
 def test_a_worker_that_dies_is_an_error_of_its_scenario_and_the_run_goes_on(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "killer_adapter.py").write_text(_KILLER, "utf-8")
+    # dies, process and all, as soon as it is asked to stream (a C extension's segfault, an
+    # os._exit in a dependency): the harness must survive its adapter
+    _acme_variant(tmp_path, "killer_adapter", "os._exit(7)")
     sel = ["--adapter", "killer_adapter:make", "--dialect", "vllm"]
     sel += ["--requirement", "ADAPT-3000", "--requirement", "WA-INT-3006"]
     proc, results = _run(tmp_path, "out", *sel, "-j", "3", "--parallel", "fork")
@@ -108,24 +103,6 @@ def test_a_worker_that_dies_is_an_error_of_its_scenario_and_the_run_goes_on(
     assert statuses["test_a_loading_engine_is_live_but_not_ready[make]"] == "pass"
     assert proc.returncode != 0  # harness errors are never a green run
 
-
-_SLEEPER = """
-import time
-
-from acme_adapter import AcmeVllmAdapter, make as _make
-
-
-class Sleeper(AcmeVllmAdapter):
-    async def submit(self, request):
-        time.sleep(120)  # blocks its event loop: no deadline of the harness can end it
-        yield
-
-
-def make(base_url, **config):
-    adapter = _make(base_url, **config)
-    adapter.__class__ = Sleeper
-    return adapter
-"""
 
 _CONFTEST = """
 import os
@@ -291,7 +268,8 @@ def test_ctrl_c_stops_the_run_and_every_worker_in_one_line(tmp_path: Path) -> No
 def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
     """A CI timeout that SIGKILLs the run must not leave workers running a hung scenario: here
     every worker is stuck in an adapter that blocks for two minutes."""
-    (tmp_path / "sleeper_adapter.py").write_text(_SLEEPER, "utf-8")
+    # blocks its event loop: no deadline of the harness can end it
+    _acme_variant(tmp_path, "sleeper_adapter", "time.sleep(120)")
     proc, workers = _start_run(
         tmp_path, "--adapter", "sleeper_adapter:make", "--dialect", "vllm",
         "--requirement", "ADAPT-3001",
