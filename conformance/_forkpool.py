@@ -264,15 +264,13 @@ class ForkPool:
     def _on_exit(self, session: pytest.Session, sel: selectors.BaseSelector, child: _Child) -> None:
         sel.unregister(child.from_child)
         del self._children[child.from_child]
-        for fd in (child.from_child, child.to_child):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        _close_pipes(child)
         _, status = os.waitpid(child.pid, 0)
         running, given = child.running, child.given
         if given is not None and given != running:
             self._queue.appendleft(given)  # handed out, never started: someone else's now
         if running is not None:
-            self._report_crash(session, child, status)
+            self._report_crash(session.items[running], child, status)
         clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and child.done
         if clean:
             return
@@ -287,11 +285,10 @@ class ForkPool:
         if self._queue and not self._stopping:
             self._spawn(session, sel)  # a replacement, so the run still ends
 
-    def _report_crash(self, session: pytest.Session, child: _Child, status: int) -> None:
-        """The phases the dead child did not report, as a harness error of that scenario."""
+    def _report_crash(self, item: pytest.Item, child: _Child, status: int) -> None:
+        """The phases of ``item`` the dead child did not report, as a harness error of it."""
         from llorch_conformance.adapters.api import HarnessError
 
-        item = session.items[child.running if child.running is not None else 0]
         text = _last_line(child.crash_text)
         why = f"the worker process running this scenario died ({_how(status)})" + (
             f": {text}" if text else ""
@@ -310,7 +307,6 @@ class ForkPool:
             report = hook.pytest_runtest_makereport(item=item, call=call)
             hook.pytest_runtest_logreport(report=report)
         hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
-        child.running = None
 
     def _kill_all(self) -> None:
         for child in list(self._children.values()):
@@ -318,10 +314,14 @@ class ForkPool:
                 os.kill(child.pid, signal.SIGKILL)
             with contextlib.suppress(OSError):
                 os.waitpid(child.pid, 0)
-            for fd in (child.to_child, child.from_child):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            _close_pipes(child)
         self._children.clear()
+
+
+def _close_pipes(child: _Child) -> None:
+    for fd in (child.to_child, child.from_child):
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _how(status: int) -> str:
